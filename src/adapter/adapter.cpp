@@ -1,0 +1,283 @@
+#include "adapter/adapter.h"
+
+#include <cmath>
+#include <random>
+
+namespace m4::adapter {
+
+using model::HeadPool;
+using model::HeadType;
+using model::Modality;
+using model::Path;
+
+const char * task_name(Task t) {
+    switch (t) {
+        case Task::Classify: return "classify";
+        case Task::Regress: return "regress";
+        case Task::Embed: return "embed";
+        case Task::Generate: return "generate";
+    }
+    return "?";
+}
+
+bool parse_task(const std::string & s, Task * out) {
+    for (int i = 0; i < 4; ++i)
+        if (s == task_name(static_cast<Task>(i))) return *out = static_cast<Task>(i), true;
+    return false;
+}
+
+Result<Manifest> parse_manifest(const nlohmann::json & j) {
+    auto bad = [](const std::string & m) { return invalid_argument("manifest: " + m); };
+    Manifest m;
+    try {
+        if (j.value("format", "") != "m4a") return bad("\"format\" must be \"m4a\"");
+        m.name    = j.value("name", "adapter");
+        m.version = j.value("version", "1.0.0");
+        if (!parse_task(j.value("task", ""), &m.task)) return bad("\"task\" must be classify, regress, embed or generate");
+        if (!model::parse_path(j.value("path", ""), &m.path)) return bad("\"path\" must be encoder, backbone or full");
+        if (!model::parse_modality(j.value("modality", ""), &m.modality))
+            return bad("\"modality\" must be image, audio, imu or text");
+        if ((m.path == Path::Backbone) != (m.modality == Modality::Text))
+            return bad(std::string("the ") + model::path_name(m.path) + " path cannot take " +
+                       model::modality_name(m.modality) + " input");
+        m.firmware_fingerprint = j.value("firmware_fingerprint", "");
+        if (m.firmware_fingerprint.size() != 64) return bad("\"firmware_fingerprint\" must be 64 hex characters");
+        if (j.contains("lora") && !j["lora"].is_null()) {
+            const auto & l = j["lora"];
+            m.lora_rank    = l.at("rank").get<int64_t>();
+            m.lora_alpha   = l.value("alpha", float(m.lora_rank));
+            m.targets      = l.at("targets").get<std::vector<std::string>>();
+            if (m.lora_rank <= 0) return bad("\"lora.rank\" must be positive");
+        }
+        if (m.task == Task::Generate) {
+            if (m.path == Path::Encoder) return bad("a generate adapter needs the backbone or full path");
+            if (j.contains("head") && !j["head"].is_null()) return bad("a generate adapter has no head");
+        } else {
+            if (!j.contains("head")) return bad("missing \"head\"");
+            const auto & h = j["head"];
+            m.head_type    = m.task == Task::Classify ? HeadType::Classify
+                             : m.task == Task::Regress ? HeadType::Regress
+                                                       : HeadType::Embed;
+            if (h.value("type", "") != task_name(m.task)) return bad("\"head.type\" must equal the task");
+            m.head_in  = h.at("in_dim").get<int64_t>();
+            m.head_out = h.at("out_dim").get<int64_t>();
+            std::string pool = h.value("pool", "mean");
+            if (pool != "mean" && pool != "last") return bad("\"head.pool\" must be mean or last");
+            m.head_pool = pool == "mean" ? HeadPool::Mean : HeadPool::Last;
+            if (m.head_in <= 0 || m.head_out <= 0) return bad("head dimensions must be positive");
+        }
+        if (j.contains("labels")) m.labels = j["labels"].get<std::vector<std::string>>();
+        if (m.task == Task::Classify && !m.labels.empty() && static_cast<int64_t>(m.labels.size()) != m.head_out)
+            return bad(std::to_string(m.labels.size()) + " labels for a head of " + std::to_string(m.head_out) + " classes");
+        m.prompt = j.value("prompt", "{input}");
+        if (j.contains("generation")) {
+            const auto & g              = j["generation"];
+            m.generation.max_new_tokens = g.value("max_new_tokens", 32);
+            m.generation.temperature    = g.value("temperature", 0.0f);
+            m.generation.top_k          = g.value("top_k", 0);
+            m.generation.top_p          = g.value("top_p", 1.0f);
+            if (g.contains("stop")) m.generation.stop = g["stop"].get<std::vector<std::string>>();
+        }
+        if (j.contains("metrics")) m.metrics = j["metrics"];
+    } catch (const std::exception & e) {
+        return bad(std::string("malformed field (") + e.what() + ")");
+    }
+    return m;
+}
+
+nlohmann::json manifest_to_json(const Manifest & m) {
+    nlohmann::json j = {{"format", "m4a"},
+                        {"name", m.name},
+                        {"version", m.version},
+                        {"task", task_name(m.task)},
+                        {"path", model::path_name(m.path)},
+                        {"modality", model::modality_name(m.modality)},
+                        {"firmware_fingerprint", m.firmware_fingerprint}};
+    if (m.lora_rank > 0) j["lora"] = {{"rank", m.lora_rank}, {"alpha", m.lora_alpha}, {"targets", m.targets}};
+    if (m.head_type != HeadType::None)
+        j["head"] = {{"type", model::head_type_name(m.head_type)},
+                     {"in_dim", m.head_in},
+                     {"out_dim", m.head_out},
+                     {"pool", model::head_pool_name(m.head_pool)}};
+    if (!m.labels.empty()) j["labels"] = m.labels;
+    j["prompt"]     = m.prompt;
+    j["generation"] = {{"max_new_tokens", m.generation.max_new_tokens},
+                       {"temperature", m.generation.temperature},
+                       {"top_k", m.generation.top_k},
+                       {"top_p", m.generation.top_p},
+                       {"stop", m.generation.stop}};
+    j["metrics"]    = m.metrics;
+    return j;
+}
+
+namespace {
+
+// The linear-name prefixes a path executes.
+std::vector<std::string> path_prefixes(Path path, Modality modality) {
+    std::string enc = std::string("encoders.") + model::modality_name(modality) + ".";
+    std::string prj = std::string("projectors.") + model::modality_name(modality);
+    switch (path) {
+        case Path::Encoder: return {enc};
+        case Path::Backbone: return {"backbone."};
+        case Path::Full: return {enc, prj, "backbone."};
+    }
+    return {};
+}
+
+bool glob_match(const std::string & pat, const std::string & s) {
+    size_t p = 0, i = 0, star = std::string::npos, mark = 0;
+    while (i < s.size()) {
+        if (p < pat.size() && (pat[p] == s[i])) ++p, ++i;
+        else if (p < pat.size() && pat[p] == '*') star = p++, mark = i;
+        else if (star != std::string::npos) p = star + 1, i = ++mark;
+        else return false;
+    }
+    while (p < pat.size() && pat[p] == '*') ++p;
+    return p == pat.size();
+}
+
+Result<Manifest> read_manifest(const format::ContainerFile & f) {
+    auto m = parse_manifest(f.header());
+    if (!m) return m.status().with_context(f.path());
+    return m;
+}
+
+}  // namespace
+
+Result<std::vector<std::string>> expand_targets(const model::ModelConfig & c, Path path, Modality modality,
+                                                const std::string & pattern) {
+    std::vector<std::string> candidates;
+    for (const auto & name : model::linear_names(c))
+        for (const auto & p : path_prefixes(path, modality))
+            if (name.rfind(p, 0) == 0) candidates.push_back(name);
+    std::vector<std::string> pats;
+    if (pattern == "all") pats = {"*"};
+    else if (pattern == "attn") pats = {"*.attn.q", "*.attn.k", "*.attn.v", "*.attn.o"};
+    else if (pattern == "mlp" || pattern == "ffn") pats = {"*.mlp.fc1", "*.mlp.fc2", "*.ffn.gate", "*.ffn.up", "*.ffn.down"};
+    else {
+        size_t start = 0;
+        while (start <= pattern.size()) {
+            size_t comma = pattern.find(',', start);
+            if (comma == std::string::npos) comma = pattern.size();
+            if (comma > start) pats.push_back(pattern.substr(start, comma - start));
+            start = comma + 1;
+        }
+    }
+    std::vector<std::string> out;
+    for (const auto & pat : pats) {
+        bool any = false;
+        for (const auto & name : candidates) {
+            if (!glob_match(pat, name)) continue;
+            any = true;
+            if (std::find(out.begin(), out.end(), name) == out.end()) out.push_back(name);
+        }
+        if (!any)
+            return invalid_argument("LoRA target '" + pat + "' matches no linear layer of the " + model::path_name(path) +
+                                    " path");
+    }
+    return out;
+}
+
+Result<Adapter> Adapter::load_unbound(const std::string & path) {
+    Adapter a;
+    M4_ASSIGN_OR_RETURN(a.file_, format::ContainerFile::open(path, format::FileKind::Adapter));
+    M4_ASSIGN_OR_RETURN(a.manifest_, read_manifest(a.file_));
+    return a;
+}
+
+Result<Adapter> Adapter::load(const std::string & path, const model::Model & fw) {
+    M4_ASSIGN_OR_RETURN(Adapter a, load_unbound(path));
+    const Manifest & m = a.manifest_;
+    const auto &     c = fw.config();
+    if (m.firmware_fingerprint != fw.fingerprint())
+        return incompatible(path + ": trained for firmware " + m.firmware_fingerprint.substr(0, 12) +
+                            "…, but the loaded firmware is " + fw.fingerprint().substr(0, 12) +
+                            "…; retrain it with `m4fw adapter train`");
+    if (m.path != Path::Backbone && !c.has_encoder(m.modality))
+        return incompatible(path + ": needs a " + std::string(model::modality_name(m.modality)) +
+                            " encoder, which the firmware lacks");
+    auto tensor_f32 = [&](const std::string & name, const Shape & shape) -> Result<Tensor> {
+        const format::TensorEntry * e = a.file_.find(name);
+        if (!e) return invalid_argument(path + ": missing tensor '" + name + "'");
+        if (e->dtype != DType::F32 || !(e->shape == shape))
+            return invalid_argument(path + ": tensor '" + name + "' is " + dtype_name(e->dtype) + " " + e->shape.str() +
+                                    ", expected f32 " + shape.str());
+        return a.file_.tensor(name);
+    };
+    std::vector<std::string> allowed = expand_targets(c, m.path, m.modality, "all").value();
+    for (const auto & t : m.targets) {
+        if (std::find(allowed.begin(), allowed.end(), t) == allowed.end())
+            return incompatible(path + ": LoRA target '" + t + "' is not a linear layer of the firmware's " +
+                                model::path_name(m.path) + " path");
+        const model::Linear * lin = fw.weights().linears.at(t);
+        model::LoraPair       p;
+        M4_ASSIGN_OR_RETURN(p.a, tensor_f32("lora." + t + ".a", Shape{m.lora_rank, lin->in()}));
+        M4_ASSIGN_OR_RETURN(p.b, tensor_f32("lora." + t + ".b", Shape{lin->out(), m.lora_rank}));
+        p.scale = m.lora_alpha / float(m.lora_rank);
+        a.weights_.lora[t] = std::move(p);
+    }
+    if (m.head_type != HeadType::None) {
+        int64_t in = m.path == Path::Encoder ? c.embed_dim : c.backbone.width;
+        if (m.head_in != in)
+            return incompatible(path + ": head takes " + std::to_string(m.head_in) + " inputs, the " +
+                                model::path_name(m.path) + " path gives " + std::to_string(in));
+        auto & h = a.weights_.head;
+        h.type   = m.head_type;
+        h.pool   = m.head_pool;
+        M4_ASSIGN_OR_RETURN(h.w, tensor_f32("head.weight", Shape{m.head_out, m.head_in}));
+        if (m.head_type != HeadType::Embed) {
+            M4_ASSIGN_OR_RETURN(Tensor b, tensor_f32("head.bias", Shape{m.head_out}));
+            h.bias = b.f32();
+        }
+    }
+    return a;
+}
+
+Status write_adapter(const std::string & path, const Manifest & m, const std::map<std::string, model::LoraPair> & lora,
+                     const Tensor & head_w, const Tensor & head_b) {
+    format::ContainerWriter w(format::FileKind::Adapter);
+    w.set_header(manifest_to_json(m));
+    for (const auto & [name, p] : lora) {
+        w.add("lora." + name + ".a", p.a);
+        w.add("lora." + name + ".b", p.b);
+    }
+    if (m.head_type != HeadType::None) {
+        w.add("head.weight", head_w);
+        if (m.head_type != HeadType::Embed) w.add("head.bias", head_b);
+    }
+    return w.write(path);
+}
+
+Status write_random_adapter(const std::string & out_path, const model::Model & fw, Manifest m, uint64_t seed) {
+    const auto & c          = fw.config();
+    m.firmware_fingerprint  = fw.fingerprint();
+    std::mt19937_64                   rng(seed);
+    std::normal_distribution<float>   nd(0.0f, 1.0f);
+    auto rand_tensor = [&](const Shape & s, float std) {
+        Tensor t = Tensor::empty(DType::F32, s);
+        for (int64_t i = 0; i < t.numel(); ++i) t.f32()[i] = nd(rng) * std;
+        return t;
+    };
+    std::map<std::string, model::LoraPair> lora;
+    for (const auto & t : m.targets) {
+        auto it = fw.weights().linears.find(t);
+        if (it == fw.weights().linears.end()) return invalid_argument("no linear layer named '" + t + "'");
+        const model::Linear * lin = it->second;
+        model::LoraPair       p;
+        p.a     = rand_tensor(Shape{m.lora_rank, lin->in()}, 1.0f / std::sqrt(float(lin->in())));
+        p.b     = rand_tensor(Shape{lin->out(), m.lora_rank}, 1.0f / std::sqrt(float(m.lora_rank)));
+        lora[t] = std::move(p);
+    }
+    Tensor hw, hb;
+    if (m.task != Task::Generate) {
+        m.head_type = m.task == Task::Classify ? HeadType::Classify : m.task == Task::Regress ? HeadType::Regress : HeadType::Embed;
+        m.head_in   = m.path == Path::Encoder ? c.embed_dim : c.backbone.width;
+        if (m.task == Task::Classify && !m.labels.empty()) m.head_out = static_cast<int64_t>(m.labels.size());
+        if (m.head_out <= 0) return invalid_argument("the head needs --labels or --out-dim");
+        hw = rand_tensor(Shape{m.head_out, m.head_in}, 1.0f / std::sqrt(float(m.head_in)));
+        hb = rand_tensor(Shape{m.head_out}, 0.1f);
+    }
+    return write_adapter(out_path, m, lora, hw, hb);
+}
+
+}  // namespace m4::adapter

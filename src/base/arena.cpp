@@ -1,0 +1,67 @@
+#include "base/arena.h"
+
+#include <cstdlib>
+#include <new>
+
+#include "base/status.h"
+
+namespace m4 {
+
+void * aligned_alloc_bytes(size_t bytes) {
+    size_t rounded = (bytes + kAlign - 1) / kAlign * kAlign;
+    if (rounded == 0) rounded = kAlign;
+    void * p = std::aligned_alloc(kAlign, rounded);
+    if (!p) throw std::bad_alloc();
+    return p;
+}
+
+void aligned_free(void * p) { std::free(p); }
+
+AlignedBuffer make_aligned_buffer(size_t bytes) { return AlignedBuffer(static_cast<uint8_t *>(aligned_alloc_bytes(bytes))); }
+
+void * Arena::alloc_bytes(size_t bytes) {
+    size_t need = (bytes + kAlign - 1) / kAlign * kAlign;
+    if (need == 0) need = kAlign;
+    while (current_ < chunks_.size()) {
+        Chunk & c = chunks_[current_];
+        if (c.size - c.used >= need) {
+            void * p = c.mem.get() + c.used;
+            c.used += need;
+            used_total_ += need;
+            return p;
+        }
+        ++current_;
+    }
+    Chunk c;
+    c.size = std::max(need, chunk_bytes_);
+    c.mem  = make_aligned_buffer(c.size);
+    c.used = need;
+    chunks_.push_back(std::move(c));
+    current_ = chunks_.size() - 1;
+    used_total_ += need;
+    return chunks_.back().mem.get();
+}
+
+void Arena::reset() {
+    // Merge into one chunk big enough for the last pass, so the next pass is a single block.
+    if (chunks_.size() > 1) {
+        size_t total = 0;
+        for (auto & c : chunks_) total += c.size;
+        chunks_.clear();
+        Chunk c;
+        c.size = total;
+        c.mem  = make_aligned_buffer(total);
+        chunks_.push_back(std::move(c));
+    }
+    for (auto & c : chunks_) c.used = 0;
+    current_    = 0;
+    used_total_ = 0;
+}
+
+size_t Arena::reserved() const {
+    size_t total = 0;
+    for (auto & c : chunks_) total += c.size;
+    return total;
+}
+
+}  // namespace m4

@@ -1,0 +1,86 @@
+// The kernel ABI: argument structs and function-pointer types shared by the scalar reference
+// kernels (src/ops/) and the optimised kernels (src/kernels/<isa>/), and the one dispatch table.
+//
+// Dimension letters: M rows of x, N output features, K input features (GEMM);
+// T query tokens, S key tokens, H query heads, G key/value heads (H % G == 0), D head dim.
+// All matrices are row-major with an explicit leading dimension (elements between rows).
+//
+// Every optimised kernel must compute the same function as its reference in src/ops/<op>.cpp;
+// tests/ops compares them on odd shapes for every ISA the machine has.
+#pragma once
+
+#include <cstdint>
+
+#include "base/cpu.h"
+#include "tensor/dtype.h"
+
+namespace m4::kern {
+
+// y[M, N] (ldy) = x[M, K] (ldx) · W[N, K]ᵀ  (+ bias[N])  (+ y if accumulate)
+// W dtype:
+//   F32  — exact f32 products, f32 accumulation
+//   BF16 — x is rounded to bf16, products of bf16 pairs accumulated in f32
+//   I8   — W8A8 dynamic: each x row is quantised symmetrically, sx = max|x_row| / 127,
+//          qx = round_half_even(x / sx) ∈ [-127, 127]; y = sx · w_scale[n] · Σ_k qx·qw (exact int32)
+struct MatmulArgs {
+    const float * x        = nullptr;
+    int64_t       ldx      = 0;
+    const void *  w        = nullptr;  // [N, K], contiguous
+    const float * w_scale  = nullptr;  // I8 only: [N]
+    const float * bias     = nullptr;  // optional [N]
+    float *       y        = nullptr;
+    int64_t       ldy      = 0;
+    int64_t       M = 0, N = 0, K = 0;
+    bool          accumulate = false;
+};
+using MatmulFn = void (*)(const MatmulArgs &);
+
+// y[M, N] = softmax over each row of x[M, N] (y may alias x)
+using SoftmaxFn = void (*)(const float * x, float * y, int64_t M, int64_t N);
+
+// y[M, C] = x / sqrt(mean(x²) + eps) · w[C]   (y may alias x)
+using RmsnormFn = void (*)(const float * x, const float * w, float * y, int64_t M, int64_t C, float eps);
+
+// y[M, C] = (x − mean) / sqrt(var + eps) · w[C] + b[C]   (biased variance; y may alias x)
+using LayernormFn = void (*)(const float * x, const float * w, const float * b, float * y, int64_t M, int64_t C,
+                             float eps);
+
+// Scaled dot-product attention for one sequence.
+//   q[T, H·D] (ldq)  k[S, G·D] (ldk)  v[S, G·D] (ldv)  →  y[T, H·D] (ldy)
+//   head h reads key/value head h / (H / G)
+//   causal: query t sits at absolute position pos0 + t and sees keys s ≤ pos0 + t
+//   y = softmax(q·kᵀ · scale) · v
+struct AttentionArgs {
+    const float * q = nullptr;
+    const float * k = nullptr;
+    const float * v = nullptr;
+    float *       y = nullptr;
+    int64_t       ldq = 0, ldk = 0, ldv = 0, ldy = 0;
+    int64_t       T = 0, S = 0, H = 0, G = 0, D = 0;
+    bool          causal = false;
+    int64_t       pos0   = 0;
+    float         scale  = 1.0f;
+};
+using AttentionFn = void (*)(const AttentionArgs &);
+
+// Elementwise on n floats (y may alias x).
+using UnaryFn = void (*)(const float * x, float * y, int64_t n);
+
+// One table of kernels for one ISA level. A null entry means "not implemented at this level":
+// the dispatcher fills it from the level below, ending at the scalar reference.
+struct KernelTable {
+    MatmulFn    matmul[kDTypeCount] = {};  // indexed by the weight DType (F32, BF16, I8)
+    SoftmaxFn   softmax             = nullptr;
+    RmsnormFn   rmsnorm             = nullptr;
+    LayernormFn layernorm           = nullptr;
+    AttentionFn attention           = nullptr;
+    UnaryFn     silu                = nullptr;
+    UnaryFn     gelu                = nullptr;
+};
+
+// Filled in by each ISA folder (they check finer CPU features, e.g. AVX-512-BF16, themselves).
+void register_avx2(KernelTable & table);
+void register_avx512(KernelTable & table);
+void register_amx(KernelTable & table);
+
+}  // namespace m4::kern

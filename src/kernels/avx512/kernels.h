@@ -1,0 +1,21 @@
+// The AVX-512 kernels (AVX-512 F/BW/VL/DQ; the bf16 and int8 matmuls also need AVX-512-BF16 and
+// AVX-512-VNNI). Each computes the same function as the reference named in its file's header;
+// register.cpp puts them into the dispatch table when the CPU has what they need.
+#pragma once
+
+#include "kernels/abi.h"
+
+namespace m4::kern {
+
+void matmul_fwd_f32_avx512(const MatmulArgs & a);
+void matmul_fwd_bf16_avx512(const MatmulArgs & a);  // needs avx512_bf16
+void matmul_fwd_i8_avx512(const MatmulArgs & a);    // needs avx512_vnni
+void softmax_fwd_f32_avx512(const float * x, float * y, int64_t M, int64_t N);
+void rmsnorm_fwd_f32_avx512(const float * x, const float * w, float * y, int64_t M, int64_t C, float eps);
+void layernorm_fwd_f32_avx512(const float * x, const float * w, const float * b, float * y, int64_t M, int64_t C,
+                              float eps);
+void attention_fwd_f32_avx512(const AttentionArgs & a);
+void silu_fwd_f32_avx512(const float * x, float * y, int64_t n);
+void gelu_fwd_f32_avx512(const float * x, float * y, int64_t n);
+
+}  // namespace m4::kern

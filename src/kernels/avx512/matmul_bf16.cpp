@@ -1,0 +1,62 @@
+// matmul_fwd_bf16_avx512 — y[M, N] = bf16(x)[M, K]·W[N, K]ᵀ (+ b) (+ y), W bf16, with
+// VDPBF16PS (AVX-512-BF16): each instruction multiplies 32 bf16 pairs exactly and adds them into
+// 16 f32 sums. Registered only when the CPU has AVX-512-BF16.
+// Reference: ops::matmul_forward_ref (src/ops/matmul.cpp), DType::BF16 — x rounded to bf16
+// (nearest-even, as VCVTNEPS2BF16 does), exact products, f32 accumulation; only the order of the
+// sum differs (and VDPBF16PS flushes denormals, far below any activation the model produces).
+//
+// x: (M, K) ldx   W: (N, K) bf16   b: (N)   y: (M, N) ldy
+#include "kernels/avx512/matmul_tiles.h"  // first: includes vec_math.h
+
+#include "kernels/avx512/kernels.h"
+
+namespace m4::kern {
+namespace {
+
+// xb[m, 0:K] = bf16(x[m, 0:K]) for one row.
+void convert_row_bf16(const float * x, uint16_t * xb, int64_t K) {
+    int64_t k = 0;
+    for (; k + 16 <= K; k += 16) {
+        const __m256bh h = _mm512_cvtneps_pbh(_mm512_loadu_ps(x + k));
+        _mm256_storeu_si256(reinterpret_cast<__m256i *>(xb + k), (__m256i)h);
+    }
+    if (k < K) {
+        const __mmask16 mk = avx512::tail16(K - k);
+        const __m256bh  h  = _mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(mk, x + k));
+        _mm256_mask_storeu_epi16(xb + k, mk, (__m256i)h);
+    }
+}
+
+}  // namespace
+
+void matmul_fwd_bf16_avx512(const MatmulArgs & a) {
+    using namespace avx512;
+    if (a.M <= 0 || a.N <= 0) return;
+    // x is converted once per call (M·K·2 bytes); the tiles then read bf16 pairs from both sides.
+    const int64_t ldb = round_up(std::max<int64_t>(a.K, 1), 32);
+    Scratch       buf(static_cast<size_t>(a.M * ldb) * sizeof(uint16_t));
+    uint16_t *    xb = buf.as<uint16_t>();
+    ThreadPool::global().parallel_for(
+        a.M,
+        [&](int64_t m0, int64_t m1) {
+            for (int64_t m = m0; m < m1; ++m) convert_row_bf16(a.x + m * a.ldx, xb + m * ldb, a.K);
+        },
+        std::max<int64_t>(1, (int64_t{1} << 16) / std::max<int64_t>(a.K, 1)));
+
+    const uint16_t * w      = static_cast<const uint16_t *>(a.w);
+    const int        nr_max = a.M == 1 ? kNrGemv : kNr;
+    for_each_block(a.M, a.N, a.K, [&](int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+        for_each_tile(
+            m0, m1, n0, n1, nr_max, [](int64_t, int) {},
+            [&](int mr, int nr, int64_t m, int64_t n) {
+                dot_tile_any<Bf16Traits>(mr, nr, xb + m * ldb, ldb, w + n * a.K, a.K, a.K,
+                                         [&](int i, int q, __m128 s) {
+                                             const int64_t col = n + 4 * q;
+                                             store_f32x4(a.y + (m + i) * a.ldy + col, s, std::min(4, nr - 4 * q),
+                                                         a.bias ? a.bias + col : nullptr, a.accumulate);
+                                         });
+            });
+    });
+}
+
+}  // namespace m4::kern

@@ -1,0 +1,227 @@
+#include "model/config.h"
+
+namespace m4::model {
+
+const char * modality_name(Modality m) {
+    switch (m) {
+        case Modality::Image: return "image";
+        case Modality::Audio: return "audio";
+        case Modality::Imu: return "imu";
+        case Modality::Text: return "text";
+    }
+    return "?";
+}
+
+bool parse_modality(const std::string & s, Modality * out) {
+    for (int i = 0; i <= 3; ++i)
+        if (s == modality_name(static_cast<Modality>(i))) return *out = static_cast<Modality>(i), true;
+    return false;
+}
+
+const char * path_name(Path p) {
+    switch (p) {
+        case Path::Encoder: return "encoder";
+        case Path::Backbone: return "backbone";
+        case Path::Full: return "full";
+    }
+    return "?";
+}
+
+bool parse_path(const std::string & s, Path * out) {
+    for (int i = 0; i < kPathCount; ++i)
+        if (s == path_name(static_cast<Path>(i))) return *out = static_cast<Path>(i), true;
+    return false;
+}
+
+int64_t EncoderConfig::n_frames() const { return clip_samples >= n_fft && hop > 0 ? 1 + (clip_samples - n_fft) / hop : 0; }
+
+int64_t EncoderConfig::tokens() const {
+    switch (modality) {
+        case Modality::Image: return (image_size / patch_size) * (image_size / patch_size);
+        case Modality::Audio: return n_frames() / patch_frames;
+        case Modality::Imu: return window / patch_size;
+        case Modality::Text: break;
+    }
+    return 0;
+}
+
+int64_t EncoderConfig::patch_dim() const {
+    switch (modality) {
+        case Modality::Image: return patch_size * patch_size * channels;
+        case Modality::Audio: return patch_frames * n_mels;
+        case Modality::Imu: return patch_size * channels;
+        case Modality::Text: break;
+    }
+    return 0;
+}
+
+bool ModelConfig::has_encoder(Modality m) const {
+    return m != Modality::Text && encoders[static_cast<int>(m)].has_value();
+}
+
+const EncoderConfig & ModelConfig::encoder(Modality m) const {
+    M4_CHECK_MSG(has_encoder(m), modality_name(m));
+    return *encoders[static_cast<int>(m)];
+}
+
+namespace {
+
+// Reads a positive integer key; records the first error.
+struct Reader {
+    const nlohmann::json & j;
+    std::string            where;
+    Status *               err;
+
+    int64_t pos_int(const char * key, bool required = true, int64_t def = 0) {
+        if (!err->is_ok()) return def;
+        if (!j.contains(key)) {
+            if (required) *err = invalid_argument("config: missing \"" + where + "." + key + "\"");
+            return def;
+        }
+        const auto & v = j[key];
+        if (!v.is_number_integer() || v.get<int64_t>() <= 0) {
+            *err = invalid_argument("config: \"" + where + "." + key + "\" must be a positive integer");
+            return def;
+        }
+        return v.get<int64_t>();
+    }
+    float pos_float(const char * key, float def) {
+        if (!err->is_ok() || !j.contains(key)) return def;
+        if (!j[key].is_number() || j[key].get<double>() <= 0) {
+            *err = invalid_argument("config: \"" + where + "." + key + "\" must be a positive number");
+            return def;
+        }
+        return j[key].get<float>();
+    }
+    void require(bool cond, const std::string & msg) {
+        if (err->is_ok() && !cond) *err = invalid_argument("config: " + where + ": " + msg);
+    }
+};
+
+}  // namespace
+
+Result<ModelConfig> parse_model_config(const nlohmann::json & j) {
+    ModelConfig c;
+    Status      err;
+    if (!j.is_object()) return invalid_argument("config: not a JSON object");
+    c.name    = j.value("name", "unnamed");
+    c.version = j.value("version", "0");
+    Reader top{j, "", &err};
+    c.embed_dim = top.pos_int("embed_dim");
+    if (!j.contains("backbone") || !j["backbone"].is_object()) return invalid_argument("config: missing \"backbone\"");
+    if (!j.contains("text") || !j["text"].is_object()) return invalid_argument("config: missing \"text\"");
+    {
+        Reader r{j["text"], "text", &err};
+        c.text.vocab_size = r.pos_int("vocab_size");
+        const auto & t    = j["text"];
+        c.text.bos_id     = t.value("bos_id", 1);
+        c.text.eos_id     = t.value("eos_id", 2);
+        c.text.pad_id     = t.value("pad_id", 0);
+        c.text.unk_id     = t.value("unk_id", 3);
+        for (int32_t id : {c.text.bos_id, c.text.eos_id})
+            r.require(id >= 0 && id < c.text.vocab_size, "special token id " + std::to_string(id) + " outside the vocabulary");
+    }
+    {
+        Reader r{j["backbone"], "backbone", &err};
+        auto & b      = c.backbone;
+        b.width       = r.pos_int("width");
+        b.layers      = r.pos_int("layers");
+        b.heads       = r.pos_int("heads");
+        b.kv_heads    = r.pos_int("kv_heads", false, b.heads);
+        b.ffn         = r.pos_int("ffn");
+        b.max_seq     = r.pos_int("max_seq");
+        b.rope_theta  = r.pos_float("rope_theta", 10000.0f);
+        b.norm_eps    = r.pos_float("norm_eps", 1e-5f);
+        b.tie_lm_head = j["backbone"].value("tie_lm_head", false);
+        r.require(b.heads > 0 && b.width % b.heads == 0, "width must be divisible by heads");
+        r.require(b.kv_heads > 0 && b.heads % b.kv_heads == 0, "heads must be divisible by kv_heads");
+        r.require(b.heads > 0 && (b.width / b.heads) % 2 == 0, "head dimension must be even (RoPE rotates pairs)");
+    }
+    if (j.contains("encoders")) {
+        if (!j["encoders"].is_object()) return invalid_argument("config: \"encoders\" must be an object");
+        for (auto & [key, e] : j["encoders"].items()) {
+            Modality m;
+            if (!parse_modality(key, &m) || m == Modality::Text)
+                return invalid_argument("config: unknown encoder \"" + key + "\" (image, audio or imu)");
+            if (!e.is_object()) return invalid_argument("config: encoders." + key + " must be an object");
+            Reader        r{e, "encoders." + key, &err};
+            EncoderConfig ec;
+            ec.modality = m;
+            if (m == Modality::Image) {
+                ec.image_size = r.pos_int("image_size");
+                ec.patch_size = r.pos_int("patch_size");
+                ec.channels   = r.pos_int("channels", false, 3);
+                r.require(ec.channels == 3, "channels must be 3 (RGB)");
+                r.require(ec.patch_size > 0 && ec.image_size % ec.patch_size == 0, "image_size must be a multiple of patch_size");
+            } else if (m == Modality::Audio) {
+                ec.sample_rate  = r.pos_int("sample_rate");
+                ec.clip_samples = r.pos_int("clip_samples");
+                ec.n_fft        = r.pos_int("n_fft");
+                ec.hop          = r.pos_int("hop");
+                ec.n_mels       = r.pos_int("n_mels");
+                ec.patch_frames = r.pos_int("patch_frames");
+                r.require(ec.n_fft <= ec.clip_samples, "n_fft must not exceed clip_samples");
+                r.require(ec.n_fft % 2 == 0, "n_fft must be even");
+                r.require(ec.n_mels <= ec.n_fft / 2, "n_mels must not exceed n_fft / 2");
+            } else {
+                ec.sample_rate = r.pos_int("sample_rate");
+                ec.window      = r.pos_int("window");
+                ec.patch_size  = r.pos_int("patch_size");
+                ec.channels    = r.pos_int("channels", false, 6);
+                r.require(ec.channels == 6, "channels must be 6 (accelerometer + gyroscope)");
+            }
+            ec.width    = r.pos_int("width");
+            ec.layers   = r.pos_int("layers");
+            ec.heads    = r.pos_int("heads");
+            ec.ffn      = r.pos_int("ffn");
+            ec.norm_eps = r.pos_float("norm_eps", 1e-5f);
+            r.require(ec.heads > 0 && ec.width % ec.heads == 0, "width must be divisible by heads");
+            if (err.is_ok()) r.require(ec.tokens() >= 1, "input too short for one patch");
+            c.encoders[static_cast<int>(m)] = ec;
+        }
+    }
+    if (!err.is_ok()) return err;
+    return c;
+}
+
+nlohmann::json model_config_to_json(const ModelConfig & c) {
+    nlohmann::json j;
+    j["name"]      = c.name;
+    j["version"]   = c.version;
+    j["embed_dim"] = c.embed_dim;
+    j["text"]      = {{"vocab_size", c.text.vocab_size}, {"bos_id", c.text.bos_id}, {"eos_id", c.text.eos_id},
+                      {"pad_id", c.text.pad_id},         {"unk_id", c.text.unk_id}};
+    const auto & b = c.backbone;
+    j["backbone"]  = {{"width", b.width},       {"layers", b.layers},         {"heads", b.heads},
+                      {"kv_heads", b.kv_heads}, {"ffn", b.ffn},               {"max_seq", b.max_seq},
+                      {"rope_theta", b.rope_theta}, {"norm_eps", b.norm_eps}, {"tie_lm_head", b.tie_lm_head}};
+    nlohmann::json enc = nlohmann::json::object();
+    for (int i = 0; i < kEncoderModalities; ++i) {
+        if (!c.encoders[i]) continue;
+        const auto &   e = *c.encoders[i];
+        nlohmann::json o = {{"width", e.width}, {"layers", e.layers}, {"heads", e.heads}, {"ffn", e.ffn},
+                            {"norm_eps", e.norm_eps}};
+        if (e.modality == Modality::Image) {
+            o["image_size"] = e.image_size;
+            o["patch_size"] = e.patch_size;
+            o["channels"]   = e.channels;
+        } else if (e.modality == Modality::Audio) {
+            o["sample_rate"]  = e.sample_rate;
+            o["clip_samples"] = e.clip_samples;
+            o["n_fft"]        = e.n_fft;
+            o["hop"]          = e.hop;
+            o["n_mels"]       = e.n_mels;
+            o["patch_frames"] = e.patch_frames;
+        } else {
+            o["sample_rate"] = e.sample_rate;
+            o["window"]      = e.window;
+            o["patch_size"]  = e.patch_size;
+            o["channels"]    = e.channels;
+        }
+        enc[modality_name(e.modality)] = o;
+    }
+    j["encoders"] = enc;
+    return j;
+}
+
+}  // namespace m4::model

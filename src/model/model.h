@@ -1,0 +1,102 @@
+// The firmware model: a verified, read-only mapped .m4fw plus everything resolved from it, and the
+// three execution paths (docs/architecture.md).
+//
+//     auto model = Model::load("m4-tiny.m4fw");                 // verifies digest (+ signature)
+//     Request r; r.signal = image_values;                        // [S, S, 3], already normalised
+//     auto out = (*model)->run(Path::Encoder, Modality::Image, {&r, 1});
+//     out->at(0).embedding;                                      // normalised shared embedding
+#pragma once
+
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "format/container.h"
+#include "model/config.h"
+#include "model/encoder.h"
+#include "model/frontend.h"
+#include "model/tokenizer.h"
+
+namespace m4::model {
+
+// One item of a batch. `signal` is the modality input (image [S,S,3] normalised, audio samples,
+// IMU rows of 6), `tokens` the text token ids without BOS (the model prepends it).
+struct Request {
+    const AdapterWeights * adapter = nullptr;
+    std::vector<float>     signal;
+    std::vector<int32_t>   tokens;
+};
+
+struct Output {
+    std::vector<float> head;       // the adapter head's output (classify logits, regress values, embed vector)
+    std::vector<float> embedding;  // normalised shared embedding (modality on the encoder path, text otherwise)
+    std::vector<float> logits;     // LM logits: last position [V], or all positions [n_positions, V]
+    int64_t            n_positions = 0;
+};
+
+struct RunOptions {
+    bool all_logits = false;  // backbone/full: keep logits of every position (tests, scoring)
+};
+
+struct GenerateOptions {
+    int                      max_new_tokens = 32;
+    float                    temperature    = 0.0f;  // 0 → greedy
+    int                      top_k          = 0;     // 0 → off
+    float                    top_p          = 1.0f;  // 1 → off
+    uint64_t                 seed           = 0;
+    std::vector<std::string> stop;                   // stop strings (checked on the decoded text)
+    bool                     keep_logits = false;    // record the logits of every step
+};
+
+struct Generation {
+    std::vector<int32_t> tokens;
+    std::string          text;
+    std::string          stop_reason;  // "eos", "stop", "length", "context"
+    std::vector<float>   step_logits;  // [n, V] when keep_logits
+};
+
+class Model {
+  public:
+    static Result<std::unique_ptr<Model>> load(const std::string & path, const format::OpenOptions & options = {});
+
+    const ModelConfig &           config() const { return config_; }
+    const Weights &               weights() const { return weights_; }
+    const Tokenizer &             tokenizer() const { return tokenizer_; }
+    const format::ContainerFile & file() const { return file_; }
+    std::string                   fingerprint() const { return file_.fingerprint(); }
+
+    // Checks a request against the path and modality (input faults → Status naming the item).
+    Status validate(Path path, Modality modality, std::span<const Request> batch) const;
+
+    // Runs one batch on one path. Items may carry different adapters (or none).
+    Result<std::vector<Output>> run(Path path, Modality modality, std::span<const Request> batch,
+                                    const RunOptions & options = {}) const;
+
+    // Autoregressive generation on the backbone or full path, batched, with a KV cache per item.
+    Result<std::vector<Generation>> generate(Path path, Modality modality, std::span<const Request> batch,
+                                             const GenerateOptions & options) const;
+
+    // The log-mel features of an audio clip (for tests and tools).
+    Result<std::vector<float>> audio_log_mel(const std::vector<float> & samples) const;
+
+  private:
+    // Embeds the batch's inputs as backbone rows: [BOS, projected modality tokens (full path), text].
+    void build_backbone_inputs(Path path, Modality modality, std::span<const Request> batch, std::vector<float> * x,
+                               std::vector<int64_t> * lens) const;
+    void encode_tokens(Modality modality, std::span<const Request> batch, std::vector<float> * tokens) const;
+    void apply_head(const HeadWeights & head, const float * z, Output * out) const;
+
+    format::ContainerFile file_;
+    ModelConfig           config_;
+    Weights               weights_;
+    Tokenizer             tokenizer_;
+    AudioFrontEnd         audio_fe_;
+};
+
+// Random weights for a configuration (m4fw init): normal(0, init_scale) for linear weights and
+// embeddings, 1 + normal(0, 0.1) for norm weights, normal(0, 0.1) for biases; `dtype` applies to linear weights and the
+// token embedding. Returns (name, tensor) pairs in expected_tensors() order.
+std::vector<std::pair<std::string, Tensor>> random_weights(const ModelConfig & c, uint64_t seed, DType dtype);
+
+}  // namespace m4::model

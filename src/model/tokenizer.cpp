@@ -1,0 +1,68 @@
+#include "model/tokenizer.h"
+
+#include <sentencepiece_processor.h>
+#include <sentencepiece_trainer.h>
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+
+#include "base/mapped_file.h"
+
+namespace m4::model {
+
+Tokenizer::Tokenizer() = default;
+Tokenizer::~Tokenizer() = default;
+Tokenizer::Tokenizer(Tokenizer &&) noexcept = default;
+Tokenizer & Tokenizer::operator=(Tokenizer &&) noexcept = default;
+
+Result<Tokenizer> Tokenizer::from_bytes(const std::string & model_bytes, const std::string & where) {
+    Tokenizer t;
+    t.sp_    = std::make_unique<sentencepiece::SentencePieceProcessor>();
+    auto st  = t.sp_->LoadFromSerializedProto(model_bytes);
+    if (!st.ok()) return invalid_argument(where + ": tokenizer model does not load (" + st.ToString() + ")");
+    return t;
+}
+
+Result<std::vector<int32_t>> Tokenizer::encode(const std::string & text) const {
+    bool blank = true;
+    for (char c : text) blank = blank && (c == ' ' || c == '\t' || c == '\n' || c == '\r');
+    if (blank) return invalid_argument("text input is empty");
+    std::vector<int> ids;
+    auto             st = sp_->Encode(text, &ids);
+    if (!st.ok()) return invalid_argument("text cannot be tokenized: " + st.ToString());
+    return std::vector<int32_t>(ids.begin(), ids.end());
+}
+
+std::string Tokenizer::decode(const std::vector<int32_t> & ids) const {
+    std::vector<int> v(ids.begin(), ids.end());
+    std::string      out;
+    (void)sp_->Decode(v, &out);
+    return out;
+}
+
+std::string Tokenizer::piece(int32_t id) const { return sp_->IdToPiece(id); }
+int32_t     Tokenizer::vocab_size() const { return sp_->GetPieceSize(); }
+int32_t     Tokenizer::bos_id() const { return sp_->bos_id(); }
+int32_t     Tokenizer::eos_id() const { return sp_->eos_id(); }
+int32_t     Tokenizer::pad_id() const { return sp_->pad_id(); }
+int32_t     Tokenizer::unk_id() const { return sp_->unk_id(); }
+
+Result<std::string> train_tokenizer(const TokenizerTrainOptions & o) {
+    if (::access(o.corpus_path.c_str(), R_OK) != 0) return not_found(o.corpus_path + ": tokenizer corpus not readable");
+    std::string prefix = "/tmp/m4_spm_" + std::to_string(::getpid());
+    std::string args   = "--input=" + o.corpus_path + " --model_prefix=" + prefix +
+                       " --vocab_size=" + std::to_string(o.vocab_size) + " --model_type=" + o.model_type +
+                       " --pad_id=0 --bos_id=1 --eos_id=2 --unk_id=3 --character_coverage=1.0" +
+                       " --input_sentence_size=" + std::to_string(o.max_sentences) +
+                       " --shuffle_input_sentence=false --num_threads=1 --minloglevel=2 --hard_vocab_limit=false";
+    auto st = sentencepiece::SentencePieceTrainer::Train(args);
+    if (!st.ok()) return invalid_argument(o.corpus_path + ": tokenizer training failed (" + st.ToString() + ")");
+    auto bytes = read_file_bytes(prefix + ".model");
+    std::remove((prefix + ".model").c_str());
+    std::remove((prefix + ".vocab").c_str());
+    return bytes;
+}
+
+}  // namespace m4::model

@@ -1,0 +1,62 @@
+// attention — fused scaled dot-product attention for one sequence, with grouped key/value heads.
+//
+//     for query t, head h (key/value head g = h / (H/G)):
+//         visible keys  s ∈ [0, S)                    (not causal)
+//                       s ∈ [0, min(S, pos0 + t + 1))  (causal: query t sits at position pos0 + t)
+//         score[s]  = (Σ_d q[t, h·D + d] · k[s, g·D + d]) · scale
+//         p[s]      = exp(score[s] − max_s score) / Σ_s exp(score[s] − max_s score)
+//         y[t, h·D + d] = Σ_s p[s] · v[s, g·D + d]
+//
+// T query tokens, S key tokens (the KV cache while decoding: T = 1, pos0 = S − 1), H query heads,
+// G key/value heads (H % G == 0; G = H is plain multi-head, G = 1 multi-query), D head dim.
+// q: (T, H·D) ldq   k, v: (S, G·D) ldk, ldv   y: (T, H·D) ldy. A query with no visible key
+// (S = 0) gets y = 0. Scores, exponentials and sums are f32; the reference materialises the
+// scores of one query row, the kernels do not (online softmax).
+//
+// Backward (training issue): attention_backward_ref sits next to the forward, here.
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "base/status.h"
+#include "ops/ops.h"
+
+namespace m4::ops {
+
+// q: (T, H·D)  k: (S, G·D)  v: (S, G·D)  y: (T, H·D)
+void attention_forward_ref(const kern::AttentionArgs & a) {
+    M4_CHECK(a.G > 0 && a.H % a.G == 0);
+    const int64_t      group = a.H / a.G;
+    std::vector<float> p(static_cast<size_t>(std::max<int64_t>(a.S, 1)));
+    for (int64_t t = 0; t < a.T; ++t) {
+        const int64_t n_keys = a.causal ? std::min(a.S, a.pos0 + t + 1) : a.S;
+        for (int64_t h = 0; h < a.H; ++h) {
+            const int64_t g  = h / group;
+            const float * qr = a.q + t * a.ldq + h * a.D;
+            float *       yr = a.y + t * a.ldy + h * a.D;
+            for (int64_t d = 0; d < a.D; ++d) yr[d] = 0.0f;
+            if (n_keys <= 0) continue;
+            float mx = 0.0f;
+            for (int64_t s = 0; s < n_keys; ++s) {
+                const float * kr  = a.k + s * a.ldk + g * a.D;
+                float         dot = 0.0f;
+                for (int64_t d = 0; d < a.D; ++d) dot += qr[d] * kr[d];
+                p[s] = dot * a.scale;
+                mx   = s == 0 ? p[s] : std::max(mx, p[s]);
+            }
+            float sum = 0.0f;
+            for (int64_t s = 0; s < n_keys; ++s) {
+                p[s] = std::exp(p[s] - mx);
+                sum += p[s];
+            }
+            const float inv = 1.0f / sum;
+            for (int64_t s = 0; s < n_keys; ++s) {
+                const float * vr = a.v + s * a.ldv + g * a.D;
+                const float   ps = p[s] * inv;
+                for (int64_t d = 0; d < a.D; ++d) yr[d] += ps * vr[d];
+            }
+        }
+    }
+}
+
+}  // namespace m4::ops

@@ -1,0 +1,90 @@
+// The firmware operator set (ops.def): the public entry points the model calls. Each entry point
+// records its OpKind (for the operator-type report), then runs the kernel the dispatch table
+// selected for this CPU and M4_ISA, or the scalar reference.
+//
+//     ops::matmul(x, K, w, bias, y, N, M);        // y[M,N] = x[M,K]·wᵀ + bias
+//     ops::rmsnorm(x, w, y, M, C, 1e-5f);
+//
+// Activations are f32; weights of matmul and gather may be f32, bf16 or int8 (per-row scales).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "kernels/abi.h"
+#include "tensor/tensor.h"
+
+namespace m4::ops {
+
+enum class OpKind {
+#define M4_OP(name, formula) name,
+#include "ops/ops.def"
+#undef M4_OP
+    Count
+};
+inline constexpr int kOpCount = static_cast<int>(OpKind::Count);
+const char * op_name(OpKind op);
+const char * op_formula(OpKind op);
+
+// ---- entry points (dispatching) -------------------------------------------------------------
+// y[M, N] (ldy) = x[M, K] (ldx) · w[N, K]ᵀ + bias[N]; accumulate adds into y.
+void matmul(const float * x, int64_t ldx, const Tensor & w, const float * bias, float * y, int64_t ldy, int64_t M,
+            bool accumulate = false);
+// y[i] = a[i] + b[i % b_period]
+void add(const float * a, const float * b, float * y, int64_t n, int64_t b_period);
+// y[i] = a[i] · b[i % b_period]
+void mul(const float * a, const float * b, float * y, int64_t n, int64_t b_period);
+void rmsnorm(const float * x, const float * w, float * y, int64_t M, int64_t C, float eps);
+void layernorm(const float * x, const float * w, const float * b, float * y, int64_t M, int64_t C, float eps);
+void softmax(const float * x, float * y, int64_t M, int64_t N);
+void silu(const float * x, float * y, int64_t n);
+void gelu(const float * x, float * y, int64_t n);
+// In place on x[T, H·D] (row stride ldx): head vector pairs (2i, 2i+1) rotated by pos[t]·θ^(−2i/D).
+void rope(float * x, int64_t ldx, int64_t T, int64_t H, int64_t D, const int32_t * pos, float theta);
+void attention(const kern::AttentionArgs & args);
+// y[T, C] = table[ids[t], :]; table may be f32, bf16 or int8. ids must be in range (checked).
+void gather(const Tensor & table, const int32_t * ids, int64_t T, float * y);
+// y[B, C] = mean over T of x[B, T, C]
+void pool(const float * x, float * y, int64_t B, int64_t T, int64_t C);
+// y = ln(x + eps)
+void log(const float * x, float * y, int64_t n, float eps);
+
+// ---- scalar references (the oracle; also used directly by tests) ----------------------------
+void matmul_forward_ref(const kern::MatmulArgs & a, DType w_dtype);
+void add_forward_ref(const float * a, const float * b, float * y, int64_t n, int64_t b_period);
+void mul_forward_ref(const float * a, const float * b, float * y, int64_t n, int64_t b_period);
+void rmsnorm_forward_ref(const float * x, const float * w, float * y, int64_t M, int64_t C, float eps);
+void layernorm_forward_ref(const float * x, const float * w, const float * b, float * y, int64_t M, int64_t C,
+                           float eps);
+void softmax_forward_ref(const float * x, float * y, int64_t M, int64_t N);
+void silu_forward_ref(const float * x, float * y, int64_t n);
+void gelu_forward_ref(const float * x, float * y, int64_t n);
+void rope_forward_ref(float * x, int64_t ldx, int64_t T, int64_t H, int64_t D, const int32_t * pos, float theta);
+void attention_forward_ref(const kern::AttentionArgs & a);
+void gather_forward_ref(const Tensor & table, const int32_t * ids, int64_t T, float * y);
+void pool_forward_ref(const float * x, float * y, int64_t B, int64_t T, int64_t C);
+void log_forward_ref(const float * x, float * y, int64_t n, float eps);
+
+// ---- dispatch -------------------------------------------------------------------------------
+// The merged table for an ISA level: each null entry is filled from the level below.
+const kern::KernelTable & kernel_table(Isa isa);
+// The table for selected_isa() (re-evaluated on each call, so tests can lower the ceiling).
+const kern::KernelTable & active_kernels();
+
+// ---- operator-type recording (m4fw inspect: which op types a path uses) --------------------
+// While a recorder is alive on this thread, every entry point adds its OpKind.
+class OpRecorder {
+  public:
+    OpRecorder();
+    ~OpRecorder();
+    const std::vector<bool> & used() const { return used_; }
+    std::vector<std::string>  used_names() const;
+
+  private:
+    std::vector<bool> used_;
+    OpRecorder *      prev_;
+};
+void record_op(OpKind op);
+
+}  // namespace m4::ops

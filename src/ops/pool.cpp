@@ -1,0 +1,26 @@
+// pool — mean pooling over time (sentence / clip embeddings of the encoders).
+//
+//     y[b, c] = (1/T) Σ_t x[b, t, c]
+//
+// B sequences, T steps (T ≥ 1), C channels. x: (B, T, C) contiguous; y: (B, C). Sums are f32 in
+// order of t, then divided by T.
+//
+// Backward (training issue): pool_backward_ref sits next to the forward, here.
+#include "ops/ops.h"
+
+namespace m4::ops {
+
+// x: (B, T, C)  y: (B, C)
+void pool_forward_ref(const float * x, float * y, int64_t B, int64_t T, int64_t C) {
+    for (int64_t b = 0; b < B; ++b) {
+        float * yr = y + b * C;
+        for (int64_t c = 0; c < C; ++c) yr[c] = 0.0f;
+        for (int64_t t = 0; t < T; ++t) {
+            const float * xr = x + (b * T + t) * C;
+            for (int64_t c = 0; c < C; ++c) yr[c] += xr[c];
+        }
+        for (int64_t c = 0; c < C; ++c) yr[c] /= static_cast<float>(T);
+    }
+}
+
+}  // namespace m4::ops

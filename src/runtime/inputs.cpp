@@ -1,0 +1,232 @@
+#include "runtime/inputs.h"
+
+#include <sndfile.h>
+#include <stb/stb_image.h>
+#include <stb/stb_image_resize.h>
+#include <sys/stat.h>
+
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "base/mapped_file.h"
+#include "model/frontend.h"
+
+namespace m4::runtime {
+namespace {
+
+std::string lower_ext(const std::string & path) {
+    auto dot = path.find_last_of('.');
+    if (dot == std::string::npos || path.find('/', dot) != std::string::npos) return "";
+    std::string e = path.substr(dot + 1);
+    for (char & ch : e) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    return e;
+}
+
+bool is_file(const std::string & p) {
+    struct stat st {};
+    return ::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+}  // namespace
+
+Result<std::vector<float>> load_image(const std::string & path, const model::EncoderConfig & c) {
+    M4_ASSIGN_OR_RETURN(std::string bytes, read_file_bytes(path));
+    int w = 0, h = 0, n = 0;
+    unsigned char * px = stbi_load_from_memory(reinterpret_cast<const stbi_uc *>(bytes.data()),
+                                               static_cast<int>(bytes.size()), &w, &h, &n, 3);
+    if (!px) return invalid_argument(path + ": unreadable image (" + std::string(stbi_failure_reason()) + ")");
+    const int64_t              S = c.image_size;
+    std::vector<unsigned char> resized(static_cast<size_t>(S * S * 3));
+    int ok = stbir_resize_uint8(px, w, h, 0, resized.data(), static_cast<int>(S), static_cast<int>(S), 0, 3);
+    stbi_image_free(px);
+    if (!ok) return invalid_argument(path + ": image could not be resized");
+    std::vector<float> out(resized.size());
+    for (size_t i = 0; i < out.size(); ++i) out[i] = (resized[i] / 255.0f - 0.5f) / 0.5f;
+    return out;
+}
+
+Result<std::vector<float>> load_audio(const std::string & path, const model::EncoderConfig & c) {
+    SF_INFO  info{};
+    SNDFILE * f = sf_open(path.c_str(), SFM_READ, &info);
+    if (!f) return invalid_argument(path + ": unreadable audio (" + std::string(sf_strerror(nullptr)) + ")");
+    if (info.samplerate != c.sample_rate) {
+        sf_close(f);
+        return invalid_argument(path + ": sample rate " + std::to_string(info.samplerate) + " Hz, the audio encoder needs " +
+                                std::to_string(c.sample_rate) + " Hz (resample first, e.g. `sox in.wav -r " +
+                                std::to_string(c.sample_rate) + " out.wav`)");
+    }
+    if (info.frames <= 0 || info.channels <= 0) {
+        sf_close(f);
+        return invalid_argument(path + ": audio has no samples");
+    }
+    if (info.frames > c.clip_samples) {
+        sf_close(f);
+        return invalid_argument(path + ": " + std::to_string(info.frames) + " samples is longer than the encoder's clip of " +
+                                std::to_string(c.clip_samples) + " samples (" +
+                                std::to_string(double(c.clip_samples) / c.sample_rate).substr(0, 4) + " s)");
+    }
+    std::vector<float> inter(static_cast<size_t>(info.frames * info.channels));
+    sf_count_t         got = sf_readf_float(f, inter.data(), info.frames);
+    sf_close(f);
+    if (got != info.frames) return invalid_argument(path + ": audio truncated");
+    std::vector<float> mono(static_cast<size_t>(info.frames));
+    for (sf_count_t i = 0; i < info.frames; ++i) {
+        float s = 0;
+        for (int ch = 0; ch < info.channels; ++ch) s += inter[i * info.channels + ch];
+        mono[i] = s / info.channels;
+    }
+    return mono;
+}
+
+Result<std::vector<float>> load_imu_csv(const std::string & path, const model::EncoderConfig & c) {
+    M4_ASSIGN_OR_RETURN(std::string text, read_file_bytes(path));
+    std::istringstream in(text);
+    std::string        line;
+    std::vector<float> out;
+    std::vector<double> times;
+    int                 lineno = 0, cols_seen = 0;
+    while (std::getline(in, line)) {
+        ++lineno;
+        if (!line.empty() && line.back() == '\r') line.pop_back();
+        if (line.empty() || line[0] == '#') continue;
+        std::vector<double> vals;
+        std::stringstream   ss(line);
+        std::string         cell;
+        bool                numeric = true;
+        while (std::getline(ss, cell, ',')) {
+            char * end = nullptr;
+            double v   = std::strtod(cell.c_str(), &end);
+            while (end && *end == ' ') ++end;
+            if (cell.empty() || !end || *end != '\0') numeric = false;
+            vals.push_back(v);
+        }
+        if (!numeric) {
+            if (out.empty() && times.empty() && lineno == 1) continue;  // header line
+            return invalid_argument(path + ":" + std::to_string(lineno) + ": not a row of numbers");
+        }
+        int cols = static_cast<int>(vals.size());
+        if (cols != 6 && cols != 7)
+            return invalid_argument(path + ":" + std::to_string(lineno) + ": " + std::to_string(cols) +
+                                    " columns, expected 6 (ax,ay,az,gx,gy,gz) or 7 (t,ax,…,gz)");
+        if (cols_seen && cols != cols_seen)
+            return invalid_argument(path + ":" + std::to_string(lineno) + ": column count changed");
+        cols_seen = cols;
+        if (cols == 7) times.push_back(vals[0]);
+        for (int i = cols - 6; i < cols; ++i) out.push_back(static_cast<float>(vals[i]));
+    }
+    if (out.empty()) return invalid_argument(path + ": no IMU samples");
+    if (times.size() >= 2) {
+        double rate = (times.size() - 1) / (times.back() - times.front());
+        if (!(std::abs(rate - c.sample_rate) <= 0.05 * c.sample_rate))
+            return invalid_argument(path + ": timestamps give " + std::to_string(rate).substr(0, 6) +
+                                    " Hz, the IMU encoder needs " + std::to_string(c.sample_rate) + " Hz");
+    }
+    Status st = model::check_modal_input(c, static_cast<int64_t>(out.size()));
+    if (!st.is_ok()) return st.with_context(path);
+    return out;
+}
+
+Result<NpyArray> read_npy(const std::string & path) {
+    M4_ASSIGN_OR_RETURN(std::string b, read_file_bytes(path));
+    if (b.size() < 10 || b.compare(0, 6, "\x93NUMPY") != 0) return invalid_argument(path + ": not a .npy file");
+    uint8_t major = static_cast<uint8_t>(b[6]);
+    size_t  hlen = 0, hstart = 0;
+    if (major == 1) hlen = static_cast<uint8_t>(b[8]) | (static_cast<uint8_t>(b[9]) << 8), hstart = 10;
+    else {
+        if (b.size() < 12) return invalid_argument(path + ": truncated .npy header");
+        uint32_t v;
+        std::memcpy(&v, b.data() + 8, 4);
+        hlen = v, hstart = 12;
+    }
+    if (hstart + hlen > b.size()) return invalid_argument(path + ": truncated .npy header");
+    std::string h = b.substr(hstart, hlen);
+    NpyArray    a;
+    if (h.find("'<f4'") != std::string::npos) a.is_int = false;
+    else if (h.find("'<i4'") != std::string::npos) a.is_int = true;
+    else return invalid_argument(path + ": .npy dtype must be float32 ('<f4') or int32 ('<i4')");
+    if (h.find("'fortran_order': False") == std::string::npos) return invalid_argument(path + ": .npy must be C-ordered");
+    auto lp = h.find('(', h.find("'shape'")), rp = h.find(')', lp);
+    if (lp == std::string::npos || rp == std::string::npos) return invalid_argument(path + ": .npy shape missing");
+    std::stringstream ss(h.substr(lp + 1, rp - lp - 1));
+    std::string       tok;
+    int64_t           n = 1;
+    while (std::getline(ss, tok, ',')) {
+        if (tok.find_first_not_of(' ') == std::string::npos) continue;
+        int64_t d = std::stoll(tok);
+        if (d < 0) return invalid_argument(path + ": negative .npy dimension");
+        a.shape.push_back(d);
+        n *= d;
+    }
+    size_t data_at = hstart + hlen;
+    if (b.size() - data_at != static_cast<size_t>(n) * 4)
+        return invalid_argument(path + ": .npy holds " + std::to_string(b.size() - data_at) + " data bytes, shape needs " +
+                                std::to_string(n * 4));
+    if (a.is_int) {
+        a.i32.resize(n);
+        std::memcpy(a.i32.data(), b.data() + data_at, static_cast<size_t>(n) * 4);
+    } else {
+        a.f32.resize(n);
+        std::memcpy(a.f32.data(), b.data() + data_at, static_cast<size_t>(n) * 4);
+    }
+    return a;
+}
+
+namespace {
+Status write_npy(const std::string & path, const void * data, const std::vector<int64_t> & shape, const char * descr) {
+    std::string shp = "(";
+    int64_t     n   = 1;
+    for (size_t i = 0; i < shape.size(); ++i) {
+        shp += std::to_string(shape[i]) + (shape.size() == 1 ? "," : (i + 1 < shape.size() ? ", " : ""));
+        n *= shape[i];
+    }
+    shp += ")";
+    std::string h = std::string("{'descr': '") + descr + "', 'fortran_order': False, 'shape': " + shp + ", }";
+    while ((10 + h.size() + 1) % 64 != 0) h += ' ';
+    h += '\n';
+    std::string out = "\x93NUMPY";
+    out += '\x01';
+    out += '\x00';
+    out += static_cast<char>(h.size() & 0xff);
+    out += static_cast<char>(h.size() >> 8);
+    out += h;
+    out.append(static_cast<const char *>(data), static_cast<size_t>(n) * 4);
+    return write_file_atomic(path, out.data(), out.size());
+}
+}  // namespace
+
+Status write_npy_f32(const std::string & path, const float * d, const std::vector<int64_t> & s) {
+    return write_npy(path, d, s, "<f4");
+}
+Status write_npy_i32(const std::string & path, const int32_t * d, const std::vector<int64_t> & s) {
+    return write_npy(path, d, s, "<i4");
+}
+
+model::Modality guess_modality(const std::string & input) {
+    std::string e = lower_ext(input);
+    if (!is_file(input) && e != "npy") return model::Modality::Text;
+    if (e == "png" || e == "jpg" || e == "jpeg" || e == "bmp" || e == "gif" || e == "pgm" || e == "ppm")
+        return model::Modality::Image;
+    if (e == "wav" || e == "flac" || e == "ogg") return model::Modality::Audio;
+    if (e == "csv") return model::Modality::Imu;
+    return model::Modality::Text;
+}
+
+Result<std::vector<float>> load_modal_input(const std::string & path, const model::EncoderConfig & c) {
+    if (lower_ext(path) == "npy") {
+        M4_ASSIGN_OR_RETURN(NpyArray a, read_npy(path));
+        if (a.is_int) return invalid_argument(path + ": expected float32 values");
+        Status st = model::check_modal_input(c, static_cast<int64_t>(a.f32.size()));
+        if (!st.is_ok()) return st.with_context(path);
+        return a.f32;
+    }
+    switch (c.modality) {
+        case model::Modality::Image: return load_image(path, c);
+        case model::Modality::Audio: return load_audio(path, c);
+        case model::Modality::Imu: return load_imu_csv(path, c);
+        case model::Modality::Text: break;
+    }
+    return invalid_argument(path + ": not a modality input");
+}
+
+}  // namespace m4::runtime

@@ -1,0 +1,37 @@
+// Decoding of user inputs into model inputs: images (PNG/JPEG/BMP/GIF via stb), audio (WAV/FLAC/OGG
+// via libsndfile), IMU windows (CSV), and raw arrays (.npy). Errors name the file and the fault.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "model/config.h"
+
+namespace m4::runtime {
+
+// image → [S, S, 3] floats: RGB (grey replicated, alpha dropped), resized to S×S, (v/255 − 0.5)/0.5.
+Result<std::vector<float>> load_image(const std::string & path, const model::EncoderConfig & c);
+// audio → mono samples in [−1, 1] (channels averaged). The sample rate must be the encoder's.
+Result<std::vector<float>> load_audio(const std::string & path, const model::EncoderConfig & c);
+// IMU CSV → rows of 6 floats (ax, ay, az, gx, gy, gz). An optional header line is skipped; a
+// leading time column (7 columns, seconds) is checked against the encoder's sample rate.
+Result<std::vector<float>> load_imu_csv(const std::string & path, const model::EncoderConfig & c);
+
+struct NpyArray {
+    std::vector<int64_t> shape;
+    std::vector<float>   f32;   // float32 data (dtype '<f4')
+    std::vector<int32_t> i32;   // int32 data (dtype '<i4')
+    bool                 is_int = false;
+};
+Result<NpyArray> read_npy(const std::string & path);
+Status           write_npy_f32(const std::string & path, const float * data, const std::vector<int64_t> & shape);
+Status           write_npy_i32(const std::string & path, const int32_t * data, const std::vector<int64_t> & shape);
+
+// Picks the modality from a file name's extension (text when it is not an existing file).
+model::Modality guess_modality(const std::string & input);
+
+// Loads any modality input for the given encoder: by extension, or .npy for raw arrays
+// (image [S,S,3] normalised, audio [n], IMU [n,6]).
+Result<std::vector<float>> load_modal_input(const std::string & path, const model::EncoderConfig & c);
+
+}  // namespace m4::runtime

@@ -1,0 +1,161 @@
+// m4fw run --firmware F [--adapter A] INPUT…
+// Runs inputs in-process (no daemon) through the adapter's path, or without an adapter:
+// modality files → encoder path (shared embedding), text → backbone generation,
+// a modality file with --path full → generation conditioned on it (--prompt).
+#include <fmt/format.h>
+
+#include <chrono>
+#include <cmath>
+#include <numeric>
+
+#include "adapter/adapter.h"
+#include "commands.h"
+#include "runtime/inputs.h"
+
+namespace m4::cli {
+namespace {
+
+struct RunArgs {
+    std::string              firmware, adapter, public_key, path, prompt;
+    std::vector<std::string> inputs;
+    int                      top = 5, max_new_tokens = -1, top_k = -1;
+    float                    temperature = -1, top_p = -1;
+    uint64_t                 seed        = 0;
+    bool                     json        = false;
+};
+
+std::string apply_template(const std::string & tmpl, const std::string & input) {
+    std::string out = tmpl;
+    auto        at  = out.find("{input}");
+    if (at == std::string::npos) return out + input;
+    return out.replace(at, 7, input);
+}
+
+void print_scores(const adapter::Manifest & m, const std::vector<float> & logits, int top, nlohmann::json * js) {
+    std::vector<float> p(logits);
+    float              mx = *std::max_element(p.begin(), p.end());
+    double             s  = 0;
+    for (float & v : p) s += v = std::exp(v - mx);
+    for (float & v : p) v = float(v / s);
+    std::vector<int> idx(p.size());
+    std::iota(idx.begin(), idx.end(), 0);
+    std::stable_sort(idx.begin(), idx.end(), [&](int a, int b) { return p[a] > p[b]; });
+    for (int i = 0; i < std::min<int>(top, static_cast<int>(idx.size())); ++i) {
+        std::string label = idx[i] < static_cast<int>(m.labels.size()) ? m.labels[idx[i]] : fmt::format("class {}", idx[i]);
+        if (js) (*js)["labels"].push_back({{"label", label}, {"score", p[idx[i]]}});
+        else fmt::print("  {:<24} {:.4f}\n", label, p[idx[i]]);
+    }
+}
+
+void print_vector(const char * what, const std::vector<float> & v, nlohmann::json * js) {
+    if (js) {
+        (*js)[what] = v;
+        return;
+    }
+    fmt::print("  {} [{}]: ", what, v.size());
+    for (size_t i = 0; i < std::min<size_t>(8, v.size()); ++i) fmt::print("{:+.4f} ", v[i]);
+    fmt::print("{}\n", v.size() > 8 ? "…" : "");
+}
+
+Status run_run(const RunArgs & a) {
+    PublicKey pk;
+    if (!a.public_key.empty()) {
+        M4_ASSIGN_OR_RETURN(pk, read_public_key(a.public_key));
+    }
+    M4_ASSIGN_OR_RETURN(auto fw, model::Model::load(a.firmware, {.public_key = a.public_key.empty() ? nullptr : &pk}));
+    std::optional<adapter::Adapter> ad;
+    adapter::Manifest               man;
+    if (!a.adapter.empty()) {
+        M4_ASSIGN_OR_RETURN(ad, adapter::Adapter::load(a.adapter, *fw));
+        man = ad->manifest();
+    } else {
+        // No adapter: pick path and modality from the first input.
+        man.task     = adapter::Task::Generate;
+        man.modality = runtime::guess_modality(a.inputs[0]);
+        man.path     = man.modality == model::Modality::Text ? model::Path::Backbone : model::Path::Encoder;
+        if (!a.path.empty() && !model::parse_path(a.path, &man.path)) return invalid_argument("--path: encoder, backbone or full");
+        if (man.path == model::Path::Encoder) man.task = adapter::Task::Embed;
+    }
+    if (man.path != model::Path::Backbone && !fw->config().has_encoder(man.modality))
+        return incompatible(a.firmware + ": no " + std::string(model::modality_name(man.modality)) + " encoder");
+    std::vector<model::Request> batch(a.inputs.size());
+    for (size_t i = 0; i < a.inputs.size(); ++i) {
+        const std::string & in = a.inputs[i];
+        auto &              r  = batch[i];
+        r.adapter              = ad ? &ad->weights() : nullptr;
+        if (man.path == model::Path::Backbone) {
+            if (runtime::guess_modality(in) != model::Modality::Text)
+                return invalid_argument(in + ": the " + std::string(model::path_name(man.path)) + " path takes text");
+            auto ids = fw->tokenizer().encode(apply_template(man.prompt, in));
+            if (!ids) return ids.status().with_context("input " + std::to_string(i + 1));
+            r.tokens = std::move(ids).value();
+        } else {
+            M4_ASSIGN_OR_RETURN(r.signal, runtime::load_modal_input(in, fw->config().encoder(man.modality)));
+            if (man.path == model::Path::Full) {
+                std::string text = apply_template(man.prompt, a.prompt);
+                if (!text.empty()) {
+        M4_ASSIGN_OR_RETURN(r.tokens, fw->tokenizer().encode(text));
+    }
+            }
+        }
+    }
+    model::GenerateOptions g = man.generation;
+    if (a.max_new_tokens >= 0) g.max_new_tokens = a.max_new_tokens;
+    if (a.temperature >= 0) g.temperature = a.temperature;
+    if (a.top_k >= 0) g.top_k = a.top_k;
+    if (a.top_p >= 0) g.top_p = a.top_p;
+    g.seed = a.seed;
+
+    auto           t0 = std::chrono::steady_clock::now();
+    nlohmann::json out = nlohmann::json::array();
+    auto elapsed_ms = [&] { return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count(); };
+    if (man.task == adapter::Task::Generate && man.path != model::Path::Encoder) {
+        M4_ASSIGN_OR_RETURN(auto gens, fw->generate(man.path, man.modality, batch, g));
+        double ms = elapsed_ms();
+        for (size_t i = 0; i < gens.size(); ++i) {
+            if (a.json) out.push_back({{"input", a.inputs[i]}, {"text", gens[i].text}, {"tokens", gens[i].tokens},
+                                       {"stop", gens[i].stop_reason}});
+            else fmt::print("[{}] {}\n  → {}  ({} tokens, stop: {})\n", i + 1, a.inputs[i], gens[i].text,
+                            gens[i].tokens.size(), gens[i].stop_reason);
+        }
+        if (!a.json) fmt::print("path {} · {} item(s) · {:.1f} ms\n", model::path_name(man.path), gens.size(), ms);
+    } else {
+        M4_ASSIGN_OR_RETURN(auto outs, fw->run(man.path, man.modality, batch));
+        double ms = elapsed_ms();
+        for (size_t i = 0; i < outs.size(); ++i) {
+            nlohmann::json js = {{"input", a.inputs[i]}};
+            nlohmann::json * j = a.json ? &js : nullptr;
+            if (!a.json) fmt::print("[{}] {}\n", i + 1, a.inputs[i]);
+            if (!ad) print_vector("embedding", outs[i].embedding, j);
+            else if (man.task == adapter::Task::Classify) print_scores(man, outs[i].head, a.top, j);
+            else print_vector(man.task == adapter::Task::Regress ? "values" : "embedding", outs[i].head, j);
+            if (a.json) out.push_back(js);
+        }
+        if (!a.json) fmt::print("path {} · {} item(s) · {:.1f} ms\n", model::path_name(man.path), outs.size(), ms);
+    }
+    if (a.json) fmt::print("{}\n", out.dump(2));
+    return Status::ok();
+}
+
+}  // namespace
+
+void add_run_command(CLI::App & app, int * rc) {
+    auto   a   = std::make_shared<RunArgs>();
+    auto * cmd = app.add_subcommand("run", "run inputs through the firmware (and an adapter), in-process");
+    cmd->add_option("--firmware", a->firmware, "firmware .m4fw")->required();
+    cmd->add_option("--adapter", a->adapter, "adapter .m4a (its path, modality and head decide the output)");
+    cmd->add_option("--public-key", a->public_key, "require the firmware to be signed by this key");
+    cmd->add_option("--path", a->path, "without an adapter: encoder, backbone or full");
+    cmd->add_option("--prompt", a->prompt, "text prompt for the full path");
+    cmd->add_option("--top", a->top, "labels to show for classification");
+    cmd->add_option("--max-new-tokens", a->max_new_tokens, "generation length limit");
+    cmd->add_option("--temperature", a->temperature, "sampling temperature (0: greedy)");
+    cmd->add_option("--top-k", a->top_k, "sample among the k most likely tokens");
+    cmd->add_option("--top-p", a->top_p, "nucleus sampling threshold");
+    cmd->add_option("--seed", a->seed, "sampling seed");
+    cmd->add_flag("--json", a->json, "print JSON");
+    cmd->add_option("inputs", a->inputs, "image (png/jpg), audio (wav/flac), IMU (csv), .npy, or text")->required();
+    cmd->callback([a, rc] { *rc = report(run_run(*a)); });
+}
+
+}  // namespace m4::cli

@@ -1,0 +1,22 @@
+// m4fw subcommands: each cmd_<noun>.cpp registers its subcommands on the CLI11 app and returns
+// the process exit status through `*rc`.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <string>
+
+#include "base/status.h"
+
+namespace m4::cli {
+
+void add_init_command(CLI::App & app, int * rc);
+void add_inspect_command(CLI::App & app, int * rc);
+void add_run_command(CLI::App & app, int * rc);
+void add_adapter_commands(CLI::App & app, int * rc);
+void add_key_commands(CLI::App & app, int * rc);
+
+// Prints "m4fw: <message>" to stderr and returns the exit status for the status code.
+int report(const Status & st);
+
+}  // namespace m4::cli

@@ -1,0 +1,39 @@
+// m4fw — the m4 command line: create, inspect, sign and run firmware images and adapters.
+#include <fmt/format.h>
+
+#include "commands.h"
+
+namespace m4::cli {
+
+int report(const Status & st) {
+    if (st.is_ok()) return 0;
+    fmt::print(stderr, "m4fw: error: {}\n", st.message());
+    switch (st.code()) {
+        case StatusCode::InvalidArgument: return 3;
+        case StatusCode::NotFound: return 4;
+        case StatusCode::Incompatible: return 5;
+        case StatusCode::PermissionDenied: return 6;
+        case StatusCode::IoError: return 7;
+        default: return 1;
+    }
+}
+
+}  // namespace m4::cli
+
+int main(int argc, char ** argv) {
+    CLI::App app{"m4fw — Mobile Foundation Model as Firmware: firmware and adapter tool"};
+    app.require_subcommand(1);
+    app.set_version_flag("--version", "m4fw 0.1.0");
+    int rc = 0;
+    m4::cli::add_init_command(app, &rc);
+    m4::cli::add_inspect_command(app, &rc);
+    m4::cli::add_run_command(app, &rc);
+    m4::cli::add_adapter_commands(app, &rc);
+    m4::cli::add_key_commands(app, &rc);
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError & e) {
+        return app.exit(e);
+    }
+    return rc;
+}
