@@ -1,5 +1,7 @@
 #include "model/config.h"
 
+#include <fmt/format.h>
+
 namespace m4::model {
 
 const char * modality_name(Modality m) {
@@ -184,6 +186,11 @@ Result<ModelConfig> parse_model_config(const nlohmann::json & j) {
     return c;
 }
 
+namespace {
+// A float as the shortest decimal that reads back to it (1e-05, not 9.999999747378752e-06).
+double short_decimal(float f) { return std::stod(fmt::format("{}", f)); }
+}  // namespace
+
 nlohmann::json model_config_to_json(const ModelConfig & c) {
     nlohmann::json j;
     j["name"]      = c.name;
@@ -194,13 +201,13 @@ nlohmann::json model_config_to_json(const ModelConfig & c) {
     const auto & b = c.backbone;
     j["backbone"]  = {{"width", b.width},       {"layers", b.layers},         {"heads", b.heads},
                       {"kv_heads", b.kv_heads}, {"ffn", b.ffn},               {"max_seq", b.max_seq},
-                      {"rope_theta", b.rope_theta}, {"norm_eps", b.norm_eps}, {"tie_lm_head", b.tie_lm_head}};
+                      {"rope_theta", short_decimal(b.rope_theta)}, {"norm_eps", short_decimal(b.norm_eps)}, {"tie_lm_head", b.tie_lm_head}};
     nlohmann::json enc = nlohmann::json::object();
     for (int i = 0; i < kEncoderModalities; ++i) {
         if (!c.encoders[i]) continue;
         const auto &   e = *c.encoders[i];
         nlohmann::json o = {{"width", e.width}, {"layers", e.layers}, {"heads", e.heads}, {"ffn", e.ffn},
-                            {"norm_eps", e.norm_eps}};
+                            {"norm_eps", short_decimal(e.norm_eps)}};
         if (e.modality == Modality::Image) {
             o["image_size"] = e.image_size;
             o["patch_size"] = e.patch_size;

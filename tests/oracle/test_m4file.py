@@ -348,6 +348,12 @@ class NumericsTest(unittest.TestCase):
         np.testing.assert_array_equal(reference.round_bf16(x).numpy(),
                                       [1.0, 1 + 2 ** -6, -1.0, 1 + 2 ** -7])
 
+    def test_round_bf16_matches_torch(self):
+        x = torch.randn(10000, dtype=torch.float64) * 10.0 ** torch.randint(-8, 8, (10000,))
+        ours = reference.round_bf16(x)
+        theirs = x.to(torch.float32).to(torch.bfloat16).to(torch.float64)
+        np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+
     def test_quantize_rows(self):
         x = torch.tensor([[127.0, 0.5, 1.5, -2.5, 3.5], [0, 0, 0, 0, 0],
                           [254.0, 1.0, 3.0, -3.0, 2.0]], dtype=torch.float64)

@@ -16,7 +16,7 @@ namespace m4::cli {
 namespace {
 
 struct RunArgs {
-    std::string              firmware, adapter, public_key, path, prompt;
+    std::string              firmware, adapter, public_key, path, prompt, modality;
     std::vector<std::string> inputs;
     int                      top = 5, max_new_tokens = -1, top_k = -1;
     float                    temperature = -1, top_p = -1;
@@ -72,8 +72,15 @@ Status run_run(const RunArgs & a) {
         // No adapter: pick path and modality from the first input.
         man.task     = adapter::Task::Generate;
         man.modality = runtime::guess_modality(a.inputs[0]);
+        if (!a.modality.empty() && !model::parse_modality(a.modality, &man.modality))
+            return invalid_argument("--modality: image, audio, imu or text");
+        if (a.modality.empty() && a.inputs[0].size() > 4 && a.inputs[0].substr(a.inputs[0].size() - 4) == ".npy")
+            return invalid_argument(a.inputs[0] + ": a .npy input needs --modality image, audio or imu");
         man.path     = man.modality == model::Modality::Text ? model::Path::Backbone : model::Path::Encoder;
         if (!a.path.empty() && !model::parse_path(a.path, &man.path)) return invalid_argument("--path: encoder, backbone or full");
+        if ((man.path == model::Path::Backbone) != (man.modality == model::Modality::Text))
+            return invalid_argument(std::string("the ") + model::path_name(man.path) + " path cannot take " +
+                                    model::modality_name(man.modality) + " input");
         if (man.path == model::Path::Encoder) man.task = adapter::Task::Embed;
     }
     if (man.path != model::Path::Backbone && !fw->config().has_encoder(man.modality))
@@ -146,6 +153,7 @@ void add_run_command(CLI::App & app, int * rc) {
     cmd->add_option("--adapter", a->adapter, "adapter .m4a (its path, modality and head decide the output)");
     cmd->add_option("--public-key", a->public_key, "require the firmware to be signed by this key");
     cmd->add_option("--path", a->path, "without an adapter: encoder, backbone or full");
+    cmd->add_option("--modality", a->modality, "without an adapter: image, audio, imu or text (needed for .npy)");
     cmd->add_option("--prompt", a->prompt, "text prompt for the full path");
     cmd->add_option("--top", a->top, "labels to show for classification");
     cmd->add_option("--max-new-tokens", a->max_new_tokens, "generation length limit");

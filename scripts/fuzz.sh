@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets with clang and runs each for N seconds (default 30) on a seed corpus
+# of valid firmware and adapter files. Usage: scripts/fuzz.sh [SECONDS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs="${1:-30}"
+CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DM4_BUILD_TESTS=OFF \
+  -DM4_BUILD_FUZZ=ON >/dev/null
+cmake --build build-fuzz -j"$(nproc)" --target fuzz_container fuzz_seed_corpus
+mkdir -p build-fuzz/corpus
+build-fuzz/tests/fuzz/fuzz_seed_corpus build-fuzz/corpus
+for kind in firmware adapter; do
+  echo "fuzz_container ($kind): ${secs}s"
+  M4_FUZZ_KIND=$kind build-fuzz/tests/fuzz/fuzz_container -max_total_time="$secs" -max_len=65536 \
+    -print_final_stats=0 build-fuzz/corpus 2>&1 | tail -2
+done

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it:
+#   1. layout budgets (file sizes, layering), 2. Release build + every CTest test (unit, kernels on
+#   every ISA present, the PyTorch oracle), 3. the loaders under AddressSanitizer + UBSan,
+#   4. libFuzzer targets on the firmware/adapter parsers for a bounded time.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+jobs="$(nproc)"
+
+echo "== layout checks"
+scripts/check-sizes.sh
+scripts/check-layers.sh
+
+echo "== release build + tests"
+scripts/build.sh
+ctest --test-dir build --output-on-failure -j"$jobs"
+
+echo "== loaders under AddressSanitizer + UBSan"
+cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DM4_SANITIZE=ON >/dev/null
+cmake --build build-asan -j"$jobs" --target test_format test_model
+ctest --test-dir build-asan --output-on-failure -R '^(Container|ModelInput|Firmware|AdapterBinding)' -j"$jobs"
+
+echo "== libFuzzer on the parsers"
+scripts/fuzz.sh "${M4_FUZZ_SECONDS:-30}"

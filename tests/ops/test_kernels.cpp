@@ -1,0 +1,444 @@
+// Every kernel of every ISA level against the scalar reference, over odd shapes: the rows of
+// op_cases.cpp × {scalar, avx2, avx512, amx}. A level the CPU lacks, or one above M4_ISA, is
+// reported as SKIPPED with the reason.
+//
+// Tolerances: matmul f32 / bf16 1e-5 relative to Σ|x·w| + |b| + |y₀| (the scale of the rounding
+// error of any summation order); int8 1e-6 of the same (the kernels are exact up to how the
+// compiler schedules the last float multiply); attention 2e-5 absolute (outputs are convex
+// combinations of v ∈ [−1, 1]); row ops and activations a few ulp relative to the output. Ops
+// without an optimised kernel must match their reference exactly.
+#include <gtest/gtest.h>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <ostream>
+#include <random>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "op_cases.h"
+#include "tensor/tensor.h"
+
+namespace m4 {
+// Names ISA levels in gtest's parameter printouts.
+void PrintTo(Isa isa, std::ostream * os) { *os << isa_name(isa); }
+}  // namespace m4
+
+namespace m4::test {
+namespace {
+
+// The level the process would run at without the tests' overrides (M4_ISA and the CPU).
+const Isa kStartIsa = selected_isa();
+
+// Lowers the ISA ceiling for one test, then restores the start level.
+struct IsaCeiling {
+    explicit IsaCeiling(Isa isa) { set_isa_ceiling(isa); }
+    ~IsaCeiling() { set_isa_ceiling(kStartIsa); }
+};
+
+std::vector<float> random_vec(int64_t n, uint32_t seed, float lo = -1.0f, float hi = 1.0f) {
+    std::mt19937                          rng(seed);
+    std::uniform_real_distribution<float> dist(lo, hi);
+    std::vector<float>                    v(static_cast<size_t>(std::max<int64_t>(n, 1)));
+    for (float & f : v) f = dist(rng);
+    return v;
+}
+
+// |got − want| ≤ rtol·scale[i] + atol for every i (scale null: |want[i]|); NaN always fails.
+void expect_close(const float * got, const float * want, int64_t n, float rtol, float atol, const float * scale,
+                  const std::string & what) {
+    int64_t bad = 0;
+    for (int64_t i = 0; i < n; ++i) {
+        const float s   = scale ? scale[i] : std::fabs(want[i]);
+        const float tol = rtol * s + atol;
+        if (!(std::fabs(got[i] - want[i]) <= tol) && !(got[i] == want[i])) {
+            if (++bad <= 5) ADD_FAILURE() << what << " [" << i << "]: got " << got[i] << ", want " << want[i]
+                                          << " (tolerance " << tol << ")";
+        }
+    }
+    EXPECT_EQ(bad, 0) << what << ": " << bad << " of " << n << " elements out of tolerance";
+}
+
+void expect_equal(const std::vector<float> & got, const std::vector<float> & want, const std::string & what) {
+    expect_close(got.data(), want.data(), static_cast<int64_t>(want.size()), 0.0f, 0.0f, nullptr, what);
+}
+
+// ---- matmul ---------------------------------------------------------------------------------
+
+struct MatmulShape {
+    int64_t M, N, K;
+    bool    bias, accumulate;
+    int64_t ldx_pad, ldy_pad;
+    bool    ties = false;  // x = halves with max |x| = 127: every int8 quantisation is a tie
+};
+
+std::vector<MatmulShape> matmul_shapes() {
+    std::vector<MatmulShape> shapes;
+    const int64_t            dims[] = {1, 7, 33, 257};
+    int                      i      = 0;
+    for (int64_t M : dims)
+        for (int64_t N : dims)
+            for (int64_t K : dims) {
+                shapes.push_back({M, N, K, i % 2 == 0, (i / 2) % 2 == 0, i % 3 == 0 ? 5 : 0, i % 5 == 0 ? 3 : 0});
+                ++i;
+            }
+    // Exact multiples of tile and vector widths, long K, wide GEMV, K = 0, quantisation ties, and
+    // overlapping rows.
+    shapes.push_back({4, 16, 64, true, false, 0, 0});
+    shapes.push_back({8, 12, 512, false, true, 0, 0});
+    shapes.push_back({1, 1000, 300, true, true, 0, 0});
+    shapes.push_back({65, 70, 1031, true, false, 7, 1});
+    shapes.push_back({3, 5, 0, true, false, 0, 0});
+    shapes.push_back({9, 13, 100, true, true, 2, 0, true});
+    shapes.push_back({1, 40, 77, false, false, 0, 0, true});
+    shapes.push_back({6, 10, 64, true, false, -48, 0});  // overlapping rows of x (ldx = 16)
+    return shapes;
+}
+
+struct MatmulData {
+    std::vector<float> x, bias, y0;
+    Tensor             w, w_f32;  // w in the tested dtype, and dequantised
+};
+
+MatmulData make_matmul_data(const MatmulShape & s, DType dt, uint32_t seed) {
+    MatmulData d;
+    const int64_t ldx = s.K + s.ldx_pad, ldy = s.N + s.ldy_pad;
+    // Rows may overlap (ldx < K: a strided view, e.g. audio frames at a hop shorter than the frame).
+    d.x = random_vec(std::max(s.M * ldx, (s.M - 1) * ldx + s.K), seed);
+    if (s.ties) {
+        for (int64_t m = 0; m < s.M; ++m) {
+            for (int64_t k = 0; k < s.K; ++k) d.x[m * ldx + k] = std::round(d.x[m * ldx + k] * 254.0f) / 2.0f;
+            if (s.K > 0) d.x[m * ldx] = 127.0f;
+        }
+    }
+    Tensor             wf = Tensor::empty(DType::F32, {s.N, s.K});
+    std::vector<float> wv = random_vec(s.N * s.K, seed + 1);
+    std::copy_n(wv.begin(), s.N * s.K, wf.f32());
+    d.w     = convert(wf, dt);
+    d.w_f32 = to_f32(d.w);
+    d.bias  = random_vec(s.N, seed + 2);
+    d.y0    = random_vec(s.M * ldy, seed + 3);
+    return d;
+}
+
+// Scale of the rounding error of y[m, n]: Σ_k |x·w| + |b| + |y₀|; 0 on row padding (untouched).
+std::vector<float> matmul_scale(const MatmulShape & s, const MatmulData & d) {
+    const int64_t      ldx = s.K + s.ldx_pad, ldy = s.N + s.ldy_pad;
+    std::vector<float> scale(d.y0.size(), 0.0f);
+    for (int64_t m = 0; m < s.M; ++m)
+        for (int64_t n = 0; n < s.N; ++n) {
+            double acc = 0.0;
+            for (int64_t k = 0; k < s.K; ++k) acc += std::fabs(d.x[m * ldx + k] * d.w_f32.f32()[n * s.K + k]);
+            if (s.bias) acc += std::fabs(d.bias[n]);
+            if (s.accumulate) acc += std::fabs(d.y0[m * ldy + n]);
+            scale[m * ldy + n] = static_cast<float>(acc);
+        }
+    return scale;
+}
+
+}  // namespace
+
+void check_matmul(Isa isa, DType dt) {
+    const kern::MatmulFn fn = ops::kernel_table(isa).matmul[static_cast<int>(dt)];
+    ASSERT_NE(fn, nullptr);
+    const float rtol = dt == DType::I8 ? 1e-6f : 1e-5f;
+    uint32_t    seed = 100;
+    for (const MatmulShape & s : matmul_shapes()) {
+        const MatmulData d   = make_matmul_data(s, dt, seed += 10);
+        const int64_t    ldy = s.N + s.ldy_pad;
+        kern::MatmulArgs a;
+        a.x          = d.x.data();
+        a.ldx        = s.K + s.ldx_pad;
+        a.w          = d.w.data();
+        a.w_scale    = dt == DType::I8 ? d.w.scales() : nullptr;
+        a.bias       = s.bias ? d.bias.data() : nullptr;
+        a.ldy        = ldy;
+        a.M          = s.M;
+        a.N          = s.N;
+        a.K          = s.K;
+        a.accumulate = s.accumulate;
+        std::vector<float> want = d.y0, got = d.y0;
+        a.y                     = want.data();
+        ops::matmul_forward_ref(a, dt);
+        a.y = got.data();
+        fn(a);
+        const std::vector<float> scale = matmul_scale(s, d);
+        expect_close(got.data(), want.data(), static_cast<int64_t>(want.size()), rtol, 0.0f, scale.data(),
+                     fmt::format("matmul {} M={} N={} K={} bias={} acc={} ldx+{} ldy+{}{}", dtype_name(dt), s.M, s.N,
+                                 s.K, s.bias, s.accumulate, s.ldx_pad, s.ldy_pad, s.ties ? " ties" : ""));
+        if (::testing::Test::HasFailure()) return;
+    }
+    // The dispatched entry point follows the ceiling (set by the caller to `isa`).
+    const MatmulShape s{33, 65, 129, true, true, 3, 1};
+    const MatmulData  d    = make_matmul_data(s, dt, 7);
+    std::vector<float> got = d.y0, want = d.y0;
+    ops::matmul(d.x.data(), s.K + s.ldx_pad, d.w, d.bias.data(), got.data(), s.N + s.ldy_pad, s.M, true);
+    fn(kern::MatmulArgs{d.x.data(), s.K + s.ldx_pad, d.w.data(), dt == DType::I8 ? d.w.scales() : nullptr,
+                        d.bias.data(), want.data(), s.N + s.ldy_pad, s.M, s.N, s.K, true});
+    expect_equal(got, want, "ops::matmul entry point vs kernel_table entry");
+}
+
+// ---- attention ------------------------------------------------------------------------------
+
+void check_attention(Isa isa) {
+    struct Shape {
+        int64_t T, S, H, G, D;
+        bool    causal;
+        int64_t pos0, pad;
+    };
+    const Shape shapes[] = {
+        {1, 1, 1, 1, 1, false, 0, 0},     {1, 257, 4, 2, 33, true, 256, 0},  // decoding with a KV cache
+        {1, 257, 8, 1, 64, true, 256, 3},  {7, 7, 6, 2, 16, true, 0, 0},     {7, 40, 4, 1, 64, true, 33, 5},
+        {33, 33, 2, 2, 7, false, 0, 0},    {5, 257, 3, 3, 40, false, 0, 1},  {64, 257, 2, 1, 32, true, 193, 0},
+        {3, 10, 2, 1, 8, true, 20, 0},     {2, 0, 2, 1, 8, false, 0, 0},     {17, 100, 4, 4, 128, false, 0, 0},
+    };
+    const kern::AttentionFn fn = ops::kernel_table(isa).attention;
+    ASSERT_NE(fn, nullptr);
+    uint32_t seed = 500;
+    for (const Shape & s : shapes) {
+        kern::AttentionArgs a;
+        a.T = s.T, a.S = s.S, a.H = s.H, a.G = s.G, a.D = s.D;
+        a.causal = s.causal, a.pos0 = s.pos0;
+        a.ldq = s.H * s.D + s.pad, a.ldk = s.G * s.D + s.pad, a.ldv = s.G * s.D + 2 * s.pad, a.ldy = s.H * s.D + s.pad;
+        a.scale                     = 1.0f / std::sqrt(static_cast<float>(s.D));
+        const std::vector<float> q  = random_vec(s.T * a.ldq, seed += 10, -2.0f, 2.0f);
+        const std::vector<float> k  = random_vec(s.S * a.ldk, seed + 1, -2.0f, 2.0f);
+        const std::vector<float> v  = random_vec(s.S * a.ldv, seed + 2);
+        const std::vector<float> y0 = random_vec(s.T * a.ldy, seed + 3);
+        std::vector<float>       want = y0, got = y0;
+        a.q = q.data(), a.k = k.data(), a.v = v.data();
+        a.y = want.data();
+        ops::attention_forward_ref(a);
+        a.y = got.data();
+        fn(a);
+        expect_close(got.data(), want.data(), static_cast<int64_t>(want.size()), 0.0f, 2e-5f, nullptr,
+                     fmt::format("attention T={} S={} H={} G={} D={} causal={} pos0={} pad={}", s.T, s.S, s.H, s.G,
+                                 s.D, s.causal, s.pos0, s.pad));
+        std::vector<float> via_entry = y0;
+        a.y                          = via_entry.data();
+        ops::attention(a);
+        expect_equal(via_entry, got, "ops::attention entry point vs kernel_table entry");
+    }
+}
+
+// ---- row-wise ops ---------------------------------------------------------------------------
+
+namespace {
+
+const int64_t kRows[] = {1, 7, 33};
+const int64_t kCols[] = {1, 7, 16, 33, 257, 1000};
+
+}  // namespace
+
+void check_softmax(Isa isa) {
+    const kern::SoftmaxFn fn   = ops::kernel_table(isa).softmax;
+    uint32_t              seed = 700;
+    for (int64_t M : kRows)
+        for (int64_t N : kCols) {
+            std::vector<float> x = random_vec(M * N, seed++, -10.0f, 10.0f);
+            for (int64_t n = 0; n < N; ++n) x[n] += 1000.0f;  // a shifted row: only max-subtraction survives
+            std::vector<float> want(x.size()), got(x.size()), in_place = x;
+            ops::softmax_forward_ref(x.data(), want.data(), M, N);
+            fn(x.data(), got.data(), M, N);
+            const std::string what = fmt::format("softmax M={} N={}", M, N);
+            expect_close(got.data(), want.data(), M * N, 1e-5f, 1e-7f, nullptr, what);
+            fn(in_place.data(), in_place.data(), M, N);
+            expect_equal(in_place, got, what + " in place");
+            std::vector<float> via_entry(x.size());
+            ops::softmax(x.data(), via_entry.data(), M, N);
+            expect_equal(via_entry, got, what + " entry point");
+        }
+}
+
+void check_rmsnorm(Isa isa) {
+    const kern::RmsnormFn fn   = ops::kernel_table(isa).rmsnorm;
+    uint32_t              seed = 800;
+    for (int64_t M : kRows)
+        for (int64_t C : kCols)
+            for (bool with_w : {true, false}) {
+                const std::vector<float> x = random_vec(M * C, seed++, -2.0f, 2.0f);
+                const std::vector<float> w = random_vec(C, seed++);
+                const float *            wp = with_w ? w.data() : nullptr;
+                std::vector<float>       want(x.size()), got(x.size()), in_place = x;
+                ops::rmsnorm_forward_ref(x.data(), wp, want.data(), M, C, 1e-5f);
+                fn(x.data(), wp, got.data(), M, C, 1e-5f);
+                const std::string what = fmt::format("rmsnorm M={} C={} w={}", M, C, with_w);
+                expect_close(got.data(), want.data(), M * C, 1e-5f, 1e-6f, nullptr, what);
+                fn(in_place.data(), wp, in_place.data(), M, C, 1e-5f);
+                expect_equal(in_place, got, what + " in place");
+                std::vector<float> via_entry(x.size());
+                ops::rmsnorm(x.data(), wp, via_entry.data(), M, C, 1e-5f);
+                expect_equal(via_entry, got, what + " entry point");
+            }
+}
+
+void check_layernorm(Isa isa) {
+    const kern::LayernormFn fn   = ops::kernel_table(isa).layernorm;
+    uint32_t                seed = 900;
+    for (int64_t M : kRows)
+        for (int64_t C : kCols)
+            for (bool affine : {true, false}) {
+                std::vector<float> x = random_vec(M * C, seed++, -2.0f, 2.0f);
+                for (float & f : x) f += 3.0f;  // a mean far from 0 exercises the two-pass variance
+                const std::vector<float> w = random_vec(C, seed++), b = random_vec(C, seed++);
+                const float *            wp = affine ? w.data() : nullptr;
+                const float *            bp = affine ? b.data() : nullptr;
+                std::vector<float>       want(x.size()), got(x.size()), in_place = x;
+                ops::layernorm_forward_ref(x.data(), wp, bp, want.data(), M, C, 1e-5f);
+                fn(x.data(), wp, bp, got.data(), M, C, 1e-5f);
+                const std::string what = fmt::format("layernorm M={} C={} affine={}", M, C, affine);
+                // Centred values lose the bits of the mean: tolerance relative to the row scale.
+                expect_close(got.data(), want.data(), M * C, 1e-5f, 1e-5f, nullptr, what);
+                fn(in_place.data(), wp, bp, in_place.data(), M, C, 1e-5f);
+                expect_equal(in_place, got, what + " in place");
+                std::vector<float> via_entry(x.size());
+                ops::layernorm(x.data(), wp, bp, via_entry.data(), M, C, 1e-5f);
+                expect_equal(via_entry, got, what + " entry point");
+            }
+}
+
+// ---- activations ----------------------------------------------------------------------------
+
+namespace {
+
+std::vector<float> activation_inputs(int64_t n, uint32_t seed) {
+    std::vector<float> x       = random_vec(n, seed, -12.0f, 12.0f);
+    const float        special[] = {0.0f, -0.0f, 1e-30f, -1e-30f, 0.5f, -0.5f, 30.0f, -30.0f, 88.0f, -88.0f, 100.0f,
+                                    -100.0f, 0.92f, 0.93f, -0.93f, 5.0f, -5.0f};
+    for (size_t i = 0; i < std::size(special) && i < x.size(); ++i) x[i] = special[i];
+    x.resize(static_cast<size_t>(n));
+    return x;
+}
+
+// relative_to_x: the reference's own cancellation (gelu's 1 + erf for x ≪ 0) leaves an absolute
+// error proportional to |x|, so the tolerance scale includes 0.01·|x|.
+void check_unary(kern::UnaryFn fn, void (*ref)(const float *, float *, int64_t),
+                 void (*entry)(const float *, float *, int64_t), const char * name, bool relative_to_x) {
+    uint32_t seed = 1000;
+    for (int64_t n : {0, 1, 15, 16, 17, 1000}) {
+        const std::vector<float> x = activation_inputs(n, seed++);
+        std::vector<float>       want(x.size()), got(x.size()), scale(x.size()), in_place = x;
+        ref(x.data(), want.data(), n);
+        fn(x.data(), got.data(), n);
+        for (int64_t i = 0; i < n; ++i) scale[i] = std::fabs(want[i]) + (relative_to_x ? 0.01f * std::fabs(x[i]) : 0.0f);
+        const std::string what = fmt::format("{} n={}", name, n);
+        expect_close(got.data(), want.data(), n, 1e-5f, 1e-37f, scale.data(), what);
+        fn(in_place.data(), in_place.data(), n);
+        expect_equal(in_place, got, what + " in place");
+        std::vector<float> via_entry(x.size());
+        entry(x.data(), via_entry.data(), n);
+        expect_equal(via_entry, got, what + " entry point");
+    }
+}
+
+}  // namespace
+
+void check_silu(Isa isa) { check_unary(ops::kernel_table(isa).silu, ops::silu_forward_ref, ops::silu, "silu", false); }
+void check_gelu(Isa isa) { check_unary(ops::kernel_table(isa).gelu, ops::gelu_forward_ref, ops::gelu, "gelu", true); }
+
+// ---- ops without optimised kernels: the entry point must be the reference ------------------
+
+void check_add(Isa) {
+    for (int64_t period : {1, 7, 100}) {
+        const std::vector<float> a = random_vec(100, 1), b = random_vec(period, 2);
+        std::vector<float>       want(100), got(100);
+        ops::add_forward_ref(a.data(), b.data(), want.data(), 100, period);
+        ops::add(a.data(), b.data(), got.data(), 100, period);
+        expect_equal(got, want, fmt::format("add period={}", period));
+    }
+}
+
+void check_mul(Isa) {
+    for (int64_t period : {1, 7, 100}) {
+        const std::vector<float> a = random_vec(100, 3), b = random_vec(period, 4);
+        std::vector<float>       want(100), got(100);
+        ops::mul_forward_ref(a.data(), b.data(), want.data(), 100, period);
+        ops::mul(a.data(), b.data(), got.data(), 100, period);
+        expect_equal(got, want, fmt::format("mul period={}", period));
+    }
+}
+
+void check_rope(Isa) {
+    const int64_t        T = 5, H = 3, D = 8, ldx = H * D + 2;
+    const int32_t        pos[T] = {0, 1, 7, 100, 4095};
+    std::vector<float>   want   = random_vec(T * ldx, 5), got = want;
+    ops::rope_forward_ref(want.data(), ldx, T, H, D, pos, 10000.0f);
+    ops::rope(got.data(), ldx, T, H, D, pos, 10000.0f);
+    expect_equal(got, want, "rope");
+}
+
+void check_gather(Isa, DType dt) {
+    const int64_t      V = 11, C = 19;
+    Tensor             tf = Tensor::empty(DType::F32, {V, C});
+    std::vector<float> v  = random_vec(V * C, 6);
+    std::copy(v.begin(), v.end(), tf.f32());
+    const Tensor       table  = convert(tf, dt);
+    const Tensor       dequant = to_f32(table);
+    const int32_t      ids[]   = {0, 10, 3, 3, 7};
+    const int64_t      T       = 5;
+    std::vector<float> want(T * C), got(T * C), direct(T * C);
+    ops::gather_forward_ref(table, ids, T, want.data());
+    ops::gather(table, ids, T, got.data());
+    for (int64_t t = 0; t < T; ++t) std::copy_n(dequant.f32() + ids[t] * C, C, direct.data() + t * C);
+    expect_equal(got, want, fmt::format("gather {}", dtype_name(dt)));
+    expect_equal(want, direct, fmt::format("gather {} vs to_f32 rows", dtype_name(dt)));
+}
+
+void check_pool(Isa) {
+    const int64_t            B = 3, T = 5, C = 17;
+    const std::vector<float> x = random_vec(B * T * C, 7);
+    std::vector<float>       want(B * C), got(B * C);
+    ops::pool_forward_ref(x.data(), want.data(), B, T, C);
+    ops::pool(x.data(), got.data(), B, T, C);
+    expect_equal(got, want, "pool");
+}
+
+void check_log(Isa) {
+    const std::vector<float> x = random_vec(37, 8, 0.0f, 10.0f);
+    std::vector<float>       want(37), got(37);
+    ops::log_forward_ref(x.data(), want.data(), 37, 1e-6f);
+    ops::log(x.data(), got.data(), 37, 1e-6f);
+    expect_equal(got, want, "log");
+}
+
+// ---- the parametrised test over (row, ISA level) -------------------------------------------
+
+namespace {
+
+class OpCaseTest : public ::testing::TestWithParam<std::tuple<size_t, Isa>> {};
+
+TEST_P(OpCaseTest, Matches) {
+    const auto [index, isa] = GetParam();
+    const CpuFeatures & cpu = cpu_features();
+    if (static_cast<int>(isa) > static_cast<int>(cpu.detected))
+        GTEST_SKIP() << "this CPU lacks " << isa_name(isa) << " (it has: " << cpu.describe() << ")";
+    if (static_cast<int>(isa) > static_cast<int>(kStartIsa))
+        GTEST_SKIP() << "M4_ISA limits kernels to " << isa_name(kStartIsa);
+    IsaCeiling ceiling(isa);
+    ASSERT_EQ(selected_isa(), isa);
+    op_cases()[index].check(isa);
+}
+
+INSTANTIATE_TEST_SUITE_P(OpCases, OpCaseTest,
+                         ::testing::Combine(::testing::Range<size_t>(0, op_cases().size()),
+                                            ::testing::Values(Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Amx)),
+                         [](const ::testing::TestParamInfo<OpCaseTest::ParamType> & info) {
+                             const OpCase & c = op_cases()[std::get<0>(info.param)];
+                             return fmt::format("{}_{}_{}", ops::op_name(c.op), c.variant,
+                                                isa_name(std::get<1>(info.param)));
+                         });
+
+TEST(OpCases, EveryOpHasARow) {
+    for (int k = 0; k < ops::kOpCount; ++k) {
+        const auto op = static_cast<ops::OpKind>(k);
+        EXPECT_TRUE(std::any_of(op_cases().begin(), op_cases().end(), [&](const OpCase & c) { return c.op == op; }))
+            << ops::op_name(op) << " has no row in tests/ops/op_cases.cpp";
+    }
+}
+
+}  // namespace
+}  // namespace m4::test
