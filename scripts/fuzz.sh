@@ -5,8 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 secs="${1:-30}"
 CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DM4_BUILD_TESTS=OFF \
-  -DM4_BUILD_FUZZ=ON >/dev/null
-cmake --build build-fuzz -j"$(nproc)" --target fuzz_container fuzz_seed_corpus
+  -DM4_BUILD_FUZZ=ON -DCMAKE_CXX_FLAGS="-fsanitize=fuzzer-no-link,address,undefined" >/dev/null
+# Libraries are instrumented (fuzzer-no-link) so libFuzzer sees coverage inside the parsers.
+cmake --build build-fuzz -j"$(nproc)" --target fuzz_container fuzz_seed_corpus | tail -1
 mkdir -p build-fuzz/corpus
 build-fuzz/tests/fuzz/fuzz_seed_corpus build-fuzz/corpus
 for kind in firmware adapter; do

@@ -35,7 +35,7 @@ def t64(a):
 def round_bf16(x):
     """float64 tensor -> value of (x as f32) rounded to bf16 nearest-even, as float64."""
     x32 = x.detach().to(torch.float32).numpy()
-    return t64(bf16_bits_to_f32(f32_to_bf16_bits(x32)).reshape(x32.shape))
+    return t64(bf16_bits_to_f32(f32_to_bf16_bits(x32)).reshape(x32.shape)).to(x.dtype)
 
 
 def quantize_rows_i8(x):
@@ -48,7 +48,7 @@ def quantize_rows_i8(x):
     qx = torch.round(x32 / safe)                        # torch.round = round half to even
     qx = torch.clamp(qx, -127, 127)
     qx = torch.where(sx > 0, qx, torch.zeros_like(qx))
-    return qx.to(DT), sx.to(DT).squeeze(-1)
+    return qx.to(x.dtype), sx.to(x.dtype).squeeze(-1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -152,9 +152,9 @@ class Adapter:
 
     def apply_head(self, z):
         t = self.head["type"]
-        y = z @ self.head_w.T
+        y = z @ self.head_w.to(z.dtype).T
         if t in ("classify", "regress"):
-            return y + self.head_b
+            return y + self.head_b.to(z.dtype)
         if t == "embed":
             return y / torch.linalg.norm(y)
         raise ValueError("head type %r" % t)
@@ -183,10 +183,13 @@ def normalise(z):
 
 
 class Model:
-    def __init__(self, fw, mode="emulate"):
+    def __init__(self, fw, mode="emulate", precision=DT):
+        """precision: float64 (the reference) or float32 (a second emulation, used to tell
+        rounding-decision flips near ties from real differences)."""
         assert mode in ("emulate", "plain")
         self.fw = fw
         self.mode = mode
+        self.dt = precision
         self.h = fw.header
         self._cache = {}
 
@@ -196,7 +199,7 @@ class Model:
         key = ("p", name)
         if key not in self._cache:
             t = self.fw.tensors[name]
-            self._cache[key] = t64(t.dequant() if isinstance(t, I8Tensor) else t)
+            self._cache[key] = t64(t.dequant() if isinstance(t, I8Tensor) else t).to(self.dt)
         return self._cache[key]
 
     def matmul_w(self, x, wname):
@@ -214,7 +217,8 @@ class Model:
                 self._cache[key] = (t64(t.q.astype(np.float64)), t64(t.scale))
             qw, sw = self._cache[key]
             qx, sx = quantize_rows_i8(x)
-            return (qx @ qw.T) * sx[:, None] * sw[None, :]
+            y = (qx.to(DT) @ qw.T) * sx.to(DT)[:, None] * sw[None, :]    # exact integer sums
+            return y.to(self.dt)
         raise ValueError("weight %s has dtype %s" % (wname, dtype))
 
     def linear(self, x, X, adapter, bias=True, weight=None):
@@ -224,13 +228,13 @@ class Model:
             y = y + self.p(X + ".bias")
         if adapter is not None and X in adapter.lora:
             A, B = adapter.lora[X]
-            y = y + adapter.scale * ((x @ A.T) @ B.T)
+            y = y + adapter.scale * ((x @ A.to(x.dtype).T) @ B.to(x.dtype).T)
             adapter.used.add(X)
         return y
 
     # -- encoders ---------------------------------------------------------------------------
     def patches(self, mod, inp):
-        return PATCHIFY[mod](inp, self.h["encoders"][mod])
+        return PATCHIFY[mod](inp, self.h["encoders"][mod]).to(self.dt)
 
     def encoder_tokens(self, mod, inp, adapter):
         cfg = self.h["encoders"][mod]
@@ -275,7 +279,8 @@ class Model:
         theta = float(self.h["backbone"].get("rope_theta", 10000.0))
         i = torch.arange(D // 2, dtype=DT)
         ang = torch.arange(T, dtype=DT)[:, None] * theta ** (-2.0 * i / D)[None, :]
-        cos, sin = torch.cos(ang)[:, None, :], torch.sin(ang)[:, None, :]
+        cos = torch.cos(ang)[:, None, :].to(x.dtype)
+        sin = torch.sin(ang)[:, None, :].to(x.dtype)
         x0, x1 = x[..., 0::2], x[..., 1::2]
         out = torch.empty_like(x)
         out[..., 0::2] = x0 * cos - x1 * sin

@@ -405,6 +405,14 @@ class ReferenceSanityTest(unittest.TestCase):
             self.assertGreater(err, 0, dt)
             self.assertLess(err, tol, dt)
 
+    def test_float32_emulation_close(self):
+        for dt in ("f32", "bf16", "i8"):
+            a = reference.Model(self.fw[dt], "emulate").full_path("audio", self.wav, [4, 9])
+            b = reference.Model(self.fw[dt], "emulate", torch.float32).full_path(
+                "audio", self.wav, [4, 9])
+            self.assertEqual(b.dtype, torch.float32)
+            self.assertLess(((a - b.double()).abs().max() / a.abs().max()).item(), 2e-2, dt)
+
     def test_causal(self):
         m = reference.Model(self.fw["f32"])
         a = m.backbone_path([5, 6, 7, 8])
