@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Every bad input of the engine-core issue through the m4fw command line: a non-zero exit status,
+# a message naming the file and the fault, and no crash (exit status < 128, i.e. no signal).
+# Usage: test_cli_errors.sh M4FW_BINARY WORKDIR
+set -uo pipefail
+m4fw="$1"
+work="$2"
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+rm -rf "$work" && mkdir -p "$work" && cd "$work"
+pass=0
+fail=0
+
+# expect_fail NAME NEEDLE... -- COMMAND...: the command must exit 1..127 and print every needle.
+expect_fail() {
+  local name="$1"; shift
+  local needles=()
+  while [ "$1" != "--" ]; do needles+=("$1"); shift; done
+  shift
+  local out rc
+  out="$("$@" 2>&1)"
+  rc=$?
+  local ok=1
+  if [ "$rc" -eq 0 ] || [ "$rc" -ge 128 ]; then ok=0; fi
+  for n in "${needles[@]}"; do grep -qF -- "$n" <<<"$out" || ok=0; done
+  if [ "$ok" -eq 1 ]; then
+    pass=$((pass + 1)); echo "PASS $name (exit $rc)"
+  else
+    fail=$((fail + 1)); echo "FAIL $name (exit $rc): $out"
+  fi
+}
+
+expect_ok() {
+  local name="$1"; shift
+  if "$@" >/dev/null 2>&1; then pass=$((pass + 1)); echo "PASS $name"; else fail=$((fail + 1)); echo "FAIL $name"; fi
+}
+
+cfg="$root/tests/oracle/oracle_config.json"
+expect_ok "init" "$m4fw" init --config "$cfg" --out fw.m4fw --seed 3
+expect_ok "init other" "$m4fw" init --config "$cfg" --out other.m4fw --seed 4
+expect_ok "keygen" "$m4fw" keygen --out dev
+expect_ok "keygen other" "$m4fw" keygen --out evil
+cp fw.m4fw signed.m4fw && expect_ok "sign" "$m4fw" sign signed.m4fw --key dev.key
+expect_ok "inspect verified" "$m4fw" inspect signed.m4fw --public-key dev.pub
+"$m4fw" inspect signed.m4fw --public-key dev.pub 2>/dev/null | grep -q "signature: signed, verified" \
+  && { pass=$((pass + 1)); echo "PASS signature state shown"; } || { fail=$((fail + 1)); echo "FAIL signature state"; }
+
+size=$(stat -c %s fw.m4fw)
+head -c $((size - 50)) fw.m4fw >truncated.m4fw
+expect_fail "truncated file" "truncated.m4fw" "truncated" -- "$m4fw" inspect truncated.m4fw
+{ printf 'XXXX'; tail -c +5 fw.m4fw; } >magic.m4fw
+expect_fail "wrong magic" "magic.m4fw" "bad magic" -- "$m4fw" inspect magic.m4fw
+{ head -c 4 fw.m4fw; printf '\x02\x00\x00\x00'; tail -c +9 fw.m4fw; } >version.m4fw
+expect_fail "unknown version" "version.m4fw" "unknown format version 2" -- "$m4fw" inspect version.m4fw
+cp fw.m4fw corrupt.m4fw
+printf '\x55' | dd of=corrupt.m4fw bs=1 seek=$((size - 2000)) conv=notrunc status=none
+expect_fail "digest mismatch" "corrupt.m4fw" "digest mismatch" -- "$m4fw" inspect corrupt.m4fw
+expect_fail "bad signature" "signed.m4fw" "bad signature" -- "$m4fw" inspect signed.m4fw --public-key evil.pub
+expect_fail "unsigned with key" "fw.m4fw" "unsigned" -- "$m4fw" inspect fw.m4fw --public-key dev.pub
+expect_fail "missing file" "nope.m4fw" "cannot open" -- "$m4fw" inspect nope.m4fw
+
+# Tensor shape that does not match the config: same tensors, a header claiming a wider FFN.
+/usr/bin/python3 - "$root" <<'PY'
+import sys
+sys.path.insert(0, sys.argv[1] + "/tests/oracle")
+import m4file, m4writer  # the oracle's independent reader and writer
+f = m4file.M4File.load("fw.m4fw")
+f.header["backbone"]["ffn"] = 96
+tensors = [(name, dtype, f.tensors[name]) for name, dtype, *_ in f.entries]
+open("shape.m4fw", "wb").write(m4writer.write_container(b"M4FW", f.header, tensors))
+PY
+expect_fail "shape mismatch" "shape.m4fw" "has shape" "requires" -- "$m4fw" inspect shape.m4fw
+
+expect_ok "adapter" "$m4fw" adapter init --firmware fw.m4fw --out img.m4a --task classify --path encoder \
+  --modality image --labels a,b,c
+expect_ok "adapter other" "$m4fw" adapter init --firmware other.m4fw --out foreign.m4a --task classify \
+  --path encoder --modality image --labels a,b
+expect_fail "adapter of another firmware" "foreign.m4a" "retrain" -- "$m4fw" run --firmware fw.m4fw \
+  --adapter foreign.m4a x.png
+printf 'not an image' >bad.png
+expect_fail "unreadable image" "bad.png" "unreadable image" -- "$m4fw" run --firmware fw.m4fw --adapter img.m4a bad.png
+/usr/bin/python3 - <<'PY'
+import struct, wave
+for name, rate, n in (("rate8k.wav", 8000, 800), ("long.wav", 16000, 8000)):
+    with wave.open(name, "wb") as w:
+        w.setnchannels(1); w.setsampwidth(2); w.setframerate(rate); w.writeframes(struct.pack("<%dh" % n, *([100] * n)))
+open("short.csv", "w").write("1,2,3,4,5,6\n" * 50)
+PY
+expect_fail "wrong sample rate" "rate8k.wav" "8000 Hz" -- "$m4fw" run --firmware fw.m4fw rate8k.wav
+expect_fail "audio too long" "long.wav" "longer than the encoder's clip" -- "$m4fw" run --firmware fw.m4fw long.wav
+expect_fail "imu too long" "short.csv" "exceeds the window" -- "$m4fw" run --firmware fw.m4fw short.csv
+expect_fail "empty text" "text input is empty" -- "$m4fw" run --firmware fw.m4fw "   "
+cfg_noaudio="$work/noaudio.json"
+/usr/bin/python3 -c "import json,sys; c=json.load(open('$cfg')); del c['encoders']['audio']; json.dump(c, open('$cfg_noaudio','w'))"
+expect_ok "init without audio" "$m4fw" init --config "$cfg_noaudio" --out noaudio.m4fw --seed 3
+expect_fail "path/modality the firmware lacks" "no audio encoder" -- "$m4fw" run --firmware noaudio.m4fw \
+  --modality audio "$work/long.wav"
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
