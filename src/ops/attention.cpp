@@ -26,20 +26,20 @@ namespace m4::ops {
 // q: (T, H·D)  k: (S, G·D)  v: (S, G·D)  y: (T, H·D)
 void attention_forward_ref(const kern::AttentionArgs & a) {
     M4_CHECK(a.G > 0 && a.H % a.G == 0);
-    const int64_t      group = a.H / a.G;
+    const int64_t group = a.H / a.G;
     std::vector<float> p(static_cast<size_t>(std::max<int64_t>(a.S, 1)));
     for (int64_t t = 0; t < a.T; ++t) {
         const int64_t n_keys = a.causal ? std::min(a.S, a.pos0 + t + 1) : a.S;
         for (int64_t h = 0; h < a.H; ++h) {
             const int64_t g  = h / group;
             const float * qr = a.q + t * a.ldq + h * a.D;
-            float *       yr = a.y + t * a.ldy + h * a.D;
+            float * yr       = a.y + t * a.ldy + h * a.D;
             for (int64_t d = 0; d < a.D; ++d) yr[d] = 0.0f;
             if (n_keys <= 0) continue;
             float mx = 0.0f;
             for (int64_t s = 0; s < n_keys; ++s) {
-                const float * kr  = a.k + s * a.ldk + g * a.D;
-                float         dot = 0.0f;
+                const float * kr = a.k + s * a.ldk + g * a.D;
+                float dot        = 0.0f;
                 for (int64_t d = 0; d < a.D; ++d) dot += qr[d] * kr[d];
                 p[s] = dot * a.scale;
                 mx   = s == 0 ? p[s] : std::max(mx, p[s]);
@@ -52,7 +52,7 @@ void attention_forward_ref(const kern::AttentionArgs & a) {
             const float inv = 1.0f / sum;
             for (int64_t s = 0; s < n_keys; ++s) {
                 const float * vr = a.v + s * a.ldv + g * a.D;
-                const float   ps = p[s] * inv;
+                const float ps   = p[s] * inv;
                 for (int64_t d = 0; d < a.D; ++d) yr[d] += ps * vr[d];
             }
         }

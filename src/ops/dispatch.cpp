@@ -21,9 +21,15 @@
 namespace m4::ops {
 namespace {
 
-void matmul_ref_f32(const kern::MatmulArgs & a) { matmul_forward_ref(a, DType::F32); }
-void matmul_ref_bf16(const kern::MatmulArgs & a) { matmul_forward_ref(a, DType::BF16); }
-void matmul_ref_i8(const kern::MatmulArgs & a) { matmul_forward_ref(a, DType::I8); }
+void matmul_ref_f32(const kern::MatmulArgs & a) {
+    matmul_forward_ref(a, DType::F32);
+}
+void matmul_ref_bf16(const kern::MatmulArgs & a) {
+    matmul_forward_ref(a, DType::BF16);
+}
+void matmul_ref_i8(const kern::MatmulArgs & a) {
+    matmul_forward_ref(a, DType::I8);
+}
 
 kern::KernelTable reference_table() {
     kern::KernelTable t;
@@ -101,9 +107,9 @@ void matmul(const float * x, int64_t ldx, const Tensor & w, const float * bias, 
                  fmt::format("matmul: weight dtype {} is not f32, bf16 or i8", dtype_name(dt)));
     const int64_t N = w.dim(0), K = w.dim(1);
     // ldx < K is allowed: overlapping rows are a strided view (audio framing reads frames at stride hop).
-    M4_CHECK_MSG(M >= 0 && ldx >= 1 && ldy >= N,
-                 fmt::format("matmul: M={} ldx={} ldy={} for weight {} (need ldx ≥ 1, ldy ≥ N)", M, ldx, ldy,
-                             w.shape().str()));
+    M4_CHECK_MSG(
+        M >= 0 && ldx >= 1 && ldy >= N,
+        fmt::format("matmul: M={} ldx={} ldy={} for weight {} (need ldx ≥ 1, ldy ≥ N)", M, ldx, ldy, w.shape().str()));
     if (M == 0 || N == 0) return;
     M4_CHECK(x != nullptr && y != nullptr && (K == 0 || w.data() != nullptr));
     M4_CHECK_MSG(dt != DType::I8 || w.scales() != nullptr, "matmul: int8 weight without per-row scales");
@@ -177,8 +183,8 @@ void attention(const kern::AttentionArgs & a) {
     M4_CHECK_MSG(a.T >= 0 && a.S >= 0 && a.H > 0 && a.G > 0 && a.D > 0 && a.H % a.G == 0,
                  fmt::format("attention: T={} S={} H={} G={} D={} (need H % G == 0)", a.T, a.S, a.H, a.G, a.D));
     M4_CHECK_MSG(a.ldq >= a.H * a.D && a.ldy >= a.H * a.D && (a.S == 0 || (a.ldk >= a.G * a.D && a.ldv >= a.G * a.D)),
-                 fmt::format("attention: ldq={} ldk={} ldv={} ldy={} too small for H={} G={} D={}", a.ldq, a.ldk,
-                             a.ldv, a.ldy, a.H, a.G, a.D));
+                 fmt::format("attention: ldq={} ldk={} ldv={} ldy={} too small for H={} G={} D={}", a.ldq, a.ldk, a.ldv,
+                             a.ldy, a.H, a.G, a.D));
     M4_CHECK_MSG(a.pos0 >= 0, fmt::format("attention: pos0={}", a.pos0));
     if (a.T == 0) return;
     active_kernels().attention(a);

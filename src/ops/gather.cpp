@@ -17,7 +17,7 @@ void gather_forward_ref(const Tensor & table, const int32_t * ids, int64_t T, fl
     const int64_t C = table.cols();
     for (int64_t t = 0; t < T; ++t) {
         const int64_t row = ids[t];
-        float *       yr  = y + t * C;
+        float * yr        = y + t * C;
         if (table.dtype() == DType::F32) {
             const float * src = table.f32() + row * C;
             for (int64_t c = 0; c < C; ++c) yr[c] = src[c];
@@ -26,8 +26,8 @@ void gather_forward_ref(const Tensor & table, const int32_t * ids, int64_t T, fl
             for (int64_t c = 0; c < C; ++c) yr[c] = bf16_to_f32(src[c]);
         } else {
             M4_CHECK_MSG(table.dtype() == DType::I8, "gather: table must be f32, bf16 or i8");
-            const int8_t * src   = table.i8() + row * C;
-            const float    scale = table.scales()[row];
+            const int8_t * src = table.i8() + row * C;
+            const float scale  = table.scales()[row];
             for (int64_t c = 0; c < C; ++c) yr[c] = static_cast<float>(src[c]) * scale;
         }
     }

@@ -17,12 +17,12 @@ namespace m4::ops {
 void layernorm_forward_ref(const float * x, const float * w, const float * b, float * y, int64_t M, int64_t C,
                            float eps) {
     for (int64_t m = 0; m < M; ++m) {
-        const float * xr  = x + m * C;
-        float *       yr  = y + m * C;
-        float         sum = 0.0f;
+        const float * xr = x + m * C;
+        float * yr       = y + m * C;
+        float sum        = 0.0f;
         for (int64_t c = 0; c < C; ++c) sum += xr[c];
         const float mean = sum / static_cast<float>(C);
-        float       sq   = 0.0f;
+        float sq         = 0.0f;
         for (int64_t c = 0; c < C; ++c) sq += (xr[c] - mean) * (xr[c] - mean);
         const float r = 1.0f / std::sqrt(sq / static_cast<float>(C) + eps);
         for (int64_t c = 0; c < C; ++c) yr[c] = ((xr[c] - mean) * r) * (w ? w[c] : 1.0f) + (b ? b[c] : 0.0f);

@@ -3,7 +3,8 @@
 //     y[M, N] = x[M, K] · W[N, K]ᵀ  (+ b[N])  (+ y[M, N] when accumulate)
 //
 // M rows of x (tokens), N output features, K input features. x and y are row-major with leading
-// dimensions ldx ≥ K and ldy ≥ N; W is contiguous [N, K] (out_features, in_features).
+// dimensions ldx and ldy ≥ N; ldx < K makes rows of x overlap (a strided view: audio frames at a
+// hop shorter than the frame), y must not overlap x. W is contiguous [N, K] (out, in features).
 // Per output element, with v = dot (+ b[n]):  y = accumulate ? y + v : v.
 // The dot depends on the weight dtype (kernels/abi.h defines it; every kernel must match):
 //   F32   Σ_k x[k]·w[n,k] in f32.
@@ -46,7 +47,7 @@ void row_f32(const kern::MatmulArgs & a, int64_t m) {
 }
 
 void row_bf16(const kern::MatmulArgs & a, int64_t m, std::vector<float> & xr) {
-    const float *    x = a.x + m * a.ldx;
+    const float * x    = a.x + m * a.ldx;
     const uint16_t * w = static_cast<const uint16_t *>(a.w);
     for (int64_t k = 0; k < a.K; ++k) xr[k] = round_to_bf16(x[k]);
     for (int64_t n = 0; n < a.N; ++n) {
@@ -57,9 +58,9 @@ void row_bf16(const kern::MatmulArgs & a, int64_t m, std::vector<float> & xr) {
 }
 
 void row_i8(const kern::MatmulArgs & a, int64_t m, std::vector<int32_t> & qx) {
-    const float *  x = a.x + m * a.ldx;
+    const float * x  = a.x + m * a.ldx;
     const int8_t * w = static_cast<const int8_t *>(a.w);
-    float          amax = 0.0f;
+    float amax       = 0.0f;
     for (int64_t k = 0; k < a.K; ++k) amax = std::max(amax, std::fabs(x[k]));
     const float sx = amax > 0.0f ? amax / 127.0f : 1.0f;
     for (int64_t k = 0; k < a.K; ++k) {
@@ -88,13 +89,19 @@ void matmul_forward_ref(const kern::MatmulArgs & a, DType w_dtype) {
     ThreadPool::global().parallel_for(
         a.M,
         [&](int64_t m0, int64_t m1) {
-            std::vector<float>   xr(w_dtype == DType::BF16 ? a.K : 0);
+            std::vector<float> xr(w_dtype == DType::BF16 ? a.K : 0);
             std::vector<int32_t> qx(w_dtype == DType::I8 ? a.K : 0);
             for (int64_t m = m0; m < m1; ++m) {
                 switch (w_dtype) {
-                    case DType::F32: row_f32(a, m); break;
-                    case DType::BF16: row_bf16(a, m, xr); break;
-                    default: row_i8(a, m, qx); break;
+                    case DType::F32:
+                        row_f32(a, m);
+                        break;
+                    case DType::BF16:
+                        row_bf16(a, m, xr);
+                        break;
+                    default:
+                        row_i8(a, m, qx);
+                        break;
                 }
             }
         },

@@ -25,7 +25,7 @@ static_assert(sizeof(kNames) / sizeof(kNames[0]) == kOpCount);
 
 // The live recorders of this thread, innermost last. Recorders nest: an op run inside an inner
 // scope also ran inside every enclosing one, so record_op marks them all.
-thread_local OpRecorder *                t_recorder = nullptr;
+thread_local OpRecorder * t_recorder = nullptr;
 thread_local std::vector<std::vector<bool> *> t_used;
 
 }  // namespace

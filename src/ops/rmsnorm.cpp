@@ -17,8 +17,8 @@ namespace m4::ops {
 void rmsnorm_forward_ref(const float * x, const float * w, float * y, int64_t M, int64_t C, float eps) {
     for (int64_t m = 0; m < M; ++m) {
         const float * xr = x + m * C;
-        float *       yr = y + m * C;
-        float         ss = 0.0f;
+        float * yr       = y + m * C;
+        float ss         = 0.0f;
         for (int64_t c = 0; c < C; ++c) ss += xr[c] * xr[c];
         const float r = 1.0f / std::sqrt(ss / static_cast<float>(C) + eps);
         for (int64_t c = 0; c < C; ++c) yr[c] = (xr[c] * r) * (w ? w[c] : 1.0f);

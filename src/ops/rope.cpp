@@ -31,10 +31,10 @@ void rope_forward_ref(float * x, int64_t ldx, int64_t T, int64_t H, int64_t D, c
             const float a = static_cast<float>(pos[t]) * inv_freq[i];
             const float c = std::cos(a), s = std::sin(a);
             for (int64_t h = 0; h < H; ++h) {
-                float *     p  = x + t * ldx + h * D + 2 * i;
+                float * p      = x + t * ldx + h * D + 2 * i;
                 const float x0 = p[0], x1 = p[1];
-                p[0]           = x0 * c - x1 * s;
-                p[1]           = x0 * s + x1 * c;
+                p[0] = x0 * c - x1 * s;
+                p[1] = x0 * s + x1 * c;
             }
         }
     }

@@ -17,8 +17,8 @@ void softmax_forward_ref(const float * x, float * y, int64_t M, int64_t N) {
     if (N <= 0) return;
     for (int64_t m = 0; m < M; ++m) {
         const float * xr = x + m * N;
-        float *       yr = y + m * N;
-        float         mx = xr[0];
+        float * yr       = y + m * N;
+        float mx         = xr[0];
         for (int64_t n = 1; n < N; ++n) mx = std::max(mx, xr[n]);
         float sum = 0.0f;
         for (int64_t n = 0; n < N; ++n) {

@@ -8,26 +8,28 @@ namespace m4::test {
 
 const std::vector<OpCase> & op_cases() {
     using ops::OpKind;
+    // clang-format off
     static const std::vector<OpCase> cases = {
-        // op                  variant  checker
-        {OpKind::matmul,    "f32",  [](Isa isa) { check_matmul(isa, DType::F32); }},
-        {OpKind::matmul,    "bf16", [](Isa isa) { check_matmul(isa, DType::BF16); }},
-        {OpKind::matmul,    "i8",   [](Isa isa) { check_matmul(isa, DType::I8); }},
-        {OpKind::add,       "f32",  check_add},
-        {OpKind::mul,       "f32",  check_mul},
-        {OpKind::rmsnorm,   "f32",  check_rmsnorm},
-        {OpKind::layernorm, "f32",  check_layernorm},
-        {OpKind::softmax,   "f32",  check_softmax},
-        {OpKind::silu,      "f32",  check_silu},
-        {OpKind::gelu,      "f32",  check_gelu},
-        {OpKind::rope,      "f32",  check_rope},
-        {OpKind::attention, "f32",  check_attention},
-        {OpKind::gather,    "f32",  [](Isa isa) { check_gather(isa, DType::F32); }},
-        {OpKind::gather,    "bf16", [](Isa isa) { check_gather(isa, DType::BF16); }},
-        {OpKind::gather,    "i8",   [](Isa isa) { check_gather(isa, DType::I8); }},
-        {OpKind::pool,      "f32",  check_pool},
-        {OpKind::log,       "f32",  check_log},
+        // op               variant  checker
+        {OpKind::matmul,    "f32",   [](Isa isa) { check_matmul(isa, DType::F32); }},
+        {OpKind::matmul,    "bf16",  [](Isa isa) { check_matmul(isa, DType::BF16); }},
+        {OpKind::matmul,    "i8",    [](Isa isa) { check_matmul(isa, DType::I8); }},
+        {OpKind::add,       "f32",   check_add},
+        {OpKind::mul,       "f32",   check_mul},
+        {OpKind::rmsnorm,   "f32",   check_rmsnorm},
+        {OpKind::layernorm, "f32",   check_layernorm},
+        {OpKind::softmax,   "f32",   check_softmax},
+        {OpKind::silu,      "f32",   check_silu},
+        {OpKind::gelu,      "f32",   check_gelu},
+        {OpKind::rope,      "f32",   check_rope},
+        {OpKind::attention, "f32",   check_attention},
+        {OpKind::gather,    "f32",   [](Isa isa) { check_gather(isa, DType::F32); }},
+        {OpKind::gather,    "bf16",  [](Isa isa) { check_gather(isa, DType::BF16); }},
+        {OpKind::gather,    "i8",    [](Isa isa) { check_gather(isa, DType::I8); }},
+        {OpKind::pool,      "f32",   check_pool},
+        {OpKind::log,       "f32",   check_log},
     };
+    // clang-format on
     return cases;
 }
 

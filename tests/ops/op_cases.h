@@ -13,7 +13,7 @@
 namespace m4::test {
 
 struct OpCase {
-    ops::OpKind  op;
+    ops::OpKind op;
     const char * variant;  // dtype or flavour, part of the test name: matmul_bf16_avx512
     void (*check)(Isa isa);
 };

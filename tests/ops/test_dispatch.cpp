@@ -76,7 +76,7 @@ TEST(OpNames, ComeFromOpsDef) {
 
 TEST(OpRecorder, RecordsOpTypesOfItsScope) {
     const float x[4] = {1, 2, 3, 4};
-    float       y[4];
+    float y[4];
     silu(x, y, 4);  // no recorder alive: nothing to record into
     OpRecorder outer;
     softmax(x, y, 1, 4);
@@ -93,7 +93,7 @@ TEST(OpRecorder, RecordsOpTypesOfItsScope) {
 
 TEST(EntryPoints, MatmulAcceptsEveryWeightDtype) {
     const float x[3] = {1, -2, 0.5f};
-    Tensor      w    = Tensor::zeros(DType::F32, {2, 3});
+    Tensor w         = Tensor::zeros(DType::F32, {2, 3});
     w.f32()[0] = 1, w.f32()[4] = 1;
     for (DType dt : {DType::F32, DType::BF16, DType::I8}) {
         float y[2] = {0, 0};
@@ -107,9 +107,9 @@ using EntryPointsDeathTest = ::testing::Test;
 
 TEST_F(EntryPointsDeathTest, RejectBadArguments) {
     GTEST_FLAG_SET(death_test_style, "threadsafe");
-    const float   x[4] = {1, 2, 3, 4};
-    float         y[4];
-    const Tensor  table = Tensor::zeros(DType::F32, {3, 2});
+    const float x[4] = {1, 2, 3, 4};
+    float y[4];
+    const Tensor table  = Tensor::zeros(DType::F32, {3, 2});
     const int32_t bad[] = {0, 3};
     EXPECT_DEATH(gather(table, bad, 2, y), "outside");
     const Tensor vec = Tensor::zeros(DType::F32, {4});

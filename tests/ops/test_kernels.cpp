@@ -25,7 +25,9 @@
 
 namespace m4 {
 // Names ISA levels in gtest's parameter printouts.
-void PrintTo(Isa isa, std::ostream * os) { *os << isa_name(isa); }
+void PrintTo(Isa isa, std::ostream * os) {
+    *os << isa_name(isa);
+}
 }  // namespace m4
 
 namespace m4::test {
@@ -41,9 +43,9 @@ struct IsaCeiling {
 };
 
 std::vector<float> random_vec(int64_t n, uint32_t seed, float lo = -1.0f, float hi = 1.0f) {
-    std::mt19937                          rng(seed);
+    std::mt19937 rng(seed);
     std::uniform_real_distribution<float> dist(lo, hi);
-    std::vector<float>                    v(static_cast<size_t>(std::max<int64_t>(n, 1)));
+    std::vector<float> v(static_cast<size_t>(std::max<int64_t>(n, 1)));
     for (float & f : v) f = dist(rng);
     return v;
 }
@@ -56,8 +58,9 @@ void expect_close(const float * got, const float * want, int64_t n, float rtol, 
         const float s   = scale ? scale[i] : std::fabs(want[i]);
         const float tol = rtol * s + atol;
         if (!(std::fabs(got[i] - want[i]) <= tol) && !(got[i] == want[i])) {
-            if (++bad <= 5) ADD_FAILURE() << what << " [" << i << "]: got " << got[i] << ", want " << want[i]
-                                          << " (tolerance " << tol << ")";
+            if (++bad <= 5)
+                ADD_FAILURE() << what << " [" << i << "]: got " << got[i] << ", want " << want[i] << " (tolerance "
+                              << tol << ")";
         }
     }
     EXPECT_EQ(bad, 0) << what << ": " << bad << " of " << n << " elements out of tolerance";
@@ -71,15 +74,15 @@ void expect_equal(const std::vector<float> & got, const std::vector<float> & wan
 
 struct MatmulShape {
     int64_t M, N, K;
-    bool    bias, accumulate;
+    bool bias, accumulate;
     int64_t ldx_pad, ldy_pad;
-    bool    ties = false;  // x = halves with max |x| = 127: every int8 quantisation is a tie
+    bool ties = false;  // x = halves with max |x| = 127: every int8 quantisation is a tie
 };
 
 std::vector<MatmulShape> matmul_shapes() {
     std::vector<MatmulShape> shapes;
-    const int64_t            dims[] = {1, 7, 33, 257};
-    int                      i      = 0;
+    const int64_t dims[] = {1, 7, 33, 257};
+    int i                = 0;
     for (int64_t M : dims)
         for (int64_t N : dims)
             for (int64_t K : dims) {
@@ -101,7 +104,7 @@ std::vector<MatmulShape> matmul_shapes() {
 
 struct MatmulData {
     std::vector<float> x, bias, y0;
-    Tensor             w, w_f32;  // w in the tested dtype, and dequantised
+    Tensor w, w_f32;  // w in the tested dtype, and dequantised
 };
 
 MatmulData make_matmul_data(const MatmulShape & s, DType dt, uint32_t seed) {
@@ -115,7 +118,7 @@ MatmulData make_matmul_data(const MatmulShape & s, DType dt, uint32_t seed) {
             if (s.K > 0) d.x[m * ldx] = 127.0f;
         }
     }
-    Tensor             wf = Tensor::empty(DType::F32, {s.N, s.K});
+    Tensor wf             = Tensor::empty(DType::F32, {s.N, s.K});
     std::vector<float> wv = random_vec(s.N * s.K, seed + 1);
     std::copy_n(wv.begin(), s.N * s.K, wf.f32());
     d.w     = convert(wf, dt);
@@ -127,7 +130,7 @@ MatmulData make_matmul_data(const MatmulShape & s, DType dt, uint32_t seed) {
 
 // Scale of the rounding error of y[m, n]: Σ_k |x·w| + |b| + |y₀|; 0 on row padding (untouched).
 std::vector<float> matmul_scale(const MatmulShape & s, const MatmulData & d) {
-    const int64_t      ldx = s.K + s.ldx_pad, ldy = s.N + s.ldy_pad;
+    const int64_t ldx = s.K + s.ldx_pad, ldy = s.N + s.ldy_pad;
     std::vector<float> scale(d.y0.size(), 0.0f);
     for (int64_t m = 0; m < s.M; ++m)
         for (int64_t n = 0; n < s.N; ++n) {
@@ -146,23 +149,23 @@ void check_matmul(Isa isa, DType dt) {
     const kern::MatmulFn fn = ops::kernel_table(isa).matmul[static_cast<int>(dt)];
     ASSERT_NE(fn, nullptr);
     const float rtol = dt == DType::I8 ? 1e-6f : 1e-5f;
-    uint32_t    seed = 100;
+    uint32_t seed    = 100;
     for (const MatmulShape & s : matmul_shapes()) {
-        const MatmulData d   = make_matmul_data(s, dt, seed += 10);
-        const int64_t    ldy = s.N + s.ldy_pad;
+        const MatmulData d = make_matmul_data(s, dt, seed += 10);
+        const int64_t ldy  = s.N + s.ldy_pad;
         kern::MatmulArgs a;
-        a.x          = d.x.data();
-        a.ldx        = s.K + s.ldx_pad;
-        a.w          = d.w.data();
-        a.w_scale    = dt == DType::I8 ? d.w.scales() : nullptr;
-        a.bias       = s.bias ? d.bias.data() : nullptr;
-        a.ldy        = ldy;
-        a.M          = s.M;
-        a.N          = s.N;
-        a.K          = s.K;
-        a.accumulate = s.accumulate;
+        a.x                     = d.x.data();
+        a.ldx                   = s.K + s.ldx_pad;
+        a.w                     = d.w.data();
+        a.w_scale               = dt == DType::I8 ? d.w.scales() : nullptr;
+        a.bias                  = s.bias ? d.bias.data() : nullptr;
+        a.ldy                   = ldy;
+        a.M                     = s.M;
+        a.N                     = s.N;
+        a.K                     = s.K;
+        a.accumulate            = s.accumulate;
         std::vector<float> want = d.y0, got = d.y0;
-        a.y                     = want.data();
+        a.y = want.data();
         ops::matmul_forward_ref(a, dt);
         a.y = got.data();
         fn(a);
@@ -174,7 +177,7 @@ void check_matmul(Isa isa, DType dt) {
     }
     // The dispatched entry point follows the ceiling (set by the caller to `isa`).
     const MatmulShape s{33, 65, 129, true, true, 3, 1};
-    const MatmulData  d    = make_matmul_data(s, dt, 7);
+    const MatmulData d     = make_matmul_data(s, dt, 7);
     std::vector<float> got = d.y0, want = d.y0;
     ops::matmul(d.x.data(), s.K + s.ldx_pad, d.w, d.bias.data(), got.data(), s.N + s.ldy_pad, s.M, true);
     fn(kern::MatmulArgs{d.x.data(), s.K + s.ldx_pad, d.w.data(), dt == DType::I8 ? d.w.scales() : nullptr,
@@ -187,14 +190,14 @@ void check_matmul(Isa isa, DType dt) {
 void check_attention(Isa isa) {
     struct Shape {
         int64_t T, S, H, G, D;
-        bool    causal;
+        bool causal;
         int64_t pos0, pad;
     };
     const Shape shapes[] = {
         {1, 1, 1, 1, 1, false, 0, 0},     {1, 257, 4, 2, 33, true, 256, 0},  // decoding with a KV cache
-        {1, 257, 8, 1, 64, true, 256, 3},  {7, 7, 6, 2, 16, true, 0, 0},     {7, 40, 4, 1, 64, true, 33, 5},
-        {33, 33, 2, 2, 7, false, 0, 0},    {5, 257, 3, 3, 40, false, 0, 1},  {64, 257, 2, 1, 32, true, 193, 0},
-        {3, 10, 2, 1, 8, true, 20, 0},     {2, 0, 2, 1, 8, false, 0, 0},     {17, 100, 4, 4, 128, false, 0, 0},
+        {1, 257, 8, 1, 64, true, 256, 3}, {7, 7, 6, 2, 16, true, 0, 0},     {7, 40, 4, 1, 64, true, 33, 5},
+        {33, 33, 2, 2, 7, false, 0, 0},   {5, 257, 3, 3, 40, false, 0, 1},  {64, 257, 2, 1, 32, true, 193, 0},
+        {3, 10, 2, 1, 8, true, 20, 0},    {2, 0, 2, 1, 8, false, 0, 0},     {17, 100, 4, 4, 128, false, 0, 0},
     };
     const kern::AttentionFn fn = ops::kernel_table(isa).attention;
     ASSERT_NE(fn, nullptr);
@@ -209,15 +212,15 @@ void check_attention(Isa isa) {
         const std::vector<float> k  = random_vec(s.S * a.ldk, seed + 1, -2.0f, 2.0f);
         const std::vector<float> v  = random_vec(s.S * a.ldv, seed + 2);
         const std::vector<float> y0 = random_vec(s.T * a.ldy, seed + 3);
-        std::vector<float>       want = y0, got = y0;
+        std::vector<float> want = y0, got = y0;
         a.q = q.data(), a.k = k.data(), a.v = v.data();
         a.y = want.data();
         ops::attention_forward_ref(a);
         a.y = got.data();
         fn(a);
         expect_close(got.data(), want.data(), static_cast<int64_t>(want.size()), 0.0f, 2e-5f, nullptr,
-                     fmt::format("attention T={} S={} H={} G={} D={} causal={} pos0={} pad={}", s.T, s.S, s.H, s.G,
-                                 s.D, s.causal, s.pos0, s.pad));
+                     fmt::format("attention T={} S={} H={} G={} D={} causal={} pos0={} pad={}", s.T, s.S, s.H, s.G, s.D,
+                                 s.causal, s.pos0, s.pad));
         std::vector<float> via_entry = y0;
         a.y                          = via_entry.data();
         ops::attention(a);
@@ -235,8 +238,8 @@ const int64_t kCols[] = {1, 7, 16, 33, 257, 1000};
 }  // namespace
 
 void check_softmax(Isa isa) {
-    const kern::SoftmaxFn fn   = ops::kernel_table(isa).softmax;
-    uint32_t              seed = 700;
+    const kern::SoftmaxFn fn = ops::kernel_table(isa).softmax;
+    uint32_t seed            = 700;
     for (int64_t M : kRows)
         for (int64_t N : kCols) {
             std::vector<float> x = random_vec(M * N, seed++, -10.0f, 10.0f);
@@ -255,15 +258,15 @@ void check_softmax(Isa isa) {
 }
 
 void check_rmsnorm(Isa isa) {
-    const kern::RmsnormFn fn   = ops::kernel_table(isa).rmsnorm;
-    uint32_t              seed = 800;
+    const kern::RmsnormFn fn = ops::kernel_table(isa).rmsnorm;
+    uint32_t seed            = 800;
     for (int64_t M : kRows)
         for (int64_t C : kCols)
             for (bool with_w : {true, false}) {
                 const std::vector<float> x = random_vec(M * C, seed++, -2.0f, 2.0f);
                 const std::vector<float> w = random_vec(C, seed++);
-                const float *            wp = with_w ? w.data() : nullptr;
-                std::vector<float>       want(x.size()), got(x.size()), in_place = x;
+                const float * wp           = with_w ? w.data() : nullptr;
+                std::vector<float> want(x.size()), got(x.size()), in_place = x;
                 ops::rmsnorm_forward_ref(x.data(), wp, want.data(), M, C, 1e-5f);
                 fn(x.data(), wp, got.data(), M, C, 1e-5f);
                 const std::string what = fmt::format("rmsnorm M={} C={} w={}", M, C, with_w);
@@ -277,17 +280,17 @@ void check_rmsnorm(Isa isa) {
 }
 
 void check_layernorm(Isa isa) {
-    const kern::LayernormFn fn   = ops::kernel_table(isa).layernorm;
-    uint32_t                seed = 900;
+    const kern::LayernormFn fn = ops::kernel_table(isa).layernorm;
+    uint32_t seed              = 900;
     for (int64_t M : kRows)
         for (int64_t C : kCols)
             for (bool affine : {true, false}) {
                 std::vector<float> x = random_vec(M * C, seed++, -2.0f, 2.0f);
                 for (float & f : x) f += 3.0f;  // a mean far from 0 exercises the two-pass variance
                 const std::vector<float> w = random_vec(C, seed++), b = random_vec(C, seed++);
-                const float *            wp = affine ? w.data() : nullptr;
-                const float *            bp = affine ? b.data() : nullptr;
-                std::vector<float>       want(x.size()), got(x.size()), in_place = x;
+                const float * wp = affine ? w.data() : nullptr;
+                const float * bp = affine ? b.data() : nullptr;
+                std::vector<float> want(x.size()), got(x.size()), in_place = x;
                 ops::layernorm_forward_ref(x.data(), wp, bp, want.data(), M, C, 1e-5f);
                 fn(x.data(), wp, bp, got.data(), M, C, 1e-5f);
                 const std::string what = fmt::format("layernorm M={} C={} affine={}", M, C, affine);
@@ -306,9 +309,9 @@ void check_layernorm(Isa isa) {
 namespace {
 
 std::vector<float> activation_inputs(int64_t n, uint32_t seed) {
-    std::vector<float> x       = random_vec(n, seed, -12.0f, 12.0f);
-    const float        special[] = {0.0f, -0.0f, 1e-30f, -1e-30f, 0.5f, -0.5f, 30.0f, -30.0f, 88.0f, -88.0f, 100.0f,
-                                    -100.0f, 0.92f, 0.93f, -0.93f, 5.0f, -5.0f};
+    std::vector<float> x  = random_vec(n, seed, -12.0f, 12.0f);
+    const float special[] = {0.0f,   -0.0f,  1e-30f,  -1e-30f, 0.5f,  -0.5f,  30.0f, -30.0f, 88.0f,
+                             -88.0f, 100.0f, -100.0f, 0.92f,   0.93f, -0.93f, 5.0f,  -5.0f};
     for (size_t i = 0; i < std::size(special) && i < x.size(); ++i) x[i] = special[i];
     x.resize(static_cast<size_t>(n));
     return x;
@@ -321,10 +324,11 @@ void check_unary(kern::UnaryFn fn, void (*ref)(const float *, float *, int64_t),
     uint32_t seed = 1000;
     for (int64_t n : {0, 1, 15, 16, 17, 1000}) {
         const std::vector<float> x = activation_inputs(n, seed++);
-        std::vector<float>       want(x.size()), got(x.size()), scale(x.size()), in_place = x;
+        std::vector<float> want(x.size()), got(x.size()), scale(x.size()), in_place = x;
         ref(x.data(), want.data(), n);
         fn(x.data(), got.data(), n);
-        for (int64_t i = 0; i < n; ++i) scale[i] = std::fabs(want[i]) + (relative_to_x ? 0.01f * std::fabs(x[i]) : 0.0f);
+        for (int64_t i = 0; i < n; ++i)
+            scale[i] = std::fabs(want[i]) + (relative_to_x ? 0.01f * std::fabs(x[i]) : 0.0f);
         const std::string what = fmt::format("{} n={}", name, n);
         expect_close(got.data(), want.data(), n, 1e-5f, 1e-37f, scale.data(), what);
         fn(in_place.data(), in_place.data(), n);
@@ -337,15 +341,19 @@ void check_unary(kern::UnaryFn fn, void (*ref)(const float *, float *, int64_t),
 
 }  // namespace
 
-void check_silu(Isa isa) { check_unary(ops::kernel_table(isa).silu, ops::silu_forward_ref, ops::silu, "silu", false); }
-void check_gelu(Isa isa) { check_unary(ops::kernel_table(isa).gelu, ops::gelu_forward_ref, ops::gelu, "gelu", true); }
+void check_silu(Isa isa) {
+    check_unary(ops::kernel_table(isa).silu, ops::silu_forward_ref, ops::silu, "silu", false);
+}
+void check_gelu(Isa isa) {
+    check_unary(ops::kernel_table(isa).gelu, ops::gelu_forward_ref, ops::gelu, "gelu", true);
+}
 
 // ---- ops without optimised kernels: the entry point must be the reference ------------------
 
 void check_add(Isa) {
     for (int64_t period : {1, 7, 100}) {
         const std::vector<float> a = random_vec(100, 1), b = random_vec(period, 2);
-        std::vector<float>       want(100), got(100);
+        std::vector<float> want(100), got(100);
         ops::add_forward_ref(a.data(), b.data(), want.data(), 100, period);
         ops::add(a.data(), b.data(), got.data(), 100, period);
         expect_equal(got, want, fmt::format("add period={}", period));
@@ -355,7 +363,7 @@ void check_add(Isa) {
 void check_mul(Isa) {
     for (int64_t period : {1, 7, 100}) {
         const std::vector<float> a = random_vec(100, 3), b = random_vec(period, 4);
-        std::vector<float>       want(100), got(100);
+        std::vector<float> want(100), got(100);
         ops::mul_forward_ref(a.data(), b.data(), want.data(), 100, period);
         ops::mul(a.data(), b.data(), got.data(), 100, period);
         expect_equal(got, want, fmt::format("mul period={}", period));
@@ -363,23 +371,23 @@ void check_mul(Isa) {
 }
 
 void check_rope(Isa) {
-    const int64_t        T = 5, H = 3, D = 8, ldx = H * D + 2;
-    const int32_t        pos[T] = {0, 1, 7, 100, 4095};
-    std::vector<float>   want   = random_vec(T * ldx, 5), got = want;
+    const int64_t T = 5, H = 3, D = 8, ldx = H * D + 2;
+    const int32_t pos[T]    = {0, 1, 7, 100, 4095};
+    std::vector<float> want = random_vec(T * ldx, 5), got = want;
     ops::rope_forward_ref(want.data(), ldx, T, H, D, pos, 10000.0f);
     ops::rope(got.data(), ldx, T, H, D, pos, 10000.0f);
     expect_equal(got, want, "rope");
 }
 
 void check_gather(Isa, DType dt) {
-    const int64_t      V = 11, C = 19;
-    Tensor             tf = Tensor::empty(DType::F32, {V, C});
-    std::vector<float> v  = random_vec(V * C, 6);
+    const int64_t V = 11, C = 19;
+    Tensor tf            = Tensor::empty(DType::F32, {V, C});
+    std::vector<float> v = random_vec(V * C, 6);
     std::copy(v.begin(), v.end(), tf.f32());
-    const Tensor       table  = convert(tf, dt);
-    const Tensor       dequant = to_f32(table);
-    const int32_t      ids[]   = {0, 10, 3, 3, 7};
-    const int64_t      T       = 5;
+    const Tensor table   = convert(tf, dt);
+    const Tensor dequant = to_f32(table);
+    const int32_t ids[]  = {0, 10, 3, 3, 7};
+    const int64_t T      = 5;
     std::vector<float> want(T * C), got(T * C), direct(T * C);
     ops::gather_forward_ref(table, ids, T, want.data());
     ops::gather(table, ids, T, got.data());
@@ -389,9 +397,9 @@ void check_gather(Isa, DType dt) {
 }
 
 void check_pool(Isa) {
-    const int64_t            B = 3, T = 5, C = 17;
+    const int64_t B = 3, T = 5, C = 17;
     const std::vector<float> x = random_vec(B * T * C, 7);
-    std::vector<float>       want(B * C), got(B * C);
+    std::vector<float> want(B * C), got(B * C);
     ops::pool_forward_ref(x.data(), want.data(), B, T, C);
     ops::pool(x.data(), got.data(), B, T, C);
     expect_equal(got, want, "pool");
@@ -399,7 +407,7 @@ void check_pool(Isa) {
 
 void check_log(Isa) {
     const std::vector<float> x = random_vec(37, 8, 0.0f, 10.0f);
-    std::vector<float>       want(37), got(37);
+    std::vector<float> want(37), got(37);
     ops::log_forward_ref(x.data(), want.data(), 37, 1e-6f);
     ops::log(x.data(), got.data(), 37, 1e-6f);
     expect_equal(got, want, "log");

@@ -6,6 +6,8 @@
 
 namespace m4::kern {
 
-void register_amx(KernelTable & table) { (void)table; }
+void register_amx(KernelTable & table) {
+    (void)table;
+}
 
 }  // namespace m4::kern

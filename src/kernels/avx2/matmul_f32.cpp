@@ -19,14 +19,16 @@ namespace {
 
 constexpr int kMr = 4, kNr = 3, kNrGemv = 8;
 
-int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+int64_t ceil_div(int64_t a, int64_t b) {
+    return (a + b - 1) / b;
+}
 
 // y[i, j] for i < MR, j < NR of one tile.
 template <int MR, int NR>
 void tile(const float * x, int64_t ldx, const float * w, int64_t K, float * y, int64_t ldy, const float * bias,
           bool accumulate) {
     constexpr int kGroups = (NR + 3) / 4;
-    __m256        c[MR][kGroups * 4];
+    __m256 c[MR][kGroups * 4];
 #pragma GCC unroll 4
     for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 8
@@ -45,7 +47,7 @@ void tile(const float * x, int64_t ldx, const float * w, int64_t K, float * y, i
     }
     if (k < K) {
         const __m256i mk = tail8(K - k);
-        __m256        wv[NR];
+        __m256 wv[NR];
 #pragma GCC unroll 8
         for (int j = 0; j < NR; ++j) wv[j] = _mm256_maskload_ps(w + j * K + k, mk);
 #pragma GCC unroll 4
@@ -62,10 +64,10 @@ void tile(const float * x, int64_t ldx, const float * w, int64_t K, float * y, i
             alignas(16) float s[4];
             _mm_store_ps(s, reduce4(c[i][4 * q], c[i][4 * q + 1], c[i][4 * q + 2], c[i][4 * q + 3]));
             for (int l = 0; l < 4 && 4 * q + l < NR; ++l) {
-                const int j   = 4 * q + l;
-                float     v   = bias ? s[l] + bias[j] : s[l];
-                float &   out = y[i * ldy + j];
-                out           = accumulate ? out + v : v;
+                const int j = 4 * q + l;
+                float v     = bias ? s[l] + bias[j] : s[l];
+                float & out = y[i * ldy + j];
+                out         = accumulate ? out + v : v;
             }
         }
     }
@@ -90,10 +92,10 @@ TileFn pick_tile(int mr, int nr) {
 void matmul_fwd_f32_avx2(const MatmulArgs & a) {
     using namespace avx2;
     if (a.M <= 0 || a.N <= 0) return;
-    const float * w       = static_cast<const float *>(a.w);
-    const int     nr_max  = a.M == 1 ? kNrGemv : kNr;
-    ThreadPool &  pool    = ThreadPool::global();
-    int64_t       mb = 64, nb = 63;  // nb a multiple of kNr
+    const float * w   = static_cast<const float *>(a.w);
+    const int nr_max  = a.M == 1 ? kNrGemv : kNr;
+    ThreadPool & pool = ThreadPool::global();
+    int64_t mb = 64, nb = 63;  // nb a multiple of kNr
     if (a.M <= kMr) {
         mb = a.M;
         nb = std::clamp<int64_t>(ceil_div(ceil_div(a.N, 4 * pool.size()), 24) * 24, 24, 1032);

@@ -16,8 +16,12 @@ inline __m256i tail8(int64_t n) {
     const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n < 8 ? n : 8)), iota);
 }
-inline __m256 load_tail(const float * p, int64_t n) { return _mm256_maskload_ps(p, tail8(n)); }
-inline void   store_tail(float * p, __m256 v, int64_t n) { _mm256_maskstore_ps(p, tail8(n), v); }
+inline __m256 load_tail(const float * p, int64_t n) {
+    return _mm256_maskload_ps(p, tail8(n));
+}
+inline void store_tail(float * p, __m256 v, int64_t n) {
+    _mm256_maskstore_ps(p, tail8(n), v);
+}
 
 // {Σa, Σb, Σc, Σd} of four vectors.
 inline __m128 reduce4(__m256 a, __m256 b, __m256 c, __m256 d) {
@@ -48,7 +52,7 @@ inline __m256 exp256(__m256 x) {
     x              = _mm256_min_ps(x, _mm256_set1_ps(88.3f));
     const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
                                      _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256       r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    __m256 r       = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
     r              = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
     __m256 p       = _mm256_set1_ps(1.9875691500e-4f);
     p              = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));

@@ -11,7 +11,8 @@
 namespace m4::kern {
 namespace {
 
-template <typename F> void map(const float * x, float * y, int64_t n, F f) {
+template <typename F>
+void map(const float * x, float * y, int64_t n, F f) {
     int64_t i = 0;
     for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, f(_mm512_loadu_ps(x + i)));
     if (i < n) {

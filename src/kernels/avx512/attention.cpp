@@ -11,7 +11,7 @@
 // q: (T, H·D) ldq   k, v: (S, G·D) ldk, ldv   y: (T, H·D) ldy;  head h reads KV head h / (H/G)
 #include "kernels/avx512/matmul_tiles.h"  // first: includes vec_math.h
 
-#include <cmath>
+#include <math.h>  // expf, INFINITY: libm, not inline std:: code compiled with these flags
 
 #include "kernels/avx512/kernels.h"
 
@@ -24,17 +24,17 @@ constexpr int kKeyBlock = 16;
 void attend_one(const AttentionArgs & a, int64_t t, int64_t h, float * acc) {
     using namespace avx512;
     const int64_t D = a.D, g = h / (a.H / a.G);
-    const float * q = a.q + t * a.ldq + h * D;
-    float *       y = a.y + t * a.ldy + h * D;
+    const float * q      = a.q + t * a.ldq + h * D;
+    float * y            = a.y + t * a.ldy + h * D;
     const int64_t n_keys = a.causal ? std::min(a.S, a.pos0 + t + 1) : a.S;
     if (n_keys <= 0) {
         for (int64_t d = 0; d < D; d += 16) _mm512_mask_storeu_ps(y + d, tail16(D - d), _mm512_setzero_ps());
         return;
     }
     for (int64_t d = 0; d < D; d += 16) _mm512_store_ps(acc + d, _mm512_setzero_ps());
-    float        m = -INFINITY, l = 0.0f;
-    const __m512 scale = _mm512_set1_ps(a.scale);
-    alignas(64) float p[kKeyBlock];
+    float m = -INFINITY, l = 0.0f;
+    const __m512 scale             = _mm512_set1_ps(a.scale);
+    alignas(64) float p[kKeyBlock] = {};
 
     for (int64_t s0 = 0; s0 < n_keys; s0 += kKeyBlock) {
         const int64_t nb = std::min<int64_t>(kKeyBlock, n_keys - s0);
@@ -46,7 +46,7 @@ void attend_one(const AttentionArgs & a, int64_t t, int64_t h, float * acc) {
             __m512 c0 = _mm512_setzero_ps(), c1 = c0, c2 = c0, c3 = c0;
             for (int64_t d = 0; d < D; d += 16) {
                 const __mmask16 mk = tail16(D - d);
-                const __m512    qv = _mm512_maskz_loadu_ps(mk, q + d);
+                const __m512 qv    = _mm512_maskz_loadu_ps(mk, q + d);
                 c0                 = _mm512_fmadd_ps(qv, _mm512_maskz_loadu_ps(mk, kr[0] + d), c0);
                 c1                 = _mm512_fmadd_ps(qv, _mm512_maskz_loadu_ps(mk, kr[1] + d), c1);
                 c2                 = _mm512_fmadd_ps(qv, _mm512_maskz_loadu_ps(mk, kr[2] + d), c2);
@@ -55,10 +55,11 @@ void attend_one(const AttentionArgs & a, int64_t t, int64_t h, float * acc) {
             _mm_store_ps(p + j0, reduce4(c0, c1, c2, c3));
         }
         const __mmask16 valid = tail16(nb);
-        const __m512    sv    = _mm512_mul_ps(_mm512_load_ps(p), scale);
-        const float     m_new = std::max(m, _mm512_mask_reduce_max_ps(valid, sv));
-        const float     alpha = m == -INFINITY ? 0.0f : std::exp(m - m_new);
-        const __m512    pv    = _mm512_maskz_mov_ps(valid, exp512(_mm512_sub_ps(sv, _mm512_set1_ps(m_new))));
+        const __m512 sv       = _mm512_mul_ps(_mm512_load_ps(p), scale);
+        const float bmax      = _mm512_mask_reduce_max_ps(valid, sv);
+        const float m_new     = m > bmax ? m : bmax;
+        const float alpha     = m == -INFINITY ? 0.0f : expf(m - m_new);
+        const __m512 pv       = _mm512_maskz_mov_ps(valid, exp512(_mm512_sub_ps(sv, _mm512_set1_ps(m_new))));
         l                     = l * alpha + hsum(pv);
         _mm512_store_ps(p, pv);
         m = m_new;
@@ -67,10 +68,10 @@ void attend_one(const AttentionArgs & a, int64_t t, int64_t h, float * acc) {
         const __m512 va = _mm512_set1_ps(alpha);
         for (int64_t d = 0; d < D; d += 16) {
             const __mmask16 mk = tail16(D - d);
-            __m512          av = _mm512_mul_ps(_mm512_load_ps(acc + d), va);
+            __m512 av          = _mm512_mul_ps(_mm512_load_ps(acc + d), va);
             for (int64_t j = 0; j < nb; ++j)
-                av = _mm512_fmadd_ps(_mm512_set1_ps(p[j]), _mm512_maskz_loadu_ps(mk, a.v + (s0 + j) * a.ldv + g * D + d),
-                                     av);
+                av = _mm512_fmadd_ps(_mm512_set1_ps(p[j]),
+                                     _mm512_maskz_loadu_ps(mk, a.v + (s0 + j) * a.ldv + g * D + d), av);
             _mm512_store_ps(acc + d, av);
         }
     }

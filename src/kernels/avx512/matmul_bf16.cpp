@@ -22,7 +22,7 @@ void convert_row_bf16(const float * x, uint16_t * xb, int64_t K) {
     }
     if (k < K) {
         const __mmask16 mk = avx512::tail16(K - k);
-        const __m256bh  h  = _mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(mk, x + k));
+        const __m256bh h   = _mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(mk, x + k));
         _mm256_mask_storeu_epi16(xb + k, mk, (__m256i)h);
     }
 }
@@ -34,8 +34,8 @@ void matmul_fwd_bf16_avx512(const MatmulArgs & a) {
     if (a.M <= 0 || a.N <= 0) return;
     // x is converted once per call (M·K·2 bytes); the tiles then read bf16 pairs from both sides.
     const int64_t ldb = round_up(std::max<int64_t>(a.K, 1), 32);
-    Scratch       buf(static_cast<size_t>(a.M * ldb) * sizeof(uint16_t));
-    uint16_t *    xb = buf.as<uint16_t>();
+    Scratch buf(static_cast<size_t>(a.M * ldb) * sizeof(uint16_t));
+    uint16_t * xb = buf.as<uint16_t>();
     ThreadPool::global().parallel_for(
         a.M,
         [&](int64_t m0, int64_t m1) {
@@ -43,18 +43,17 @@ void matmul_fwd_bf16_avx512(const MatmulArgs & a) {
         },
         std::max<int64_t>(1, (int64_t{1} << 16) / std::max<int64_t>(a.K, 1)));
 
-    const uint16_t * w      = static_cast<const uint16_t *>(a.w);
-    const int        nr_max = a.M == 1 ? kNrGemv : kNr;
+    const uint16_t * w = static_cast<const uint16_t *>(a.w);
+    const int nr_max   = a.M == 1 ? kNrGemv : kNr;
     for_each_block(a.M, a.N, a.K, [&](int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
         for_each_tile(
             m0, m1, n0, n1, nr_max, [](int64_t, int) {},
             [&](int mr, int nr, int64_t m, int64_t n) {
-                dot_tile_any<Bf16Traits>(mr, nr, xb + m * ldb, ldb, w + n * a.K, a.K, a.K,
-                                         [&](int i, int q, __m128 s) {
-                                             const int64_t col = n + 4 * q;
-                                             store_f32x4(a.y + (m + i) * a.ldy + col, s, std::min(4, nr - 4 * q),
-                                                         a.bias ? a.bias + col : nullptr, a.accumulate);
-                                         });
+                dot_tile_any<Bf16Traits>(mr, nr, xb + m * ldb, ldb, w + n * a.K, a.K, a.K, [&](int i, int q, __m128 s) {
+                    const int64_t col = n + 4 * q;
+                    store_f32x4(a.y + (m + i) * a.ldy + col, s, std::min(4, nr - 4 * q),
+                                a.bias ? a.bias + col : nullptr, a.accumulate);
+                });
             });
     });
 }

@@ -13,8 +13,8 @@ namespace m4::kern {
 void matmul_fwd_f32_avx512(const MatmulArgs & a) {
     using namespace avx512;
     if (a.M <= 0 || a.N <= 0) return;
-    const float * w      = static_cast<const float *>(a.w);
-    const int     nr_max = a.M == 1 ? kNrGemv : kNr;
+    const float * w  = static_cast<const float *>(a.w);
+    const int nr_max = a.M == 1 ? kNrGemv : kNr;
     for_each_block(a.M, a.N, a.K, [&](int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
         for_each_tile(
             m0, m1, n0, n1, nr_max, [](int64_t, int) {},

@@ -5,8 +5,9 @@
 //      round half to even, clamp to ±127);
 //   2. VPDPBUSD multiplies unsigned by signed bytes, so x is stored as u8 = qx + 128 and
 //          Σ_k qx·qw = Σ_k (qx + 128)·qw − 128·Σ_k qw
-//      with Σ_k qw computed per row of W (per tile of columns, before the tile's rows run);
-//      every sum is an exact int32;
+//      with Σ_k qw computed per row of W (per tile of columns, before the tile's rows run; the
+//      GEMV tile accumulates 128·qw alongside instead, so W is read once); every sum is exact
+//      int32 arithmetic;
 //   3. the epilogue does the reference's float operations in its order, with explicit
 //      round-to-nearest instructions so the compiler cannot fuse them into an FMA:
 //          v = float(dot) · (sx · w_scale[n]);  v = v + b[n];  y = y + v.
@@ -23,19 +24,19 @@ constexpr int kRne = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
 
 // xq[0:K] = qx + 128 for one row of x; returns sx.
 float quantize_row(const float * x, uint8_t * xq, int64_t K) {
-    __m512  vmax = _mm512_setzero_ps();
-    int64_t k    = 0;
+    __m512 vmax = _mm512_setzero_ps();
+    int64_t k   = 0;
     for (; k + 16 <= K; k += 16) vmax = _mm512_max_ps(vmax, _mm512_abs_ps(_mm512_loadu_ps(x + k)));
     if (k < K) vmax = _mm512_max_ps(vmax, _mm512_abs_ps(_mm512_maskz_loadu_ps(avx512::tail16(K - k), x + k)));
-    const float  amax = _mm512_reduce_max_ps(vmax);
-    const float  sx   = amax > 0.0f ? amax / 127.0f : 1.0f;
-    const __m512 vsx  = _mm512_set1_ps(sx);
+    const float amax = _mm512_reduce_max_ps(vmax);
+    const float sx   = amax > 0.0f ? amax / 127.0f : 1.0f;
+    const __m512 vsx = _mm512_set1_ps(sx);
     const __m512 lo = _mm512_set1_ps(-127.0f), hi = _mm512_set1_ps(127.0f);
     const __m512i bias = _mm512_set1_epi32(128);
     for (k = 0; k < K; k += 16) {
         const __mmask16 mk = avx512::tail16(K - k);
-        const __m512    q  = _mm512_roundscale_ps(_mm512_div_ps(_mm512_maskz_loadu_ps(mk, x + k), vsx), kRne);
-        const __m512i   qi = _mm512_cvtps_epi32(_mm512_min_ps(hi, _mm512_max_ps(lo, q)));
+        const __m512 q     = _mm512_roundscale_ps(_mm512_div_ps(_mm512_maskz_loadu_ps(mk, x + k), vsx), kRne);
+        const __m512i qi   = _mm512_cvtps_epi32(_mm512_min_ps(hi, _mm512_max_ps(lo, q)));
         _mm_mask_storeu_epi8(xq + k, mk, _mm512_cvtepi32_epi8(_mm512_add_epi32(qi, bias)));
     }
     return sx;
@@ -44,7 +45,7 @@ float quantize_row(const float * x, uint8_t * xq, int64_t K) {
 // Σ_k w[k] for one row of int8 weights (exact).
 int32_t row_sum(const int8_t * w, int64_t K) {
     const __m512i ones = _mm512_set1_epi8(1);
-    __m512i       acc  = _mm512_setzero_si512();
+    __m512i acc        = _mm512_setzero_si512();
     for (int64_t k = 0; k < K; k += 64)
         acc = _mm512_dpbusd_epi32(acc, ones, _mm512_maskz_loadu_epi8(avx512::tail64(K - k), w + k));
     return _mm512_reduce_add_epi32(acc);
@@ -53,10 +54,10 @@ int32_t row_sum(const int8_t * w, int64_t K) {
 // Four outputs (the first `lanes` of dot) of row m: the reference's epilogue, in its order.
 void store_i8x4(float * y, __m128i dot, float sx, const float * w_scale, const float * bias, int lanes,
                 bool accumulate) {
-    const __mmask16 mk    = static_cast<__mmask16>((1u << lanes) - 1u);
-    const __m512    d     = _mm512_cvt_roundepi32_ps(_mm512_zextsi128_si512(dot), kRne);
-    const __m512    scale = _mm512_mul_round_ps(_mm512_set1_ps(sx), _mm512_maskz_loadu_ps(mk, w_scale), kRne);
-    __m512          v     = _mm512_mul_round_ps(d, scale, kRne);
+    const __mmask16 mk = static_cast<__mmask16>((1u << lanes) - 1u);
+    const __m512 d     = _mm512_cvt_roundepi32_ps(_mm512_zextsi128_si512(dot), kRne);
+    const __m512 scale = _mm512_mul_round_ps(_mm512_set1_ps(sx), _mm512_maskz_loadu_ps(mk, w_scale), kRne);
+    __m512 v           = _mm512_mul_round_ps(d, scale, kRne);
     if (bias) v = _mm512_add_round_ps(v, _mm512_maskz_loadu_ps(mk, bias), kRne);
     if (accumulate) v = _mm512_add_round_ps(_mm512_maskz_loadu_ps(mk, y), v, kRne);
     _mm512_mask_storeu_ps(y, mk, v);
@@ -69,10 +70,10 @@ void matmul_fwd_i8_avx512(const MatmulArgs & a) {
     if (a.M <= 0 || a.N <= 0) return;
     // Quantise x once per call: M·K bytes of u8 plus one scale per row.
     const int64_t ldq = round_up(std::max<int64_t>(a.K, 1), 64);
-    Scratch       qbuf(static_cast<size_t>(a.M * ldq));
-    Scratch       sbuf(static_cast<size_t>(a.M) * sizeof(float));
-    uint8_t *     xq = qbuf.as<uint8_t>();
-    float *       sx = sbuf.as<float>();
+    Scratch qbuf(static_cast<size_t>(a.M * ldq));
+    Scratch sbuf(static_cast<size_t>(a.M) * sizeof(float));
+    uint8_t * xq = qbuf.as<uint8_t>();
+    float * sx   = sbuf.as<float>();
     ThreadPool::global().parallel_for(
         a.M,
         [&](int64_t m0, int64_t m1) {
@@ -80,23 +81,34 @@ void matmul_fwd_i8_avx512(const MatmulArgs & a) {
         },
         std::max<int64_t>(1, (int64_t{1} << 16) / std::max<int64_t>(a.K, 1)));
 
-    const int8_t * w      = static_cast<const int8_t *>(a.w);
-    const int      nr_max = a.M == 1 ? kNrGemv : kNr;
+    const int8_t * w = static_cast<const int8_t *>(a.w);
     for_each_block(a.M, a.N, a.K, [&](int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
-        alignas(16) int32_t comp[kNrGemv];  // 128·Σ_k qw for the current columns
+        alignas(16) int32_t comp[kNrGemv] = {};  // 128·Σ_k qw of the current columns (GEMM only)
+
+        auto epi = [&](int64_t m, int64_t n, int nr, int i, int q, __m128i s) {
+            const int64_t col = n + 4 * q;
+            const __m128i dot = _mm_sub_epi32(s, _mm_load_si128(reinterpret_cast<const __m128i *>(comp + 4 * q)));
+            store_i8x4(a.y + (m + i) * a.ldy + col, dot, sx[m + i], a.w_scale + col, a.bias ? a.bias + col : nullptr,
+                       std::min(4, nr - 4 * q), a.accumulate);
+        };
+        if (a.M == 1) {
+            // GEMV: the tile folds the compensation in (one pass over W); comp stays 0.
+            for_each_tile(
+                m0, m1, n0, n1, kNrGemv, [](int64_t, int) {},
+                [&](int mr, int nr, int64_t m, int64_t n) {
+                    dot_tile_any<U8S8CompensatedTraits>(mr, nr, xq + m * ldq, ldq, w + n * a.K, a.K, a.K,
+                                                        [&](int i, int q, __m128i s) { epi(m, n, nr, i, q, s); });
+                });
+            return;
+        }
         for_each_tile(
-            m0, m1, n0, n1, nr_max,
+            m0, m1, n0, n1, kNr,
             [&](int64_t n, int nr) {
                 for (int j = 0; j < kNrGemv; ++j) comp[j] = j < nr ? 128 * row_sum(w + (n + j) * a.K, a.K) : 0;
             },
             [&](int mr, int nr, int64_t m, int64_t n) {
-                dot_tile_any<U8S8Traits>(
-                    mr, nr, xq + m * ldq, ldq, w + n * a.K, a.K, a.K, [&](int i, int q, __m128i s) {
-                        const int64_t col = n + 4 * q;
-                        const __m128i dot = _mm_sub_epi32(s, _mm_load_si128(reinterpret_cast<const __m128i *>(comp + 4 * q)));
-                        store_i8x4(a.y + (m + i) * a.ldy + col, dot, sx[m + i], a.w_scale + col,
-                                   a.bias ? a.bias + col : nullptr, std::min(4, nr - 4 * q), a.accumulate);
-                    });
+                dot_tile_any<U8S8Traits>(mr, nr, xq + m * ldq, ldq, w + n * a.K, a.K, a.K,
+                                         [&](int i, int q, __m128i s) { epi(m, n, nr, i, q, s); });
             });
     });
 }

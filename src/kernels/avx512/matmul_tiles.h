@@ -28,8 +28,12 @@ inline constexpr int kMr     = 4;  // rows of x per tile
 inline constexpr int kNr     = 4;  // rows of W per tile
 inline constexpr int kNrGemv = 8;  // rows of W per tile when M == 1
 
-inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
-inline int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
+inline int64_t ceil_div(int64_t a, int64_t b) {
+    return (a + b - 1) / b;
+}
+inline int64_t round_up(int64_t a, int64_t b) {
+    return ceil_div(a, b) * b;
+}
 
 // 64-byte aligned scratch memory, freed on scope exit (kept free of std templates on purpose:
 // this header is compiled with AVX-512 flags, see vec_math.h).
@@ -39,17 +43,21 @@ class Scratch {
     ~Scratch() { aligned_free(p_); }
     Scratch(const Scratch &)             = delete;
     Scratch & operator=(const Scratch &) = delete;
-    template <typename T> T * as() const { return static_cast<T *>(p_); }
+    template <typename T>
+    T * as() const {
+        return static_cast<T *>(p_);
+    }
 
   private:
     void * p_;
 };
 
 // Runs fn(m0, m1, n0, n1) over blocks covering [0, M) × [0, N), spread over the thread pool.
-template <typename Fn> void for_each_block(int64_t M, int64_t N, int64_t K, const Fn & fn) {
-    ThreadPool &  pool    = ThreadPool::global();
+template <typename Fn>
+void for_each_block(int64_t M, int64_t N, int64_t K, const Fn & fn) {
+    ThreadPool & pool     = ThreadPool::global();
     const int64_t threads = pool.size();
-    int64_t       mb = 64, nb = 64;
+    int64_t mb = 64, nb = 64;
     if (M <= kMr) {
         // GEMV-like: the work is reading W; give every thread a few column blocks.
         mb = M;
@@ -71,47 +79,83 @@ template <typename Fn> void for_each_block(int64_t M, int64_t N, int64_t K, cons
 
 // ---- element traits: how to load and multiply-accumulate one K step -------------------------
 struct F32Traits {
-    using X = float;  // element of x (as the tile reads it)
-    using W = float;  // element of W
-    using V = __m512;  // a loaded vector
-    using Acc = __m512;
-    using Sum = __m128;
+    using X                    = float;   // element of x (as the tile reads it)
+    using W                    = float;   // element of W
+    using V                    = __m512;  // a loaded vector
+    using Acc                  = __m512;
+    using Sum                  = __m128;
     static constexpr int kStep = 16;
     static Acc zero() { return _mm512_setzero_ps(); }
-    static V   load(const float * p) { return _mm512_loadu_ps(p); }
-    static V   load_tail(const float * p, int64_t n) { return _mm512_maskz_loadu_ps(tail16(n), p); }
+    static V load(const float * p) { return _mm512_loadu_ps(p); }
+    static V load_tail(const float * p, int64_t n) { return _mm512_maskz_loadu_ps(tail16(n), p); }
     static Acc madd(Acc c, V x, V w) { return _mm512_fmadd_ps(x, w, c); }
     static Sum reduce(Acc a, Acc b, Acc c, Acc d) { return reduce4(a, b, c, d); }
 };
 
 // x already rounded to bf16; products of bf16 pairs are exact, accumulation in f32.
 struct Bf16Traits {
-    using X = uint16_t;
-    using W = uint16_t;
-    using V = __m512i;
-    using Acc = __m512;
-    using Sum = __m128;
+    using X                    = uint16_t;
+    using W                    = uint16_t;
+    using V                    = __m512i;
+    using Acc                  = __m512;
+    using Sum                  = __m128;
     static constexpr int kStep = 32;
     static Acc zero() { return _mm512_setzero_ps(); }
-    static V   load(const uint16_t * p) { return _mm512_loadu_si512(p); }
-    static V   load_tail(const uint16_t * p, int64_t n) { return _mm512_maskz_loadu_epi16(tail32(n), p); }
+    static V load(const uint16_t * p) { return _mm512_loadu_si512(p); }
+    static V load_tail(const uint16_t * p, int64_t n) { return _mm512_maskz_loadu_epi16(tail32(n), p); }
     static Acc madd(Acc c, V x, V w) { return _mm512_dpbf16_ps(c, (__m512bh)x, (__m512bh)w); }
     static Sum reduce(Acc a, Acc b, Acc c, Acc d) { return reduce4(a, b, c, d); }
 };
 
 // x as u8 = qx + 128, W as s8: Σ u8·s8 in exact int32 (the caller subtracts 128·Σqw).
 struct U8S8Traits {
+    using X                    = uint8_t;
+    using W                    = int8_t;
+    using V                    = __m512i;
+    using Acc                  = __m512i;
+    using Sum                  = __m128i;
+    static constexpr int kStep = 64;
+    static Acc zero() { return _mm512_setzero_si512(); }
+    template <typename T>
+    static V load(const T * p) {
+        return _mm512_loadu_si512(p);
+    }
+    template <typename T>
+    static V load_tail(const T * p, int64_t n) {
+        return _mm512_maskz_loadu_epi8(tail64(n), p);
+    }
+    static Acc madd(Acc c, V x, V w) { return _mm512_dpbusd_epi32(c, x, w); }
+    static Sum reduce(Acc a, Acc b, Acc c, Acc d) { return reduce4_epi32(a, b, c, d); }
+};
+
+// The same with the compensation folded in, for GEMV (M = 1) where a separate pass for Σqw
+// would read W twice: each step also adds 128·w into a second accumulator, and the two are
+// subtracted lane-wise before the reduction, so the sums come out as Σ qx·qw directly.
+struct U8S8CompensatedTraits {
     using X = uint8_t;
     using W = int8_t;
     using V = __m512i;
-    using Acc = __m512i;
-    using Sum = __m128i;
+    struct Acc {
+        __m512i dot, w128;
+    };
+    using Sum                  = __m128i;
     static constexpr int kStep = 64;
-    static Acc zero() { return _mm512_setzero_si512(); }
-    template <typename T> static V load(const T * p) { return _mm512_loadu_si512(p); }
-    template <typename T> static V load_tail(const T * p, int64_t n) { return _mm512_maskz_loadu_epi8(tail64(n), p); }
-    static Acc madd(Acc c, V x, V w) { return _mm512_dpbusd_epi32(c, x, w); }
-    static Sum reduce(Acc a, Acc b, Acc c, Acc d) { return reduce4_epi32(a, b, c, d); }
+    static Acc zero() { return {_mm512_setzero_si512(), _mm512_setzero_si512()}; }
+    template <typename T>
+    static V load(const T * p) {
+        return _mm512_loadu_si512(p);
+    }
+    template <typename T>
+    static V load_tail(const T * p, int64_t n) {
+        return _mm512_maskz_loadu_epi8(tail64(n), p);
+    }
+    static Acc madd(Acc c, V x, V w) {
+        return {_mm512_dpbusd_epi32(c.dot, x, w), _mm512_dpbusd_epi32(c.w128, _mm512_set1_epi8(-128), w)};
+    }
+    static Sum reduce(Acc a, Acc b, Acc c, Acc d) {
+        return reduce4_epi32(_mm512_sub_epi32(a.dot, a.w128), _mm512_sub_epi32(b.dot, b.w128),
+                             _mm512_sub_epi32(c.dot, c.w128), _mm512_sub_epi32(d.dot, d.w128));
+    }
 };
 
 // One MR × NR tile: for i < MR, j < NR, dot(x[i, 0:K], w[j, 0:K]). Calls epi(i, q, sums) for each
@@ -159,10 +203,10 @@ inline void dot_tile(const typename Tr::X * x, int64_t ldx, const typename Tr::W
 
 // dot_tile for run-time mr ∈ [1, 4], nr ∈ [1, 4] or (mr, nr) = (1, 8).
 template <class Tr, class Epi>
-inline void dot_tile_any(int mr, int nr, const typename Tr::X * x, int64_t ldx, const typename Tr::W * w,
-                         int64_t ldw, int64_t K, const Epi & epi) {
-#define M4_TILE_CASE(MR, NR) \
-    case MR * 16 + NR: return dot_tile<Tr, MR, NR>(x, ldx, w, ldw, K, epi);
+inline void dot_tile_any(int mr, int nr, const typename Tr::X * x, int64_t ldx, const typename Tr::W * w, int64_t ldw,
+                         int64_t K, const Epi & epi) {
+// clang-format off
+#define M4_TILE_CASE(MR, NR) case MR * 16 + NR: return dot_tile<Tr, MR, NR>(x, ldx, w, ldw, K, epi);
     switch (mr * 16 + nr) {
         M4_TILE_CASE(1, 1) M4_TILE_CASE(1, 2) M4_TILE_CASE(1, 3) M4_TILE_CASE(1, 4) M4_TILE_CASE(1, 8)
         M4_TILE_CASE(2, 1) M4_TILE_CASE(2, 2) M4_TILE_CASE(2, 3) M4_TILE_CASE(2, 4)
@@ -170,6 +214,7 @@ inline void dot_tile_any(int mr, int nr, const typename Tr::X * x, int64_t ldx, 
         M4_TILE_CASE(4, 1) M4_TILE_CASE(4, 2) M4_TILE_CASE(4, 3) M4_TILE_CASE(4, 4)
         default: break;
     }
+    // clang-format on
 #undef M4_TILE_CASE
 }
 

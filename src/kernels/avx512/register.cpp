@@ -7,7 +7,7 @@
 namespace m4::kern {
 
 void register_avx512(KernelTable & table) {
-    const CpuFeatures & cpu = cpu_features();
+    const CpuFeatures & cpu                    = cpu_features();
     table.matmul[static_cast<int>(DType::F32)] = matmul_fwd_f32_avx512;
     if (cpu.avx512_bf16) table.matmul[static_cast<int>(DType::BF16)] = matmul_fwd_bf16_avx512;
     if (cpu.avx512_vnni) table.matmul[static_cast<int>(DType::I8)] = matmul_fwd_i8_avx512;

@@ -2,8 +2,10 @@
 // reductions, and vector exp / erf.
 //
 // Include only from src/kernels/avx512/*.cpp (compiled with the AVX-512 flags). Everything here
-// lives in m4::kern::avx512 and is inline, so no copy of it can be picked by the linker for a
-// translation unit compiled for a lower ISA.
+// lives in m4::kern::avx512, so no copy of it can be picked by the linker for a translation unit
+// compiled for a lower ISA. For the same reason these files avoid inline std:: functions on
+// floats (std::max<float>, std::sqrt(float), …): an unoptimised build emits them as weak
+// symbols, and the linker may keep the AVX-512 copy for every caller. libm calls are safe.
 #pragma once
 
 // GCC 12 warns falsely inside its own AVX-512 intrinsic headers about _mm512_undefined_*()
@@ -20,9 +22,15 @@
 namespace m4::kern::avx512 {
 
 // Mask of the first n lanes (n ≤ 16 / 32 / 64).
-inline __mmask16 tail16(int64_t n) { return n >= 16 ? __mmask16(0xffff) : __mmask16((1u << n) - 1u); }
-inline __mmask32 tail32(int64_t n) { return n >= 32 ? __mmask32(0xffffffffu) : __mmask32((1u << n) - 1u); }
-inline __mmask64 tail64(int64_t n) { return n >= 64 ? ~__mmask64(0) : __mmask64((uint64_t{1} << n) - 1u); }
+inline __mmask16 tail16(int64_t n) {
+    return n >= 16 ? __mmask16(0xffff) : __mmask16((1u << n) - 1u);
+}
+inline __mmask32 tail32(int64_t n) {
+    return n >= 32 ? __mmask32(0xffffffffu) : __mmask32((1u << n) - 1u);
+}
+inline __mmask64 tail64(int64_t n) {
+    return n >= 64 ? ~__mmask64(0) : __mmask64((uint64_t{1} << n) - 1u);
+}
 
 // Horizontal sums of four vectors at once: returns {Σa, Σb, Σc, Σd}.
 inline __m128 reduce4(__m512 a, __m512 b, __m512 c, __m512 d) {
@@ -48,20 +56,20 @@ inline __m128i reduce4_epi32(__m512i a, __m512i b, __m512i c, __m512i d) {
 // exp(x), max error about 2 ulp (Cephes expf polynomial; 2^n applied with scalef, so results
 // underflow gracefully to denormals / 0 and overflow to +inf like std::exp).
 inline __m512 exp512(__m512 x) {
-    x             = _mm512_max_ps(x, _mm512_set1_ps(-104.0f));
-    x             = _mm512_min_ps(x, _mm512_set1_ps(88.8f));
+    x              = _mm512_max_ps(x, _mm512_set1_ps(-104.0f));
+    x              = _mm512_min_ps(x, _mm512_set1_ps(88.8f));
     const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
                                           _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     // r = x − n·ln2 in two steps (ln2 = 0.693359375 − 2.12194440e-4, the first part exact).
-    __m512       r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-    r              = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-    __m512 p       = _mm512_set1_ps(1.9875691500e-4f);
-    p              = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-    p              = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-    p              = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-    p              = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-    p              = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-    p              = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r        = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p        = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p        = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p        = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p        = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p        = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    p        = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
     return _mm512_scalef_ps(p, n);
 }
 
@@ -79,23 +87,27 @@ inline __m512 erf512(__m512 x) {
     lo        = _mm512_fmadd_ps(lo, s, _mm512_set1_ps(1.28379166e-1f));
     lo        = _mm512_fmadd_ps(lo, x, x);
     // Large |x|.
-    __m512       hi = _mm512_fmadd_ps(_mm512_set1_ps(-1.72853470e-5f), t, _mm512_set1_ps(3.83197126e-4f));
-    const __m512 u  = _mm512_fmadd_ps(_mm512_set1_ps(-3.88396438e-3f), t, _mm512_set1_ps(2.42546219e-2f));
-    hi              = _mm512_fmadd_ps(hi, s, u);
-    hi              = _mm512_fmadd_ps(hi, t, _mm512_set1_ps(-1.06777877e-1f));
-    hi              = _mm512_fmadd_ps(hi, t, _mm512_set1_ps(-6.34846687e-1f));
-    hi              = _mm512_fmadd_ps(hi, t, _mm512_set1_ps(-1.28717512e-1f));
-    hi              = _mm512_fmadd_ps(hi, t, _mm512_sub_ps(_mm512_setzero_ps(), t));
-    hi              = _mm512_sub_ps(_mm512_set1_ps(1.0f), exp512(hi));
+    __m512 hi      = _mm512_fmadd_ps(_mm512_set1_ps(-1.72853470e-5f), t, _mm512_set1_ps(3.83197126e-4f));
+    const __m512 u = _mm512_fmadd_ps(_mm512_set1_ps(-3.88396438e-3f), t, _mm512_set1_ps(2.42546219e-2f));
+    hi             = _mm512_fmadd_ps(hi, s, u);
+    hi             = _mm512_fmadd_ps(hi, t, _mm512_set1_ps(-1.06777877e-1f));
+    hi             = _mm512_fmadd_ps(hi, t, _mm512_set1_ps(-6.34846687e-1f));
+    hi             = _mm512_fmadd_ps(hi, t, _mm512_set1_ps(-1.28717512e-1f));
+    hi             = _mm512_fmadd_ps(hi, t, _mm512_sub_ps(_mm512_setzero_ps(), t));
+    hi             = _mm512_sub_ps(_mm512_set1_ps(1.0f), exp512(hi));
     // copysign(hi, x)
-    const __m512 sign = _mm512_and_ps(x, _mm512_set1_ps(-0.0f));
-    hi                = _mm512_or_ps(_mm512_abs_ps(hi), sign);
+    const __m512 sign   = _mm512_and_ps(x, _mm512_set1_ps(-0.0f));
+    hi                  = _mm512_or_ps(_mm512_abs_ps(hi), sign);
     const __mmask16 big = _mm512_cmp_ps_mask(t, _mm512_set1_ps(0.927734375f), _CMP_GT_OQ);
     return _mm512_mask_blend_ps(big, lo, hi);
 }
 
 // Horizontal sum / max of one vector.
-inline float hsum(__m512 v) { return _mm512_reduce_add_ps(v); }
-inline float hmax(__m512 v) { return _mm512_reduce_max_ps(v); }
+inline float hsum(__m512 v) {
+    return _mm512_reduce_add_ps(v);
+}
+inline float hmax(__m512 v) {
+    return _mm512_reduce_max_ps(v);
+}
 
 }  // namespace m4::kern::avx512
