@@ -12,10 +12,14 @@ using model::Path;
 
 const char * task_name(Task t) {
     switch (t) {
-        case Task::Classify: return "classify";
-        case Task::Regress: return "regress";
-        case Task::Embed: return "embed";
-        case Task::Generate: return "generate";
+        case Task::Classify:
+            return "classify";
+        case Task::Regress:
+            return "regress";
+        case Task::Embed:
+            return "embed";
+        case Task::Generate:
+            return "generate";
     }
     return "?";
 }
@@ -33,7 +37,8 @@ Result<Manifest> parse_manifest(const nlohmann::json & j) {
         if (j.value("format", "") != "m4a") return bad("\"format\" must be \"m4a\"");
         m.name    = j.value("name", "adapter");
         m.version = j.value("version", "1.0.0");
-        if (!parse_task(j.value("task", ""), &m.task)) return bad("\"task\" must be classify, regress, embed or generate");
+        if (!parse_task(j.value("task", ""), &m.task))
+            return bad("\"task\" must be classify, regress, embed or generate");
         if (!model::parse_path(j.value("path", ""), &m.path)) return bad("\"path\" must be encoder, backbone or full");
         if (!model::parse_modality(j.value("modality", ""), &m.modality))
             return bad("\"modality\" must be image, audio, imu or text");
@@ -55,12 +60,12 @@ Result<Manifest> parse_manifest(const nlohmann::json & j) {
         } else {
             if (!j.contains("head")) return bad("missing \"head\"");
             const auto & h = j["head"];
-            m.head_type    = m.task == Task::Classify ? HeadType::Classify
+            m.head_type    = m.task == Task::Classify  ? HeadType::Classify
                              : m.task == Task::Regress ? HeadType::Regress
                                                        : HeadType::Embed;
             if (h.value("type", "") != task_name(m.task)) return bad("\"head.type\" must equal the task");
-            m.head_in  = h.at("in_dim").get<int64_t>();
-            m.head_out = h.at("out_dim").get<int64_t>();
+            m.head_in        = h.at("in_dim").get<int64_t>();
+            m.head_out       = h.at("out_dim").get<int64_t>();
             std::string pool = h.value("pool", "mean");
             if (pool != "mean" && pool != "last") return bad("\"head.pool\" must be mean or last");
             m.head_pool = pool == "mean" ? HeadPool::Mean : HeadPool::Last;
@@ -68,7 +73,8 @@ Result<Manifest> parse_manifest(const nlohmann::json & j) {
         }
         if (j.contains("labels")) m.labels = j["labels"].get<std::vector<std::string>>();
         if (m.task == Task::Classify && !m.labels.empty() && static_cast<int64_t>(m.labels.size()) != m.head_out)
-            return bad(std::to_string(m.labels.size()) + " labels for a head of " + std::to_string(m.head_out) + " classes");
+            return bad(std::to_string(m.labels.size()) + " labels for a head of " + std::to_string(m.head_out) +
+                       " classes");
         m.prompt = j.value("prompt", "{input}");
         if (j.contains("generation")) {
             const auto & g              = j["generation"];
@@ -117,9 +123,12 @@ std::vector<std::string> path_prefixes(Path path, Modality modality) {
     std::string enc = std::string("encoders.") + model::modality_name(modality) + ".";
     std::string prj = std::string("projectors.") + model::modality_name(modality);
     switch (path) {
-        case Path::Encoder: return {enc};
-        case Path::Backbone: return {"backbone."};
-        case Path::Full: return {enc, prj, "backbone."};
+        case Path::Encoder:
+            return {enc};
+        case Path::Backbone:
+            return {"backbone."};
+        case Path::Full:
+            return {enc, prj, "backbone."};
     }
     return {};
 }
@@ -127,10 +136,14 @@ std::vector<std::string> path_prefixes(Path path, Modality modality) {
 bool glob_match(const std::string & pat, const std::string & s) {
     size_t p = 0, i = 0, star = std::string::npos, mark = 0;
     while (i < s.size()) {
-        if (p < pat.size() && (pat[p] == s[i])) ++p, ++i;
-        else if (p < pat.size() && pat[p] == '*') star = p++, mark = i;
-        else if (star != std::string::npos) p = star + 1, i = ++mark;
-        else return false;
+        if (p < pat.size() && (pat[p] == s[i]))
+            ++p, ++i;
+        else if (p < pat.size() && pat[p] == '*')
+            star = p++, mark = i;
+        else if (star != std::string::npos)
+            p = star + 1, i = ++mark;
+        else
+            return false;
     }
     while (p < pat.size() && pat[p] == '*') ++p;
     return p == pat.size();
@@ -151,9 +164,12 @@ Result<std::vector<std::string>> expand_targets(const model::ModelConfig & c, Pa
         for (const auto & p : path_prefixes(path, modality))
             if (name.rfind(p, 0) == 0) candidates.push_back(name);
     std::vector<std::string> pats;
-    if (pattern == "all") pats = {"*"};
-    else if (pattern == "attn") pats = {"*.attn.q", "*.attn.k", "*.attn.v", "*.attn.o"};
-    else if (pattern == "mlp" || pattern == "ffn") pats = {"*.mlp.fc1", "*.mlp.fc2", "*.ffn.gate", "*.ffn.up", "*.ffn.down"};
+    if (pattern == "all")
+        pats = {"*"};
+    else if (pattern == "attn")
+        pats = {"*.attn.q", "*.attn.k", "*.attn.v", "*.attn.o"};
+    else if (pattern == "mlp" || pattern == "ffn")
+        pats = {"*.mlp.fc1", "*.mlp.fc2", "*.ffn.gate", "*.ffn.up", "*.ffn.down"};
     else {
         size_t start = 0;
         while (start <= pattern.size()) {
@@ -172,8 +188,8 @@ Result<std::vector<std::string>> expand_targets(const model::ModelConfig & c, Pa
             if (std::find(out.begin(), out.end(), name) == out.end()) out.push_back(name);
         }
         if (!any)
-            return invalid_argument("LoRA target '" + pat + "' matches no linear layer of the " + model::path_name(path) +
-                                    " path");
+            return invalid_argument("LoRA target '" + pat + "' matches no linear layer of the " +
+                                    model::path_name(path) + " path");
     }
     return out;
 }
@@ -188,7 +204,7 @@ Result<Adapter> Adapter::load_unbound(const std::string & path) {
 Result<Adapter> Adapter::load(const std::string & path, const model::Model & fw) {
     M4_ASSIGN_OR_RETURN(Adapter a, load_unbound(path));
     const Manifest & m = a.manifest_;
-    const auto &     c = fw.config();
+    const auto & c     = fw.config();
     if (m.firmware_fingerprint != fw.fingerprint())
         return incompatible(path + ": trained for firmware " + m.firmware_fingerprint.substr(0, 12) +
                             "…, but the loaded firmware is " + fw.fingerprint().substr(0, 12) +
@@ -210,10 +226,10 @@ Result<Adapter> Adapter::load(const std::string & path, const model::Model & fw)
             return incompatible(path + ": LoRA target '" + t + "' is not a linear layer of the firmware's " +
                                 model::path_name(m.path) + " path");
         const model::Linear * lin = fw.weights().linears.at(t);
-        model::LoraPair       p;
+        model::LoraPair p;
         M4_ASSIGN_OR_RETURN(p.a, tensor_f32("lora." + t + ".a", Shape{m.lora_rank, lin->in()}));
         M4_ASSIGN_OR_RETURN(p.b, tensor_f32("lora." + t + ".b", Shape{lin->out(), m.lora_rank}));
-        p.scale = m.lora_alpha / float(m.lora_rank);
+        p.scale            = m.lora_alpha / float(m.lora_rank);
         a.weights_.lora[t] = std::move(p);
     }
     if (m.head_type != HeadType::None) {
@@ -249,10 +265,10 @@ Status write_adapter(const std::string & path, const Manifest & m, const std::ma
 }
 
 Status write_random_adapter(const std::string & out_path, const model::Model & fw, Manifest m, uint64_t seed) {
-    const auto & c          = fw.config();
-    m.firmware_fingerprint  = fw.fingerprint();
-    std::mt19937_64                   rng(seed);
-    std::normal_distribution<float>   nd(0.0f, 1.0f);
+    const auto & c         = fw.config();
+    m.firmware_fingerprint = fw.fingerprint();
+    std::mt19937_64 rng(seed);
+    std::normal_distribution<float> nd(0.0f, 1.0f);
     auto rand_tensor = [&](const Shape & s, float std) {
         Tensor t = Tensor::empty(DType::F32, s);
         for (int64_t i = 0; i < t.numel(); ++i) t.f32()[i] = nd(rng) * std;
@@ -263,14 +279,16 @@ Status write_random_adapter(const std::string & out_path, const model::Model & f
         auto it = fw.weights().linears.find(t);
         if (it == fw.weights().linears.end()) return invalid_argument("no linear layer named '" + t + "'");
         const model::Linear * lin = it->second;
-        model::LoraPair       p;
+        model::LoraPair p;
         p.a     = rand_tensor(Shape{m.lora_rank, lin->in()}, 1.0f / std::sqrt(float(lin->in())));
         p.b     = rand_tensor(Shape{lin->out(), m.lora_rank}, 1.0f / std::sqrt(float(m.lora_rank)));
         lora[t] = std::move(p);
     }
     Tensor hw, hb;
     if (m.task != Task::Generate) {
-        m.head_type = m.task == Task::Classify ? HeadType::Classify : m.task == Task::Regress ? HeadType::Regress : HeadType::Embed;
+        m.head_type = m.task == Task::Classify  ? HeadType::Classify
+                      : m.task == Task::Regress ? HeadType::Regress
+                                                : HeadType::Embed;
         m.head_in   = m.path == Path::Encoder ? c.embed_dim : c.backbone.width;
         if (m.task == Task::Classify && !m.labels.empty()) m.head_out = static_cast<int64_t>(m.labels.size());
         if (m.head_out <= 0) return invalid_argument("the head needs --labels or --out-dim");

@@ -17,29 +17,29 @@ namespace m4::adapter {
 
 enum class Task { Classify = 0, Regress, Embed, Generate };
 const char * task_name(Task t);
-bool         parse_task(const std::string & s, Task * out);
+bool parse_task(const std::string & s, Task * out);
 
 struct Manifest {
-    std::string              name = "adapter", version = "1.0.0";
-    Task                     task     = Task::Classify;
-    model::Path              path     = model::Path::Encoder;
-    model::Modality          modality = model::Modality::Image;
-    std::string              firmware_fingerprint;
-    int64_t                  lora_rank  = 0;  // 0: no LoRA
-    float                    lora_alpha = 0;
+    std::string name = "adapter", version = "1.0.0";
+    Task task                = Task::Classify;
+    model::Path path         = model::Path::Encoder;
+    model::Modality modality = model::Modality::Image;
+    std::string firmware_fingerprint;
+    int64_t lora_rank = 0;  // 0: no LoRA
+    float lora_alpha  = 0;
     std::vector<std::string> targets;
-    model::HeadType          head_type = model::HeadType::None;
-    model::HeadPool          head_pool = model::HeadPool::Mean;
-    int64_t                  head_in = 0, head_out = 0;
+    model::HeadType head_type = model::HeadType::None;
+    model::HeadPool head_pool = model::HeadPool::Mean;
+    int64_t head_in = 0, head_out = 0;
     std::vector<std::string> labels;
-    std::string              prompt = "{input}";
-    model::GenerateOptions   generation;
-    nlohmann::json           metrics = nlohmann::json::object();
+    std::string prompt = "{input}";
+    model::GenerateOptions generation;
+    nlohmann::json metrics = nlohmann::json::object();
 };
 
 // Errors name the key: "adapter.m4a: manifest: \"path\" must be encoder, backbone or full".
 Result<Manifest> parse_manifest(const nlohmann::json & j);
-nlohmann::json   manifest_to_json(const Manifest & m);
+nlohmann::json manifest_to_json(const Manifest & m);
 
 class Adapter {
   public:
@@ -48,14 +48,14 @@ class Adapter {
     // Loads without a firmware (m4fw inspect): digest and manifest only.
     static Result<Adapter> load_unbound(const std::string & path);
 
-    const Manifest &              manifest() const { return manifest_; }
+    const Manifest & manifest() const { return manifest_; }
     const model::AdapterWeights & weights() const { return weights_; }
     const format::ContainerFile & file() const { return file_; }
-    uint64_t                      file_size() const { return file_.file_size(); }
+    uint64_t file_size() const { return file_.file_size(); }
 
   private:
     format::ContainerFile file_;
-    Manifest              manifest_;
+    Manifest manifest_;
     model::AdapterWeights weights_;
 };
 
@@ -65,8 +65,8 @@ Status write_adapter(const std::string & path, const Manifest & m, const std::ma
 
 // Expands target patterns: "all", "attn" (q,k,v,o), "mlp"/"ffn", or comma-separated linear names
 // with '*' wildcards, restricted to the linears the manifest's path executes.
-Result<std::vector<std::string>> expand_targets(const model::ModelConfig & c, model::Path path, model::Modality modality,
-                                                const std::string & pattern);
+Result<std::vector<std::string>> expand_targets(const model::ModelConfig & c, model::Path path,
+                                                model::Modality modality, const std::string & pattern);
 
 // A random adapter (tests, benchmarks): LoRA A and B ~ normal, head ~ normal; manifest completed
 // (fingerprint, head dims) from the firmware.

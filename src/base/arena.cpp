@@ -15,9 +15,13 @@ void * aligned_alloc_bytes(size_t bytes) {
     return p;
 }
 
-void aligned_free(void * p) { std::free(p); }
+void aligned_free(void * p) {
+    std::free(p);
+}
 
-AlignedBuffer make_aligned_buffer(size_t bytes) { return AlignedBuffer(static_cast<uint8_t *>(aligned_alloc_bytes(bytes))); }
+AlignedBuffer make_aligned_buffer(size_t bytes) {
+    return AlignedBuffer(static_cast<uint8_t *>(aligned_alloc_bytes(bytes)));
+}
 
 void * Arena::alloc_bytes(size_t bytes) {
     size_t need = (bytes + kAlign - 1) / kAlign * kAlign;

@@ -13,7 +13,7 @@ namespace m4 {
 inline constexpr size_t kAlign = 64;
 
 void * aligned_alloc_bytes(size_t bytes);  // 64-byte aligned, zero-size gives a valid pointer
-void   aligned_free(void * p);
+void aligned_free(void * p);
 
 struct AlignedDeleter {
     void operator()(void * p) const { aligned_free(p); }
@@ -26,20 +26,23 @@ class Arena {
     explicit Arena(size_t chunk_bytes = 1 << 20) : chunk_bytes_(chunk_bytes) {}
 
     void * alloc_bytes(size_t bytes);
-    template <typename T> T * alloc(size_t count) { return static_cast<T *>(alloc_bytes(count * sizeof(T))); }
-    void   reset();                                         // frees all allocations, keeps the memory
-    size_t used() const { return used_total_; }            // bytes handed out since reset()
-    size_t reserved() const;                                // bytes held from the OS
+    template <typename T>
+    T * alloc(size_t count) {
+        return static_cast<T *>(alloc_bytes(count * sizeof(T)));
+    }
+    void reset();                                // frees all allocations, keeps the memory
+    size_t used() const { return used_total_; }  // bytes handed out since reset()
+    size_t reserved() const;                     // bytes held from the OS
 
   private:
     struct Chunk {
         AlignedBuffer mem;
-        size_t        size = 0, used = 0;
+        size_t size = 0, used = 0;
     };
     std::vector<Chunk> chunks_;
-    size_t             current_     = 0;
-    size_t             chunk_bytes_ = 0;
-    size_t             used_total_  = 0;
+    size_t current_     = 0;
+    size_t chunk_bytes_ = 0;
+    size_t used_total_  = 0;
 };
 
 }  // namespace m4

@@ -13,7 +13,7 @@
 namespace m4 {
 namespace {
 
-constexpr int kArchReqXcompPerm = 0x1023;  // from <asm/prctl.h>
+constexpr int kArchReqXcompPerm  = 0x1023;  // from <asm/prctl.h>
 constexpr int kXfeatureXtiledata = 18;
 
 uint64_t read_xcr0() {
@@ -28,20 +28,20 @@ CpuFeatures detect() {
     if (!__get_cpuid(1, &a, &b, &c, &d)) return f;
     const bool osxsave = c & (1u << 27), fma = c & (1u << 12);
     if (!osxsave) return f;
-    const uint64_t xcr0   = read_xcr0();
-    const bool     ymm_os = (xcr0 & 0x6) == 0x6;
-    const bool     zmm_os = ymm_os && (xcr0 & 0xe0) == 0xe0;
-    const bool     amx_os = (xcr0 & (3ull << 17)) == (3ull << 17);
+    const uint64_t xcr0 = read_xcr0();
+    const bool ymm_os   = (xcr0 & 0x6) == 0x6;
+    const bool zmm_os   = ymm_os && (xcr0 & 0xe0) == 0xe0;
+    const bool amx_os   = (xcr0 & (3ull << 17)) == (3ull << 17);
 
     unsigned max_leaf = __get_cpuid_max(0, nullptr);
     if (max_leaf < 7) return f;
     __cpuid_count(7, 0, a, b, c, d);
-    f.avx2        = ymm_os && fma && (b & (1u << 5));
-    f.avx512f     = zmm_os && (b & (1u << 16));
-    f.avx512dq    = f.avx512f && (b & (1u << 17));
-    f.avx512bw    = f.avx512f && (b & (1u << 30));
-    f.avx512vl    = f.avx512f && (b & (1u << 31));
-    f.avx512_vnni = f.avx512f && (c & (1u << 11));
+    f.avx2              = ymm_os && fma && (b & (1u << 5));
+    f.avx512f           = zmm_os && (b & (1u << 16));
+    f.avx512dq          = f.avx512f && (b & (1u << 17));
+    f.avx512bw          = f.avx512f && (b & (1u << 30));
+    f.avx512vl          = f.avx512f && (b & (1u << 31));
+    f.avx512_vnni       = f.avx512f && (c & (1u << 11));
     const bool amx_bf16 = d & (1u << 22), amx_tile = d & (1u << 24), amx_int8 = d & (1u << 25);
     unsigned a1, b1, c1, d1;
     __cpuid_count(7, 1, a1, b1, c1, d1);
@@ -70,10 +70,14 @@ std::atomic<int> g_ceiling{-1};
 
 const char * isa_name(Isa isa) {
     switch (isa) {
-        case Isa::Scalar: return "scalar";
-        case Isa::Avx2: return "avx2";
-        case Isa::Avx512: return "avx512";
-        case Isa::Amx: return "amx";
+        case Isa::Scalar:
+            return "scalar";
+        case Isa::Avx2:
+            return "avx2";
+        case Isa::Avx512:
+            return "avx512";
+        case Isa::Amx:
+            return "amx";
     }
     return "?";
 }
@@ -115,7 +119,7 @@ const CpuFeatures & cpu_features() {
 
 Isa selected_isa() {
     const Isa detected = cpu_features().detected;
-    int       ceiling  = g_ceiling.load();
+    int ceiling        = g_ceiling.load();
     if (ceiling < 0) {
         static const int env_ceiling = [] {
             const char * env = std::getenv("M4_ISA");
@@ -132,6 +136,8 @@ Isa selected_isa() {
     return static_cast<Isa>(std::min(static_cast<int>(detected), ceiling));
 }
 
-void set_isa_ceiling(Isa ceiling) { g_ceiling.store(static_cast<int>(ceiling)); }
+void set_isa_ceiling(Isa ceiling) {
+    g_ceiling.store(static_cast<int>(ceiling));
+}
 
 }  // namespace m4

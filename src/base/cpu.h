@@ -14,7 +14,7 @@ enum class Isa { Scalar = 0, Avx2 = 1, Avx512 = 2, Amx = 3 };
 inline constexpr int kIsaCount = 4;
 
 const char * isa_name(Isa isa);
-bool         parse_isa(const std::string & name, Isa * out);
+bool parse_isa(const std::string & name, Isa * out);
 
 struct CpuFeatures {
     bool avx2        = false;  // AVX2 + FMA, OS saves YMM state
@@ -27,7 +27,7 @@ struct CpuFeatures {
     bool amx_tile    = false;  // includes the kernel's permission for tile data
     bool amx_int8    = false;
     bool amx_bf16    = false;
-    Isa  detected    = Isa::Scalar;  // highest level the CPU and OS support
+    Isa detected     = Isa::Scalar;  // highest level the CPU and OS support
     std::string describe() const;    // "avx2 avx512f … amx-int8"
 };
 

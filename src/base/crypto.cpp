@@ -37,7 +37,7 @@ Digest sha256(const void * data, size_t size) {
 
 std::string to_hex(const uint8_t * data, size_t size) {
     static const char * digits = "0123456789abcdef";
-    std::string         s(size * 2, '0');
+    std::string s(size * 2, '0');
     for (size_t i = 0; i < size; ++i) {
         s[2 * i]     = digits[data[i] >> 4];
         s[2 * i + 1] = digits[data[i] & 15];
@@ -79,7 +79,8 @@ bool ed25519_verify(const PublicKey & pk, const Signature & sig, const void * ms
 }
 
 namespace {
-template <size_t N> Result<std::array<uint8_t, N>> read_hex_key(const std::string & path, const char * what) {
+template <size_t N>
+Result<std::array<uint8_t, N>> read_hex_key(const std::string & path, const char * what) {
     M4_ASSIGN_OR_RETURN(std::string text, read_file_bytes(path));
     while (!text.empty() && (text.back() == '\n' || text.back() == '\r' || text.back() == ' ')) text.pop_back();
     std::array<uint8_t, N> key;
@@ -90,7 +91,11 @@ template <size_t N> Result<std::array<uint8_t, N>> read_hex_key(const std::strin
 }
 }  // namespace
 
-Result<PublicKey> read_public_key(const std::string & path) { return read_hex_key<32>(path, "public"); }
-Result<SecretKey> read_secret_key(const std::string & path) { return read_hex_key<64>(path, "secret"); }
+Result<PublicKey> read_public_key(const std::string & path) {
+    return read_hex_key<32>(path, "public");
+}
+Result<SecretKey> read_secret_key(const std::string & path) {
+    return read_hex_key<64>(path, "secret");
+}
 
 }  // namespace m4

@@ -15,14 +15,16 @@ MappedFile::~MappedFile() {
     if (data_ && size_) munmap(const_cast<uint8_t *>(data_), size_);
 }
 
-MappedFile::MappedFile(MappedFile && o) noexcept { *this = std::move(o); }
+MappedFile::MappedFile(MappedFile && o) noexcept {
+    *this = std::move(o);
+}
 
 MappedFile & MappedFile::operator=(MappedFile && o) noexcept {
     if (this != &o) {
         if (data_ && size_) munmap(const_cast<uint8_t *>(data_), size_);
-        data_   = std::exchange(o.data_, nullptr);
-        size_   = std::exchange(o.size_, 0);
-        path_   = std::move(o.path_);
+        data_ = std::exchange(o.data_, nullptr);
+        size_ = std::exchange(o.size_, 0);
+        path_ = std::move(o.path_);
     }
     return *this;
 }
@@ -64,7 +66,7 @@ Result<std::string> read_file_bytes(const std::string & path) {
                       path + ": cannot open (" + std::strerror(e) + ")");
     }
     std::string out;
-    char        buf[1 << 16];
+    char buf[1 << 16];
     for (;;) {
         ssize_t n = ::read(fd, buf, sizeof buf);
         if (n < 0) {
@@ -84,10 +86,10 @@ Status write_file_atomic(const std::string & path, const void * data, size_t siz
     std::string dir = ".";
     if (auto slash = path.find_last_of('/'); slash != std::string::npos) dir = slash == 0 ? "/" : path.substr(0, slash);
     std::string tmp = path + ".tmp." + std::to_string(::getpid());
-    int         fd  = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int fd          = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) return io_error(path + ": cannot create temp file (" + std::strerror(errno) + ")");
-    const auto * p    = static_cast<const uint8_t *>(data);
-    size_t       left = size;
+    const auto * p = static_cast<const uint8_t *>(data);
+    size_t left    = size;
     while (left > 0) {
         ssize_t n = ::write(fd, p, left);
         if (n < 0) {

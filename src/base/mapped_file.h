@@ -21,14 +21,14 @@ class MappedFile {
 
     static Result<MappedFile> open(const std::string & path);
 
-    const uint8_t *     data() const { return data_; }
-    size_t              size() const { return size_; }
+    const uint8_t * data() const { return data_; }
+    size_t size() const { return size_; }
     const std::string & path() const { return path_; }
 
   private:
     const uint8_t * data_ = nullptr;
-    size_t          size_ = 0;
-    std::string     path_;
+    size_t size_          = 0;
+    std::string path_;
 };
 
 // Reads a whole (small) file into memory.

@@ -4,14 +4,22 @@ namespace m4 {
 
 const char * status_code_name(StatusCode code) {
     switch (code) {
-        case StatusCode::Ok: return "OK";
-        case StatusCode::InvalidArgument: return "INVALID_ARGUMENT";
-        case StatusCode::NotFound: return "NOT_FOUND";
-        case StatusCode::Incompatible: return "INCOMPATIBLE";
-        case StatusCode::PermissionDenied: return "PERMISSION_DENIED";
-        case StatusCode::IoError: return "IO_ERROR";
-        case StatusCode::Unsupported: return "UNSUPPORTED";
-        case StatusCode::Internal: return "INTERNAL";
+        case StatusCode::Ok:
+            return "OK";
+        case StatusCode::InvalidArgument:
+            return "INVALID_ARGUMENT";
+        case StatusCode::NotFound:
+            return "NOT_FOUND";
+        case StatusCode::Incompatible:
+            return "INCOMPATIBLE";
+        case StatusCode::PermissionDenied:
+            return "PERMISSION_DENIED";
+        case StatusCode::IoError:
+            return "IO_ERROR";
+        case StatusCode::Unsupported:
+            return "UNSUPPORTED";
+        case StatusCode::Internal:
+            return "INTERNAL";
     }
     return "UNKNOWN";
 }

@@ -51,36 +51,49 @@ class [[nodiscard]] Status {
     }
 
   private:
-    StatusCode  code_ = StatusCode::Ok;
+    StatusCode code_ = StatusCode::Ok;
     std::string message_;
 };
 
-inline Status invalid_argument(std::string m) { return Status(StatusCode::InvalidArgument, std::move(m)); }
-inline Status not_found(std::string m) { return Status(StatusCode::NotFound, std::move(m)); }
-inline Status incompatible(std::string m) { return Status(StatusCode::Incompatible, std::move(m)); }
-inline Status permission_denied(std::string m) { return Status(StatusCode::PermissionDenied, std::move(m)); }
-inline Status io_error(std::string m) { return Status(StatusCode::IoError, std::move(m)); }
-inline Status unsupported(std::string m) { return Status(StatusCode::Unsupported, std::move(m)); }
+inline Status invalid_argument(std::string m) {
+    return Status(StatusCode::InvalidArgument, std::move(m));
+}
+inline Status not_found(std::string m) {
+    return Status(StatusCode::NotFound, std::move(m));
+}
+inline Status incompatible(std::string m) {
+    return Status(StatusCode::Incompatible, std::move(m));
+}
+inline Status permission_denied(std::string m) {
+    return Status(StatusCode::PermissionDenied, std::move(m));
+}
+inline Status io_error(std::string m) {
+    return Status(StatusCode::IoError, std::move(m));
+}
+inline Status unsupported(std::string m) {
+    return Status(StatusCode::Unsupported, std::move(m));
+}
 
-template <typename T> class [[nodiscard]] Result {
+template <typename T>
+class [[nodiscard]] Result {
   public:
     Result(T value) : value_(std::move(value)) {}
     Result(Status status) : status_(std::move(status)) {
         if (status_.is_ok()) status_ = Status(StatusCode::Internal, "Result built from an OK status without a value");
     }
-    bool     is_ok() const { return value_.has_value(); }
+    bool is_ok() const { return value_.has_value(); }
     explicit operator bool() const { return is_ok(); }
     const Status & status() const { return status_; }
-    T &       value() & { return *value_; }
+    T & value() & { return *value_; }
     const T & value() const & { return *value_; }
-    T &&      value() && { return std::move(*value_); }
-    T *       operator->() { return &*value_; }
+    T && value() && { return std::move(*value_); }
+    T * operator->() { return &*value_; }
     const T * operator->() const { return &*value_; }
-    T &       operator*() { return *value_; }
+    T & operator*() { return *value_; }
 
   private:
     std::optional<T> value_;
-    Status           status_;
+    Status status_;
 };
 
 [[noreturn]] void check_failed(const char * file, int line, const char * expr, const std::string & detail);
@@ -88,13 +101,13 @@ template <typename T> class [[nodiscard]] Result {
 }  // namespace m4
 
 // Invariant check, always on. Usage: M4_CHECK(n > 0); M4_CHECK_MSG(a == b, fmt::format("{} vs {}", a, b));
-#define M4_CHECK(cond)                                                     \
-    do {                                                                   \
-        if (!(cond)) ::m4::check_failed(__FILE__, __LINE__, #cond, "");    \
+#define M4_CHECK(cond)                                                  \
+    do {                                                                \
+        if (!(cond)) ::m4::check_failed(__FILE__, __LINE__, #cond, ""); \
     } while (0)
-#define M4_CHECK_MSG(cond, detail)                                             \
-    do {                                                                       \
-        if (!(cond)) ::m4::check_failed(__FILE__, __LINE__, #cond, (detail));  \
+#define M4_CHECK_MSG(cond, detail)                                            \
+    do {                                                                      \
+        if (!(cond)) ::m4::check_failed(__FILE__, __LINE__, #cond, (detail)); \
     } while (0)
 
 // Propagates a non-OK Status (or a failed Result's status) to the caller.

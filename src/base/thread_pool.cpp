@@ -45,7 +45,7 @@ void ThreadPool::worker_loop(int index) {
         seen_gen = generation_;
         if (index >= job_parts_) continue;
         const auto * job = job_;
-        int64_t      b = index * job_chunk_, e = std::min(job_n_, b + job_chunk_);
+        int64_t b = index * job_chunk_, e = std::min(job_n_, b + job_chunk_);
         lock.unlock();
         (*job)(b, e);
         lock.lock();
@@ -55,9 +55,9 @@ void ThreadPool::worker_loop(int index) {
 
 void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64_t)> & fn, int64_t grain) {
     if (n <= 0) return;
-    grain       = std::max<int64_t>(1, grain);
+    grain             = std::max<int64_t>(1, grain);
     int64_t max_parts = (n + grain - 1) / grain;
-    int     parts = static_cast<int>(std::min<int64_t>(n_threads_, max_parts));
+    int parts         = static_cast<int>(std::min<int64_t>(n_threads_, max_parts));
     if (parts <= 1 || t_in_worker) {
         fn(0, n);
         return;

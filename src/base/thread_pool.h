@@ -24,7 +24,7 @@ class ThreadPool {
     ThreadPool & operator=(const ThreadPool &) = delete;
 
     static ThreadPool & global();
-    int                 size() const { return n_threads_; }
+    int size() const { return n_threads_; }
 
     // Splits [0, n) into at most size() contiguous chunks of at least `grain` items and runs
     // fn(begin, end) on each; returns when all are done.
@@ -33,17 +33,17 @@ class ThreadPool {
   private:
     void worker_loop(int index);
 
-    int                      n_threads_;
+    int n_threads_;
     std::vector<std::thread> workers_;
-    std::mutex               mu_;
-    std::condition_variable  cv_work_, cv_done_;
+    std::mutex mu_;
+    std::condition_variable cv_work_, cv_done_;
     const std::function<void(int64_t, int64_t)> * job_ = nullptr;
-    int64_t                  job_n_ = 0, job_chunk_ = 0;
-    int                      job_parts_ = 0;
-    uint64_t                 generation_ = 0;
-    int                      pending_    = 0;
-    bool                     stop_       = false;
-    std::mutex               call_mu_;  // one parallel_for at a time from outside
+    int64_t job_n_ = 0, job_chunk_ = 0;
+    int job_parts_       = 0;
+    uint64_t generation_ = 0;
+    int pending_         = 0;
+    bool stop_           = false;
+    std::mutex call_mu_;  // one parallel_for at a time from outside
 };
 
 // Threads to use by default: M4_THREADS or the hardware's count.

@@ -6,9 +6,13 @@
 namespace m4::format {
 namespace {
 
-const char * magic_of(FileKind kind) { return kind == FileKind::Firmware ? "M4FW" : "M4AD"; }
+const char * magic_of(FileKind kind) {
+    return kind == FileKind::Firmware ? "M4FW" : "M4AD";
+}
 
-uint64_t align64(uint64_t v) { return (v + 63) / 64 * 64; }
+uint64_t align64(uint64_t v) {
+    return (v + 63) / 64 * 64;
+}
 
 uint32_t rd_u32(const uint8_t * p) {
     uint32_t v;
@@ -25,9 +29,15 @@ uint16_t rd_u16(const uint8_t * p) {
     std::memcpy(&v, p, 2);
     return v;
 }
-void put_u16(std::string & s, uint16_t v) { s.append(reinterpret_cast<const char *>(&v), 2); }
-void put_u32(std::string & s, uint32_t v) { s.append(reinterpret_cast<const char *>(&v), 4); }
-void put_u64(std::string & s, uint64_t v) { s.append(reinterpret_cast<const char *>(&v), 8); }
+void put_u16(std::string & s, uint16_t v) {
+    s.append(reinterpret_cast<const char *>(&v), 2);
+}
+void put_u32(std::string & s, uint32_t v) {
+    s.append(reinterpret_cast<const char *>(&v), 4);
+}
+void put_u64(std::string & s, uint64_t v) {
+    s.append(reinterpret_cast<const char *>(&v), 8);
+}
 
 // Reads the tensor directory; every fault names the entry.
 Status parse_directory(const uint8_t * p, uint64_t len, uint64_t data_len, ContainerView * v) {
@@ -47,11 +57,12 @@ Status parse_directory(const uint8_t * p, uint64_t len, uint64_t data_len, Conta
         pos += nlen;
         uint8_t dt = p[pos], ndim = p[pos + 1];
         pos += 2;
-        if (dt >= kDTypeCount) return invalid_argument(where() + " '" + e.name + "': unknown dtype " + std::to_string(dt));
+        if (dt >= kDTypeCount)
+            return invalid_argument(where() + " '" + e.name + "': unknown dtype " + std::to_string(dt));
         if (ndim < 1 || ndim > kMaxDims)
             return invalid_argument(where() + " '" + e.name + "': ndim " + std::to_string(ndim) + " not in 1..4");
         if (pos + 8ull * ndim + 16 > len) return invalid_argument(where() + " '" + e.name + "': truncated");
-        e.dtype = static_cast<DType>(dt);
+        e.dtype        = static_cast<DType>(dt);
         uint64_t numel = 1;
         for (int d = 0; d < ndim; ++d) {
             uint64_t dim = rd_u64(p + pos);
@@ -80,13 +91,18 @@ Status parse_directory(const uint8_t * p, uint64_t len, uint64_t data_len, Conta
 
 }  // namespace
 
-const char * file_kind_name(FileKind kind) { return kind == FileKind::Firmware ? "firmware" : "adapter"; }
+const char * file_kind_name(FileKind kind) {
+    return kind == FileKind::Firmware ? "firmware" : "adapter";
+}
 
 const char * signature_state_name(SignatureState s) {
     switch (s) {
-        case SignatureState::Unsigned: return "unsigned";
-        case SignatureState::Verified: return "signed, verified";
-        case SignatureState::NotChecked: return "signed, not checked (no public key given)";
+        case SignatureState::Unsigned:
+            return "unsigned";
+        case SignatureState::Verified:
+            return "signed, verified";
+        case SignatureState::NotChecked:
+            return "signed, not checked (no public key given)";
     }
     return "?";
 }
@@ -113,15 +129,15 @@ Tensor ContainerView::tensor(const TensorEntry & e) const {
 
 Result<ContainerView> parse_container(const uint8_t * data, size_t size, const std::string & name, FileKind expected,
                                       const OpenOptions & options) {
-    auto fail = [&](const std::string & what) { return invalid_argument(name + ": " + what); };
+    auto fail         = [&](const std::string & what) { return invalid_argument(name + ": " + what); };
     const char * kind = file_kind_name(expected);
     if (size < kFixedHeaderSize + kTrailerSize)
         return fail("truncated: " + std::to_string(size) + " bytes is too short for an m4 " + kind + " file");
     if (std::memcmp(data, magic_of(expected), 4) != 0) {
         const char * other = magic_of(expected == FileKind::Firmware ? FileKind::Adapter : FileKind::Firmware);
         if (std::memcmp(data, other, 4) == 0)
-            return fail(std::string("is an m4 ") + file_kind_name(expected == FileKind::Firmware ? FileKind::Adapter
-                                                                                              : FileKind::Firmware) +
+            return fail(std::string("is an m4 ") +
+                        file_kind_name(expected == FileKind::Firmware ? FileKind::Adapter : FileKind::Firmware) +
                         " file, expected a " + kind);
         return fail(std::string("bad magic: not an m4 ") + kind + " file");
     }
@@ -145,15 +161,15 @@ Result<ContainerView> parse_container(const uint8_t * data, size_t size, const s
     }
 
     ContainerView v;
-    v.kind      = expected;
-    v.file_size = size;
+    v.kind                  = expected;
+    v.file_size             = size;
     const uint8_t * trailer = data + data_off + data_len;
     std::memcpy(v.digest.data(), trailer, 32);
     if (options.verify_digest) {
         Digest actual = sha256(data, data_off + data_len);
         if (actual != v.digest)
-            return fail("digest mismatch: the file is corrupt or was modified (stored " + to_hex(v.digest).substr(0, 16) +
-                        "…, computed " + to_hex(actual).substr(0, 16) + "…)");
+            return fail("digest mismatch: the file is corrupt or was modified (stored " +
+                        to_hex(v.digest).substr(0, 16) + "…, computed " + to_hex(actual).substr(0, 16) + "…)");
     }
     uint64_t sig_len = rd_u64(trailer + 32);
     if (sig_len != 0 && sig_len != 64) return fail("corrupt trailer: signature length " + std::to_string(sig_len));
@@ -237,8 +253,8 @@ std::string ContainerWriter::serialize(const SecretKey * sign_key) const {
     out += dir;
     out.resize(data_off + data_len, '\0');
     for (size_t i = 0; i < tensors_.size(); ++i) {
-        const Tensor & t   = tensors_[i].second;
-        char *         dst = out.data() + data_off + offsets[i];
+        const Tensor & t = tensors_[i].second;
+        char * dst       = out.data() + data_off + offsets[i];
         std::memcpy(dst, t.data(), t.nbytes());
         if (t.dtype() == DType::I8)
             std::memcpy(dst + align64(static_cast<uint64_t>(t.numel())), t.scales(), static_cast<size_t>(t.rows()) * 4);
@@ -263,11 +279,11 @@ Status ContainerWriter::write(const std::string & path, const SecretKey * sign_k
 
 Status sign_container_file(const std::string & path, FileKind expected, const SecretKey & sk) {
     M4_ASSIGN_OR_RETURN(std::string bytes, read_file_bytes(path));
-    M4_ASSIGN_OR_RETURN(ContainerView v, parse_container(reinterpret_cast<const uint8_t *>(bytes.data()), bytes.size(),
-                                                         path, expected));
-    Signature sig   = ed25519_sign(sk, v.digest.data(), v.digest.size());
-    size_t    tpos  = bytes.size() - kTrailerSize;
-    uint64_t  sig_len = 64;
+    M4_ASSIGN_OR_RETURN(ContainerView v,
+                        parse_container(reinterpret_cast<const uint8_t *>(bytes.data()), bytes.size(), path, expected));
+    Signature sig    = ed25519_sign(sk, v.digest.data(), v.digest.size());
+    size_t tpos      = bytes.size() - kTrailerSize;
+    uint64_t sig_len = 64;
     std::memcpy(bytes.data() + tpos + 32, &sig_len, 8);
     std::memcpy(bytes.data() + tpos + 40, sig.data(), 64);
     return write_file_atomic(path, bytes.data(), bytes.size());

@@ -29,15 +29,15 @@ enum class FileKind { Firmware, Adapter };
 const char * file_kind_name(FileKind kind);  // "firmware" / "adapter"
 
 inline constexpr uint32_t kFormatVersion = 1;
-inline constexpr size_t   kFixedHeaderSize = 40;
-inline constexpr size_t   kTrailerSize     = 104;
+inline constexpr size_t kFixedHeaderSize = 40;
+inline constexpr size_t kTrailerSize     = 104;
 
 struct TensorEntry {
     std::string name;
-    DType       dtype = DType::F32;
-    Shape       shape;
-    uint64_t    offset = 0;  // relative to the data section
-    uint64_t    nbytes = 0;
+    DType dtype = DType::F32;
+    Shape shape;
+    uint64_t offset = 0;  // relative to the data section
+    uint64_t nbytes = 0;
 };
 
 // Bytes a tensor of this dtype and shape occupies in the data section.
@@ -48,23 +48,23 @@ const char * signature_state_name(SignatureState s);
 
 struct OpenOptions {
     const PublicKey * public_key = nullptr;  // when set, the file must carry a valid signature
-    bool              verify_digest = true;  // false only for tools that inspect damaged files
+    bool verify_digest           = true;     // false only for tools that inspect damaged files
 };
 
 // A parsed container over memory someone else owns (a mapping, or a fuzzer's buffer).
 struct ContainerView {
-    FileKind                      kind = FileKind::Firmware;
-    nlohmann::json                header;
-    std::vector<TensorEntry>      entries;
+    FileKind kind = FileKind::Firmware;
+    nlohmann::json header;
+    std::vector<TensorEntry> entries;
     std::map<std::string, size_t> index;  // name → entries position
-    const uint8_t *               data_section = nullptr;
-    uint64_t                      data_len     = 0;
-    Digest                        digest{};
-    SignatureState                signature = SignatureState::Unsigned;
-    uint64_t                      file_size = 0;
+    const uint8_t * data_section = nullptr;
+    uint64_t data_len            = 0;
+    Digest digest{};
+    SignatureState signature = SignatureState::Unsigned;
+    uint64_t file_size       = 0;
 
     const TensorEntry * find(const std::string & name) const;
-    Tensor              tensor(const TensorEntry & e) const;  // view into data_section
+    Tensor tensor(const TensorEntry & e) const;  // view into data_section
 };
 
 // Parses and checks a container in memory. `name` is used in error messages.
@@ -76,20 +76,20 @@ class ContainerFile {
   public:
     static Result<ContainerFile> open(const std::string & path, FileKind expected, const OpenOptions & options = {});
 
-    const std::string &    path() const { return file_.path(); }
-    const ContainerView &  view() const { return view_; }
+    const std::string & path() const { return file_.path(); }
+    const ContainerView & view() const { return view_; }
     const nlohmann::json & header() const { return view_.header; }
     const std::vector<TensorEntry> & entries() const { return view_.entries; }
-    const TensorEntry *    find(const std::string & name) const { return view_.find(name); }
-    bool                   has(const std::string & name) const { return find(name) != nullptr; }
+    const TensorEntry * find(const std::string & name) const { return view_.find(name); }
+    bool has(const std::string & name) const { return find(name) != nullptr; }
     // The named tensor as a view; M4_CHECKs that it exists (check with has()/find() for input faults).
-    Tensor                 tensor(const std::string & name) const;
-    std::string            fingerprint() const { return to_hex(view_.digest); }
-    SignatureState         signature() const { return view_.signature; }
-    uint64_t               file_size() const { return view_.file_size; }
+    Tensor tensor(const std::string & name) const;
+    std::string fingerprint() const { return to_hex(view_.digest); }
+    SignatureState signature() const { return view_.signature; }
+    uint64_t file_size() const { return view_.file_size; }
 
   private:
-    MappedFile    file_;
+    MappedFile file_;
     ContainerView view_;
 };
 
@@ -105,8 +105,8 @@ class ContainerWriter {
     std::string serialize(const SecretKey * sign_key = nullptr) const;
 
   private:
-    FileKind                                 kind_;
-    nlohmann::json                           header_ = nlohmann::json::object();
+    FileKind kind_;
+    nlohmann::json header_ = nlohmann::json::object();
     std::vector<std::pair<std::string, Tensor>> tensors_;
 };
 

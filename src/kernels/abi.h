@@ -23,15 +23,15 @@ namespace m4::kern {
 //   I8   — W8A8 dynamic: each x row is quantised symmetrically, sx = max|x_row| / 127,
 //          qx = round_half_even(x / sx) ∈ [-127, 127]; y = sx · w_scale[n] · Σ_k qx·qw (exact int32)
 struct MatmulArgs {
-    const float * x        = nullptr;
-    int64_t       ldx      = 0;
-    const void *  w        = nullptr;  // [N, K], contiguous
-    const float * w_scale  = nullptr;  // I8 only: [N]
-    const float * bias     = nullptr;  // optional [N]
-    float *       y        = nullptr;
-    int64_t       ldy      = 0;
-    int64_t       M = 0, N = 0, K = 0;
-    bool          accumulate = false;
+    const float * x       = nullptr;
+    int64_t ldx           = 0;
+    const void * w        = nullptr;  // [N, K], contiguous
+    const float * w_scale = nullptr;  // I8 only: [N]
+    const float * bias    = nullptr;  // optional [N]
+    float * y             = nullptr;
+    int64_t ldy           = 0;
+    int64_t M = 0, N = 0, K = 0;
+    bool accumulate = false;
 };
 using MatmulFn = void (*)(const MatmulArgs &);
 
@@ -54,12 +54,12 @@ struct AttentionArgs {
     const float * q = nullptr;
     const float * k = nullptr;
     const float * v = nullptr;
-    float *       y = nullptr;
-    int64_t       ldq = 0, ldk = 0, ldv = 0, ldy = 0;
-    int64_t       T = 0, S = 0, H = 0, G = 0, D = 0;
-    bool          causal = false;
-    int64_t       pos0   = 0;
-    float         scale  = 1.0f;
+    float * y       = nullptr;
+    int64_t ldq = 0, ldk = 0, ldv = 0, ldy = 0;
+    int64_t T = 0, S = 0, H = 0, G = 0, D = 0;
+    bool causal  = false;
+    int64_t pos0 = 0;
+    float scale  = 1.0f;
 };
 using AttentionFn = void (*)(const AttentionArgs &);
 
@@ -69,13 +69,13 @@ using UnaryFn = void (*)(const float * x, float * y, int64_t n);
 // One table of kernels for one ISA level. A null entry means "not implemented at this level":
 // the dispatcher fills it from the level below, ending at the scalar reference.
 struct KernelTable {
-    MatmulFn    matmul[kDTypeCount] = {};  // indexed by the weight DType (F32, BF16, I8)
-    SoftmaxFn   softmax             = nullptr;
-    RmsnormFn   rmsnorm             = nullptr;
-    LayernormFn layernorm           = nullptr;
-    AttentionFn attention           = nullptr;
-    UnaryFn     silu                = nullptr;
-    UnaryFn     gelu                = nullptr;
+    MatmulFn matmul[kDTypeCount] = {};  // indexed by the weight DType (F32, BF16, I8)
+    SoftmaxFn softmax            = nullptr;
+    RmsnormFn rmsnorm            = nullptr;
+    LayernormFn layernorm        = nullptr;
+    AttentionFn attention        = nullptr;
+    UnaryFn silu                 = nullptr;
+    UnaryFn gelu                 = nullptr;
 };
 
 // Filled in by each ISA folder (they check finer CPU features, e.g. AVX-512-BF16, themselves).

@@ -44,7 +44,7 @@ void backbone_forward(const BackboneConfig & c, const BackboneWeights & w, float
             std::memcpy(kv->v_at(l, kv->len), v.data() + s.row_begin * KV, static_cast<size_t>(s.n * KV) * 4);
             kern::AttentionArgs args;
             args.q = q.data() + s.row_begin * H * D, args.k = kv->k_at(l, 0), args.v = kv->v_at(l, 0);
-            args.y = a.data() + s.row_begin * H * D;
+            args.y   = a.data() + s.row_begin * H * D;
             args.ldq = H * D, args.ldk = KV, args.ldv = KV, args.ldy = H * D;
             args.T = s.n, args.S = kv->len + s.n, args.H = H, args.G = G, args.D = D;
             args.causal = true;

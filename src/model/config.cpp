@@ -6,10 +6,14 @@ namespace m4::model {
 
 const char * modality_name(Modality m) {
     switch (m) {
-        case Modality::Image: return "image";
-        case Modality::Audio: return "audio";
-        case Modality::Imu: return "imu";
-        case Modality::Text: return "text";
+        case Modality::Image:
+            return "image";
+        case Modality::Audio:
+            return "audio";
+        case Modality::Imu:
+            return "imu";
+        case Modality::Text:
+            return "text";
     }
     return "?";
 }
@@ -22,9 +26,12 @@ bool parse_modality(const std::string & s, Modality * out) {
 
 const char * path_name(Path p) {
     switch (p) {
-        case Path::Encoder: return "encoder";
-        case Path::Backbone: return "backbone";
-        case Path::Full: return "full";
+        case Path::Encoder:
+            return "encoder";
+        case Path::Backbone:
+            return "backbone";
+        case Path::Full:
+            return "full";
     }
     return "?";
 }
@@ -35,24 +42,34 @@ bool parse_path(const std::string & s, Path * out) {
     return false;
 }
 
-int64_t EncoderConfig::n_frames() const { return clip_samples >= n_fft && hop > 0 ? 1 + (clip_samples - n_fft) / hop : 0; }
+int64_t EncoderConfig::n_frames() const {
+    return clip_samples >= n_fft && hop > 0 ? 1 + (clip_samples - n_fft) / hop : 0;
+}
 
 int64_t EncoderConfig::tokens() const {
     switch (modality) {
-        case Modality::Image: return (image_size / patch_size) * (image_size / patch_size);
-        case Modality::Audio: return n_frames() / patch_frames;
-        case Modality::Imu: return window / patch_size;
-        case Modality::Text: break;
+        case Modality::Image:
+            return (image_size / patch_size) * (image_size / patch_size);
+        case Modality::Audio:
+            return n_frames() / patch_frames;
+        case Modality::Imu:
+            return window / patch_size;
+        case Modality::Text:
+            break;
     }
     return 0;
 }
 
 int64_t EncoderConfig::patch_dim() const {
     switch (modality) {
-        case Modality::Image: return patch_size * patch_size * channels;
-        case Modality::Audio: return patch_frames * n_mels;
-        case Modality::Imu: return patch_size * channels;
-        case Modality::Text: break;
+        case Modality::Image:
+            return patch_size * patch_size * channels;
+        case Modality::Audio:
+            return patch_frames * n_mels;
+        case Modality::Imu:
+            return patch_size * channels;
+        case Modality::Text:
+            break;
     }
     return 0;
 }
@@ -71,8 +88,8 @@ namespace {
 // Reads a positive integer key; records the first error.
 struct Reader {
     const nlohmann::json & j;
-    std::string            where;
-    Status *               err;
+    std::string where;
+    Status * err;
 
     int64_t pos_int(const char * key, bool required = true, int64_t def = 0) {
         if (!err->is_ok()) return def;
@@ -104,7 +121,7 @@ struct Reader {
 
 Result<ModelConfig> parse_model_config(const nlohmann::json & j) {
     ModelConfig c;
-    Status      err;
+    Status err;
     if (!j.is_object()) return invalid_argument("config: not a JSON object");
     c.name    = j.value("name", "unnamed");
     c.version = j.value("version", "0");
@@ -121,7 +138,8 @@ Result<ModelConfig> parse_model_config(const nlohmann::json & j) {
         c.text.pad_id     = t.value("pad_id", 0);
         c.text.unk_id     = t.value("unk_id", 3);
         for (int32_t id : {c.text.bos_id, c.text.eos_id})
-            r.require(id >= 0 && id < c.text.vocab_size, "special token id " + std::to_string(id) + " outside the vocabulary");
+            r.require(id >= 0 && id < c.text.vocab_size,
+                      "special token id " + std::to_string(id) + " outside the vocabulary");
     }
     {
         Reader r{j["backbone"], "backbone", &err};
@@ -146,7 +164,7 @@ Result<ModelConfig> parse_model_config(const nlohmann::json & j) {
             if (!parse_modality(key, &m) || m == Modality::Text)
                 return invalid_argument("config: unknown encoder \"" + key + "\" (image, audio or imu)");
             if (!e.is_object()) return invalid_argument("config: encoders." + key + " must be an object");
-            Reader        r{e, "encoders." + key, &err};
+            Reader r{e, "encoders." + key, &err};
             EncoderConfig ec;
             ec.modality = m;
             if (m == Modality::Image) {
@@ -154,7 +172,8 @@ Result<ModelConfig> parse_model_config(const nlohmann::json & j) {
                 ec.patch_size = r.pos_int("patch_size");
                 ec.channels   = r.pos_int("channels", false, 3);
                 r.require(ec.channels == 3, "channels must be 3 (RGB)");
-                r.require(ec.patch_size > 0 && ec.image_size % ec.patch_size == 0, "image_size must be a multiple of patch_size");
+                r.require(ec.patch_size > 0 && ec.image_size % ec.patch_size == 0,
+                          "image_size must be a multiple of patch_size");
             } else if (m == Modality::Audio) {
                 ec.sample_rate  = r.pos_int("sample_rate");
                 ec.clip_samples = r.pos_int("clip_samples");
@@ -188,25 +207,39 @@ Result<ModelConfig> parse_model_config(const nlohmann::json & j) {
 
 namespace {
 // A float as the shortest decimal that reads back to it (1e-05, not 9.999999747378752e-06).
-double short_decimal(float f) { return std::stod(fmt::format("{}", f)); }
+double short_decimal(float f) {
+    return std::stod(fmt::format("{}", f));
+}
 }  // namespace
 
 nlohmann::json model_config_to_json(const ModelConfig & c) {
     nlohmann::json j;
-    j["name"]      = c.name;
-    j["version"]   = c.version;
-    j["embed_dim"] = c.embed_dim;
-    j["text"]      = {{"vocab_size", c.text.vocab_size}, {"bos_id", c.text.bos_id}, {"eos_id", c.text.eos_id},
-                      {"pad_id", c.text.pad_id},         {"unk_id", c.text.unk_id}};
-    const auto & b = c.backbone;
-    j["backbone"]  = {{"width", b.width},       {"layers", b.layers},         {"heads", b.heads},
-                      {"kv_heads", b.kv_heads}, {"ffn", b.ffn},               {"max_seq", b.max_seq},
-                      {"rope_theta", short_decimal(b.rope_theta)}, {"norm_eps", short_decimal(b.norm_eps)}, {"tie_lm_head", b.tie_lm_head}};
+    j["name"]          = c.name;
+    j["version"]       = c.version;
+    j["embed_dim"]     = c.embed_dim;
+    j["text"]          = {{"vocab_size", c.text.vocab_size},
+                          {"bos_id", c.text.bos_id},
+                          {"eos_id", c.text.eos_id},
+                          {"pad_id", c.text.pad_id},
+                          {"unk_id", c.text.unk_id}};
+    const auto & b     = c.backbone;
+    j["backbone"]      = {{"width", b.width},
+                          {"layers", b.layers},
+                          {"heads", b.heads},
+                          {"kv_heads", b.kv_heads},
+                          {"ffn", b.ffn},
+                          {"max_seq", b.max_seq},
+                          {"rope_theta", short_decimal(b.rope_theta)},
+                          {"norm_eps", short_decimal(b.norm_eps)},
+                          {"tie_lm_head", b.tie_lm_head}};
     nlohmann::json enc = nlohmann::json::object();
     for (int i = 0; i < kEncoderModalities; ++i) {
         if (!c.encoders[i]) continue;
-        const auto &   e = *c.encoders[i];
-        nlohmann::json o = {{"width", e.width}, {"layers", e.layers}, {"heads", e.heads}, {"ffn", e.ffn},
+        const auto & e   = *c.encoders[i];
+        nlohmann::json o = {{"width", e.width},
+                            {"layers", e.layers},
+                            {"heads", e.heads},
+                            {"ffn", e.ffn},
                             {"norm_eps", short_decimal(e.norm_eps)}};
         if (e.modality == Modality::Image) {
             o["image_size"] = e.image_size;

@@ -14,34 +14,34 @@ namespace m4::model {
 enum class Modality { Image = 0, Audio = 1, Imu = 2, Text = 3 };
 inline constexpr int kEncoderModalities = 3;  // image, audio, imu have encoders
 const char * modality_name(Modality m);
-bool         parse_modality(const std::string & s, Modality * out);
+bool parse_modality(const std::string & s, Modality * out);
 
 // Execution paths of the paper (path 3 / 2 / 1). Kept an open set: a generator-only path comes later.
 enum class Path { Encoder = 0, Backbone = 1, Full = 2 };
 inline constexpr int kPathCount = 3;
 const char * path_name(Path p);
-bool         parse_path(const std::string & s, Path * out);
+bool parse_path(const std::string & s, Path * out);
 
 struct EncoderConfig {
     Modality modality = Modality::Image;
     // front end
-    int64_t image_size = 0, patch_size = 0, channels = 0;                         // image (channels = 3), imu (6)
+    int64_t image_size = 0, patch_size = 0, channels = 0;                       // image (channels = 3), imu (6)
     int64_t sample_rate = 0, clip_samples = 0, n_fft = 0, hop = 0, n_mels = 0;  // audio
-    int64_t patch_frames = 0;                                                     // audio
-    int64_t window = 0;                                                           // imu (samples)
+    int64_t patch_frames = 0;                                                   // audio
+    int64_t window       = 0;                                                   // imu (samples)
     // transformer
     int64_t width = 0, layers = 0, heads = 0, ffn = 0;
-    float   norm_eps = 1e-5f;
+    float norm_eps = 1e-5f;
 
-    int64_t tokens() const;      // T: patches per input
-    int64_t patch_dim() const;   // P: values per patch
-    int64_t n_frames() const;    // audio only
+    int64_t tokens() const;     // T: patches per input
+    int64_t patch_dim() const;  // P: values per patch
+    int64_t n_frames() const;   // audio only
 };
 
 struct BackboneConfig {
     int64_t width = 0, layers = 0, heads = 0, kv_heads = 0, ffn = 0, max_seq = 0;
-    float   rope_theta = 10000.0f, norm_eps = 1e-5f;
-    bool    tie_lm_head = false;
+    float rope_theta = 10000.0f, norm_eps = 1e-5f;
+    bool tie_lm_head = false;
     int64_t head_dim() const { return width / heads; }
 };
 
@@ -51,19 +51,19 @@ struct TextConfig {
 };
 
 struct ModelConfig {
-    std::string                                        name, version;
-    int64_t                                            embed_dim = 0;
-    TextConfig                                         text;
-    BackboneConfig                                     backbone;
+    std::string name, version;
+    int64_t embed_dim = 0;
+    TextConfig text;
+    BackboneConfig backbone;
     std::array<std::optional<EncoderConfig>, kEncoderModalities> encoders;
 
-    bool                  has_encoder(Modality m) const;
+    bool has_encoder(Modality m) const;
     const EncoderConfig & encoder(Modality m) const;  // M4_CHECKs has_encoder
 };
 
 // Parses and validates (positive sizes, width divisible by heads, heads by kv_heads, head dim
 // even for RoPE, audio n_fft ≤ clip, …). Errors name the offending key.
 Result<ModelConfig> parse_model_config(const nlohmann::json & j);
-nlohmann::json      model_config_to_json(const ModelConfig & c);
+nlohmann::json model_config_to_json(const ModelConfig & c);
 
 }  // namespace m4::model

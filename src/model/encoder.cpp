@@ -11,7 +11,7 @@ void encoder_forward(const EncoderConfig & c, const EncoderWeights & w, const fl
                      const std::vector<RowSegment> & seg, float * out) {
     const int64_t T = c.tokens(), W = c.width, F = c.ffn, N = B * T, Hm = c.heads, D = W / Hm;
     std::vector<float> x(N * W), h(N * W), q(N * W), k(N * W), v(N * W), a(N * W), f(N * F);
-    linear(w.patch_embed, patches, N, x.data(), seg);        // x[N, W]
+    linear(w.patch_embed, patches, N, x.data(), seg);         // x[N, W]
     ops::add(x.data(), w.pos_embed, x.data(), N * W, T * W);  // + pos (per sample)
     for (const auto & L : w.layers) {
         ops::layernorm(x.data(), L.ln1_w, L.ln1_b, h.data(), N, W, c.norm_eps);
@@ -21,7 +21,7 @@ void encoder_forward(const EncoderConfig & c, const EncoderWeights & w, const fl
         for (int64_t b = 0; b < B; ++b) {
             kern::AttentionArgs args;
             args.q = q.data() + b * T * W, args.k = k.data() + b * T * W, args.v = v.data() + b * T * W;
-            args.y = a.data() + b * T * W;
+            args.y   = a.data() + b * T * W;
             args.ldq = args.ldk = args.ldv = args.ldy = W;
             args.T = T, args.S = T, args.H = Hm, args.G = Hm, args.D = D;
             args.causal = false;
@@ -43,7 +43,7 @@ void encoder_pool(const EncoderConfig & c, const EncoderWeights & w, const float
                   const std::vector<RowSegment> & sample_seg, int64_t E, float * z) {
     std::vector<float> pooled(B * c.width);
     ops::pool(tokens, pooled.data(), B, c.tokens(), c.width);  // [B, W]
-    linear(w.embed_proj, pooled.data(), B, z, sample_seg);      // [B, E]
+    linear(w.embed_proj, pooled.data(), B, z, sample_seg);     // [B, E]
 }
 
 }  // namespace m4::model

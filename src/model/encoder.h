@@ -18,19 +18,19 @@ void encoder_pool(const EncoderConfig & c, const EncoderWeights & w, const float
 
 // Per-sequence key/value cache: for each layer, keys and values [capacity, G·D].
 struct KvCache {
-    int64_t            capacity = 0, len = 0, kv_width = 0;
+    int64_t capacity = 0, len = 0, kv_width = 0;
     std::vector<float> k, v;  // [L, capacity, G·D]
-    void  init(const BackboneConfig & c, int64_t capacity);
+    void init(const BackboneConfig & c, int64_t capacity);
     float * k_at(int64_t layer, int64_t pos) { return k.data() + (layer * capacity + pos) * kv_width; }
     float * v_at(int64_t layer, int64_t pos) { return v.data() + (layer * capacity + pos) * kv_width; }
-    size_t  bytes() const { return (k.size() + v.size()) * sizeof(float); }
+    size_t bytes() const { return (k.size() + v.size()) * sizeof(float); }
 };
 
 // One sequence of a packed batch: rows [row_begin, row_begin + n) of x, appended to `cache`
 // at positions cache->len … (the cache's len advances by n).
 struct SequenceSlice {
-    int64_t                row_begin = 0, n = 0;
-    KvCache *              cache   = nullptr;
+    int64_t row_begin = 0, n = 0;
+    KvCache * cache                = nullptr;
     const AdapterWeights * adapter = nullptr;
 };
 

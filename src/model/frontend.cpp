@@ -15,23 +15,23 @@ AudioFrontEnd make_audio_front_end(const EncoderConfig & c) {
     fe.dft_sin = Tensor::empty(DType::F32, {bins, N});
     for (int64_t k = 0; k < bins; ++k) {
         for (int64_t n = 0; n < N; ++n) {
-            double win = 0.5 - 0.5 * std::cos(2.0 * M_PI * n / N);  // periodic Hann
-            double ang = 2.0 * M_PI * double((k * n) % N) / N;
+            double win                  = 0.5 - 0.5 * std::cos(2.0 * M_PI * n / N);  // periodic Hann
+            double ang                  = 2.0 * M_PI * double((k * n) % N) / N;
             fe.dft_cos.f32()[k * N + n] = static_cast<float>(win * std::cos(ang));
             fe.dft_sin.f32()[k * N + n] = static_cast<float>(-win * std::sin(ang));
         }
     }
-    auto   mel   = [](double hz) { return 2595.0 * std::log10(1.0 + hz / 700.0); };
-    auto   hz    = [](double m) { return 700.0 * (std::pow(10.0, m / 2595.0) - 1.0); };
+    auto mel     = [](double hz) { return 2595.0 * std::log10(1.0 + hz / 700.0); };
+    auto hz      = [](double m) { return 700.0 * (std::pow(10.0, m / 2595.0) - 1.0); };
     double m_max = mel(c.sample_rate / 2.0);
     std::vector<double> pts(c.n_mels + 2);
     for (int64_t i = 0; i < c.n_mels + 2; ++i) pts[i] = hz(m_max * double(i) / double(c.n_mels + 1));
     fe.mel_fb = Tensor::zeros(DType::F32, {c.n_mels, bins});
     for (int64_t m = 0; m < c.n_mels; ++m) {
         for (int64_t k = 0; k < bins; ++k) {
-            double f    = double(k) * c.sample_rate / double(N);
-            double up   = (f - pts[m]) / (pts[m + 1] - pts[m]);
-            double down = (pts[m + 2] - f) / (pts[m + 2] - pts[m + 1]);
+            double f                      = double(k) * c.sample_rate / double(N);
+            double up                     = (f - pts[m]) / (pts[m + 1] - pts[m]);
+            double down                   = (pts[m + 2] - f) / (pts[m + 2] - pts[m + 1]);
             fe.mel_fb.f32()[m * bins + k] = static_cast<float>(std::max(0.0, std::min(up, down)));
         }
     }
@@ -53,12 +53,14 @@ Status check_modal_input(const EncoderConfig & c, int64_t n) {
                                         std::to_string(double(c.clip_samples) / c.sample_rate).substr(0, 4) + " s)");
             return Status::ok();
         case Modality::Imu:
-            if (n <= 0 || n % 6 != 0) return invalid_argument("imu: expected rows of 6 values, got " + std::to_string(n));
+            if (n <= 0 || n % 6 != 0)
+                return invalid_argument("imu: expected rows of 6 values, got " + std::to_string(n));
             if (n / 6 > c.window)
                 return invalid_argument("imu: " + std::to_string(n / 6) + " samples exceeds the window of " +
                                         std::to_string(c.window) + " (" + std::to_string(c.sample_rate) + " Hz)");
             return Status::ok();
-        case Modality::Text: break;
+        case Modality::Text:
+            break;
     }
     return invalid_argument("no encoder for text");
 }
@@ -77,7 +79,8 @@ void image_patches(const EncoderConfig & c, const float * img, float * patches) 
 }
 
 // samples [n] → logmel [n_frames, n_mels]; framing is a strided view (row stride = hop).
-void audio_log_mel(const EncoderConfig & c, const AudioFrontEnd & fe, const float * samples, int64_t n, float * logmel) {
+void audio_log_mel(const EncoderConfig & c, const AudioFrontEnd & fe, const float * samples, int64_t n,
+                   float * logmel) {
     const int64_t F = c.n_frames(), N = c.n_fft, bins = N / 2 + 1;
     std::vector<float> clip(static_cast<size_t>(c.clip_samples), 0.0f);
     std::memcpy(clip.data(), samples, static_cast<size_t>(std::min(n, c.clip_samples)) * 4);
@@ -86,12 +89,13 @@ void audio_log_mel(const EncoderConfig & c, const AudioFrontEnd & fe, const floa
     ops::matmul(clip.data(), c.hop, fe.dft_sin, nullptr, im.data(), bins, F);  // im[F, bins]
     ops::mul(re.data(), re.data(), re.data(), F * bins, F * bins);
     ops::mul(im.data(), im.data(), im.data(), F * bins, F * bins);
-    ops::add(re.data(), im.data(), re.data(), F * bins, F * bins);                // power
-    ops::matmul(re.data(), bins, fe.mel_fb, nullptr, logmel, c.n_mels, F);      // mel[F, n_mels]
+    ops::add(re.data(), im.data(), re.data(), F * bins, F * bins);          // power
+    ops::matmul(re.data(), bins, fe.mel_fb, nullptr, logmel, c.n_mels, F);  // mel[F, n_mels]
     ops::log(logmel, logmel, F * c.n_mels, 1e-6f);
 }
 
-void audio_patches(const EncoderConfig & c, const AudioFrontEnd & fe, const float * samples, int64_t n, float * patches) {
+void audio_patches(const EncoderConfig & c, const AudioFrontEnd & fe, const float * samples, int64_t n,
+                   float * patches) {
     std::vector<float> logmel(static_cast<size_t>(c.n_frames() * c.n_mels));
     audio_log_mel(c, fe, samples, n, logmel.data());
     // Patches are consecutive runs of patch_frames rows: a reshape of the first T·patch_frames rows.

@@ -25,7 +25,8 @@ Status check_modal_input(const EncoderConfig & c, int64_t n_values);
 void image_patches(const EncoderConfig & c, const float * img, float * patches);
 // audio: samples [n] (n ≤ clip) → log-mel [n_frames, n_mels] → patches [T, P]
 void audio_log_mel(const EncoderConfig & c, const AudioFrontEnd & fe, const float * samples, int64_t n, float * logmel);
-void audio_patches(const EncoderConfig & c, const AudioFrontEnd & fe, const float * samples, int64_t n, float * patches);
+void audio_patches(const EncoderConfig & c, const AudioFrontEnd & fe, const float * samples, int64_t n,
+                   float * patches);
 // imu: samples [n, 6] (n ≤ window) → patches [T, P]
 void imu_patches(const EncoderConfig & c, const float * samples, int64_t n, float * patches);
 

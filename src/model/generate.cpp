@@ -13,14 +13,14 @@ Result<std::vector<Generation>> Model::generate(Path path, Modality modality, st
     if (path == Path::Encoder) return invalid_argument("generation needs the backbone or full path");
     M4_RETURN_IF_ERROR(validate(path, modality, batch));
     if (o.max_new_tokens < 0) return invalid_argument("max_new_tokens must be ≥ 0");
-    const auto &  bc = config_.backbone;
+    const auto & bc = config_.backbone;
     const int64_t B = static_cast<int64_t>(batch.size()), C = bc.width, V = config_.text.vocab_size;
-    std::vector<float>   x, hn;
+    std::vector<float> x, hn;
     std::vector<int64_t> lens;
     build_backbone_inputs(path, modality, batch, &x, &lens);
-    std::vector<KvCache>       caches(B);
+    std::vector<KvCache> caches(B);
     std::vector<SequenceSlice> seqs;
-    int64_t                    row = 0;
+    int64_t row = 0;
     for (int64_t b = 0; b < B; ++b) {
         caches[b].init(bc, std::min<int64_t>(bc.max_seq, lens[b] + o.max_new_tokens));
         seqs.push_back({row, lens[b], &caches[b], batch[b].adapter});
@@ -29,10 +29,10 @@ Result<std::vector<Generation>> Model::generate(Path path, Modality modality, st
     hn.resize(x.size());
     backbone_forward(bc, weights_.backbone, x.data(), row, seqs, hn.data());
 
-    std::vector<Generation>      gens(B);
+    std::vector<Generation> gens(B);
     std::vector<std::mt19937_64> rngs;
     for (int64_t b = 0; b < B; ++b) rngs.emplace_back(o.seed * 0x9e3779b97f4a7c15ull + b);
-    SamplerSettings    ss{o.temperature, o.top_k, o.top_p};
+    SamplerSettings ss{o.temperature, o.top_k, o.top_p};
     std::vector<float> last(B * C), logits(B * V);
     for (int64_t b = 0; b < B; ++b)
         std::memcpy(last.data() + b * C, hn.data() + (seqs[b].row_begin + lens[b] - 1) * C, static_cast<size_t>(C) * 4);
@@ -40,7 +40,7 @@ Result<std::vector<Generation>> Model::generate(Path path, Modality modality, st
     for (int64_t b = 0; b < B; ++b) active[b] = b;
     for (int step = 0; !active.empty(); ++step) {
         // logits of each active sequence's last position, with its adapter's LoRA on the LM head
-        const int64_t           A = static_cast<int64_t>(active.size());
+        const int64_t A = static_cast<int64_t>(active.size());
         std::vector<RowSegment> seg;
         for (int64_t i = 0; i < A; ++i) seg.push_back({i, i + 1, batch[active[i]].adapter});
         linear(weights_.backbone.lm_head, last.data(), A, logits.data(), seg);
@@ -48,7 +48,7 @@ Result<std::vector<Generation>> Model::generate(Path path, Modality modality, st
         std::vector<int32_t> next;
         for (int64_t i = 0; i < A; ++i) {
             const int64_t b   = active[i];
-            Generation &  g   = gens[b];
+            Generation & g    = gens[b];
             const float * lgt = logits.data() + i * V;
             if (step >= o.max_new_tokens) {
                 g.stop_reason = "length";
@@ -62,7 +62,7 @@ Result<std::vector<Generation>> Model::generate(Path path, Modality modality, st
                 continue;
             }
             g.tokens.push_back(tok);
-            g.text = tokenizer_.decode(g.tokens);
+            g.text       = tokenizer_.decode(g.tokens);
             bool stopped = false;
             for (const auto & s : o.stop) {
                 if (auto at = g.text.find(s); !s.empty() && at != std::string::npos) {

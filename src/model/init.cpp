@@ -26,18 +26,24 @@ struct Rng {
 
 std::vector<std::pair<std::string, Tensor>> random_weights(const ModelConfig & c, uint64_t seed, DType dtype) {
     std::vector<std::pair<std::string, Tensor>> out;
-    Rng                                         rng{seed * 0x2545f4914f6cdd1dull + 1};
+    Rng rng{seed * 0x2545f4914f6cdd1dull + 1};
     for (const auto & spec : expected_tensors(c)) {
-        Tensor  t = Tensor::empty(DType::F32, spec.shape);
+        Tensor t  = Tensor::empty(DType::F32, spec.shape);
         float * p = t.f32();
         for (int64_t i = 0; i < t.numel(); ++i) {
             switch (spec.role) {
                 case TensorRole::LinearWeight:
                 case TensorRole::Embedding:
-                case TensorRole::Position: p[i] = static_cast<float>(rng.normal() * spec.init_scale); break;
+                case TensorRole::Position:
+                    p[i] = static_cast<float>(rng.normal() * spec.init_scale);
+                    break;
                 // Perturbed so that tests see every norm weight and bias at work.
-                case TensorRole::Norm: p[i] = static_cast<float>(1.0 + 0.1 * rng.normal()); break;
-                case TensorRole::Bias: p[i] = static_cast<float>(0.1 * rng.normal()); break;
+                case TensorRole::Norm:
+                    p[i] = static_cast<float>(1.0 + 0.1 * rng.normal());
+                    break;
+                case TensorRole::Bias:
+                    p[i] = static_cast<float>(0.1 * rng.normal());
+                    break;
             }
         }
         bool quantisable = spec.role == TensorRole::LinearWeight || spec.role == TensorRole::Embedding;

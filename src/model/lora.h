@@ -17,9 +17,9 @@
 namespace m4::model {
 
 struct LoraPair {
-    Tensor a;  // [R, in]  f32
-    Tensor b;  // [out, R] f32
-    float  scale = 1.0f;  // alpha / R
+    Tensor a;            // [R, in]  f32
+    Tensor b;            // [out, R] f32
+    float scale = 1.0f;  // alpha / R
 };
 
 // Head types an adapter may bring (docs/architecture.md, "Heads").
@@ -29,21 +29,21 @@ const char * head_type_name(HeadType t);
 const char * head_pool_name(HeadPool p);
 
 struct HeadWeights {
-    HeadType      type = HeadType::None;
-    HeadPool      pool = HeadPool::Mean;
-    Tensor        w;               // [out_dim, in_dim] f32
+    HeadType type = HeadType::None;
+    HeadPool pool = HeadPool::Mean;
+    Tensor w;                      // [out_dim, in_dim] f32
     const float * bias = nullptr;  // [out_dim] (classify, regress)
 };
 
 // What the model needs of an adapter: its LoRA pairs by linear name, and its head.
 struct AdapterWeights {
     std::unordered_map<std::string, LoraPair> lora;
-    HeadWeights                               head;
+    HeadWeights head;
 };
 
 // Rows [begin, end) of the current activation matrix use `adapter` (null: base model only).
 struct RowSegment {
-    int64_t                begin = 0, end = 0;
+    int64_t begin = 0, end = 0;
     const AdapterWeights * adapter = nullptr;
 };
 

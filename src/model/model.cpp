@@ -8,7 +8,8 @@
 namespace m4::model {
 
 Result<std::unique_ptr<Model>> Model::load(const std::string & path, const format::OpenOptions & options) {
-    M4_ASSIGN_OR_RETURN(format::ContainerFile file, format::ContainerFile::open(path, format::FileKind::Firmware, options));
+    M4_ASSIGN_OR_RETURN(format::ContainerFile file,
+                        format::ContainerFile::open(path, format::FileKind::Firmware, options));
     auto cfg = parse_model_config(file.header());
     if (!cfg) return cfg.status().with_context(path);
     auto m     = std::make_unique<Model>();
@@ -19,11 +20,13 @@ Result<std::unique_ptr<Model>> Model::load(const std::string & path, const forma
     if (!tok || tok->dtype != DType::U8) return invalid_argument(path + ": missing u8 tensor 'tokenizer.model'");
     Tensor tt = m->file_.tensor("tokenizer.model");
     M4_ASSIGN_OR_RETURN(m->tokenizer_, Tokenizer::from_bytes(std::string(reinterpret_cast<const char *>(tt.data()),
-                                                                         static_cast<size_t>(tt.numel())), path));
+                                                                         static_cast<size_t>(tt.numel())),
+                                                             path));
     if (m->tokenizer_.vocab_size() > m->config_.text.vocab_size)
         return invalid_argument(path + ": tokenizer has " + std::to_string(m->tokenizer_.vocab_size()) +
                                 " pieces but text.vocab_size is " + std::to_string(m->config_.text.vocab_size));
-    if (m->config_.has_encoder(Modality::Audio)) m->audio_fe_ = make_audio_front_end(m->config_.encoder(Modality::Audio));
+    if (m->config_.has_encoder(Modality::Audio))
+        m->audio_fe_ = make_audio_front_end(m->config_.encoder(Modality::Audio));
     return m;
 }
 
@@ -37,15 +40,17 @@ Status Model::validate(Path path, Modality modality, std::span<const Request> ba
         return invalid_argument(std::string("the backbone path takes text, not ") + modality_name(modality));
     for (size_t i = 0; i < batch.size(); ++i) {
         const Request & r = batch[i];
-        auto            item = [&](const std::string & m) { return invalid_argument("item " + std::to_string(i) + ": " + m); };
+        auto item = [&](const std::string & m) { return invalid_argument("item " + std::to_string(i) + ": " + m); };
         if (needs_encoder) {
             Status st = check_modal_input(config_.encoder(modality), static_cast<int64_t>(r.signal.size()));
             if (!st.is_ok()) return item(st.message());
         }
         if (path == Path::Backbone && r.tokens.empty()) return item("text input is empty");
         for (int32_t id : r.tokens)
-            if (id < 0 || id >= config_.text.vocab_size) return item("token id " + std::to_string(id) + " out of range");
-        int64_t len = 1 + static_cast<int64_t>(r.tokens.size()) + (needs_encoder ? config_.encoder(modality).tokens() : 0);
+            if (id < 0 || id >= config_.text.vocab_size)
+                return item("token id " + std::to_string(id) + " out of range");
+        int64_t len =
+            1 + static_cast<int64_t>(r.tokens.size()) + (needs_encoder ? config_.encoder(modality).tokens() : 0);
         if (path != Path::Encoder && len > config_.backbone.max_seq)
             return item("sequence of " + std::to_string(len) + " positions exceeds max_seq " +
                         std::to_string(config_.backbone.max_seq));
@@ -61,15 +66,15 @@ Status Model::validate(Path path, Modality modality, std::span<const Request> ba
 }
 
 void Model::encode_tokens(Modality modality, std::span<const Request> batch, std::vector<float> * tokens) const {
-    const auto &  ec = config_.encoder(modality);
-    const auto &  ew = weights_.encoders[static_cast<int>(modality)];
+    const auto & ec = config_.encoder(modality);
+    const auto & ew = weights_.encoders[static_cast<int>(modality)];
     const int64_t B = static_cast<int64_t>(batch.size()), T = ec.tokens(), P = ec.patch_dim();
-    std::vector<float>      patches(B * T * P);
+    std::vector<float> patches(B * T * P);
     std::vector<RowSegment> seg;
     for (int64_t b = 0; b < B; ++b) {
         const Request & r = batch[b];
-        float *         p = patches.data() + b * T * P;
-        int64_t         n = static_cast<int64_t>(r.signal.size());
+        float * p         = patches.data() + b * T * P;
+        int64_t n         = static_cast<int64_t>(r.signal.size());
         if (modality == Modality::Image) image_patches(ec, r.signal.data(), p);
         if (modality == Modality::Audio) audio_patches(ec, audio_fe_, r.signal.data(), n, p);
         if (modality == Modality::Imu) imu_patches(ec, r.signal.data(), n / 6, p);
@@ -82,7 +87,7 @@ void Model::encode_tokens(Modality modality, std::span<const Request> batch, std
 void Model::build_backbone_inputs(Path path, Modality modality, std::span<const Request> batch, std::vector<float> * x,
                                   std::vector<int64_t> * lens) const {
     const int64_t B = static_cast<int64_t>(batch.size()), C = config_.backbone.width;
-    int64_t       Tm = 0;
+    int64_t Tm = 0;
     std::vector<float> prefix;  // projected modality tokens [B·Tm, C]
     if (path == Path::Full) {
         const auto & ec = config_.encoder(modality);
@@ -103,7 +108,7 @@ void Model::build_backbone_inputs(Path path, Modality modality, std::span<const 
     x->resize(total * C);
     int64_t row = 0;
     for (int64_t b = 0; b < B; ++b) {
-        const Request &      r = batch[b];
+        const Request & r = batch[b];
         std::vector<int32_t> ids{config_.text.bos_id};
         ops::gather(weights_.backbone.tok_embed, ids.data(), 1, x->data() + row * C);
         ++row;
@@ -133,7 +138,7 @@ namespace {
 std::vector<float> normalized(const float * z, int64_t n) {
     double s = 0;
     for (int64_t i = 0; i < n; ++i) s += double(z[i]) * z[i];
-    float              inv = s > 0 ? float(1.0 / std::sqrt(s)) : 0.0f;
+    float inv = s > 0 ? float(1.0 / std::sqrt(s)) : 0.0f;
     std::vector<float> out(z, z + n);
     for (float & v : out) v *= inv;
     return out;
@@ -143,7 +148,7 @@ std::vector<float> normalized(const float * z, int64_t n) {
 Result<std::vector<Output>> Model::run(Path path, Modality modality, std::span<const Request> batch,
                                        const RunOptions & options) const {
     M4_RETURN_IF_ERROR(validate(path, modality, batch));
-    const int64_t       B = static_cast<int64_t>(batch.size()), E = config_.embed_dim;
+    const int64_t B = static_cast<int64_t>(batch.size()), E = config_.embed_dim;
     std::vector<Output> outs(B);
     if (path == Path::Encoder) {
         const auto & ec = config_.encoder(modality);
@@ -159,15 +164,15 @@ Result<std::vector<Output>> Model::run(Path path, Modality modality, std::span<c
         }
         return outs;
     }
-    const auto &         bc = config_.backbone;
-    const int64_t        C = bc.width, V = config_.text.vocab_size;
-    std::vector<float>   x, hn;
+    const auto & bc = config_.backbone;
+    const int64_t C = bc.width, V = config_.text.vocab_size;
+    std::vector<float> x, hn;
     std::vector<int64_t> lens;
     build_backbone_inputs(path, modality, batch, &x, &lens);
-    const int64_t              N = static_cast<int64_t>(x.size()) / C;
-    std::vector<KvCache>       caches(B);
+    const int64_t N = static_cast<int64_t>(x.size()) / C;
+    std::vector<KvCache> caches(B);
     std::vector<SequenceSlice> seqs;
-    int64_t                    row = 0;
+    int64_t row = 0;
     for (int64_t b = 0; b < B; ++b) {
         caches[b].init(bc, lens[b]);
         seqs.push_back({row, lens[b], &caches[b], batch[b].adapter});
@@ -181,8 +186,8 @@ Result<std::vector<Output>> Model::run(Path path, Modality modality, std::span<c
         std::vector<float> mean(C), z(E);
         ops::pool(h, mean.data(), 1, n, C);
         linear(weights_.backbone.text_proj, mean.data(), 1, z.data(), {{0, 1, batch[b].adapter}});
-        outs[b].embedding   = normalized(z.data(), E);
-        outs[b].n_positions = n;
+        outs[b].embedding         = normalized(z.data(), E);
+        outs[b].n_positions       = n;
         const AdapterWeights * ad = batch[b].adapter;
         if (ad && ad->head.type != HeadType::None) {
             apply_head(ad->head, ad->head.pool == HeadPool::Mean ? mean.data() : h + (n - 1) * C, &outs[b]);

@@ -24,15 +24,15 @@ namespace m4::model {
 // IMU rows of 6), `tokens` the text token ids without BOS (the model prepends it).
 struct Request {
     const AdapterWeights * adapter = nullptr;
-    std::vector<float>     signal;
-    std::vector<int32_t>   tokens;
+    std::vector<float> signal;
+    std::vector<int32_t> tokens;
 };
 
 struct Output {
     std::vector<float> head;       // the adapter head's output (classify logits, regress values, embed vector)
     std::vector<float> embedding;  // normalised shared embedding (modality on the encoder path, text otherwise)
     std::vector<float> logits;     // LM logits: last position [V], or all positions [n_positions, V]
-    int64_t            n_positions = 0;
+    int64_t n_positions = 0;
 };
 
 struct RunOptions {
@@ -40,31 +40,31 @@ struct RunOptions {
 };
 
 struct GenerateOptions {
-    int                      max_new_tokens = 32;
-    float                    temperature    = 0.0f;  // 0 → greedy
-    int                      top_k          = 0;     // 0 → off
-    float                    top_p          = 1.0f;  // 1 → off
-    uint64_t                 seed           = 0;
-    std::vector<std::string> stop;                   // stop strings (checked on the decoded text)
-    bool                     keep_logits = false;    // record the logits of every step
+    int max_new_tokens = 32;
+    float temperature  = 0.0f;  // 0 → greedy
+    int top_k          = 0;     // 0 → off
+    float top_p        = 1.0f;  // 1 → off
+    uint64_t seed      = 0;
+    std::vector<std::string> stop;  // stop strings (checked on the decoded text)
+    bool keep_logits = false;       // record the logits of every step
 };
 
 struct Generation {
     std::vector<int32_t> tokens;
-    std::string          text;
-    std::string          stop_reason;  // "eos", "stop", "length", "context"
-    std::vector<float>   step_logits;  // [n, V] when keep_logits
+    std::string text;
+    std::string stop_reason;         // "eos", "stop", "length", "context"
+    std::vector<float> step_logits;  // [n, V] when keep_logits
 };
 
 class Model {
   public:
     static Result<std::unique_ptr<Model>> load(const std::string & path, const format::OpenOptions & options = {});
 
-    const ModelConfig &           config() const { return config_; }
-    const Weights &               weights() const { return weights_; }
-    const Tokenizer &             tokenizer() const { return tokenizer_; }
+    const ModelConfig & config() const { return config_; }
+    const Weights & weights() const { return weights_; }
+    const Tokenizer & tokenizer() const { return tokenizer_; }
     const format::ContainerFile & file() const { return file_; }
-    std::string                   fingerprint() const { return file_.fingerprint(); }
+    std::string fingerprint() const { return file_.fingerprint(); }
 
     // Checks a request against the path and modality (input faults → Status naming the item).
     Status validate(Path path, Modality modality, std::span<const Request> batch) const;
@@ -88,10 +88,10 @@ class Model {
     void apply_head(const HeadWeights & head, const float * z, Output * out) const;
 
     format::ContainerFile file_;
-    ModelConfig           config_;
-    Weights               weights_;
-    Tokenizer             tokenizer_;
-    AudioFrontEnd         audio_fe_;
+    ModelConfig config_;
+    Weights weights_;
+    Tokenizer tokenizer_;
+    AudioFrontEnd audio_fe_;
 };
 
 // Random weights for a configuration (m4fw init): normal(0, init_scale) for linear weights and

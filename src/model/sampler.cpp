@@ -19,10 +19,10 @@ int32_t sample_token(const float * logits, int64_t V, const SamplerSettings & s,
     std::stable_sort(idx.begin(), idx.end(), [&](int32_t a, int32_t b) { return logits[a] > logits[b]; });
     int64_t keep = (s.top_k > 0 && s.top_k < V) ? s.top_k : V;
     std::vector<double> p(keep);
-    double              mx = logits[idx[0]], sum = 0;
+    double mx = logits[idx[0]], sum = 0;
     for (int64_t i = 0; i < keep; ++i) sum += p[i] = std::exp((logits[idx[i]] - mx) / s.temperature);
     if (s.top_p < 1.0f) {
-        double  acc = 0;
+        double acc  = 0;
         int64_t cut = keep;
         for (int64_t i = 0; i < keep; ++i) {
             acc += p[i] / sum;
@@ -35,7 +35,7 @@ int32_t sample_token(const float * logits, int64_t V, const SamplerSettings & s,
         sum  = std::accumulate(p.begin(), p.begin() + keep, 0.0);
     }
     std::uniform_real_distribution<double> u(0.0, sum);
-    double                                 r = u(rng);
+    double r = u(rng);
     for (int64_t i = 0; i < keep; ++i) {
         r -= p[i];
         if (r <= 0) return idx[i];

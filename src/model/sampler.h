@@ -8,7 +8,7 @@ namespace m4::model {
 
 struct SamplerSettings {
     float temperature = 0.0f;  // ≤ 0: greedy (argmax, lowest id on ties)
-    int   top_k       = 0;     // keep the k most likely (0: all)
+    int top_k         = 0;     // keep the k most likely (0: all)
     float top_p       = 1.0f;  // keep the smallest set whose probability reaches p (1: all)
 };
 

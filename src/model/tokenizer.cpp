@@ -12,15 +12,15 @@
 
 namespace m4::model {
 
-Tokenizer::Tokenizer() = default;
-Tokenizer::~Tokenizer() = default;
-Tokenizer::Tokenizer(Tokenizer &&) noexcept = default;
+Tokenizer::Tokenizer()                                  = default;
+Tokenizer::~Tokenizer()                                 = default;
+Tokenizer::Tokenizer(Tokenizer &&) noexcept             = default;
 Tokenizer & Tokenizer::operator=(Tokenizer &&) noexcept = default;
 
 Result<Tokenizer> Tokenizer::from_bytes(const std::string & model_bytes, const std::string & where) {
     Tokenizer t;
-    t.sp_    = std::make_unique<sentencepiece::SentencePieceProcessor>();
-    auto st  = t.sp_->LoadFromSerializedProto(model_bytes);
+    t.sp_   = std::make_unique<sentencepiece::SentencePieceProcessor>();
+    auto st = t.sp_->LoadFromSerializedProto(model_bytes);
     if (!st.ok()) return invalid_argument(where + ": tokenizer model does not load (" + st.ToString() + ")");
     return t;
 }
@@ -30,24 +30,36 @@ Result<std::vector<int32_t>> Tokenizer::encode(const std::string & text) const {
     for (char c : text) blank = blank && (c == ' ' || c == '\t' || c == '\n' || c == '\r');
     if (blank) return invalid_argument("text input is empty");
     std::vector<int> ids;
-    auto             st = sp_->Encode(text, &ids);
+    auto st = sp_->Encode(text, &ids);
     if (!st.ok()) return invalid_argument("text cannot be tokenized: " + st.ToString());
     return std::vector<int32_t>(ids.begin(), ids.end());
 }
 
 std::string Tokenizer::decode(const std::vector<int32_t> & ids) const {
     std::vector<int> v(ids.begin(), ids.end());
-    std::string      out;
+    std::string out;
     (void)sp_->Decode(v, &out);
     return out;
 }
 
-std::string Tokenizer::piece(int32_t id) const { return sp_->IdToPiece(id); }
-int32_t     Tokenizer::vocab_size() const { return sp_->GetPieceSize(); }
-int32_t     Tokenizer::bos_id() const { return sp_->bos_id(); }
-int32_t     Tokenizer::eos_id() const { return sp_->eos_id(); }
-int32_t     Tokenizer::pad_id() const { return sp_->pad_id(); }
-int32_t     Tokenizer::unk_id() const { return sp_->unk_id(); }
+std::string Tokenizer::piece(int32_t id) const {
+    return sp_->IdToPiece(id);
+}
+int32_t Tokenizer::vocab_size() const {
+    return sp_->GetPieceSize();
+}
+int32_t Tokenizer::bos_id() const {
+    return sp_->bos_id();
+}
+int32_t Tokenizer::eos_id() const {
+    return sp_->eos_id();
+}
+int32_t Tokenizer::pad_id() const {
+    return sp_->pad_id();
+}
+int32_t Tokenizer::unk_id() const {
+    return sp_->unk_id();
+}
 
 Result<std::string> train_tokenizer(const TokenizerTrainOptions & o) {
     if (::access(o.corpus_path.c_str(), R_OK) != 0) return not_found(o.corpus_path + ": tokenizer corpus not readable");

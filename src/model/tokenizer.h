@@ -25,13 +25,13 @@ class Tokenizer {
 
     // Text → ids, without BOS/EOS. Empty text is an input fault.
     Result<std::vector<int32_t>> encode(const std::string & text) const;
-    std::string                  decode(const std::vector<int32_t> & ids) const;
-    std::string                  piece(int32_t id) const;
-    int32_t                      vocab_size() const;
-    int32_t                      bos_id() const;
-    int32_t                      eos_id() const;
-    int32_t                      pad_id() const;
-    int32_t                      unk_id() const;
+    std::string decode(const std::vector<int32_t> & ids) const;
+    std::string piece(int32_t id) const;
+    int32_t vocab_size() const;
+    int32_t bos_id() const;
+    int32_t eos_id() const;
+    int32_t pad_id() const;
+    int32_t unk_id() const;
 
   private:
     std::unique_ptr<sentencepiece::SentencePieceProcessor> sp_;
@@ -39,9 +39,9 @@ class Tokenizer {
 
 struct TokenizerTrainOptions {
     std::string corpus_path;  // a text file, one sentence per line
-    int32_t     vocab_size = 512;
+    int32_t vocab_size     = 512;
     std::string model_type = "bpe";  // bpe | unigram
-    uint64_t    max_sentences = 200000;
+    uint64_t max_sentences = 200000;
 };
 // Trains a SentencePiece model (ids: pad 0, bos 1, eos 2, unk 3) and returns its bytes.
 Result<std::string> train_tokenizer(const TokenizerTrainOptions & options);

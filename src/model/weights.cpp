@@ -7,7 +7,9 @@
 namespace m4::model {
 namespace {
 
-std::string layer_prefix(const std::string & base, int64_t l) { return base + ".layers." + std::to_string(l) + "."; }
+std::string layer_prefix(const std::string & base, int64_t l) {
+    return base + ".layers." + std::to_string(l) + ".";
+}
 
 }  // namespace
 
@@ -21,7 +23,7 @@ std::vector<TensorSpec> expected_tensors(const ModelConfig & c) {
         s.push_back({name + ".weight", Shape{n}, TensorRole::Norm, 1.0f});
         if (bias) s.push_back({name + ".bias", Shape{n}, TensorRole::Bias, 0.0f});
     };
-    const auto & b = c.backbone;
+    const auto & b  = c.backbone;
     const int64_t C = b.width, D = b.head_dim(), F = b.ffn, V = c.text.vocab_size;
     s.push_back({"backbone.tok_embed.weight", Shape{V, C}, TensorRole::Embedding, 1.0f});
     for (int64_t l = 0; l < b.layers; ++l) {
@@ -41,8 +43,8 @@ std::vector<TensorSpec> expected_tensors(const ModelConfig & c) {
     lin("backbone.text_proj", c.embed_dim, C, false);
     for (int m = 0; m < kEncoderModalities; ++m) {
         if (!c.encoders[m]) continue;
-        const auto & e = *c.encoders[m];
-        std::string  base = std::string("encoders.") + modality_name(e.modality);
+        const auto & e   = *c.encoders[m];
+        std::string base = std::string("encoders.") + modality_name(e.modality);
         lin(base + ".patch_embed", e.width, e.patch_dim(), true);
         s.push_back({base + ".pos_embed", Shape{e.tokens(), e.width}, TensorRole::Position, 0.02f});
         for (int64_t l = 0; l < e.layers; ++l) {
@@ -90,22 +92,22 @@ Status resolve_weights(const format::ContainerFile & file, const ModelConfig & c
         if (bias) l.bias = f32(n + ".bias");
         return l;
     };
-    const auto & b  = c.backbone;
-    auto &       bw = out->backbone;
-    bw.tok_embed    = file.tensor("backbone.tok_embed.weight");
+    const auto & b = c.backbone;
+    auto & bw      = out->backbone;
+    bw.tok_embed   = file.tensor("backbone.tok_embed.weight");
     bw.layers.resize(b.layers);
     for (int64_t l = 0; l < b.layers; ++l) {
-        std::string p  = layer_prefix("backbone", l);
-        auto &      L  = bw.layers[l];
-        L.attn_norm    = f32(p + "attn_norm.weight");
-        L.q            = lin(p + "attn.q", false);
-        L.k            = lin(p + "attn.k", false);
-        L.v            = lin(p + "attn.v", false);
-        L.o            = lin(p + "attn.o", false);
-        L.ffn_norm     = f32(p + "ffn_norm.weight");
-        L.gate         = lin(p + "ffn.gate", false);
-        L.up           = lin(p + "ffn.up", false);
-        L.down         = lin(p + "ffn.down", false);
+        std::string p = layer_prefix("backbone", l);
+        auto & L      = bw.layers[l];
+        L.attn_norm   = f32(p + "attn_norm.weight");
+        L.q           = lin(p + "attn.q", false);
+        L.k           = lin(p + "attn.k", false);
+        L.v           = lin(p + "attn.v", false);
+        L.o           = lin(p + "attn.o", false);
+        L.ffn_norm    = f32(p + "ffn_norm.weight");
+        L.gate        = lin(p + "ffn.gate", false);
+        L.up          = lin(p + "ffn.up", false);
+        L.down        = lin(p + "ffn.down", false);
     }
     bw.norm = f32("backbone.norm.weight");
     if (b.tie_lm_head) {
@@ -117,15 +119,15 @@ Status resolve_weights(const format::ContainerFile & file, const ModelConfig & c
     bw.text_proj = lin("backbone.text_proj", false);
     for (int m = 0; m < kEncoderModalities; ++m) {
         if (!c.encoders[m]) continue;
-        const auto & e    = *c.encoders[m];
-        std::string  base = std::string("encoders.") + modality_name(e.modality);
-        auto &       ew   = out->encoders[m];
-        ew.patch_embed    = lin(base + ".patch_embed", true);
-        ew.pos_embed      = f32(base + ".pos_embed");
+        const auto & e   = *c.encoders[m];
+        std::string base = std::string("encoders.") + modality_name(e.modality);
+        auto & ew        = out->encoders[m];
+        ew.patch_embed   = lin(base + ".patch_embed", true);
+        ew.pos_embed     = f32(base + ".pos_embed");
         ew.layers.resize(e.layers);
         for (int64_t l = 0; l < e.layers; ++l) {
             std::string p = layer_prefix(base, l);
-            auto &      L = ew.layers[l];
+            auto & L      = ew.layers[l];
             L.ln1_w       = f32(p + "ln1.weight");
             L.ln1_b       = f32(p + "ln1.bias");
             L.q           = lin(p + "attn.q", true);

@@ -19,50 +19,50 @@ namespace m4::model {
 
 // A linear layer y = x·Wᵀ + b. `name` is its linear name (the LoRA target name).
 struct Linear {
-    std::string   name;
-    Tensor        w;               // [out, in]  f32 | bf16 | i8
+    std::string name;
+    Tensor w;                      // [out, in]  f32 | bf16 | i8
     const float * bias = nullptr;  // [out] or null
-    int64_t       in() const { return w.dim(1); }
-    int64_t       out() const { return w.dim(0); }
+    int64_t in() const { return w.dim(1); }
+    int64_t out() const { return w.dim(0); }
 };
 
 struct EncoderLayer {
-    const float * ln1_w = nullptr, * ln1_b = nullptr;  // [W]
-    Linear        q, k, v, o;                          // [W, W] + bias
-    const float * ln2_w = nullptr, * ln2_b = nullptr;  // [W]
-    Linear        fc1;                                 // [Fm, W] + bias
-    Linear        fc2;                                 // [W, Fm] + bias
+    const float *ln1_w = nullptr, *ln1_b = nullptr;  // [W]
+    Linear q, k, v, o;                               // [W, W] + bias
+    const float *ln2_w = nullptr, *ln2_b = nullptr;  // [W]
+    Linear fc1;                                      // [Fm, W] + bias
+    Linear fc2;                                      // [W, Fm] + bias
 };
 
 struct EncoderWeights {
-    Linear                    patch_embed;  // [W, P] + bias
-    const float *             pos_embed = nullptr;  // [T, W]
+    Linear patch_embed;                 // [W, P] + bias
+    const float * pos_embed = nullptr;  // [T, W]
     std::vector<EncoderLayer> layers;
-    const float *             norm_w = nullptr, * norm_b = nullptr;  // [W]
-    Linear                    embed_proj;  // [E, W], no bias
-    Linear                    projector;   // [C, W] + bias (encoder → backbone)
+    const float *norm_w = nullptr, *norm_b = nullptr;  // [W]
+    Linear embed_proj;                                 // [E, W], no bias
+    Linear projector;                                  // [C, W] + bias (encoder → backbone)
 };
 
 struct BackboneLayer {
     const float * attn_norm = nullptr;  // [C]
-    Linear        q;                    // [H·D, C]
-    Linear        k, v;                 // [G·D, C]
-    Linear        o;                    // [C, H·D]
+    Linear q;                           // [H·D, C]
+    Linear k, v;                        // [G·D, C]
+    Linear o;                           // [C, H·D]
     const float * ffn_norm = nullptr;   // [C]
-    Linear        gate, up;             // [F, C]
-    Linear        down;                 // [C, F]
+    Linear gate, up;                    // [F, C]
+    Linear down;                        // [C, F]
 };
 
 struct BackboneWeights {
-    Tensor                     tok_embed;  // [V, C]
+    Tensor tok_embed;  // [V, C]
     std::vector<BackboneLayer> layers;
-    const float *              norm = nullptr;  // [C]
-    Linear                     lm_head;         // [V, C] (tok_embed when tied)
-    Linear                     text_proj;       // [E, C]
+    const float * norm = nullptr;  // [C]
+    Linear lm_head;                // [V, C] (tok_embed when tied)
+    Linear text_proj;              // [E, C]
 };
 
 struct Weights {
-    BackboneWeights                                 backbone;
+    BackboneWeights backbone;
     std::array<EncoderWeights, kEncoderModalities> encoders;
     std::unordered_map<std::string, const Linear *> linears;  // every linear by linear name (LoRA targets)
 };
@@ -71,9 +71,9 @@ struct Weights {
 enum class TensorRole { LinearWeight, Bias, Norm, Embedding, Position };
 struct TensorSpec {
     std::string name;
-    Shape       shape;
-    TensorRole  role;
-    float       init_scale = 0;  // for random init: std of normal (weights) or constant (norms)
+    Shape shape;
+    TensorRole role;
+    float init_scale = 0;  // for random init: std of normal (weights) or constant (norms)
 };
 std::vector<TensorSpec> expected_tensors(const ModelConfig & c);
 

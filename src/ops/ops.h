@@ -79,11 +79,11 @@ class OpRecorder {
     OpRecorder();
     ~OpRecorder();
     const std::vector<bool> & used() const { return used_; }
-    std::vector<std::string>  used_names() const;
+    std::vector<std::string> used_names() const;
 
   private:
     std::vector<bool> used_;
-    OpRecorder *      prev_;
+    OpRecorder * prev_;
 };
 void record_op(OpKind op);
 

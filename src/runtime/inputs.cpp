@@ -36,7 +36,7 @@ Result<std::vector<float>> load_image(const std::string & path, const model::Enc
     unsigned char * px = stbi_load_from_memory(reinterpret_cast<const stbi_uc *>(bytes.data()),
                                                static_cast<int>(bytes.size()), &w, &h, &n, 3);
     if (!px) return invalid_argument(path + ": unreadable image (" + std::string(stbi_failure_reason()) + ")");
-    const int64_t              S = c.image_size;
+    const int64_t S = c.image_size;
     std::vector<unsigned char> resized(static_cast<size_t>(S * S * 3));
     int ok = stbir_resize_uint8(px, w, h, 0, resized.data(), static_cast<int>(S), static_cast<int>(S), 0, 3);
     stbi_image_free(px);
@@ -47,14 +47,15 @@ Result<std::vector<float>> load_image(const std::string & path, const model::Enc
 }
 
 Result<std::vector<float>> load_audio(const std::string & path, const model::EncoderConfig & c) {
-    SF_INFO  info{};
+    SF_INFO info{};
     SNDFILE * f = sf_open(path.c_str(), SFM_READ, &info);
     if (!f) return invalid_argument(path + ": unreadable audio (" + std::string(sf_strerror(nullptr)) + ")");
     if (info.samplerate != c.sample_rate) {
         sf_close(f);
-        return invalid_argument(path + ": sample rate " + std::to_string(info.samplerate) + " Hz, the audio encoder needs " +
-                                std::to_string(c.sample_rate) + " Hz (resample first, e.g. `sox in.wav -r " +
-                                std::to_string(c.sample_rate) + " out.wav`)");
+        return invalid_argument(path + ": sample rate " + std::to_string(info.samplerate) +
+                                " Hz, the audio encoder needs " + std::to_string(c.sample_rate) +
+                                " Hz (resample first, e.g. `sox in.wav -r " + std::to_string(c.sample_rate) +
+                                " out.wav`)");
     }
     if (info.frames <= 0 || info.channels <= 0) {
         sf_close(f);
@@ -62,12 +63,13 @@ Result<std::vector<float>> load_audio(const std::string & path, const model::Enc
     }
     if (info.frames > c.clip_samples) {
         sf_close(f);
-        return invalid_argument(path + ": " + std::to_string(info.frames) + " samples is longer than the encoder's clip of " +
-                                std::to_string(c.clip_samples) + " samples (" +
-                                std::to_string(double(c.clip_samples) / c.sample_rate).substr(0, 4) + " s)");
+        return invalid_argument(path + ": " + std::to_string(info.frames) +
+                                " samples is longer than the encoder's clip of " + std::to_string(c.clip_samples) +
+                                " samples (" + std::to_string(double(c.clip_samples) / c.sample_rate).substr(0, 4) +
+                                " s)");
     }
     std::vector<float> inter(static_cast<size_t>(info.frames * info.channels));
-    sf_count_t         got = sf_readf_float(f, inter.data(), info.frames);
+    sf_count_t got = sf_readf_float(f, inter.data(), info.frames);
     sf_close(f);
     if (got != info.frames) return invalid_argument(path + ": audio truncated");
     std::vector<float> mono(static_cast<size_t>(info.frames));
@@ -82,18 +84,18 @@ Result<std::vector<float>> load_audio(const std::string & path, const model::Enc
 Result<std::vector<float>> load_imu_csv(const std::string & path, const model::EncoderConfig & c) {
     M4_ASSIGN_OR_RETURN(std::string text, read_file_bytes(path));
     std::istringstream in(text);
-    std::string        line;
+    std::string line;
     std::vector<float> out;
     std::vector<double> times;
-    int                 lineno = 0, cols_seen = 0;
+    int lineno = 0, cols_seen = 0;
     while (std::getline(in, line)) {
         ++lineno;
         if (!line.empty() && line.back() == '\r') line.pop_back();
         if (line.empty() || line[0] == '#') continue;
         std::vector<double> vals;
-        std::stringstream   ss(line);
-        std::string         cell;
-        bool                numeric = true;
+        std::stringstream ss(line);
+        std::string cell;
+        bool numeric = true;
         while (std::getline(ss, cell, ',')) {
             char * end = nullptr;
             double v   = std::strtod(cell.c_str(), &end);
@@ -131,8 +133,9 @@ Result<NpyArray> read_npy(const std::string & path) {
     M4_ASSIGN_OR_RETURN(std::string b, read_file_bytes(path));
     if (b.size() < 10 || b.compare(0, 6, "\x93NUMPY") != 0) return invalid_argument(path + ": not a .npy file");
     uint8_t major = static_cast<uint8_t>(b[6]);
-    size_t  hlen = 0, hstart = 0;
-    if (major == 1) hlen = static_cast<uint8_t>(b[8]) | (static_cast<uint8_t>(b[9]) << 8), hstart = 10;
+    size_t hlen = 0, hstart = 0;
+    if (major == 1)
+        hlen = static_cast<uint8_t>(b[8]) | (static_cast<uint8_t>(b[9]) << 8), hstart = 10;
     else {
         if (b.size() < 12) return invalid_argument(path + ": truncated .npy header");
         uint32_t v;
@@ -141,16 +144,20 @@ Result<NpyArray> read_npy(const std::string & path) {
     }
     if (hstart + hlen > b.size()) return invalid_argument(path + ": truncated .npy header");
     std::string h = b.substr(hstart, hlen);
-    NpyArray    a;
-    if (h.find("'<f4'") != std::string::npos) a.is_int = false;
-    else if (h.find("'<i4'") != std::string::npos) a.is_int = true;
-    else return invalid_argument(path + ": .npy dtype must be float32 ('<f4') or int32 ('<i4')");
-    if (h.find("'fortran_order': False") == std::string::npos) return invalid_argument(path + ": .npy must be C-ordered");
+    NpyArray a;
+    if (h.find("'<f4'") != std::string::npos)
+        a.is_int = false;
+    else if (h.find("'<i4'") != std::string::npos)
+        a.is_int = true;
+    else
+        return invalid_argument(path + ": .npy dtype must be float32 ('<f4') or int32 ('<i4')");
+    if (h.find("'fortran_order': False") == std::string::npos)
+        return invalid_argument(path + ": .npy must be C-ordered");
     auto lp = h.find('(', h.find("'shape'")), rp = h.find(')', lp);
     if (lp == std::string::npos || rp == std::string::npos) return invalid_argument(path + ": .npy shape missing");
     std::stringstream ss(h.substr(lp + 1, rp - lp - 1));
-    std::string       tok;
-    int64_t           n = 1;
+    std::string tok;
+    int64_t n = 1;
     while (std::getline(ss, tok, ',')) {
         if (tok.find_first_not_of(' ') == std::string::npos) continue;
         int64_t d = std::stoll(tok);
@@ -160,8 +167,8 @@ Result<NpyArray> read_npy(const std::string & path) {
     }
     size_t data_at = hstart + hlen;
     if (b.size() - data_at != static_cast<size_t>(n) * 4)
-        return invalid_argument(path + ": .npy holds " + std::to_string(b.size() - data_at) + " data bytes, shape needs " +
-                                std::to_string(n * 4));
+        return invalid_argument(path + ": .npy holds " + std::to_string(b.size() - data_at) +
+                                " data bytes, shape needs " + std::to_string(n * 4));
     if (a.is_int) {
         a.i32.resize(n);
         std::memcpy(a.i32.data(), b.data() + data_at, static_cast<size_t>(n) * 4);
@@ -175,7 +182,7 @@ Result<NpyArray> read_npy(const std::string & path) {
 namespace {
 Status write_npy(const std::string & path, const void * data, const std::vector<int64_t> & shape, const char * descr) {
     std::string shp = "(";
-    int64_t     n   = 1;
+    int64_t n       = 1;
     for (size_t i = 0; i < shape.size(); ++i) {
         shp += std::to_string(shape[i]) + (shape.size() == 1 ? "," : (i + 1 < shape.size() ? ", " : ""));
         n *= shape[i];
@@ -221,10 +228,14 @@ Result<std::vector<float>> load_modal_input(const std::string & path, const mode
         return a.f32;
     }
     switch (c.modality) {
-        case model::Modality::Image: return load_image(path, c);
-        case model::Modality::Audio: return load_audio(path, c);
-        case model::Modality::Imu: return load_imu_csv(path, c);
-        case model::Modality::Text: break;
+        case model::Modality::Image:
+            return load_image(path, c);
+        case model::Modality::Audio:
+            return load_audio(path, c);
+        case model::Modality::Imu:
+            return load_imu_csv(path, c);
+        case model::Modality::Text:
+            break;
     }
     return invalid_argument(path + ": not a modality input");
 }

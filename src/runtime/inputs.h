@@ -19,13 +19,13 @@ Result<std::vector<float>> load_imu_csv(const std::string & path, const model::E
 
 struct NpyArray {
     std::vector<int64_t> shape;
-    std::vector<float>   f32;   // float32 data (dtype '<f4')
-    std::vector<int32_t> i32;   // int32 data (dtype '<i4')
-    bool                 is_int = false;
+    std::vector<float> f32;    // float32 data (dtype '<f4')
+    std::vector<int32_t> i32;  // int32 data (dtype '<i4')
+    bool is_int = false;
 };
 Result<NpyArray> read_npy(const std::string & path);
-Status           write_npy_f32(const std::string & path, const float * data, const std::vector<int64_t> & shape);
-Status           write_npy_i32(const std::string & path, const int32_t * data, const std::vector<int64_t> & shape);
+Status write_npy_f32(const std::string & path, const float * data, const std::vector<int64_t> & shape);
+Status write_npy_i32(const std::string & path, const int32_t * data, const std::vector<int64_t> & shape);
 
 // Picks the modality from a file name's extension (text when it is not an existing file).
 model::Modality guess_modality(const std::string & input);

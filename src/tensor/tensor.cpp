@@ -9,10 +9,14 @@ namespace m4 {
 
 const char * dtype_name(DType t) {
     switch (t) {
-        case DType::F32: return "f32";
-        case DType::BF16: return "bf16";
-        case DType::I8: return "i8";
-        case DType::U8: return "u8";
+        case DType::F32:
+            return "f32";
+        case DType::BF16:
+            return "bf16";
+        case DType::I8:
+            return "i8";
+        case DType::U8:
+            return "u8";
     }
     return "?";
 }
@@ -31,10 +35,14 @@ bool parse_dtype(const std::string & name, DType * out) {
 
 size_t dtype_size(DType t) {
     switch (t) {
-        case DType::F32: return 4;
-        case DType::BF16: return 2;
-        case DType::I8: return 1;
-        case DType::U8: return 1;
+        case DType::F32:
+            return 4;
+        case DType::BF16:
+            return 2;
+        case DType::I8:
+            return 1;
+        case DType::U8:
+            return 1;
     }
     return 0;
 }
@@ -79,14 +87,14 @@ std::string Shape::str() const {
 Tensor Tensor::empty(DType dtype, const Shape & shape) {
     for (int i = 0; i < shape.ndim; ++i) M4_CHECK(shape.dims[i] >= 0);
     Tensor t;
-    t.dtype_              = dtype;
-    t.shape_              = shape;
-    size_t data_bytes     = static_cast<size_t>(shape.numel()) * dtype_size(dtype);
-    size_t scale_offset   = (data_bytes + kAlign - 1) / kAlign * kAlign;
-    size_t total          = scale_offset + (dtype == DType::I8 ? static_cast<size_t>(shape.rows()) * 4 : 0);
-    void * mem            = aligned_alloc_bytes(total);
-    t.owner_              = std::shared_ptr<void>(mem, aligned_free);
-    t.data_               = mem;
+    t.dtype_            = dtype;
+    t.shape_            = shape;
+    size_t data_bytes   = static_cast<size_t>(shape.numel()) * dtype_size(dtype);
+    size_t scale_offset = (data_bytes + kAlign - 1) / kAlign * kAlign;
+    size_t total        = scale_offset + (dtype == DType::I8 ? static_cast<size_t>(shape.rows()) * 4 : 0);
+    void * mem          = aligned_alloc_bytes(total);
+    t.owner_            = std::shared_ptr<void>(mem, aligned_free);
+    t.data_             = mem;
     if (dtype == DType::I8) t.scales_ = reinterpret_cast<float *>(static_cast<uint8_t *>(mem) + scale_offset);
     return t;
 }
@@ -141,15 +149,15 @@ Tensor Tensor::clone() const {
 
 Tensor to_f32(const Tensor & t) {
     if (t.dtype() == DType::F32) return t.clone();
-    Tensor  out = Tensor::empty(DType::F32, t.shape());
-    float * o   = out.f32();
-    int64_t n   = t.numel();
+    Tensor out = Tensor::empty(DType::F32, t.shape());
+    float * o  = out.f32();
+    int64_t n  = t.numel();
     if (t.dtype() == DType::BF16) {
         const uint16_t * s = t.bf16();
         for (int64_t i = 0; i < n; ++i) o[i] = bf16_to_f32(s[i]);
     } else if (t.dtype() == DType::I8) {
         const int8_t * q = t.i8();
-        int64_t        C = t.cols();
+        int64_t C        = t.cols();
         for (int64_t r = 0; r < t.rows(); ++r)
             for (int64_t c = 0; c < C; ++c) o[r * C + c] = q[r * C + c] * t.scales()[r];
     } else {
@@ -159,27 +167,27 @@ Tensor to_f32(const Tensor & t) {
 }
 
 Tensor to_bf16(const Tensor & t) {
-    Tensor       f   = t.dtype() == DType::F32 ? t : to_f32(t);
-    Tensor       out = Tensor::empty(DType::BF16, t.shape());
-    const float * s  = f.f32();
-    uint16_t *   o   = out.bf16();
+    Tensor f        = t.dtype() == DType::F32 ? t : to_f32(t);
+    Tensor out      = Tensor::empty(DType::BF16, t.shape());
+    const float * s = f.f32();
+    uint16_t * o    = out.bf16();
     for (int64_t i = 0; i < t.numel(); ++i) o[i] = f32_to_bf16(s[i]);
     return out;
 }
 
 Tensor quantize_rows_i8(const Tensor & t) {
-    Tensor        f   = t.dtype() == DType::F32 ? t : to_f32(t);
-    Tensor        out = Tensor::empty(DType::I8, t.shape());
-    const float * s   = f.f32();
-    int64_t       C   = t.cols();
+    Tensor f        = t.dtype() == DType::F32 ? t : to_f32(t);
+    Tensor out      = Tensor::empty(DType::I8, t.shape());
+    const float * s = f.f32();
+    int64_t C       = t.cols();
     for (int64_t r = 0; r < t.rows(); ++r) {
         float amax = 0;
         for (int64_t c = 0; c < C; ++c) amax = std::max(amax, std::fabs(s[r * C + c]));
-        float scale      = amax > 0 ? amax / 127.0f : 1.0f;
+        float scale = amax > 0 ? amax / 127.0f : 1.0f;
         out.mutable_data();
         const_cast<float *>(out.scales())[r] = scale;
         for (int64_t c = 0; c < C; ++c) {
-            float q                = std::nearbyint(s[r * C + c] / scale);
+            float q             = std::nearbyint(s[r * C + c] / scale);
             out.i8()[r * C + c] = static_cast<int8_t>(std::max(-127.0f, std::min(127.0f, q)));
         }
     }
@@ -189,10 +197,14 @@ Tensor quantize_rows_i8(const Tensor & t) {
 Tensor convert(const Tensor & t, DType to) {
     if (t.dtype() == to) return t;
     switch (to) {
-        case DType::F32: return to_f32(t);
-        case DType::BF16: return to_bf16(t);
-        case DType::I8: return quantize_rows_i8(t);
-        case DType::U8: break;
+        case DType::F32:
+            return to_f32(t);
+        case DType::BF16:
+            return to_bf16(t);
+        case DType::I8:
+            return quantize_rows_i8(t);
+        case DType::U8:
+            break;
     }
     M4_CHECK_MSG(false, "cannot convert to u8");
     return {};

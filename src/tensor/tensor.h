@@ -25,16 +25,16 @@ inline constexpr int kMaxDims = 4;
 
 struct Shape {
     std::array<int64_t, kMaxDims> dims{};
-    int                           ndim = 0;
+    int ndim = 0;
 
     Shape() = default;
     Shape(std::initializer_list<int64_t> d);
     static Shape of(const std::vector<int64_t> & d);
-    int64_t     operator[](int i) const { return dims[i]; }
-    int64_t     numel() const;
-    int64_t     rows() const;  // product of all dims but the last (1 for scalars and vectors)
-    int64_t     cols() const { return ndim == 0 ? 1 : dims[ndim - 1]; }
-    bool        operator==(const Shape & o) const;
+    int64_t operator[](int i) const { return dims[i]; }
+    int64_t numel() const;
+    int64_t rows() const;  // product of all dims but the last (1 for scalars and vectors)
+    int64_t cols() const { return ndim == 0 ? 1 : dims[ndim - 1]; }
+    bool operator==(const Shape & o) const;
     std::vector<int64_t> to_vector() const { return {dims.begin(), dims.begin() + ndim}; }
     std::string str() const;  // "[256, 128]"
 };
@@ -48,24 +48,24 @@ class Tensor {
     // A non-owning view. For I8, `scales` points at shape.rows() f32 scales.
     static Tensor view(DType dtype, const Shape & shape, const void * data, const float * scales = nullptr);
 
-    DType         dtype() const { return dtype_; }
+    DType dtype() const { return dtype_; }
     const Shape & shape() const { return shape_; }
-    int           ndim() const { return shape_.ndim; }
-    int64_t       dim(int i) const { return shape_.dims[i]; }
-    int64_t       numel() const { return shape_.numel(); }
-    int64_t       rows() const { return shape_.rows(); }
-    int64_t       cols() const { return shape_.cols(); }
-    size_t        nbytes() const { return static_cast<size_t>(numel()) * dtype_size(dtype_); }
-    bool          defined() const { return data_ != nullptr || numel() == 0; }
-    bool          owns() const { return owner_ != nullptr; }
+    int ndim() const { return shape_.ndim; }
+    int64_t dim(int i) const { return shape_.dims[i]; }
+    int64_t numel() const { return shape_.numel(); }
+    int64_t rows() const { return shape_.rows(); }
+    int64_t cols() const { return shape_.cols(); }
+    size_t nbytes() const { return static_cast<size_t>(numel()) * dtype_size(dtype_); }
+    bool defined() const { return data_ != nullptr || numel() == 0; }
+    bool owns() const { return owner_ != nullptr; }
 
-    const void *    data() const { return data_; }
-    void *          mutable_data() const { return data_; }
-    float *         f32() const;
-    uint16_t *      bf16() const;
-    int8_t *        i8() const;
-    uint8_t *       u8() const;
-    const float *   scales() const { return scales_; }  // I8 only: rows() entries
+    const void * data() const { return data_; }
+    void * mutable_data() const { return data_; }
+    float * f32() const;
+    uint16_t * bf16() const;
+    int8_t * i8() const;
+    uint8_t * u8() const;
+    const float * scales() const { return scales_; }  // I8 only: rows() entries
 
     // Same memory, new shape with the same element count.
     Tensor reshaped(const Shape & shape) const;
@@ -73,10 +73,10 @@ class Tensor {
     Tensor clone() const;
 
   private:
-    DType                 dtype_ = DType::F32;
-    Shape                 shape_;
-    void *                data_   = nullptr;
-    float *               scales_ = nullptr;
+    DType dtype_ = DType::F32;
+    Shape shape_;
+    void * data_    = nullptr;
+    float * scales_ = nullptr;
     std::shared_ptr<void> owner_;
 };
 

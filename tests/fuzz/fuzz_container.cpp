@@ -16,13 +16,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t * data, size_t size) {
         auto v = m4::format::parse_container(data, size, "fuzz", k, {.public_key = nullptr, .verify_digest = false});
         if (!v) continue;
         for (const auto & e : v->entries) {
-            m4::Tensor t = v->tensor(e);
+            m4::Tensor t          = v->tensor(e);
             volatile uint8_t sink = 0;
             if (t.nbytes() > 0) sink = static_cast<const uint8_t *>(t.data())[t.nbytes() - 1];
             (void)sink;
         }
-        if (k == m4::format::FileKind::Firmware) (void)m4::model::parse_model_config(v->header);
-        else (void)m4::adapter::parse_manifest(v->header);
+        if (k == m4::format::FileKind::Firmware)
+            (void)m4::model::parse_model_config(v->header);
+        else
+            (void)m4::adapter::parse_manifest(v->header);
     }
     return 0;
 }

@@ -9,13 +9,20 @@ using namespace m4;
 
 int main(int argc, char ** argv) {
     if (argc != 2) return 2;
-    std::string dir = argv[1];
+    std::string dir          = argv[1];
     nlohmann::json fw_header = {{"format", "m4fw"},
                                 {"embed_dim", 4},
                                 {"text", {{"vocab_size", 8}}},
                                 {"backbone", {{"width", 4}, {"layers", 1}, {"heads", 2}, {"ffn", 8}, {"max_seq", 8}}},
-                                {"encoders", {{"imu", {{"sample_rate", 50}, {"window", 10}, {"patch_size", 5},
-                                                       {"width", 4}, {"layers", 1}, {"heads", 1}, {"ffn", 8}}}}}};
+                                {"encoders",
+                                 {{"imu",
+                                   {{"sample_rate", 50},
+                                    {"window", 10},
+                                    {"patch_size", 5},
+                                    {"width", 4},
+                                    {"layers", 1},
+                                    {"heads", 1},
+                                    {"ffn", 8}}}}}};
     format::ContainerWriter fw(format::FileKind::Firmware);
     fw.set_header(fw_header);
     Tensor w = Tensor::zeros(DType::F32, {4, 3});

@@ -29,7 +29,7 @@ Status run_cases(const std::string & path) {
         std::vector<model::Request> batch;
         for (const auto & it : c.at("items")) {
             model::Request r;
-            int            ai = it.value("adapter", -1);
+            int ai = it.value("adapter", -1);
             if (ai >= static_cast<int>(adapters.size())) return invalid_argument(name + ": adapter index out of range");
             if (ai >= 0) r.adapter = &adapters[ai].weights();
             if (it.contains("input")) {
@@ -39,7 +39,9 @@ Status run_cases(const std::string & path) {
             if (it.contains("tokens")) r.tokens = it["tokens"].get<std::vector<int32_t>>();
             batch.push_back(std::move(r));
         }
-        auto file = [&](size_t i, const char * suffix) { return fmt::format("{}/{}.{}{}.npy", out_dir, name, i, suffix); };
+        auto file = [&](size_t i, const char * suffix) {
+            return fmt::format("{}/{}.{}{}.npy", out_dir, name, i, suffix);
+        };
         if (kind == "logmel") {
             for (size_t i = 0; i < batch.size(); ++i) {
                 M4_ASSIGN_OR_RETURN(auto mel, fw->audio_log_mel(batch[i].signal));
@@ -48,10 +50,11 @@ Status run_cases(const std::string & path) {
             }
             continue;
         }
-        model::Path     p;
+        model::Path p;
         model::Modality m;
         if (!model::parse_path(c.at("path").get<std::string>(), &p)) return invalid_argument(name + ": bad path");
-        if (!model::parse_modality(c.at("modality").get<std::string>(), &m)) return invalid_argument(name + ": bad modality");
+        if (!model::parse_modality(c.at("modality").get<std::string>(), &m))
+            return invalid_argument(name + ": bad modality");
         if (kind == "generate") {
             model::GenerateOptions g;
             g.max_new_tokens = c.value("max_new_tokens", 8);
@@ -70,7 +73,8 @@ Status run_cases(const std::string & path) {
             if (!o.head.empty()) {
                 M4_RETURN_IF_ERROR(runtime::write_npy_f32(file(i, ""), o.head.data(), {int64_t(o.head.size())}));
             } else if (p == model::Path::Encoder) {
-                M4_RETURN_IF_ERROR(runtime::write_npy_f32(file(i, ""), o.embedding.data(), {int64_t(o.embedding.size())}));
+                M4_RETURN_IF_ERROR(
+                    runtime::write_npy_f32(file(i, ""), o.embedding.data(), {int64_t(o.embedding.size())}));
             } else {
                 int64_t V = fw->config().text.vocab_size;
                 M4_RETURN_IF_ERROR(runtime::write_npy_f32(file(i, ""), o.logits.data(), {o.n_positions, V}));

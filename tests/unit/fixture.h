@@ -28,8 +28,8 @@ inline nlohmann::json tiny_config() {
 }
 
 // Writes a firmware for `config` (tokenizer trained on a Debian licence text) to `path`.
-inline void write_firmware(const std::string & path, nlohmann::json config, uint64_t seed = 1,
-                           DType dtype = DType::F32, const SecretKey * sk = nullptr,
+inline void write_firmware(const std::string & path, nlohmann::json config, uint64_t seed = 1, DType dtype = DType::F32,
+                           const SecretKey * sk                                                            = nullptr,
                            const std::function<void(std::vector<std::pair<std::string, Tensor>> &)> & edit = {}) {
     static std::string tok_bytes;
     if (tok_bytes.empty()) {
@@ -46,8 +46,8 @@ inline void write_firmware(const std::string & path, nlohmann::json config, uint
     auto cfg                     = model::parse_model_config(config);
     ASSERT_TRUE(cfg.is_ok()) << cfg.status().message();
     format::ContainerWriter w(format::FileKind::Firmware);
-    nlohmann::json          header = model::model_config_to_json(*cfg);
-    header["format"]               = "m4fw";
+    nlohmann::json header = model::model_config_to_json(*cfg);
+    header["format"]      = "m4fw";
     w.set_header(header);
     Tensor t = Tensor::empty(DType::U8, Shape{static_cast<int64_t>(tok_bytes.size())});
     std::memcpy(t.u8(), tok_bytes.data(), tok_bytes.size());

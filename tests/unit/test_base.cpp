@@ -12,7 +12,7 @@
 using namespace m4;
 
 TEST(ThreadPool, CoversRangeExactlyOnce) {
-    ThreadPool       pool(3);
+    ThreadPool pool(3);
     std::vector<int> hits(1001, 0);
     pool.parallel_for(1001, [&](int64_t b, int64_t e) {
         for (int64_t i = b; i < e; ++i) hits[i]++;
@@ -24,7 +24,7 @@ TEST(ThreadPool, CoversRangeExactlyOnce) {
 }
 
 TEST(ThreadPool, NestedCallsRunInline) {
-    ThreadPool           pool(2);
+    ThreadPool pool(2);
     std::atomic<int64_t> n{0};
     pool.parallel_for(4, [&](int64_t b, int64_t e) {
         for (int64_t i = b; i < e; ++i) pool.parallel_for(10, [&](int64_t b2, int64_t e2) { n += e2 - b2; });
@@ -54,8 +54,8 @@ TEST(DType, Bf16RoundsToNearestEven) {
 }
 
 TEST(Tensor, QuantizeRowsI8) {
-    Tensor w = Tensor::empty(DType::F32, {2, 3});
-    float  v[] = {1.0f, -0.5f, 0.25f, 0.0f, 0.0f, 0.0f};
+    Tensor w  = Tensor::empty(DType::F32, {2, 3});
+    float v[] = {1.0f, -0.5f, 0.25f, 0.0f, 0.0f, 0.0f};
     std::copy(v, v + 6, w.f32());
     Tensor q = quantize_rows_i8(w);
     EXPECT_FLOAT_EQ(q.scales()[0], 1.0f / 127.0f);

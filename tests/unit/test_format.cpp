@@ -41,7 +41,7 @@ void redigest(std::string & b) {
 
 TEST(Container, RoundTrip) {
     std::string b = sample_bytes();
-    auto        v = parse(b);
+    auto v        = parse(b);
     ASSERT_TRUE(v.is_ok()) << v.status().message();
     EXPECT_EQ(v->header["name"], "t");
     ASSERT_EQ(v->entries.size(), 3u);
@@ -90,8 +90,8 @@ TEST(Container, BadDirectoryEntry) {
 }
 
 TEST(Container, BadJson) {
-    std::string b = sample_bytes();
-    b[kFixedHeaderSize] = '[';
+    std::string b           = sample_bytes();
+    b[kFixedHeaderSize]     = '[';
     b[kFixedHeaderSize + 1] = '[';
     redigest(b);
     expect_error(parse(b), "JSON header");
@@ -103,7 +103,7 @@ TEST(Container, Signature) {
     ed25519_keypair(&pk, &sk);
     ed25519_keypair(&other_pk, &other_sk);
     std::string signed_bytes = sample_bytes(&sk);
-    auto        ok           = parse(signed_bytes, FileKind::Firmware, &pk);
+    auto ok                  = parse(signed_bytes, FileKind::Firmware, &pk);
     ASSERT_TRUE(ok.is_ok()) << ok.status().message();
     EXPECT_EQ(ok->signature, SignatureState::Verified);
     EXPECT_EQ(parse(signed_bytes)->signature, SignatureState::NotChecked);

@@ -27,13 +27,13 @@ class ModelTest : public ::testing::Test {
     std::string adapter(const std::string & name, adapter::Task task, model::Path path, model::Modality mod,
                         uint64_t seed, int64_t out = 3) {
         adapter::Manifest m;
-        m.task     = task;
-        m.path     = path;
-        m.modality = mod;
-        m.head_out = out;
-        m.targets  = adapter::expand_targets(model_->config(), path, mod, "all").value();
-        m.lora_rank  = 2;
-        m.lora_alpha = 4;
+        m.task        = task;
+        m.path        = path;
+        m.modality    = mod;
+        m.head_out    = out;
+        m.targets     = adapter::expand_targets(model_->config(), path, mod, "all").value();
+        m.lora_rank   = 2;
+        m.lora_alpha  = 4;
         std::string p = temp_dir() + "/" + name + ".m4a";
         EXPECT_TRUE(adapter::write_random_adapter(p, *model_, m, seed).is_ok());
         return p;
@@ -44,7 +44,7 @@ class ModelTest : public ::testing::Test {
         return v;
     }
 
-    static inline std::string    fw_path_;
+    static inline std::string fw_path_;
     static inline model::Model * model_ = nullptr;
 };
 
@@ -87,7 +87,7 @@ TEST_F(ModelTest, AdapterBoundToAnotherFirmwareIsRefused) {
     auto other_fw = model::Model::load(other);
     ASSERT_TRUE(other_fw.is_ok());
     adapter::Manifest m;
-    m.head_out   = 2;
+    m.head_out    = 2;
     std::string p = temp_dir() + "/foreign.m4a";
     ASSERT_TRUE(adapter::write_random_adapter(p, **other_fw, m, 1).is_ok());
     auto a = adapter::Adapter::load(p, *model_);
@@ -111,7 +111,8 @@ TEST_F(ModelTest, AdapterForMissingModalityIsRefused) {
     m.head_out             = 2;
     m.firmware_fingerprint = (*fw2)->fingerprint();
     std::string p          = temp_dir() + "/audio_only.m4a";
-    ASSERT_TRUE(adapter::write_adapter(p, m, {}, Tensor::zeros(DType::F32, {2, 16}), Tensor::zeros(DType::F32, {2})).is_ok());
+    ASSERT_TRUE(
+        adapter::write_adapter(p, m, {}, Tensor::zeros(DType::F32, {2, 16}), Tensor::zeros(DType::F32, {2})).is_ok());
     auto a = adapter::Adapter::load(p, **fw2);
     ASSERT_FALSE(a.is_ok());
     expect_status(a.status(), StatusCode::Incompatible, "audio encoder");
@@ -131,8 +132,8 @@ TEST_F(ModelTest, InputFaultsNameTheProblem) {
     expect_status(model_->run(model::Path::Encoder, model::Modality::Image, {&r, 1}).status(),
                   StatusCode::InvalidArgument, "expected 8x8x3");
     r.signal = ramp(21 * 6, 0.1f);  // window is 20
-    expect_status(model_->run(model::Path::Encoder, model::Modality::Imu, {&r, 1}).status(), StatusCode::InvalidArgument,
-                  "exceeds the window");
+    expect_status(model_->run(model::Path::Encoder, model::Modality::Imu, {&r, 1}).status(),
+                  StatusCode::InvalidArgument, "exceeds the window");
     model::Request t;
     expect_status(model_->run(model::Path::Backbone, model::Modality::Text, {&t, 1}).status(),
                   StatusCode::InvalidArgument, "text input is empty");
@@ -146,9 +147,9 @@ TEST_F(ModelTest, DecoderFaultsNameTheFile) {
     const auto & ac = model_->config().encoder(model::Modality::Audio);
     // 8 kHz WAV: wrong sample rate
     std::string wav = temp_dir() + "/8k.wav";
-    SF_INFO     info{};
+    SF_INFO info{};
     info.samplerate = 8000, info.channels = 1, info.format = SF_FORMAT_WAV | SF_FORMAT_PCM_16;
-    SNDFILE * f     = sf_open(wav.c_str(), SFM_WRITE, &info);
+    SNDFILE * f = sf_open(wav.c_str(), SFM_WRITE, &info);
     ASSERT_NE(f, nullptr);
     std::vector<float> s = ramp(800, 0.3f);
     sf_writef_float(f, s.data(), 800);
@@ -200,17 +201,17 @@ TEST_F(ModelTest, MixedAdapterBatchEqualsSingleRuns) {
             for (size_t k = 0; k < x.size(); ++k) EXPECT_NEAR(x[k], y[k], 1e-4f * (1 + std::fabs(y[k])));
         }
         // A different adapter on the same input gives a different output (the check above is not vacuous).
-        auto solo2 = batch[0];
+        auto solo2    = batch[0];
         solo2.adapter = &a2->weights();
-        auto other = model_->run(path, mod, {&solo2, 1});
+        auto other    = model_->run(path, mod, {&solo2, 1});
         ASSERT_TRUE(other.is_ok());
         EXPECT_NE((*all)[0].head, (*other)[0].head);
     }
 }
 
 TEST_F(ModelTest, KvCacheDecodingMatchesFullForward) {
-    auto a = adapter::Adapter::load(adapter("gen", adapter::Task::Generate, model::Path::Backbone,
-                                            model::Modality::Text, 21), *model_);
+    auto a = adapter::Adapter::load(
+        adapter("gen", adapter::Task::Generate, model::Path::Backbone, model::Modality::Text, 21), *model_);
     ASSERT_TRUE(a.is_ok()) << a.status().message();
     std::vector<model::Request> batch(2);
     batch[0].tokens  = {10, 11, 12};
@@ -243,14 +244,14 @@ TEST_F(ModelTest, SamplingIsSeededAndRespectsTopK) {
     r.tokens = {10, 11};
     model::GenerateOptions g;
     g.max_new_tokens = 6, g.temperature = 1.0f, g.top_k = 1, g.seed = 3;
-    auto top1        = model_->generate(model::Path::Backbone, model::Modality::Text, {&r, 1}, g);
-    g.temperature    = 0.0f;
-    auto greedy      = model_->generate(model::Path::Backbone, model::Modality::Text, {&r, 1}, g);
+    auto top1     = model_->generate(model::Path::Backbone, model::Modality::Text, {&r, 1}, g);
+    g.temperature = 0.0f;
+    auto greedy   = model_->generate(model::Path::Backbone, model::Modality::Text, {&r, 1}, g);
     ASSERT_TRUE(top1.is_ok() && greedy.is_ok());
     EXPECT_EQ((*top1)[0].tokens, (*greedy)[0].tokens);  // top-k = 1 sampling is greedy
     g.temperature = 1.5f, g.top_k = 0, g.top_p = 0.9f;
-    auto s1       = model_->generate(model::Path::Backbone, model::Modality::Text, {&r, 1}, g);
-    auto s2       = model_->generate(model::Path::Backbone, model::Modality::Text, {&r, 1}, g);
+    auto s1 = model_->generate(model::Path::Backbone, model::Modality::Text, {&r, 1}, g);
+    auto s2 = model_->generate(model::Path::Backbone, model::Modality::Text, {&r, 1}, g);
     ASSERT_TRUE(s1.is_ok() && s2.is_ok());
     EXPECT_EQ((*s1)[0].tokens, (*s2)[0].tokens);  // same seed, same text
 }

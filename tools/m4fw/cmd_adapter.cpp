@@ -10,10 +10,10 @@ namespace {
 
 struct AdapterInitArgs {
     std::string firmware, out, task = "classify", path = "encoder", modality = "image", targets = "all", labels,
-                pool = "mean", name = "random";
-    int64_t     rank = 4, out_dim = 0;
-    float       alpha = 8;
-    uint64_t    seed  = 1;
+                               pool = "mean", name = "random";
+    int64_t rank = 4, out_dim = 0;
+    float alpha   = 8;
+    uint64_t seed = 1;
 };
 
 Status run_adapter_init(const AdapterInitArgs & a) {
@@ -22,7 +22,8 @@ Status run_adapter_init(const AdapterInitArgs & a) {
     m.name = a.name;
     if (!adapter::parse_task(a.task, &m.task)) return invalid_argument("--task: classify, regress, embed or generate");
     if (!model::parse_path(a.path, &m.path)) return invalid_argument("--path: encoder, backbone or full");
-    if (!model::parse_modality(a.modality, &m.modality)) return invalid_argument("--modality: image, audio, imu or text");
+    if (!model::parse_modality(a.modality, &m.modality))
+        return invalid_argument("--modality: image, audio, imu or text");
     if ((m.path == model::Path::Backbone) != (m.modality == model::Modality::Text))
         return invalid_argument("--modality text goes with --path backbone, and only with it");
     if (m.path != model::Path::Backbone && !fw->config().has_encoder(m.modality))
@@ -57,7 +58,7 @@ Status run_adapter_init(const AdapterInitArgs & a) {
 void add_adapter_commands(CLI::App & app, int * rc) {
     auto * grp = app.add_subcommand("adapter", "adapter tools");
     grp->require_subcommand(1);
-    auto   a   = std::make_shared<AdapterInitArgs>();
+    auto a     = std::make_shared<AdapterInitArgs>();
     auto * cmd = grp->add_subcommand("init", "create a random-weight adapter bound to a firmware");
     cmd->add_option("--firmware", a->firmware, "firmware .m4fw")->required();
     cmd->add_option("--out", a->out, "output .m4a")->required();

@@ -12,7 +12,7 @@ namespace {
 
 struct InitArgs {
     std::string config, out, dtype = "f32", sign_key;
-    uint64_t    seed = 1;
+    uint64_t seed = 1;
 };
 
 Status run_init(const InitArgs & a) {
@@ -27,7 +27,8 @@ Status run_init(const InitArgs & a) {
     if (!parse_dtype(a.dtype, &dtype) || dtype == DType::U8) return invalid_argument("--dtype must be f32, bf16 or i8");
     // Tokenizer: an existing SentencePiece model, or one trained on a corpus.
     std::string tok_bytes;
-    if (!j.contains("tokenizer")) return invalid_argument(a.config + ": missing \"tokenizer\" ({\"corpus\": …} or {\"model\": …})");
+    if (!j.contains("tokenizer"))
+        return invalid_argument(a.config + ": missing \"tokenizer\" ({\"corpus\": …} or {\"model\": …})");
     const auto & t = j["tokenizer"];
     if (t.contains("model")) {
         M4_ASSIGN_OR_RETURN(tok_bytes, read_file_bytes(t["model"].get<std::string>()));
@@ -44,14 +45,13 @@ Status run_init(const InitArgs & a) {
     j["text"]["eos_id"]     = tok.eos_id();
     j["text"]["pad_id"]     = tok.pad_id();
     j["text"]["unk_id"]     = tok.unk_id();
-    auto cfg = model::parse_model_config(j);
+    auto cfg                = model::parse_model_config(j);
     if (!cfg) return cfg.status().with_context(a.config);
 
     format::ContainerWriter w(format::FileKind::Firmware);
-    nlohmann::json          header = model::model_config_to_json(*cfg);
-    header["format"]               = "m4fw";
-    header["provenance"]           = {{"kind", "random-init"}, {"seed", a.seed}, {"dtype", a.dtype},
-                                      {"tokenizer", t}};
+    nlohmann::json header = model::model_config_to_json(*cfg);
+    header["format"]      = "m4fw";
+    header["provenance"]  = {{"kind", "random-init"}, {"seed", a.seed}, {"dtype", a.dtype}, {"tokenizer", t}};
     w.set_header(header);
     Tensor tok_t = Tensor::empty(DType::U8, Shape{static_cast<int64_t>(tok_bytes.size())});
     std::memcpy(tok_t.u8(), tok_bytes.data(), tok_bytes.size());
@@ -75,8 +75,8 @@ Status run_init(const InitArgs & a) {
 }  // namespace
 
 void add_init_command(CLI::App & app, int * rc) {
-    auto   args = std::make_shared<InitArgs>();
-    auto * cmd  = app.add_subcommand("init", "create a random-weight firmware of a given architecture");
+    auto args  = std::make_shared<InitArgs>();
+    auto * cmd = app.add_subcommand("init", "create a random-weight firmware of a given architecture");
     cmd->add_option("--config", args->config, "architecture JSON (firmware header + \"tokenizer\")")->required();
     cmd->add_option("--out", args->out, "output .m4fw")->required();
     cmd->add_option("--seed", args->seed, "random seed");

@@ -18,7 +18,7 @@ namespace {
 
 struct InspectArgs {
     std::string file, public_key;
-    bool        tensors = false;
+    bool tensors = false;
 };
 
 std::string human_bytes(uint64_t b) {
@@ -33,7 +33,8 @@ void print_tensors(const format::ContainerFile & f, bool all) {
         auto & s = by_dtype[dtype_name(e.dtype)];
         s.first += e.shape.numel();
         s.second += e.nbytes;
-        if (all) fmt::print("  {:<52} {:<5} {:<16} {}\n", e.name, dtype_name(e.dtype), e.shape.str(), human_bytes(e.nbytes));
+        if (all)
+            fmt::print("  {:<52} {:<5} {:<16} {}\n", e.name, dtype_name(e.dtype), e.shape.str(), human_bytes(e.nbytes));
     }
     fmt::print("tensors: {}", f.entries().size());
     for (auto & [dt, s] : by_dtype) fmt::print("  [{}: {} values, {}]", dt, s.first, human_bytes(s.second));
@@ -45,7 +46,7 @@ std::vector<std::string> path_ops(const model::Model & m, model::Path path, mode
     model::Request r;
     if (path != model::Path::Backbone) {
         const auto & ec = m.config().encoder(mod);
-        int64_t      n  = mod == model::Modality::Image ? ec.image_size * ec.image_size * 3
+        int64_t n       = mod == model::Modality::Image   ? ec.image_size * ec.image_size * 3
                           : mod == model::Modality::Audio ? ec.clip_samples
                                                           : ec.window * 6;
         r.signal.resize(n);
@@ -53,8 +54,14 @@ std::vector<std::string> path_ops(const model::Model & m, model::Path path, mode
     }
     r.tokens = {m.config().text.unk_id + 1};
     ops::OpRecorder rec;
-    if (path == model::Path::Encoder) (void)m.run(path, mod, {&r, 1});
-    else (void)m.generate(path, mod, {&r, 1}, [] { model::GenerateOptions g; g.max_new_tokens = 2; return g; }());
+    if (path == model::Path::Encoder)
+        (void)m.run(path, mod, {&r, 1});
+    else
+        (void)m.generate(path, mod, {&r, 1}, [] {
+            model::GenerateOptions g;
+            g.max_new_tokens = 2;
+            return g;
+        }());
     return rec.used_names();
 }
 
@@ -71,13 +78,13 @@ Status inspect_firmware(const InspectArgs & a, const PublicKey * pk) {
     for (int i = 0; i < model::kEncoderModalities; ++i) {
         if (!c.encoders[i]) continue;
         const auto & e = *c.encoders[i];
-        fmt::print("encoder {}: width {} layers {} heads {} ffn {} tokens {} patch_dim {}\n", model::modality_name(e.modality),
-                   e.width, e.layers, e.heads, e.ffn, e.tokens(), e.patch_dim());
+        fmt::print("encoder {}: width {} layers {} heads {} ffn {} tokens {} patch_dim {}\n",
+                   model::modality_name(e.modality), e.width, e.layers, e.heads, e.ffn, e.tokens(), e.patch_dim());
     }
     if (f.header().contains("provenance")) fmt::print("provenance: {}\n", f.header()["provenance"].dump());
     print_tensors(f, a.tensors);
-    fmt::print("cpu: {}\nkernels: {} (M4_ISA ceiling; detected {})\n", cpu_features().describe(), isa_name(selected_isa()),
-               isa_name(cpu_features().detected));
+    fmt::print("cpu: {}\nkernels: {} (M4_ISA ceiling; detected {})\n", cpu_features().describe(),
+               isa_name(selected_isa()), isa_name(cpu_features().detected));
     fmt::print("operator types per path:\n");
     auto show = [&](model::Path p, model::Modality mod) {
         auto names = path_ops(*m, p, mod);
@@ -95,8 +102,8 @@ Status inspect_firmware(const InspectArgs & a, const PublicKey * pk) {
 Status inspect_adapter(const InspectArgs & a) {
     M4_ASSIGN_OR_RETURN(adapter::Adapter ad, adapter::Adapter::load_unbound(a.file));
     const auto & m = ad.manifest();
-    fmt::print("adapter: {}\nname: {} {}\nsize: {}\ndigest: {}\n", a.file, m.name, m.version, human_bytes(ad.file_size()),
-               ad.file().fingerprint());
+    fmt::print("adapter: {}\nname: {} {}\nsize: {}\ndigest: {}\n", a.file, m.name, m.version,
+               human_bytes(ad.file_size()), ad.file().fingerprint());
     fmt::print("task: {}  path: {}  modality: {}\n", adapter::task_name(m.task), model::path_name(m.path),
                model::modality_name(m.modality));
     fmt::print("bound to firmware: {}\n", m.firmware_fingerprint);
@@ -112,7 +119,7 @@ Status inspect_adapter(const InspectArgs & a) {
 }
 
 Status run_inspect(const InspectArgs & a) {
-    char          head[4] = {};
+    char head[4] = {};
     std::ifstream in(a.file, std::ios::binary);
     if (!in) return not_found(a.file + ": cannot open");
     in.read(head, 4);
@@ -127,8 +134,8 @@ Status run_inspect(const InspectArgs & a) {
 }  // namespace
 
 void add_inspect_command(CLI::App & app, int * rc) {
-    auto   args = std::make_shared<InspectArgs>();
-    auto * cmd  = app.add_subcommand("inspect", "describe a firmware (.m4fw) or adapter (.m4a) file");
+    auto args  = std::make_shared<InspectArgs>();
+    auto * cmd = app.add_subcommand("inspect", "describe a firmware (.m4fw) or adapter (.m4a) file");
     cmd->add_option("file", args->file, "file to inspect")->required();
     cmd->add_option("--public-key", args->public_key, "verify the firmware's signature against this key");
     cmd->add_flag("--tensors", args->tensors, "list every tensor");

@@ -16,34 +16,37 @@ namespace m4::cli {
 namespace {
 
 struct RunArgs {
-    std::string              firmware, adapter, public_key, path, prompt, modality;
+    std::string firmware, adapter, public_key, path, prompt, modality;
     std::vector<std::string> inputs;
-    int                      top = 5, max_new_tokens = -1, top_k = -1;
-    float                    temperature = -1, top_p = -1;
-    uint64_t                 seed        = 0;
-    bool                     json        = false;
+    int top = 5, max_new_tokens = -1, top_k = -1;
+    float temperature = -1, top_p = -1;
+    uint64_t seed = 0;
+    bool json     = false;
 };
 
 std::string apply_template(const std::string & tmpl, const std::string & input) {
     std::string out = tmpl;
-    auto        at  = out.find("{input}");
+    auto at         = out.find("{input}");
     if (at == std::string::npos) return out + input;
     return out.replace(at, 7, input);
 }
 
 void print_scores(const adapter::Manifest & m, const std::vector<float> & logits, int top, nlohmann::json * js) {
     std::vector<float> p(logits);
-    float              mx = *std::max_element(p.begin(), p.end());
-    double             s  = 0;
+    float mx = *std::max_element(p.begin(), p.end());
+    double s = 0;
     for (float & v : p) s += v = std::exp(v - mx);
     for (float & v : p) v = float(v / s);
     std::vector<int> idx(p.size());
     std::iota(idx.begin(), idx.end(), 0);
     std::stable_sort(idx.begin(), idx.end(), [&](int a, int b) { return p[a] > p[b]; });
     for (int i = 0; i < std::min<int>(top, static_cast<int>(idx.size())); ++i) {
-        std::string label = idx[i] < static_cast<int>(m.labels.size()) ? m.labels[idx[i]] : fmt::format("class {}", idx[i]);
-        if (js) (*js)["labels"].push_back({{"label", label}, {"score", p[idx[i]]}});
-        else fmt::print("  {:<24} {:.4f}\n", label, p[idx[i]]);
+        std::string label =
+            idx[i] < static_cast<int>(m.labels.size()) ? m.labels[idx[i]] : fmt::format("class {}", idx[i]);
+        if (js)
+            (*js)["labels"].push_back({{"label", label}, {"score", p[idx[i]]}});
+        else
+            fmt::print("  {:<24} {:.4f}\n", label, p[idx[i]]);
     }
 }
 
@@ -64,7 +67,7 @@ Status run_run(const RunArgs & a) {
     }
     M4_ASSIGN_OR_RETURN(auto fw, model::Model::load(a.firmware, {.public_key = a.public_key.empty() ? nullptr : &pk}));
     std::optional<adapter::Adapter> ad;
-    adapter::Manifest               man;
+    adapter::Manifest man;
     if (!a.adapter.empty()) {
         M4_ASSIGN_OR_RETURN(ad, adapter::Adapter::load(a.adapter, *fw));
         man = ad->manifest();
@@ -76,8 +79,9 @@ Status run_run(const RunArgs & a) {
             return invalid_argument("--modality: image, audio, imu or text");
         if (a.modality.empty() && a.inputs[0].size() > 4 && a.inputs[0].substr(a.inputs[0].size() - 4) == ".npy")
             return invalid_argument(a.inputs[0] + ": a .npy input needs --modality image, audio or imu");
-        man.path     = man.modality == model::Modality::Text ? model::Path::Backbone : model::Path::Encoder;
-        if (!a.path.empty() && !model::parse_path(a.path, &man.path)) return invalid_argument("--path: encoder, backbone or full");
+        man.path = man.modality == model::Modality::Text ? model::Path::Backbone : model::Path::Encoder;
+        if (!a.path.empty() && !model::parse_path(a.path, &man.path))
+            return invalid_argument("--path: encoder, backbone or full");
         if ((man.path == model::Path::Backbone) != (man.modality == model::Modality::Text))
             return invalid_argument(std::string("the ") + model::path_name(man.path) + " path cannot take " +
                                     model::modality_name(man.modality) + " input");
@@ -88,7 +92,7 @@ Status run_run(const RunArgs & a) {
     std::vector<model::Request> batch(a.inputs.size());
     for (size_t i = 0; i < a.inputs.size(); ++i) {
         const std::string & in = a.inputs[i];
-        auto &              r  = batch[i];
+        auto & r               = batch[i];
         r.adapter              = ad ? &ad->weights() : nullptr;
         if (man.path == model::Path::Backbone) {
             if (runtime::guess_modality(in) != model::Modality::Text)
@@ -101,8 +105,8 @@ Status run_run(const RunArgs & a) {
             if (man.path == model::Path::Full) {
                 std::string text = apply_template(man.prompt, a.prompt);
                 if (!text.empty()) {
-        M4_ASSIGN_OR_RETURN(r.tokens, fw->tokenizer().encode(text));
-    }
+                    M4_ASSIGN_OR_RETURN(r.tokens, fw->tokenizer().encode(text));
+                }
             }
         }
     }
@@ -113,29 +117,38 @@ Status run_run(const RunArgs & a) {
     if (a.top_p >= 0) g.top_p = a.top_p;
     g.seed = a.seed;
 
-    auto           t0 = std::chrono::steady_clock::now();
+    auto t0            = std::chrono::steady_clock::now();
     nlohmann::json out = nlohmann::json::array();
-    auto elapsed_ms = [&] { return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count(); };
+    auto elapsed_ms    = [&] {
+        return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    };
     if (man.task == adapter::Task::Generate && man.path != model::Path::Encoder) {
         M4_ASSIGN_OR_RETURN(auto gens, fw->generate(man.path, man.modality, batch, g));
         double ms = elapsed_ms();
         for (size_t i = 0; i < gens.size(); ++i) {
-            if (a.json) out.push_back({{"input", a.inputs[i]}, {"text", gens[i].text}, {"tokens", gens[i].tokens},
-                                       {"stop", gens[i].stop_reason}});
-            else fmt::print("[{}] {}\n  → {}  ({} tokens, stop: {})\n", i + 1, a.inputs[i], gens[i].text,
-                            gens[i].tokens.size(), gens[i].stop_reason);
+            if (a.json)
+                out.push_back({{"input", a.inputs[i]},
+                               {"text", gens[i].text},
+                               {"tokens", gens[i].tokens},
+                               {"stop", gens[i].stop_reason}});
+            else
+                fmt::print("[{}] {}\n  → {}  ({} tokens, stop: {})\n", i + 1, a.inputs[i], gens[i].text,
+                           gens[i].tokens.size(), gens[i].stop_reason);
         }
         if (!a.json) fmt::print("path {} · {} item(s) · {:.1f} ms\n", model::path_name(man.path), gens.size(), ms);
     } else {
         M4_ASSIGN_OR_RETURN(auto outs, fw->run(man.path, man.modality, batch));
         double ms = elapsed_ms();
         for (size_t i = 0; i < outs.size(); ++i) {
-            nlohmann::json js = {{"input", a.inputs[i]}};
+            nlohmann::json js  = {{"input", a.inputs[i]}};
             nlohmann::json * j = a.json ? &js : nullptr;
             if (!a.json) fmt::print("[{}] {}\n", i + 1, a.inputs[i]);
-            if (!ad) print_vector("embedding", outs[i].embedding, j);
-            else if (man.task == adapter::Task::Classify) print_scores(man, outs[i].head, a.top, j);
-            else print_vector(man.task == adapter::Task::Regress ? "values" : "embedding", outs[i].head, j);
+            if (!ad)
+                print_vector("embedding", outs[i].embedding, j);
+            else if (man.task == adapter::Task::Classify)
+                print_scores(man, outs[i].head, a.top, j);
+            else
+                print_vector(man.task == adapter::Task::Regress ? "values" : "embedding", outs[i].head, j);
             if (a.json) out.push_back(js);
         }
         if (!a.json) fmt::print("path {} · {} item(s) · {:.1f} ms\n", model::path_name(man.path), outs.size(), ms);
@@ -147,7 +160,7 @@ Status run_run(const RunArgs & a) {
 }  // namespace
 
 void add_run_command(CLI::App & app, int * rc) {
-    auto   a   = std::make_shared<RunArgs>();
+    auto a     = std::make_shared<RunArgs>();
     auto * cmd = app.add_subcommand("run", "run inputs through the firmware (and an adapter), in-process");
     cmd->add_option("--firmware", a->firmware, "firmware .m4fw")->required();
     cmd->add_option("--adapter", a->adapter, "adapter .m4a (its path, modality and head decide the output)");

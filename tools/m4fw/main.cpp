@@ -9,12 +9,18 @@ int report(const Status & st) {
     if (st.is_ok()) return 0;
     fmt::print(stderr, "m4fw: error: {}\n", st.message());
     switch (st.code()) {
-        case StatusCode::InvalidArgument: return 3;
-        case StatusCode::NotFound: return 4;
-        case StatusCode::Incompatible: return 5;
-        case StatusCode::PermissionDenied: return 6;
-        case StatusCode::IoError: return 7;
-        default: return 1;
+        case StatusCode::InvalidArgument:
+            return 3;
+        case StatusCode::NotFound:
+            return 4;
+        case StatusCode::Incompatible:
+            return 5;
+        case StatusCode::PermissionDenied:
+            return 6;
+        case StatusCode::IoError:
+            return 7;
+        default:
+            return 1;
     }
 }
 
