@@ -62,6 +62,27 @@ void Arena::reset() {
     used_total_ = 0;
 }
 
+Arena::Mark Arena::mark() const {
+    Mark m;
+    m.chunk = current_;
+    m.used  = current_ < chunks_.size() ? chunks_[current_].used : 0;
+    m.total = used_total_;
+    return m;
+}
+
+void Arena::release(const Mark & m) {
+    // Chunks after the marked one become empty; the marked one returns to its old fill level.
+    for (size_t i = m.chunk + 1; i < chunks_.size(); ++i) chunks_[i].used = 0;
+    if (m.chunk < chunks_.size()) chunks_[m.chunk].used = m.used;
+    current_    = m.chunk;
+    used_total_ = m.total;
+}
+
+Arena & thread_arena() {
+    thread_local Arena arena(4 << 20);
+    return arena;
+}
+
 size_t Arena::reserved() const {
     size_t total = 0;
     for (auto & c : chunks_) total += c.size;

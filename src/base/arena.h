@@ -30,7 +30,13 @@ class Arena {
     T * alloc(size_t count) {
         return static_cast<T *>(alloc_bytes(count * sizeof(T)));
     }
-    void reset();                                // frees all allocations, keeps the memory
+    void reset();  // frees all allocations, keeps the memory
+    // Position marks for nested scopes: release(m) frees everything allocated after mark() returned m.
+    struct Mark {
+        size_t chunk = 0, used = 0, total = 0;
+    };
+    Mark mark() const;
+    void release(const Mark & m);
     size_t used() const { return used_total_; }  // bytes handed out since reset()
     size_t reserved() const;                     // bytes held from the OS
 
@@ -43,6 +49,27 @@ class Arena {
     size_t current_     = 0;
     size_t chunk_bytes_ = 0;
     size_t used_total_  = 0;
+};
+
+// A per-thread arena for activations, and an RAII scope that frees what was allocated inside it:
+//     ArenaScope scope;                       // on thread_arena()
+//     float * h = scope.alloc<float>(T * C);  // freed when `scope` ends
+Arena & thread_arena();
+
+class ArenaScope {
+  public:
+    ArenaScope() : arena_(thread_arena()), mark_(arena_.mark()) {}
+    ~ArenaScope() { arena_.release(mark_); }
+    ArenaScope(const ArenaScope &)             = delete;
+    ArenaScope & operator=(const ArenaScope &) = delete;
+    template <typename T>
+    T * alloc(size_t count) {
+        return arena_.alloc<T>(count);
+    }
+
+  private:
+    Arena & arena_;
+    Arena::Mark mark_;
 };
 
 }  // namespace m4

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "base/arena.h"
 #include "model/encoder.h"
 #include "ops/ops.h"
 
@@ -29,22 +30,25 @@ void backbone_forward(const BackboneConfig & c, const BackboneWeights & w, float
         M4_CHECK_MSG(s.cache->len + s.n <= s.cache->capacity, "KV cache overflow");
         for (int64_t i = 0; i < s.n; ++i) pos[s.row_begin + i] = static_cast<int32_t>(s.cache->len + i);
     }
-    std::vector<float> h(N * C), q(N * H * D), k(N * KV), v(N * KV), a(N * H * D), g(N * F), u(N * F);
+    ArenaScope scope;  // activations live in the thread's arena for the duration of this call
+    float *h = scope.alloc<float>(N * C), *q = scope.alloc<float>(N * H * D), *k = scope.alloc<float>(N * KV);
+    float *v = scope.alloc<float>(N * KV), *a = scope.alloc<float>(N * H * D), *g = scope.alloc<float>(N * F);
+    float * u = scope.alloc<float>(N * F);
     for (int64_t l = 0; l < c.layers; ++l) {
         const auto & L = w.layers[l];
-        ops::rmsnorm(x, L.attn_norm, h.data(), N, C, c.norm_eps);
-        linear(L.q, h.data(), N, q.data(), seg);
-        linear(L.k, h.data(), N, k.data(), seg);
-        linear(L.v, h.data(), N, v.data(), seg);
-        ops::rope(q.data(), H * D, N, H, D, pos.data(), c.rope_theta);
-        ops::rope(k.data(), KV, N, G, D, pos.data(), c.rope_theta);
+        ops::rmsnorm(x, L.attn_norm, h, N, C, c.norm_eps);
+        linear(L.q, h, N, q, seg);
+        linear(L.k, h, N, k, seg);
+        linear(L.v, h, N, v, seg);
+        ops::rope(q, H * D, N, H, D, pos.data(), c.rope_theta);
+        ops::rope(k, KV, N, G, D, pos.data(), c.rope_theta);
         for (const auto & s : seqs) {
             KvCache * kv = s.cache;
-            std::memcpy(kv->k_at(l, kv->len), k.data() + s.row_begin * KV, static_cast<size_t>(s.n * KV) * 4);
-            std::memcpy(kv->v_at(l, kv->len), v.data() + s.row_begin * KV, static_cast<size_t>(s.n * KV) * 4);
+            std::memcpy(kv->k_at(l, kv->len), k + s.row_begin * KV, static_cast<size_t>(s.n * KV) * 4);
+            std::memcpy(kv->v_at(l, kv->len), v + s.row_begin * KV, static_cast<size_t>(s.n * KV) * 4);
             kern::AttentionArgs args;
-            args.q = q.data() + s.row_begin * H * D, args.k = kv->k_at(l, 0), args.v = kv->v_at(l, 0);
-            args.y   = a.data() + s.row_begin * H * D;
+            args.q = q + s.row_begin * H * D, args.k = kv->k_at(l, 0), args.v = kv->v_at(l, 0);
+            args.y   = a + s.row_begin * H * D;
             args.ldq = H * D, args.ldk = KV, args.ldv = KV, args.ldy = H * D;
             args.T = s.n, args.S = kv->len + s.n, args.H = H, args.G = G, args.D = D;
             args.causal = true;
@@ -52,15 +56,15 @@ void backbone_forward(const BackboneConfig & c, const BackboneWeights & w, float
             args.scale  = 1.0f / std::sqrt(float(D));
             ops::attention(args);
         }
-        linear(L.o, a.data(), N, h.data(), seg);
-        ops::add(x, h.data(), x, N * C, N * C);
-        ops::rmsnorm(x, L.ffn_norm, h.data(), N, C, c.norm_eps);
-        linear(L.gate, h.data(), N, g.data(), seg);
-        linear(L.up, h.data(), N, u.data(), seg);
-        ops::silu(g.data(), g.data(), N * F);
-        ops::mul(g.data(), u.data(), g.data(), N * F, N * F);
-        linear(L.down, g.data(), N, h.data(), seg);
-        ops::add(x, h.data(), x, N * C, N * C);
+        linear(L.o, a, N, h, seg);
+        ops::add(x, h, x, N * C, N * C);
+        ops::rmsnorm(x, L.ffn_norm, h, N, C, c.norm_eps);
+        linear(L.gate, h, N, g, seg);
+        linear(L.up, h, N, u, seg);
+        ops::silu(g, g, N * F);
+        ops::mul(g, u, g, N * F, N * F);
+        linear(L.down, g, N, h, seg);
+        ops::add(x, h, x, N * C, N * C);
     }
     for (const auto & s : seqs) s.cache->len += s.n;
     ops::rmsnorm(x, w.norm, hn, N, C, c.norm_eps);

@@ -90,3 +90,22 @@ TEST(Cpu, SelectionRespectsCeiling) {
     EXPECT_EQ(parsed, Isa::Avx512);
     EXPECT_FALSE(parse_isa("neon", &parsed));
 }
+
+TEST(Arena, ScopesNestAndRelease) {
+    Arena & a     = thread_arena();
+    size_t before = a.used();
+    {
+        ArenaScope outer;
+        float * x  = outer.alloc<float>(1000);
+        x[999]     = 1.0f;
+        size_t mid = a.used();
+        {
+            ArenaScope inner;
+            inner.alloc<float>(5 << 20);  // forces a new chunk
+            EXPECT_GT(a.used(), mid);
+        }
+        EXPECT_EQ(a.used(), mid);
+        EXPECT_EQ(x[999], 1.0f);  // the outer allocation survived the inner scope
+    }
+    EXPECT_EQ(a.used(), before);
+}
