@@ -12,6 +12,12 @@ mkdir -p build-fuzz/corpus
 build-fuzz/tests/fuzz/fuzz_seed_corpus build-fuzz/corpus
 for kind in firmware adapter; do
   echo "fuzz_container ($kind): ${secs}s"
-  M4_FUZZ_KIND=$kind build-fuzz/tests/fuzz/fuzz_container -max_total_time="$secs" -max_len=65536 \
-    -print_final_stats=0 build-fuzz/corpus 2>&1 | tail -2
+  log="build-fuzz/fuzz_$kind.log"
+  if ! M4_FUZZ_KIND=$kind build-fuzz/tests/fuzz/fuzz_container -max_total_time="$secs" -max_len=65536 \
+      -artifact_prefix=build-fuzz/ build-fuzz/corpus >"$log" 2>&1; then
+    grep -vE '^#[0-9]+' "$log" | tail -60
+    echo "fuzz_container ($kind) found a crash; the input is in build-fuzz/crash-*"
+    exit 1
+  fi
+  grep -E '^Done' "$log" || true
 done

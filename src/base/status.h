@@ -29,6 +29,7 @@ enum class StatusCode {
     PermissionDenied,  // signature or access refused
     IoError,           // the OS refused a read / write / mmap
     Unsupported,       // a valid request this build or CPU cannot serve
+    ResourceExhausted, // a quota or budget is used up
     Internal,
 };
 

@@ -117,9 +117,21 @@ struct Reader {
     }
 };
 
+Result<ModelConfig> parse_unchecked(const nlohmann::json & j);
+
 }  // namespace
 
 Result<ModelConfig> parse_model_config(const nlohmann::json & j) {
+    // Values of the wrong JSON type make nlohmann throw; that is an input fault, not a crash.
+    try {
+        return parse_unchecked(j);
+    } catch (const nlohmann::json::exception & e) {
+        return invalid_argument(std::string("config: malformed value (") + e.what() + ")");
+    }
+}
+
+namespace {
+Result<ModelConfig> parse_unchecked(const nlohmann::json & j) {
     ModelConfig c;
     Status err;
     if (!j.is_object()) return invalid_argument("config: not a JSON object");
@@ -204,6 +216,8 @@ Result<ModelConfig> parse_model_config(const nlohmann::json & j) {
     if (!err.is_ok()) return err;
     return c;
 }
+
+}  // namespace
 
 namespace {
 // A float as the shortest decimal that reads back to it (1e-05, not 9.999999747378752e-06).

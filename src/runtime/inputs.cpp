@@ -32,6 +32,11 @@ bool is_file(const std::string & p) {
 
 Result<std::vector<float>> load_image(const std::string & path, const model::EncoderConfig & c) {
     M4_ASSIGN_OR_RETURN(std::string bytes, read_file_bytes(path));
+    return decode_image(bytes, path, c);
+}
+
+Result<std::vector<float>> decode_image(const std::string & bytes, const std::string & path,
+                                        const model::EncoderConfig & c) {
     int w = 0, h = 0, n = 0;
     unsigned char * px = stbi_load_from_memory(reinterpret_cast<const stbi_uc *>(bytes.data()),
                                                static_cast<int>(bytes.size()), &w, &h, &n, 3);
@@ -46,9 +51,41 @@ Result<std::vector<float>> load_image(const std::string & path, const model::Enc
     return out;
 }
 
+namespace {
+// libsndfile reads from memory through a virtual-I/O cursor.
+struct MemoryCursor {
+    const std::string * bytes;
+    sf_count_t          pos = 0;
+};
+sf_count_t mem_len(void * u) { return static_cast<sf_count_t>(static_cast<MemoryCursor *>(u)->bytes->size()); }
+sf_count_t mem_seek(sf_count_t off, int whence, void * u) {
+    auto *     m    = static_cast<MemoryCursor *>(u);
+    sf_count_t base = whence == SEEK_SET ? 0 : whence == SEEK_CUR ? m->pos : mem_len(u);
+    m->pos          = std::max<sf_count_t>(0, std::min(base + off, mem_len(u)));
+    return m->pos;
+}
+sf_count_t mem_read(void * dst, sf_count_t n, void * u) {
+    auto *     m = static_cast<MemoryCursor *>(u);
+    sf_count_t k = std::min(n, mem_len(u) - m->pos);
+    std::memcpy(dst, m->bytes->data() + m->pos, static_cast<size_t>(k));
+    m->pos += k;
+    return k;
+}
+sf_count_t mem_write(const void *, sf_count_t, void *) { return 0; }
+sf_count_t mem_tell(void * u) { return static_cast<MemoryCursor *>(u)->pos; }
+}  // namespace
+
 Result<std::vector<float>> load_audio(const std::string & path, const model::EncoderConfig & c) {
+    M4_ASSIGN_OR_RETURN(std::string bytes, read_file_bytes(path));
+    return decode_audio(bytes, path, c);
+}
+
+Result<std::vector<float>> decode_audio(const std::string & bytes, const std::string & path,
+                                        const model::EncoderConfig & c) {
+    SF_VIRTUAL_IO io{mem_len, mem_seek, mem_read, mem_write, mem_tell};
+    MemoryCursor  cursor{&bytes};
     SF_INFO info{};
-    SNDFILE * f = sf_open(path.c_str(), SFM_READ, &info);
+    SNDFILE * f = sf_open_virtual(&io, SFM_READ, &info, &cursor);
     if (!f) return invalid_argument(path + ": unreadable audio (" + std::string(sf_strerror(nullptr)) + ")");
     if (info.samplerate != c.sample_rate) {
         sf_close(f);
@@ -83,6 +120,11 @@ Result<std::vector<float>> load_audio(const std::string & path, const model::Enc
 
 Result<std::vector<float>> load_imu_csv(const std::string & path, const model::EncoderConfig & c) {
     M4_ASSIGN_OR_RETURN(std::string text, read_file_bytes(path));
+    return decode_imu_csv(text, path, c);
+}
+
+Result<std::vector<float>> decode_imu_csv(const std::string & text, const std::string & path,
+                                          const model::EncoderConfig & c) {
     std::istringstream in(text);
     std::string line;
     std::vector<float> out;

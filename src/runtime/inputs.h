@@ -17,6 +17,14 @@ Result<std::vector<float>> load_audio(const std::string & path, const model::Enc
 // leading time column (7 columns, seconds) is checked against the encoder's sample rate.
 Result<std::vector<float>> load_imu_csv(const std::string & path, const model::EncoderConfig & c);
 
+// The same decoders over bytes already in memory (a service request); `name` is used in errors.
+Result<std::vector<float>> decode_image(const std::string & bytes, const std::string & name,
+                                        const model::EncoderConfig & c);
+Result<std::vector<float>> decode_audio(const std::string & bytes, const std::string & name,
+                                        const model::EncoderConfig & c);
+Result<std::vector<float>> decode_imu_csv(const std::string & text, const std::string & name,
+                                          const model::EncoderConfig & c);
+
 struct NpyArray {
     std::vector<int64_t> shape;
     std::vector<float> f32;    // float32 data (dtype '<f4')

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "format/container.h"
+#include "model/config.h"
 
 using namespace m4;
 using namespace m4::format;
@@ -116,4 +117,14 @@ TEST(Container, Signature) {
     auto unsigned_with_key = parse(sample_bytes(), FileKind::Firmware, &pk);
     ASSERT_FALSE(unsigned_with_key.is_ok());
     EXPECT_NE(unsigned_with_key.status().message().find("unsigned"), std::string::npos);
+}
+
+// Found by fuzz_container: a header whose values have the wrong JSON types must be refused, not thrown.
+TEST(Container, ConfigWithWrongJsonTypesIsAnInputFault) {
+    for (const char * text : {R"({"name": {}, "embed_dim": 4})", R"({"embed_dim": "4"})",
+                              R"({"embed_dim": 4, "text": {"vocab_size": 8, "bos_id": "x"}, "backbone": {}})"}) {
+        auto c = m4::model::parse_model_config(nlohmann::json::parse(text));
+        ASSERT_FALSE(c.is_ok()) << text;
+        EXPECT_EQ(c.status().code(), StatusCode::InvalidArgument) << text;
+    }
 }

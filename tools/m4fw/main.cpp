@@ -40,6 +40,10 @@ int main(int argc, char ** argv) {
         app.parse(argc, argv);
     } catch (const CLI::ParseError & e) {
         return app.exit(e);
+    } catch (const std::exception & e) {
+        // Library code reports input faults as Status; anything thrown here is still reported, not a crash.
+        fmt::print(stderr, "m4fw: error: {}\n", e.what());
+        return 1;
     }
     return rc;
 }

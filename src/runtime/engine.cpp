@@ -1,0 +1,101 @@
+#include "runtime/engine.h"
+
+#include "runtime/inputs.h"
+
+namespace m4::runtime {
+
+Result<std::unique_ptr<Engine>> Engine::open(const std::string & firmware_path, const EngineOptions & options) {
+    auto e = std::make_unique<Engine>();
+    M4_ASSIGN_OR_RETURN(e->model_, model::Model::load(firmware_path, {.public_key = options.public_key}));
+    e->firmware_path_ = firmware_path;
+    e->options_       = options;
+    return e;
+}
+
+Result<std::shared_ptr<const adapter::Adapter>> Engine::adapter(const std::string & path) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (auto it = cache_.find(path); it != cache_.end()) {
+        lru_.splice(lru_.begin(), lru_, it->second.lru);
+        return it->second.adapter;
+    }
+    // Verified (digest) and bound (fingerprint, targets, shapes) on every load.
+    M4_ASSIGN_OR_RETURN(adapter::Adapter loaded, adapter::Adapter::load(path, *model_));
+    auto ptr = std::make_shared<const adapter::Adapter>(std::move(loaded));
+    lru_.push_front(path);
+    cache_[path] = Entry{ptr, lru_.begin()};
+    cache_bytes_ += ptr->file_size();
+    while (cache_bytes_ > options_.adapter_budget_bytes && lru_.size() > 1) {
+        const std::string victim = lru_.back();
+        cache_bytes_ -= cache_[victim].adapter->file_size();
+        cache_.erase(victim);
+        lru_.pop_back();
+    }
+    return ptr;
+}
+
+void Engine::evict(const std::string & path) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto                        it = cache_.find(path);
+    if (it == cache_.end()) return;
+    cache_bytes_ -= it->second.adapter->file_size();
+    lru_.erase(it->second.lru);
+    cache_.erase(it);
+}
+
+size_t Engine::adapters_cached() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return cache_.size();
+}
+
+uint64_t Engine::adapter_cache_bytes() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return cache_bytes_;
+}
+
+namespace {
+std::string apply_template(const std::string & tmpl, const std::string & input) {
+    std::string out = tmpl.empty() ? "{input}" : tmpl;
+    auto        at  = out.find("{input}");
+    if (at == std::string::npos) return out + input;
+    return out.replace(at, 7, input);
+}
+}  // namespace
+
+Result<model::Request> prepare_item(const model::Model & m, model::Path path, const adapter::Manifest * manifest,
+                                    const InputSpec & in, const std::string & prompt) {
+    model::Request r;
+    const std::string tmpl = manifest ? manifest->prompt : "{input}";
+    if (path == model::Path::Backbone) {
+        if (in.modality != model::Modality::Text)
+            return invalid_argument(in.name + ": the backbone path takes text, not " + model::modality_name(in.modality));
+        auto ids = m.tokenizer().encode(apply_template(tmpl, in.text));
+        if (!ids) return ids.status().with_context(in.name);
+        r.tokens = std::move(ids).value();
+        return r;
+    }
+    if (in.modality == model::Modality::Text || !m.config().has_encoder(in.modality))
+        return incompatible(in.name + ": the firmware has no " + model::modality_name(in.modality) + " encoder");
+    const auto & ec = m.config().encoder(in.modality);
+    if (!in.signal.empty()) {
+        Status st = model::check_modal_input(ec, static_cast<int64_t>(in.signal.size()));
+        if (!st.is_ok()) return st.with_context(in.name);
+        r.signal = in.signal;
+    } else if (in.modality == model::Modality::Image) {
+        M4_ASSIGN_OR_RETURN(r.signal, decode_image(in.encoded, in.name, ec));
+    } else if (in.modality == model::Modality::Audio) {
+        M4_ASSIGN_OR_RETURN(r.signal, decode_audio(in.encoded, in.name, ec));
+    } else {
+        M4_ASSIGN_OR_RETURN(r.signal, decode_imu_csv(in.encoded, in.name, ec));
+    }
+    if (path == model::Path::Full) {
+        std::string text = apply_template(tmpl, prompt);
+        if (!text.empty() && text.find_first_not_of(" \t\n") != std::string::npos) {
+            auto ids = m.tokenizer().encode(text);
+            if (!ids) return ids.status().with_context(in.name);
+            r.tokens = std::move(ids).value();
+        }
+    }
+    return r;
+}
+
+}  // namespace m4::runtime
