@@ -18,6 +18,7 @@ const char * status_code_name(StatusCode code) {
             return "IO_ERROR";
         case StatusCode::Unsupported:
             return "UNSUPPORTED";
+        case StatusCode::ResourceExhausted: return "RESOURCE_EXHAUSTED";
         case StatusCode::Internal:
             return "INTERNAL";
     }

@@ -74,6 +74,7 @@ inline Status io_error(std::string m) {
 inline Status unsupported(std::string m) {
     return Status(StatusCode::Unsupported, std::move(m));
 }
+inline Status resource_exhausted(std::string m) { return Status(StatusCode::ResourceExhausted, std::move(m)); }
 
 template <typename T>
 class [[nodiscard]] Result {

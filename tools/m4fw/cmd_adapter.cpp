@@ -74,6 +74,7 @@ void add_adapter_commands(CLI::App & app, int * rc) {
     cmd->add_option("--name", a->name, "adapter name");
     cmd->add_option("--seed", a->seed, "random seed");
     cmd->callback([a, rc] { *rc = report(run_adapter_init(*a)); });
+    add_service_commands(app, *grp, rc);
 }
 
 }  // namespace m4::cli

@@ -1,0 +1,79 @@
+/* m4.h — the stable C ABI of the m4 client: apps call the m4fwd system service to run the
+ * on-device foundation model with their own adapters. Links only the client library.
+ *
+ *     m4_client_t * c = NULL;
+ *     if (m4_client_open(NULL, &c) != M4_OK) { fprintf(stderr, "%s\n", m4_last_error(c)); ... }
+ *     m4_adapter_register_file(c, "shirt", "shirt.m4a", 1);
+ *     m4_result_t * r = NULL;
+ *     if (m4_infer_file(c, "shirt", "image", "photo.png", &r) == M4_OK)
+ *         printf("%s %.3f\n", m4_result_label(r, 0), m4_result_score(r, 0));
+ *     m4_result_free(r);
+ *     m4_client_close(c);
+ *
+ * Rules: out-parameters come last; every m4_status other than M4_OK leaves a message in
+ * m4_last_error(client); M4_ERR_BUSY comes with m4_retry_after_ms(client). No function throws or
+ * aborts on bad input. A client handle is not thread-safe: use one per thread.
+ */
+#ifndef M4_H
+#define M4_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The same numbers as m4.v1.Status in proto/m4.proto, plus transport errors. */
+typedef enum m4_status {
+    M4_OK                    = 0,
+    M4_ERR_INVALID_ARGUMENT  = 1,
+    M4_ERR_NOT_FOUND         = 2,
+    M4_ERR_PERMISSION_DENIED = 3,
+    M4_ERR_INCOMPATIBLE      = 4,
+    M4_ERR_BUSY              = 5,
+    M4_ERR_DEADLINE_EXCEEDED = 6,
+    M4_ERR_QUOTA_EXCEEDED    = 7,
+    M4_ERR_CANCELLED         = 8,
+    M4_ERR_UNAVAILABLE       = 9,
+    M4_ERR_INTERNAL          = 10,
+    M4_ERR_IO                = 100 /* cannot reach the daemon, or the connection broke */
+} m4_status;
+
+typedef struct m4_client m4_client_t;
+typedef struct m4_result m4_result_t;
+
+/* socket_path NULL: the default ($XDG_RUNTIME_DIR/m4/m4fwd.sock, else /run/m4/m4fwd.sock).
+ * On failure *out still receives a handle holding the error message (close it). */
+m4_status   m4_client_open(const char * socket_path, m4_client_t ** out);
+void        m4_client_close(m4_client_t * client);
+const char * m4_last_error(const m4_client_t * client);
+uint32_t    m4_retry_after_ms(const m4_client_t * client);
+/* The firmware fingerprint the daemon serves, and the app name it knows this process by. */
+const char * m4_firmware_fingerprint(const m4_client_t * client);
+const char * m4_app_name(const m4_client_t * client);
+
+m4_status m4_adapter_register_file(m4_client_t * client, const char * name, const char * path, int replace);
+m4_status m4_adapter_remove(m4_client_t * client, const char * name);
+
+/* Inference, one input per call. adapter NULL or "": the firmware alone. */
+m4_status m4_infer_text(m4_client_t * client, const char * adapter, const char * text, m4_result_t ** out);
+/* modality "image" | "audio" | "imu"; the file is passed to the daemon as a descriptor. */
+m4_status m4_infer_file(m4_client_t * client, const char * adapter, const char * modality, const char * path,
+                        m4_result_t ** out);
+m4_status m4_infer_signal(m4_client_t * client, const char * adapter, const char * modality, const float * values,
+                          size_t count, m4_result_t ** out);
+
+/* Results: classification scores (best first), values (regression / embedding), generated text. */
+size_t        m4_result_score_count(const m4_result_t * r);
+const char *  m4_result_label(const m4_result_t * r, size_t i);
+float         m4_result_score(const m4_result_t * r, size_t i);
+size_t        m4_result_value_count(const m4_result_t * r);
+const float * m4_result_values(const m4_result_t * r);
+const char *  m4_result_text(const m4_result_t * r);
+void          m4_result_free(m4_result_t * r);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* M4_H */

@@ -1,0 +1,156 @@
+// Implements include/m4.h on top of the C++ client. No exception crosses this boundary.
+#include "m4.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <string>
+
+#include "base/mapped_file.h"
+#include "m4/client.h"
+
+struct m4_client {
+    std::unique_ptr<m4::client::Client> impl;
+    std::string                         error;
+    uint32_t                            retry_after_ms = 0;
+};
+
+struct m4_result {
+    m4::v1::Result result;
+};
+
+namespace {
+
+m4_status fail(m4_client_t * c, m4_status s, const std::string & msg) {
+    if (c) c->error = msg;
+    return s;
+}
+
+// Runs a call and maps the outcome; on OK fills *resp.
+m4_status finish(m4_client_t * c, m4::Result<m4::v1::Response> r, m4::v1::Response * resp) {
+    if (!r) return fail(c, M4_ERR_IO, r.status().message());
+    c->retry_after_ms = r->retry_after_ms();
+    if (r->status() != m4::v1::STATUS_OK) return fail(c, static_cast<m4_status>(r->status()), r->message());
+    c->error.clear();
+    if (resp) *resp = std::move(r).value();
+    return M4_OK;
+}
+
+m4_status infer(m4_client_t * c, const m4::v1::Infer & req, const std::vector<int> & fds, m4_result_t ** out) {
+    if (!c || !c->impl || !out) return fail(c, M4_ERR_INVALID_ARGUMENT, "null argument");
+    *out = nullptr;
+    m4::v1::Response resp;
+    m4_status        s = finish(c, c->impl->infer(req, fds), &resp);
+    if (s != M4_OK) return s;
+    if (resp.infer().results_size() < 1) return fail(c, M4_ERR_INTERNAL, "daemon returned no result");
+    *out           = new m4_result();
+    (*out)->result = resp.infer().results(0);
+    return M4_OK;
+}
+
+}  // namespace
+
+extern "C" {
+
+m4_status m4_client_open(const char * socket_path, m4_client_t ** out) {
+    if (!out) return M4_ERR_INVALID_ARGUMENT;
+    try {
+        *out   = new m4_client();
+        auto r = m4::client::Client::connect(socket_path ? socket_path : m4::client::default_socket_path());
+        if (!r) return fail(*out, M4_ERR_IO, r.status().message());
+        (*out)->impl = std::move(r).value();
+        return M4_OK;
+    } catch (const std::exception & e) {
+        return fail(*out, M4_ERR_INTERNAL, e.what());
+    }
+}
+
+void m4_client_close(m4_client_t * c) { delete c; }
+const char * m4_last_error(const m4_client_t * c) { return c ? c->error.c_str() : "null client"; }
+uint32_t     m4_retry_after_ms(const m4_client_t * c) { return c ? c->retry_after_ms : 0; }
+const char * m4_firmware_fingerprint(const m4_client_t * c) {
+    return c && c->impl ? c->impl->hello().firmware_fingerprint().c_str() : "";
+}
+const char * m4_app_name(const m4_client_t * c) { return c && c->impl ? c->impl->hello().app().c_str() : ""; }
+
+m4_status m4_adapter_register_file(m4_client_t * c, const char * name, const char * path, int replace) {
+    if (!c || !c->impl || !name || !path) return fail(c, M4_ERR_INVALID_ARGUMENT, "null argument");
+    try {
+        auto bytes = m4::read_file_bytes(path);
+        if (!bytes) return fail(c, M4_ERR_INVALID_ARGUMENT, bytes.status().message());
+        return finish(c, c->impl->register_adapter(name, *bytes, replace != 0), nullptr);
+    } catch (const std::exception & e) {
+        return fail(c, M4_ERR_INTERNAL, e.what());
+    }
+}
+
+m4_status m4_adapter_remove(m4_client_t * c, const char * name) {
+    if (!c || !c->impl || !name) return fail(c, M4_ERR_INVALID_ARGUMENT, "null argument");
+    try {
+        return finish(c, c->impl->remove_adapter(name), nullptr);
+    } catch (const std::exception & e) {
+        return fail(c, M4_ERR_INTERNAL, e.what());
+    }
+}
+
+m4_status m4_infer_text(m4_client_t * c, const char * adapter, const char * text, m4_result_t ** out) {
+    if (!text) return fail(c, M4_ERR_INVALID_ARGUMENT, "null text");
+    try {
+        m4::v1::Infer req;
+        req.set_adapter(adapter ? adapter : "");
+        req.add_inputs()->set_text(text);
+        return infer(c, req, {}, out);
+    } catch (const std::exception & e) {
+        return fail(c, M4_ERR_INTERNAL, e.what());
+    }
+}
+
+m4_status m4_infer_file(m4_client_t * c, const char * adapter, const char * modality, const char * path,
+                        m4_result_t ** out) {
+    if (!modality || !path) return fail(c, M4_ERR_INVALID_ARGUMENT, "null argument");
+    int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return fail(c, M4_ERR_INVALID_ARGUMENT, std::string(path) + ": cannot open");
+    try {
+        m4::v1::Infer req;
+        req.set_adapter(adapter ? adapter : "");
+        auto * in = req.add_inputs();
+        in->set_modality(modality);
+        in->set_fd_attached(true);
+        m4_status s = infer(c, req, {fd}, out);
+        ::close(fd);
+        return s;
+    } catch (const std::exception & e) {
+        ::close(fd);
+        return fail(c, M4_ERR_INTERNAL, e.what());
+    }
+}
+
+m4_status m4_infer_signal(m4_client_t * c, const char * adapter, const char * modality, const float * values,
+                          size_t count, m4_result_t ** out) {
+    if (!modality || (!values && count)) return fail(c, M4_ERR_INVALID_ARGUMENT, "null argument");
+    try {
+        m4::v1::Infer req;
+        req.set_adapter(adapter ? adapter : "");
+        auto * in = req.add_inputs();
+        in->set_modality(modality);
+        in->mutable_signal()->add_shape(static_cast<int64_t>(count));
+        in->mutable_signal()->mutable_values()->Add(values, values + count);
+        return infer(c, req, {}, out);
+    } catch (const std::exception & e) {
+        return fail(c, M4_ERR_INTERNAL, e.what());
+    }
+}
+
+size_t m4_result_score_count(const m4_result_t * r) { return r ? static_cast<size_t>(r->result.scores_size()) : 0; }
+const char * m4_result_label(const m4_result_t * r, size_t i) {
+    return r && i < m4_result_score_count(r) ? r->result.scores(static_cast<int>(i)).label().c_str() : "";
+}
+float m4_result_score(const m4_result_t * r, size_t i) {
+    return r && i < m4_result_score_count(r) ? r->result.scores(static_cast<int>(i)).score() : 0.0f;
+}
+size_t        m4_result_value_count(const m4_result_t * r) { return r ? static_cast<size_t>(r->result.values_size()) : 0; }
+const float * m4_result_values(const m4_result_t * r) { return r ? r->result.values().data() : nullptr; }
+const char *  m4_result_text(const m4_result_t * r) { return r ? r->result.text().c_str() : ""; }
+void          m4_result_free(m4_result_t * r) { delete r; }
+
+}  // extern "C"

@@ -1,0 +1,216 @@
+// m4fw commands that talk to the m4fwd daemon (the in-process `m4fw run` needs no daemon):
+//   m4fw adapter register NAME FILE [--replace]     m4fw adapter list      m4fw adapter remove NAME
+//   m4fw adapter publish APP NAME [--withdraw]      (admin)
+//   m4fw infer [--adapter NAME] INPUT…              m4fw status
+//   m4fw firmware install FILE [--activate]          m4fw firmware rollback   (admin)
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include "base/mapped_file.h"
+#include "commands.h"
+#include "m4/client.h"
+#include "runtime/inputs.h"
+
+namespace m4::cli {
+namespace {
+
+struct ServiceArgs {
+    std::string              socket = client::default_socket_path();
+    std::string              name, file, adapter, modality, path, prompt, app;
+    std::vector<std::string> inputs;
+    bool                     replace = false, activate = false, withdraw = false, background = false, json = false;
+    uint32_t                 deadline_ms = 0, max_new_tokens = 0;
+};
+
+// Prints a non-OK protocol answer and returns its exit status (10 + the protocol status).
+int answer(const Result<v1::Response> & r) {
+    if (!r) return report(r.status());
+    if (r->status() == v1::STATUS_OK) return 0;
+    fmt::print(stderr, "m4fw: {}: {}{}\n", v1::Status_Name(r->status()), r->message(),
+               r->retry_after_ms() ? fmt::format(" (retry after {} ms)", r->retry_after_ms()) : "");
+    return 10 + static_cast<int>(r->status());
+}
+
+int with_client(const ServiceArgs & a, const std::function<int(client::Client &)> & fn) {
+    auto c = client::Client::connect(a.socket);
+    if (!c) return report(c.status());
+    return fn(**c);
+}
+
+void print_infer(const v1::InferReply & rep, const std::vector<std::string> & inputs) {
+    for (int i = 0; i < rep.results_size(); ++i) {
+        const auto & res = rep.results(i);
+        fmt::print("[{}] {}\n", i + 1, i < static_cast<int>(inputs.size()) ? inputs[i] : "");
+        for (int k = 0; k < std::min(5, res.scores_size()); ++k)
+            fmt::print("  {:<24} {:.4f}\n", res.scores(k).label(), res.scores(k).score());
+        if (res.values_size()) {
+            fmt::print("  values [{}]: ", res.values_size());
+            for (int k = 0; k < std::min(8, res.values_size()); ++k) fmt::print("{:+.4f} ", res.values(k));
+            fmt::print("\n");
+        }
+        if (!res.text().empty() || res.tokens_size()) fmt::print("  → {}\n", res.text());
+    }
+    fmt::print("batch of {} rows · queued {:.1f} ms · ran {:.1f} ms\n", rep.batch_rows(), rep.queue_ms(), rep.run_ms());
+}
+
+int run_infer(const ServiceArgs & a, client::Client & c) {
+    v1::Infer req;
+    req.set_adapter(a.adapter);
+    req.set_prompt(a.prompt);
+    req.set_priority(a.background ? v1::PRIORITY_BACKGROUND : v1::PRIORITY_FOREGROUND);
+    req.set_deadline_ms(a.deadline_ms);
+    req.set_max_new_tokens(a.max_new_tokens);
+    if (a.path == "encoder") req.set_path(v1::PATH_ENCODER);
+    if (a.path == "backbone") req.set_path(v1::PATH_BACKBONE);
+    if (a.path == "full") req.set_path(v1::PATH_FULL);
+    std::vector<int> fds;
+    for (const auto & in : a.inputs) {
+        auto *          x   = req.add_inputs();
+        model::Modality mod = runtime::guess_modality(in);
+        if (!a.modality.empty()) model::parse_modality(a.modality, &mod);
+        if (mod == model::Modality::Text) {
+            x->set_text(in);
+            continue;
+        }
+        x->set_modality(model::modality_name(mod));
+        if (in.size() > 4 && in.substr(in.size() - 4) == ".npy") {
+            auto arr = runtime::read_npy(in);
+            if (!arr) return report(arr.status());
+            x->mutable_signal()->mutable_values()->Add(arr->f32.begin(), arr->f32.end());
+            continue;
+        }
+        // Files travel as descriptors: the daemon reads them, nothing is copied into the message.
+        int fd = ::open(in.c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd < 0) return report(not_found(in + ": cannot open"));
+        fds.push_back(fd);
+        x->set_fd_attached(true);
+    }
+    auto r = c.infer(req, fds);
+    for (int fd : fds) ::close(fd);
+    if (int rc = answer(r)) return rc;
+    print_infer(r->infer(), a.inputs);
+    return 0;
+}
+
+int run_status(client::Client & c) {
+    auto r = c.status();
+    if (int rc = answer(r)) return rc;
+    const auto & s = r->status_reply();
+    fmt::print("firmware: {} {}\nslot: {}\nkernels: {}\nresident: {:.1f} MiB\nadapters cached: {} ({:.1f} KiB)\n",
+               s.firmware_name(), s.firmware_fingerprint(), s.active_slot(), s.isa(), s.resident_bytes() / 1048576.0,
+               s.adapters_cached(), s.adapter_cache_bytes() / 1024.0);
+    fmt::print("queues: foreground {} background {}\nuptime: {:.1f} s\n", s.queue_foreground(), s.queue_background(),
+               s.uptime_ms() / 1000.0);
+    for (const auto & a : s.apps())
+        fmt::print("app {} (uid {}): {} requests, {} items, {} errors, {} busy, {} adapters ({} bytes)\n", a.app(),
+                   a.uid(), a.requests(), a.items(), a.errors(), a.busy(), a.adapters(), a.adapter_bytes());
+    return 0;
+}
+
+}  // namespace
+
+void add_service_commands(CLI::App & app, CLI::App & adapter_group, int * rc) {
+    auto a          = std::make_shared<ServiceArgs>();
+    auto add_socket = [&](CLI::App * cmd) { cmd->add_option("--socket", a->socket, "m4fwd socket"); };
+
+    auto * reg = adapter_group.add_subcommand("register", "store an adapter with the daemon (for this app)");
+    reg->add_option("name", a->name, "adapter name")->required();
+    reg->add_option("file", a->file, ".m4a file")->required();
+    reg->add_flag("--replace", a->replace, "overwrite an adapter of the same name");
+    add_socket(reg);
+    reg->callback([a, rc] {
+        *rc = with_client(*a, [&](client::Client & c) {
+            auto bytes = read_file_bytes(a->file);
+            if (!bytes) return report(bytes.status());
+            auto r = c.register_adapter(a->name, *bytes, a->replace);
+            if (int e = answer(r)) return e;
+            fmt::print("registered {} ({} bytes, digest {})\n", a->name, bytes->size(), r->register_adapter().digest());
+            return 0;
+        });
+    });
+    auto * list = adapter_group.add_subcommand("list", "list this app's adapters (and shared ones)");
+    add_socket(list);
+    list->callback([a, rc] {
+        *rc = with_client(*a, [&](client::Client & c) {
+            auto r = c.list_adapters(true);
+            if (int e = answer(r)) return e;
+            for (const auto & x : r->list_adapters().adapters())
+                fmt::print("{:<24} {:<8} {:<9} {:<8} {:<6} {:>8} bytes  {}\n", x.name(), x.owner(), x.task(), x.path(),
+                           x.modality(), x.bytes(), x.compatible() ? "compatible" : "NEEDS RETRAINING");
+            return 0;
+        });
+    });
+    auto * rm = adapter_group.add_subcommand("remove", "remove one of this app's adapters");
+    rm->add_option("name", a->name, "adapter name")->required();
+    add_socket(rm);
+    rm->callback([a, rc] {
+        *rc = with_client(*a, [&](client::Client & c) { return answer(c.remove_adapter(a->name)); });
+    });
+    auto * pub = adapter_group.add_subcommand("publish", "publish an app's adapter as shared (admin)");
+    pub->add_option("app", a->app, "owner app name")->required();
+    pub->add_option("name", a->name, "adapter name")->required();
+    pub->add_flag("--withdraw", a->withdraw, "stop sharing it");
+    add_socket(pub);
+    pub->callback([a, rc] {
+        *rc = with_client(*a, [&](client::Client & c) {
+            v1::Request r;
+            r.mutable_publish_adapter()->set_app(a->app);
+            r.mutable_publish_adapter()->set_name(a->name);
+            r.mutable_publish_adapter()->set_shared(!a->withdraw);
+            return answer(c.call(r));
+        });
+    });
+
+    auto * inf = app.add_subcommand("infer", "run inputs through the daemon");
+    inf->add_option("--adapter", a->adapter, "adapter name (shared/NAME for a shared one)");
+    inf->add_option("--modality", a->modality, "image | audio | imu | text (default: from the file name)");
+    inf->add_option("--path", a->path, "without an adapter: encoder | backbone | full");
+    inf->add_option("--prompt", a->prompt, "text after the modality tokens (full path)");
+    inf->add_flag("--background", a->background, "background priority");
+    inf->add_option("--deadline-ms", a->deadline_ms, "give up if not started within this time");
+    inf->add_option("--max-new-tokens", a->max_new_tokens, "generation length limit");
+    inf->add_option("inputs", a->inputs, "files (sent as descriptors), .npy arrays, or text")->required();
+    add_socket(inf);
+    inf->callback([a, rc] { *rc = with_client(*a, [&](client::Client & c) { return run_infer(*a, c); }); });
+
+    auto * st = app.add_subcommand("status", "daemon status: firmware, memory, caches, queues, per-app usage");
+    add_socket(st);
+    st->callback([a, rc] { *rc = with_client(*a, [&](client::Client & c) { return run_status(c); }); });
+
+    auto * fw = app.add_subcommand("firmware", "firmware slots of the daemon (admin)");
+    fw->require_subcommand(1);
+    auto * ins = fw->add_subcommand("install", "write a firmware into the inactive slot, check every adapter");
+    ins->add_option("file", a->file, ".m4fw file")->required();
+    ins->add_flag("--activate", a->activate, "switch to it after the check");
+    add_socket(ins);
+    ins->callback([a, rc] {
+        *rc = with_client(*a, [&](client::Client & c) {
+            auto bytes = read_file_bytes(a->file);
+            if (!bytes) return report(bytes.status());
+            v1::Request r;
+            r.mutable_install_firmware()->set_firmware(*bytes);
+            r.mutable_install_firmware()->set_activate(a->activate);
+            auto resp = c.call(r);
+            if (int e = answer(resp)) return e;
+            const auto & x = resp->install_firmware();
+            fmt::print("installed into slot {}: {}{}\n", x.slot(), x.fingerprint(), x.activated() ? " (active)" : "");
+            for (const auto & n : x.needs_retraining()) fmt::print("needs retraining: {}\n", n);
+            return 0;
+        });
+    });
+    auto * rb = fw->add_subcommand("rollback", "switch back to the other slot");
+    add_socket(rb);
+    rb->callback([a, rc] {
+        *rc = with_client(*a, [&](client::Client & c) {
+            v1::Request r;
+            r.mutable_rollback();
+            auto resp = c.call(r);
+            if (int e = answer(resp)) return e;
+            fmt::print("active slot {}: {}\n", resp->rollback().slot(), resp->rollback().fingerprint());
+            return 0;
+        });
+    });
+}
+
+}  // namespace m4::cli
