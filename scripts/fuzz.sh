@@ -7,7 +7,7 @@ secs="${1:-30}"
 CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DM4_BUILD_TESTS=OFF \
   -DM4_BUILD_FUZZ=ON -DCMAKE_CXX_FLAGS="-fsanitize=fuzzer-no-link,address,undefined" >/dev/null
 # Libraries are instrumented (fuzzer-no-link) so libFuzzer sees coverage inside the parsers.
-cmake --build build-fuzz -j"$(nproc)" --target fuzz_container fuzz_seed_corpus | tail -1
+cmake --build build-fuzz -j"$(nproc)" --target fuzz_container fuzz_protocol fuzz_seed_corpus | tail -1
 mkdir -p build-fuzz/corpus
 build-fuzz/tests/fuzz/fuzz_seed_corpus build-fuzz/corpus
 for kind in firmware adapter; do
@@ -21,3 +21,12 @@ for kind in firmware adapter; do
   fi
   grep -E '^Done' "$log" || true
 done
+echo "fuzz_protocol: ${secs}s"
+mkdir -p build-fuzz/corpus-protocol
+if ! build-fuzz/tests/fuzz/fuzz_protocol -max_total_time="$secs" -max_len=65536 -artifact_prefix=build-fuzz/ \
+    build-fuzz/corpus-protocol >build-fuzz/fuzz_protocol.log 2>&1; then
+  grep -vE '^#[0-9]+' build-fuzz/fuzz_protocol.log | tail -60
+  echo "fuzz_protocol found a crash; the input is in build-fuzz/crash-*"
+  exit 1
+fi
+grep -E '^Done' build-fuzz/fuzz_protocol.log || true
