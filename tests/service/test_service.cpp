@@ -389,3 +389,33 @@ TEST_F(ServiceTest, SigtermAnswersInFlightRequests) {
     ::close(fd);
     EXPECT_EQ(answered, n);  // finished or cancelled with an error — never dropped silently
 }
+
+TEST_F(ServiceTest, CExampleRegistersAndClassifiesThroughTheCAbi) {
+    DaemonProcess d(fresh_dir("cabi"), fw_);
+    ASSERT_TRUE(d.start());
+    // An IMU window as a CSV file, passed to the daemon as a descriptor by m4_infer_file.
+    std::string csv = dir_ + "/window.csv";
+    {
+        std::ofstream f(csv);
+        for (int i = 0; i < 20; ++i) f << i * 0.1 << ",0.2,9.8,0.01,0.02,0.03\n";
+    }
+    std::string cmd = std::string(M4_EXAMPLE_PATH) + " --socket " + d.socket() + " " + dir_ + "/imu0.m4a mine imu " +
+                      csv + " 2>&1";
+    FILE * p = ::popen(cmd.c_str(), "r");
+    ASSERT_NE(p, nullptr);
+    std::string out;
+    char        buf[512];
+    while (std::fgets(buf, sizeof buf, p)) out += buf;
+    int st = ::pclose(p);
+    EXPECT_EQ(WEXITSTATUS(st), 0) << out;
+    EXPECT_NE(out.find("connected as app uid0"), std::string::npos) << out;
+    EXPECT_TRUE(out.find("walk") != std::string::npos || out.find("run") != std::string::npos) << out;
+    // A bad input comes back as a status with a message, not a crash.
+    std::string bad = std::string(M4_EXAMPLE_PATH) + " --socket " + d.socket() + " " + dir_ + "/imu0.m4a mine imu /nonexistent 2>&1";
+    p               = ::popen(bad.c_str(), "r");
+    out.clear();
+    while (std::fgets(buf, sizeof buf, p)) out += buf;
+    st = ::pclose(p);
+    EXPECT_EQ(WEXITSTATUS(st), 1) << out;
+    EXPECT_NE(out.find("cannot open"), std::string::npos) << out;
+}

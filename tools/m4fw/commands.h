@@ -17,6 +17,10 @@ void add_adapter_commands(CLI::App & app, int * rc);
 void add_key_commands(CLI::App & app, int * rc);
 // Daemon clients; `adapter_group` is the `m4fw adapter` subcommand.
 void add_service_commands(CLI::App & app, CLI::App & adapter_group, int * rc);
+// The `m4fw bench` group, created on first use (several files add benchmarks to it).
+CLI::App & bench_group(CLI::App & app);
+// `m4fw bench service` under the `bench` group.
+void add_bench_service_command(CLI::App & bench, int * rc);
 
 // Prints "m4fw: <message>" to stderr and returns the exit status for the status code.
 int report(const Status & st);

@@ -24,6 +24,14 @@ int report(const Status & st) {
     }
 }
 
+CLI::App & bench_group(CLI::App & app) {
+    for (CLI::App * s : app.get_subcommands([](CLI::App *) { return true; }))
+        if (s->get_name() == "bench") return *s;
+    CLI::App * b = app.add_subcommand("bench", "benchmarks");
+    b->require_subcommand(1);
+    return *b;
+}
+
 }  // namespace m4::cli
 
 int main(int argc, char ** argv) {
@@ -36,6 +44,7 @@ int main(int argc, char ** argv) {
     m4::cli::add_run_command(app, &rc);
     m4::cli::add_adapter_commands(app, &rc);
     m4::cli::add_key_commands(app, &rc);
+    m4::cli::add_bench_service_command(m4::cli::bench_group(app), &rc);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError & e) {
