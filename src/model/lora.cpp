@@ -2,6 +2,7 @@
 
 #include <vector>
 
+#include "base/thread_pool.h"
 #include "ops/ops.h"
 
 namespace m4::model {
@@ -24,30 +25,67 @@ const char * head_pool_name(HeadPool p) {
     return p == HeadPool::Mean ? "mean" : "last";
 }
 
+namespace {
+
+// One run of consecutive rows that share an adapter's LoRA pair.
+struct LoraRun {
+    int64_t          begin, end;
+    const LoraPair * pair;
+};
+
+// y[r, :] += s · B·(A·x[r, :]) for every row of every run — the segmented gather-matmul (SGMV).
+// Rows are independent, so the work is split over rows in one parallel loop for the whole batch,
+// instead of two small GEMM calls per adapter segment.
+void lora_sgmv(const std::vector<LoraRun> & runs, const float * x, int64_t in, float * y, int64_t out) {
+    std::vector<std::pair<int64_t, const LoraPair *>> rows;
+    for (const auto & r : runs)
+        for (int64_t i = r.begin; i < r.end; ++i) rows.emplace_back(i, r.pair);
+    ThreadPool::global().parallel_for(
+        static_cast<int64_t>(rows.size()),
+        [&](int64_t b, int64_t e) {
+            std::vector<float> t;
+            for (int64_t k = b; k < e; ++k) {
+                const auto [row, p]  = rows[k];
+                const int64_t R      = p->a.dim(0);
+                const float * xr     = x + row * in;
+                float *       yr     = y + row * out;
+                const float * A      = p->a.f32();  // [R, in]
+                const float * B      = p->b.f32();  // [out, R]
+                t.assign(static_cast<size_t>(R), 0.0f);
+                for (int64_t q = 0; q < R; ++q) {
+                    float acc = 0;
+                    for (int64_t c = 0; c < in; ++c) acc += A[q * in + c] * xr[c];
+                    t[q] = acc * p->scale;
+                }
+                for (int64_t o = 0; o < out; ++o) {
+                    float acc = 0;
+                    for (int64_t q = 0; q < R; ++q) acc += B[o * R + q] * t[q];
+                    yr[o] += acc;
+                }
+            }
+        },
+        /*grain=*/16);
+}
+
+}  // namespace
+
 void linear(const Linear & l, const float * x, int64_t M, float * y, const std::vector<RowSegment> & segments) {
     const int64_t in = l.in(), out = l.out();
     // One shared GEMM for the base weight over every row of every adapter.
     ops::matmul(x, in, l.w, l.bias, y, out, M);
-    // LoRA terms, one run of consecutive rows per adapter.
-    std::vector<float> t;
-    size_t i = 0;
-    while (i < segments.size()) {
-        const AdapterWeights * ad = segments[i].adapter;
-        int64_t b = segments[i].begin, e = segments[i].end;
-        size_t j = i + 1;
-        while (j < segments.size() && segments[j].adapter == ad && segments[j].begin == e) e = segments[j++].end;
-        i = j;
-        if (!ad || e <= b) continue;
-        auto it = ad->lora.find(l.name);
-        if (it == ad->lora.end()) continue;
+    // The LoRA terms of every adapter that targets this layer, as one segmented pass.
+    std::vector<LoraRun> runs;
+    for (const auto & s : segments) {
+        if (!s.adapter || s.end <= s.begin) continue;
+        auto it = s.adapter->lora.find(l.name);
+        if (it == s.adapter->lora.end()) continue;
         const LoraPair & p = it->second;
-        const int64_t R = p.a.dim(0), rows = e - b;
-        M4_CHECK(p.a.dim(1) == in && p.b.dim(0) == out && p.b.dim(1) == R);
-        t.resize(static_cast<size_t>(rows * R));
-        ops::matmul(x + b * in, in, p.a, nullptr, t.data(), R, rows);  // t = x·Aᵀ      [rows, R]
-        ops::mul(t.data(), &p.scale, t.data(), rows * R, 1);           // t = s · t
-        ops::matmul(t.data(), R, p.b, nullptr, y + b * out, out, rows, /*accumulate=*/true);  // y += t·Bᵀ
+        M4_CHECK(p.a.dim(1) == in && p.b.dim(0) == out && p.b.dim(1) == p.a.dim(0));
+        runs.push_back({s.begin, s.end, &p});
     }
+    if (runs.empty()) return;
+    ops::record_op(ops::OpKind::matmul);
+    lora_sgmv(runs, x, in, y, out);
 }
 
 }  // namespace m4::model
