@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "base/arena.h"
+#include "base/thread_pool.h"
 #include "model/encoder.h"
 #include "ops/ops.h"
 
@@ -42,20 +43,25 @@ void backbone_forward(const BackboneConfig & c, const BackboneWeights & w, float
         linear(L.v, h, N, v, seg);
         ops::rope(q, H * D, N, H, D, pos.data(), c.rope_theta);
         ops::rope(k, KV, N, G, D, pos.data(), c.rope_theta);
-        for (const auto & s : seqs) {
-            KvCache * kv = s.cache;
-            std::memcpy(kv->k_at(l, kv->len), k + s.row_begin * KV, static_cast<size_t>(s.n * KV) * 4);
-            std::memcpy(kv->v_at(l, kv->len), v + s.row_begin * KV, static_cast<size_t>(s.n * KV) * 4);
-            kern::AttentionArgs args;
-            args.q = q + s.row_begin * H * D, args.k = kv->k_at(l, 0), args.v = kv->v_at(l, 0);
-            args.y   = a + s.row_begin * H * D;
-            args.ldq = H * D, args.ldk = KV, args.ldv = KV, args.ldy = H * D;
-            args.T = s.n, args.S = kv->len + s.n, args.H = H, args.G = G, args.D = D;
-            args.causal = true;
-            args.pos0   = kv->len;
-            args.scale  = 1.0f / std::sqrt(float(D));
-            ops::attention(args);
-        }
+        // Attention per sequence, all sequences in one parallel loop: each call then runs on one
+        // thread (nested loops run inline), instead of waking the pool once per sequence.
+        ThreadPool::global().parallel_for(static_cast<int64_t>(seqs.size()), [&](int64_t sb, int64_t se) {
+            for (int64_t si = sb; si < se; ++si) {
+                const auto & s  = seqs[si];
+                KvCache *    kv = s.cache;
+                std::memcpy(kv->k_at(l, kv->len), k + s.row_begin * KV, static_cast<size_t>(s.n * KV) * 4);
+                std::memcpy(kv->v_at(l, kv->len), v + s.row_begin * KV, static_cast<size_t>(s.n * KV) * 4);
+                kern::AttentionArgs args;
+                args.q = q + s.row_begin * H * D, args.k = kv->k_at(l, 0), args.v = kv->v_at(l, 0);
+                args.y   = a + s.row_begin * H * D;
+                args.ldq = H * D, args.ldk = KV, args.ldv = KV, args.ldy = H * D;
+                args.T = s.n, args.S = kv->len + s.n, args.H = H, args.G = G, args.D = D;
+                args.causal = true;
+                args.pos0   = kv->len;
+                args.scale  = 1.0f / std::sqrt(float(D));
+                ops::attention(args);
+            }
+        });
         linear(L.o, a, N, h, seg);
         ops::add(x, h, x, N * C, N * C);
         ops::rmsnorm(x, L.ffn_norm, h, N, C, c.norm_eps);

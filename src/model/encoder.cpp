@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "base/arena.h"
+#include "base/thread_pool.h"
 #include "model/encoder.h"
 #include "ops/ops.h"
 
@@ -22,16 +23,19 @@ void encoder_forward(const EncoderConfig & c, const EncoderWeights & w, const fl
         linear(L.q, h, N, q, seg);
         linear(L.k, h, N, k, seg);
         linear(L.v, h, N, v, seg);
-        for (int64_t b = 0; b < B; ++b) {
-            kern::AttentionArgs args;
-            args.q = q + b * T * W, args.k = k + b * T * W, args.v = v + b * T * W;
-            args.y   = a + b * T * W;
-            args.ldq = args.ldk = args.ldv = args.ldy = W;
-            args.T = T, args.S = T, args.H = Hm, args.G = Hm, args.D = D;
-            args.causal = false;
-            args.scale  = 1.0f / std::sqrt(float(D));
-            ops::attention(args);
-        }
+        // Per-sample attention, all samples in one parallel loop (each call then single-threaded).
+        ThreadPool::global().parallel_for(B, [&](int64_t bb, int64_t be) {
+            for (int64_t b = bb; b < be; ++b) {
+                kern::AttentionArgs args;
+                args.q = q + b * T * W, args.k = k + b * T * W, args.v = v + b * T * W;
+                args.y   = a + b * T * W;
+                args.ldq = args.ldk = args.ldv = args.ldy = W;
+                args.T = T, args.S = T, args.H = Hm, args.G = Hm, args.D = D;
+                args.causal = false;
+                args.scale  = 1.0f / std::sqrt(float(D));
+                ops::attention(args);
+            }
+        });
         linear(L.o, a, N, h, seg);
         ops::add(x, h, x, N * W, N * W);
         ops::layernorm(x, L.ln2_w, L.ln2_b, h, N, W, c.norm_eps);
