@@ -95,5 +95,15 @@ expect_ok "init without audio" "$m4fw" init --config "$cfg_noaudio" --out noaudi
 expect_fail "path/modality the firmware lacks" "no audio encoder" -- "$m4fw" run --firmware noaudio.m4fw \
   --modality audio "$work/long.wav"
 
+# Quantization: int8 firmware is smaller, loads, and its outputs stay close (the check prints them).
+out=$("$m4fw" quantize fw.m4fw q8.m4fw --dtype i8 --check 2 2>/dev/null)
+if grep -q "(i8)" <<<"$out" && "$m4fw" inspect q8.m4fw 2>/dev/null | grep -q "\[i8:" &&
+   [ "$(stat -c %s q8.m4fw)" -lt "$(stat -c %s fw.m4fw)" ]; then
+  pass=$((pass + 1)); echo "PASS quantize i8"
+else
+  fail=$((fail + 1)); echo "FAIL quantize i8: $out"
+fi
+expect_fail "quantize bad dtype" "--dtype" -- "$m4fw" quantize fw.m4fw x.m4fw --dtype fp4
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -44,6 +44,7 @@ int main(int argc, char ** argv) {
     m4::cli::add_run_command(app, &rc);
     m4::cli::add_adapter_commands(app, &rc);
     m4::cli::add_key_commands(app, &rc);
+    m4::cli::add_quantize_command(app, &rc);
     m4::cli::add_bench_service_command(m4::cli::bench_group(app), &rc);
     try {
         app.parse(argc, argv);
