@@ -22,6 +22,8 @@ void add_service_commands(CLI::App & app, CLI::App & adapter_group, int * rc);
 CLI::App & bench_group(CLI::App & app);
 // `m4fw bench service` under the `bench` group.
 void add_bench_service_command(CLI::App & bench, int * rc);
+void add_bench_kernels_command(CLI::App & bench, int * rc);
+void add_bench_model_command(CLI::App & bench, int * rc);
 
 // Prints "m4fw: <message>" to stderr and returns the exit status for the status code.
 int report(const Status & st);

@@ -1,0 +1,100 @@
+// m4fw bench kernels [--min-time S] [--filter REGEX]
+// Google Benchmark of the matmul kernels the dispatcher selects on this CPU (f32, bf16 and int8
+// weights) for M ∈ {1, 16, 128, 512, 1024} and square K = N ∈ {512, 1024}, 2 threads by default
+// (M4_THREADS), reported as GFLOP/s; the scalar reference is measured in the same run at M ≤ 128
+// and the summary prints each kernel's ratio to it.
+#include <benchmark/benchmark.h>
+#include <fmt/format.h>
+
+#include <map>
+
+#include "base/cpu.h"
+#include "base/thread_pool.h"
+#include "commands.h"
+#include "ops/ops.h"
+
+namespace m4::cli {
+namespace {
+
+struct KernelBenchArgs {
+    double      min_time = 0.2;
+    std::string filter   = ".*";
+};
+
+void bench_matmul(benchmark::State & st, DType dt, int64_t M, int64_t K, int64_t N, bool reference) {
+    Tensor wf = Tensor::empty(DType::F32, {N, K});
+    for (int64_t i = 0; i < N * K; ++i) wf.f32()[i] = 0.01f * float((i * 37) % 101 - 50);
+    Tensor             w = convert(wf, dt);
+    std::vector<float> x(M * K), y(M * N);
+    for (int64_t i = 0; i < M * K; ++i) x[i] = 0.02f * float((i * 13) % 97 - 48);
+    kern::MatmulArgs a;
+    a.x = x.data(), a.ldx = K, a.w = w.data(), a.w_scale = w.scales(), a.y = y.data(), a.ldy = N;
+    a.M = M, a.N = N, a.K = K;
+    for (auto _ : st) {
+        if (reference) ops::matmul_forward_ref(a, dt);
+        else ops::matmul(x.data(), K, w, nullptr, y.data(), N, M);
+        benchmark::DoNotOptimize(y.data());
+    }
+    st.counters["GFLOP/s"] = benchmark::Counter(2.0 * double(M) * double(N) * double(K) * 1e-9 * double(st.iterations()),
+                                                benchmark::Counter::kIsRate);
+}
+
+// Collects GFLOP/s per benchmark name for the summary.
+class CollectingReporter : public benchmark::ConsoleReporter {
+  public:
+    CollectingReporter() : ConsoleReporter(OO_Tabular) {}  // no colour codes: output goes to logs and docs
+    std::map<std::string, double> gflops;
+    void ReportRuns(const std::vector<Run> & runs) override {
+        for (const auto & r : runs) {
+            auto it = r.counters.find("GFLOP/s");
+            if (it != r.counters.end()) gflops[r.run_name.function_name] = it->second.value;
+        }
+        ConsoleReporter::ReportRuns(runs);
+    }
+};
+
+int run_kernel_bench(const KernelBenchArgs & a) {
+    fmt::print("cpu: {} · kernels: {} · threads: {}\n", cpu_features().describe(), isa_name(selected_isa()),
+               ThreadPool::global().size());
+    std::vector<std::string> names;
+    for (DType dt : {DType::F32, DType::BF16, DType::I8})
+        for (int64_t KN : {512, 1024})
+            for (int64_t M : {1, 16, 128, 512, 1024})
+                for (bool ref : {false, true}) {
+                    if (ref && M > 128) continue;  // the reference is slow; its rate does not depend on M much
+                    std::string name = fmt::format("matmul/{}/M{}/K{}/N{}/{}", dtype_name(dt), M, KN, KN, ref ? "reference" : "fast");
+                    benchmark::RegisterBenchmark(name.c_str(), bench_matmul, dt, M, KN, KN, ref)
+                        ->MinTime(a.min_time)
+                        ->Unit(benchmark::kMicrosecond)
+                        ->UseRealTime();
+                    names.push_back(name);
+                }
+    std::string filter = "--benchmark_filter=" + a.filter;
+    std::string color  = "--benchmark_color=false";
+    char *      argv[] = {const_cast<char *>("m4fw"), filter.data(), color.data()};
+    int         argc   = 3;
+    benchmark::Initialize(&argc, argv);
+    CollectingReporter rep;
+    benchmark::RunSpecifiedBenchmarks(&rep);
+    fmt::print("\nspeed-up over the scalar reference (same run):\n");
+    for (const auto & [name, g] : rep.gflops) {
+        if (name.size() < 5 || name.substr(name.size() - 5) != "/fast") continue;
+        std::string ref = name.substr(0, name.size() - 5) + "/reference";
+        if (auto it = rep.gflops.find(ref); it != rep.gflops.end())
+            fmt::print("  {:<36} {:8.1f} GFLOP/s  {:6.1f}x\n", name.substr(0, name.size() - 5), g, g / it->second);
+    }
+    benchmark::Shutdown();
+    return 0;
+}
+
+}  // namespace
+
+void add_bench_kernels_command(CLI::App & bench, int * rc) {
+    auto   a   = std::make_shared<KernelBenchArgs>();
+    auto * cmd = bench.add_subcommand("kernels", "Google Benchmark of the matmul kernels (GFLOP/s, ratio to reference)");
+    cmd->add_option("--min-time", a->min_time, "seconds per benchmark");
+    cmd->add_option("--filter", a->filter, "regex over benchmark names");
+    cmd->callback([a, rc] { *rc = run_kernel_bench(*a); });
+}
+
+}  // namespace m4::cli

@@ -1,0 +1,104 @@
+// m4fw bench model --firmware F [--prefill 512] [--decode 128] [--min-time 2]
+// End-to-end throughput of a firmware on this machine: encoder inputs/s per modality, prefill
+// tokens/s and decode tokens/s, each at batch 1 and 8, and the process's peak RSS next to the
+// firmware's size (the firmware is mapped, so only pages a path touches become resident).
+#include <fmt/format.h>
+#include <sys/resource.h>
+
+#include <chrono>
+
+#include "base/cpu.h"
+#include "base/thread_pool.h"
+#include "commands.h"
+#include "model/model.h"
+
+namespace m4::cli {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct ModelBenchArgs {
+    std::string firmware;
+    int         prefill = 512, decode = 128;
+    double      min_time = 2.0;
+};
+
+// Repeats fn until min_time has passed; returns (repetitions, seconds).
+template <typename F> std::pair<int, double> repeat(double min_time, F && fn) {
+    auto t0   = Clock::now();
+    int  reps = 0;
+    double s  = 0;
+    do {
+        if (!fn()) return {0, 0};
+        ++reps;
+        s = std::chrono::duration<double>(Clock::now() - t0).count();
+    } while (s < min_time);
+    return {reps, s};
+}
+
+Status run_model_bench(const ModelBenchArgs & a) {
+    M4_ASSIGN_OR_RETURN(auto m, model::Model::load(a.firmware));
+    const auto & c = m->config();
+    fmt::print("firmware {} ({:.1f} MiB) · cpu {} · kernels {} · threads {}\n", a.firmware, m->file().file_size() / 1048576.0,
+               cpu_features().describe(), isa_name(selected_isa()), ThreadPool::global().size());
+    for (int i = 0; i < model::kEncoderModalities; ++i) {
+        if (!c.encoders[i]) continue;
+        const auto & ec  = *c.encoders[i];
+        auto         mod = static_cast<model::Modality>(i);
+        int64_t      n   = mod == model::Modality::Image ? ec.image_size * ec.image_size * 3
+                           : mod == model::Modality::Audio ? ec.clip_samples
+                                                           : ec.window * 6;
+        for (int B : {1, 8}) {
+            std::vector<model::Request> batch(B);
+            for (auto & r : batch) {
+                r.signal.resize(n);
+                for (int64_t k = 0; k < n; ++k) r.signal[k] = 0.01f * float((k * 7) % 61) - 0.3f;
+            }
+            auto [reps, s] = repeat(a.min_time, [&] { return m->run(model::Path::Encoder, mod, batch).is_ok(); });
+            fmt::print("encoder {:<5} batch {}: {:9.1f} inputs/s\n", model::modality_name(mod), B, reps * B / s);
+        }
+    }
+    const int P = std::min<int>(a.prefill, static_cast<int>(c.backbone.max_seq) - 1);
+    for (int B : {1, 8}) {
+        std::vector<model::Request> batch(B);
+        for (int b = 0; b < B; ++b)
+            for (int t = 0; t < P; ++t) batch[b].tokens.push_back(4 + (t * 31 + b) % static_cast<int>(c.text.vocab_size - 4));
+        auto [reps, s] = repeat(a.min_time, [&] { return m->run(model::Path::Backbone, model::Modality::Text, batch).is_ok(); });
+        fmt::print("prefill {} tokens, batch {}: {:9.1f} tokens/s\n", P, B, double(reps) * B * P / s);
+    }
+    const int D = std::min<int>(a.decode, static_cast<int>(c.backbone.max_seq) - 2);
+    for (int B : {1, 8}) {
+        std::vector<model::Request> batch(B);
+        for (int b = 0; b < B; ++b) batch[b].tokens = {5 + b};
+        model::GenerateOptions g;
+        g.max_new_tokens = D;
+        int64_t generated = 0;
+        auto [reps, s]    = repeat(a.min_time, [&] {
+            auto gens = m->generate(model::Path::Backbone, model::Modality::Text, batch, g);
+            if (!gens) return false;
+            for (const auto & x : *gens) generated += static_cast<int64_t>(x.tokens.size());
+            return true;
+        });
+        fmt::print("decode {} tokens, batch {}: {:9.1f} tokens/s (prompt of 2 positions included)\n", D, B,
+                   double(generated) / s);
+        (void)reps;
+    }
+    rusage ru{};
+    getrusage(RUSAGE_SELF, &ru);
+    fmt::print("peak RSS: {:.1f} MiB (firmware file {:.1f} MiB)\n", ru.ru_maxrss / 1024.0, m->file().file_size() / 1048576.0);
+    return Status::ok();
+}
+
+}  // namespace
+
+void add_bench_model_command(CLI::App & bench, int * rc) {
+    auto   a   = std::make_shared<ModelBenchArgs>();
+    auto * cmd = bench.add_subcommand("model", "encoder inputs/s, prefill and decode tokens/s, peak RSS");
+    cmd->add_option("--firmware", a->firmware, "firmware .m4fw")->required();
+    cmd->add_option("--prefill", a->prefill, "prompt tokens for the prefill measurement");
+    cmd->add_option("--decode", a->decode, "new tokens for the decode measurement");
+    cmd->add_option("--min-time", a->min_time, "seconds per measurement");
+    cmd->callback([a, rc] { *rc = report(run_model_bench(*a)); });
+}
+
+}  // namespace m4::cli
