@@ -60,6 +60,14 @@ int32_t Tokenizer::pad_id() const {
 int32_t Tokenizer::unk_id() const {
     return sp_->unk_id();
 }
+float Tokenizer::score(int32_t id) const { return sp_->GetScore(id); }
+int32_t Tokenizer::piece_type(int32_t id) const {
+    if (sp_->IsUnknown(id)) return 2;
+    if (sp_->IsControl(id)) return 3;
+    if (sp_->IsUnused(id)) return 5;
+    if (sp_->IsByte(id)) return 6;
+    return 1;
+}
 
 Result<std::string> train_tokenizer(const TokenizerTrainOptions & o) {
     if (::access(o.corpus_path.c_str(), R_OK) != 0) return not_found(o.corpus_path + ": tokenizer corpus not readable");

@@ -32,6 +32,10 @@ class Tokenizer {
     int32_t eos_id() const;
     int32_t pad_id() const;
     int32_t unk_id() const;
+    float   score(int32_t id) const;  // the piece's score (unigram log-probability, or BPE merge order)
+    // SentencePiece piece kind, numbered as GGUF's token types: 1 normal, 2 unknown, 3 control,
+    // 4 user-defined, 5 unused, 6 byte.
+    int32_t piece_type(int32_t id) const;
 
   private:
     std::unique_ptr<sentencepiece::SentencePieceProcessor> sp_;
