@@ -46,6 +46,16 @@ int64_t EncoderConfig::n_frames() const {
     return clip_samples >= n_fft && hop > 0 ? 1 + (clip_samples - n_fft) / hop : 0;
 }
 
+int64_t EncoderConfig::input_values() const {
+    switch (modality) {
+        case Modality::Image: return image_size * image_size * 3;
+        case Modality::Audio: return clip_samples;
+        case Modality::Imu: return window * 6;
+        case Modality::Text: break;
+    }
+    return 0;
+}
+
 int64_t EncoderConfig::tokens() const {
     switch (modality) {
         case Modality::Image:

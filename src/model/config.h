@@ -36,6 +36,8 @@ struct EncoderConfig {
     int64_t tokens() const;     // T: patches per input
     int64_t patch_dim() const;  // P: values per patch
     int64_t n_frames() const;   // audio only
+    // Values of one full-size input: image S·S·3, audio clip_samples, IMU window·6.
+    int64_t input_values() const;
 };
 
 struct BackboneConfig {

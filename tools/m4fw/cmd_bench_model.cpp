@@ -45,9 +45,7 @@ Status run_model_bench(const ModelBenchArgs & a) {
         if (!c.encoders[i]) continue;
         const auto & ec  = *c.encoders[i];
         auto         mod = static_cast<model::Modality>(i);
-        int64_t      n   = mod == model::Modality::Image ? ec.image_size * ec.image_size * 3
-                           : mod == model::Modality::Audio ? ec.clip_samples
-                                                           : ec.window * 6;
+        int64_t n = ec.input_values();
         for (int B : {1, 8}) {
             std::vector<model::Request> batch(B);
             for (auto & r : batch) {

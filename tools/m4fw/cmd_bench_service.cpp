@@ -63,7 +63,7 @@ LoadResult run_clients(const std::string & sock, const std::vector<std::string> 
     int64_t                      n    = 0;
     if (!text) {
         const auto & ec = cfg.encoder(a.modality == "imu" ? model::Modality::Imu : model::Modality::Image);
-        n               = a.modality == "imu" ? ec.window * 6 : ec.image_size * ec.image_size * 3;
+        n               = ec.input_values();
     }
     std::mutex                   mu;
     LoadResult                   total;

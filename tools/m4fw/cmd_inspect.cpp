@@ -46,9 +46,7 @@ std::vector<std::string> path_ops(const model::Model & m, model::Path path, mode
     model::Request r;
     if (path != model::Path::Backbone) {
         const auto & ec = m.config().encoder(mod);
-        int64_t n       = mod == model::Modality::Image   ? ec.image_size * ec.image_size * 3
-                          : mod == model::Modality::Audio ? ec.clip_samples
-                                                          : ec.window * 6;
+        int64_t n = ec.input_values();
         r.signal.resize(n);
         for (int64_t i = 0; i < n; ++i) r.signal[i] = 0.1f * float((i * 7919) % 13) - 0.6f;
     }

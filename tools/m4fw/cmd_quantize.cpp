@@ -40,9 +40,7 @@ Status check_outputs(const model::Model & ref, const model::Model & q, int n) {
         for (auto & r : batch) {
             if (p != model::Path::Backbone) {
                 const auto & ec = ref.config().encoder(m);
-                int64_t      k  = m == model::Modality::Image ? ec.image_size * ec.image_size * 3
-                                  : m == model::Modality::Audio ? ec.clip_samples
-                                                                : ec.window * 6;
+                int64_t k = ec.input_values();
                 r.signal.resize(k);
                 for (auto & v : r.signal) v = m == model::Modality::Audio ? 0.1f * u(rng) : u(rng);
             }

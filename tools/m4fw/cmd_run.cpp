@@ -10,6 +10,7 @@
 
 #include "adapter/adapter.h"
 #include "commands.h"
+#include "runtime/engine.h"
 #include "runtime/inputs.h"
 
 namespace m4::cli {
@@ -23,13 +24,6 @@ struct RunArgs {
     uint64_t seed = 0;
     bool json     = false;
 };
-
-std::string apply_template(const std::string & tmpl, const std::string & input) {
-    std::string out = tmpl;
-    auto at         = out.find("{input}");
-    if (at == std::string::npos) return out + input;
-    return out.replace(at, 7, input);
-}
 
 void print_scores(const adapter::Manifest & m, const std::vector<float> & logits, int top, nlohmann::json * js) {
     std::vector<float> p(logits);
@@ -89,26 +83,22 @@ Status run_run(const RunArgs & a) {
     }
     if (man.path != model::Path::Backbone && !fw->config().has_encoder(man.modality))
         return incompatible(a.firmware + ": no " + std::string(model::modality_name(man.modality)) + " encoder");
-    std::vector<model::Request> batch(a.inputs.size());
-    for (size_t i = 0; i < a.inputs.size(); ++i) {
-        const std::string & in = a.inputs[i];
-        auto & r               = batch[i];
-        r.adapter              = ad ? &ad->weights() : nullptr;
-        if (man.path == model::Path::Backbone) {
+    std::vector<model::Request> batch;
+    for (const auto & in : a.inputs) {
+        runtime::InputSpec spec;
+        spec.name     = in;
+        spec.modality = man.path == model::Path::Backbone ? model::Modality::Text : man.modality;
+        if (spec.modality == model::Modality::Text) {
             if (runtime::guess_modality(in) != model::Modality::Text)
                 return invalid_argument(in + ": the " + std::string(model::path_name(man.path)) + " path takes text");
-            auto ids = fw->tokenizer().encode(apply_template(man.prompt, in));
-            if (!ids) return ids.status().with_context("input " + std::to_string(i + 1));
-            r.tokens = std::move(ids).value();
+            spec.text = in;
         } else {
-            M4_ASSIGN_OR_RETURN(r.signal, runtime::load_modal_input(in, fw->config().encoder(man.modality)));
-            if (man.path == model::Path::Full) {
-                std::string text = apply_template(man.prompt, a.prompt);
-                if (!text.empty()) {
-                    M4_ASSIGN_OR_RETURN(r.tokens, fw->tokenizer().encode(text));
-                }
-            }
+            M4_ASSIGN_OR_RETURN(spec.signal, runtime::load_modal_input(in, fw->config().encoder(man.modality)));
         }
+        // Decoding checks, prompt template and tokenization are shared with the daemon.
+        M4_ASSIGN_OR_RETURN(model::Request r, runtime::prepare_item(*fw, man.path, &man, spec, a.prompt));
+        r.adapter = ad ? &ad->weights() : nullptr;
+        batch.push_back(std::move(r));
     }
     model::GenerateOptions g = man.generation;
     if (a.max_new_tokens >= 0) g.max_new_tokens = a.max_new_tokens;
