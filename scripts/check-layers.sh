@@ -12,6 +12,9 @@ declare -A allowed=(
   [model]="base tensor kernels ops format model"
   [adapter]="base tensor kernels ops format model adapter"
   [runtime]="base tensor kernels ops format model adapter runtime"
+  [proto]="base proto"
+  [service]="base tensor kernels ops format model adapter runtime proto service"
+  [client]="base proto client"
 )
 bad=0
 for lib in "${!allowed[@]}"; do
