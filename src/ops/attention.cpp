@@ -13,7 +13,14 @@
 // (S = 0) gets y = 0. Scores, exponentials and sums are f32; the reference materialises the
 // scores of one query row, the kernels do not (online softmax).
 //
-// Backward (training issue): attention_backward_ref sits next to the forward, here.
+// Backward (accumulating; recomputes p from q and k). Per query t, head h, with g = dy[t, h·D:]:
+//     dv[s, g·D + d] += p[s] · g[d]
+//     dp[s] = Σ_d g[d] · v[s, g·D + d]
+//     ds[s] = p[s] · (dp[s] − Σ_j p[j]·dp[j])
+//     dq[t, h·D + d] += scale · Σ_s ds[s] · k[s, g·D + d]
+//     dk[s, g·D + d] += scale · ds[s] · q[t, h·D + d]
+// dy: (T, H·D) with row stride a.ldy; dq, dk, dv with the strides of q, k, v (a.ldq, a.ldk, a.ldv).
+// Query heads that share a key/value head add into the same rows of dk and dv.
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -54,6 +61,55 @@ void attention_forward_ref(const kern::AttentionArgs & a) {
                 const float * vr = a.v + s * a.ldv + g * a.D;
                 const float ps   = p[s] * inv;
                 for (int64_t d = 0; d < a.D; ++d) yr[d] += ps * vr[d];
+            }
+        }
+    }
+}
+
+// dy: (T, H·D)  dq: (T, H·D)  dk: (S, G·D)  dv: (S, G·D); any of dq, dk, dv may be null
+void attention_backward_ref(const kern::AttentionArgs & a, const float * dy, float * dq, float * dk, float * dv) {
+    M4_CHECK(a.G > 0 && a.H % a.G == 0);
+    const int64_t group = a.H / a.G;
+    const size_t n      = static_cast<size_t>(std::max<int64_t>(a.S, 1));
+    std::vector<float> p(n), dp(n);
+    for (int64_t t = 0; t < a.T; ++t) {
+        const int64_t n_keys = a.causal ? std::min(a.S, a.pos0 + t + 1) : a.S;
+        if (n_keys <= 0) continue;
+        for (int64_t h = 0; h < a.H; ++h) {
+            const int64_t g  = h / group;
+            const float * qr = a.q + t * a.ldq + h * a.D;
+            const float * gr = dy + t * a.ldy + h * a.D;
+            float mx         = 0.0f;
+            for (int64_t s = 0; s < n_keys; ++s) {
+                const float * kr = a.k + s * a.ldk + g * a.D;
+                float dot        = 0.0f;
+                for (int64_t d = 0; d < a.D; ++d) dot += qr[d] * kr[d];
+                p[s] = dot * a.scale;
+                mx   = s == 0 ? p[s] : std::max(mx, p[s]);
+            }
+            float sum = 0.0f;
+            for (int64_t s = 0; s < n_keys; ++s) {
+                p[s] = std::exp(p[s] - mx);
+                sum += p[s];
+            }
+            float pdp = 0.0f;  // Σ_s p[s]·dp[s]
+            for (int64_t s = 0; s < n_keys; ++s) {
+                p[s] /= sum;
+                const float * vr = a.v + s * a.ldv + g * a.D;
+                float dot        = 0.0f;
+                for (int64_t d = 0; d < a.D; ++d) dot += gr[d] * vr[d];
+                dp[s] = dot;
+                pdp += p[s] * dot;
+                if (dv)
+                    for (int64_t d = 0; d < a.D; ++d) dv[s * a.ldv + g * a.D + d] += p[s] * gr[d];
+            }
+            for (int64_t s = 0; s < n_keys; ++s) {
+                const float ds   = p[s] * (dp[s] - pdp) * a.scale;
+                const float * kr = a.k + s * a.ldk + g * a.D;
+                if (dq)
+                    for (int64_t d = 0; d < a.D; ++d) dq[t * a.ldq + h * a.D + d] += ds * kr[d];
+                if (dk)
+                    for (int64_t d = 0; d < a.D; ++d) dk[s * a.ldk + g * a.D + d] += ds * qr[d];
             }
         }
     }

@@ -5,8 +5,8 @@
 // T ids, V table rows, C columns. table: (V, C) f32 | bf16 | i8 (per-row scales); ids: (T), each
 // in [0, V) (the entry point checks); y: (T, C) f32 contiguous.
 //
-// Backward (training issue): gather_backward_ref (scatter-add into the table's gradient) sits next
-// to the forward, here.
+// Backward (accumulating, scatter-add; only an f32 table learns):
+//     dtable[ids[t], c] += dy[t, c]      (a repeated id sums its rows)
 #include "base/status.h"
 #include "ops/ops.h"
 
@@ -30,6 +30,15 @@ void gather_forward_ref(const Tensor & table, const int32_t * ids, int64_t T, fl
             const float scale  = table.scales()[row];
             for (int64_t c = 0; c < C; ++c) yr[c] = static_cast<float>(src[c]) * scale;
         }
+    }
+}
+
+// dy: (T, C)  ids: (T)  dtable: (V, C) f32
+void gather_backward_ref(const float * dy, const int32_t * ids, int64_t T, int64_t C, float * dtable) {
+    for (int64_t t = 0; t < T; ++t) {
+        float * dr       = dtable + static_cast<int64_t>(ids[t]) * C;
+        const float * gr = dy + t * C;
+        for (int64_t c = 0; c < C; ++c) dr[c] += gr[c];
     }
 }
 

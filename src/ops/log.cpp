@@ -4,7 +4,7 @@
 //
 // x, y: (n), y may alias x. eps ≥ 0 keeps silent frames finite.
 //
-// Backward (training issue): log_backward_ref (dy / (x + eps)) sits next to the forward, here.
+// Backward (accumulating):  dx += dy / (x + eps)
 #include <cmath>
 
 #include "ops/ops.h"
@@ -14,6 +14,11 @@ namespace m4::ops {
 // x: (n)  y: (n)
 void log_forward_ref(const float * x, float * y, int64_t n, float eps) {
     for (int64_t i = 0; i < n; ++i) y[i] = std::log(x[i] + eps);
+}
+
+// dy: (n)  x: (n)  dx: (n)
+void log_backward_ref(const float * dy, const float * x, float * dx, int64_t n, float eps) {
+    for (int64_t i = 0; i < n; ++i) dx[i] += dy[i] / (x[i] + eps);
 }
 
 }  // namespace m4::ops

@@ -17,7 +17,12 @@
 //         so optimised kernels match this bit for bit (the integer sum is exact and the two
 //         float multiplies happen in the same order).
 //
-// Backward (training issue): matmul_backward_ref sits next to the forward, here.
+// Backward (accumulating; any of dx, dw, db may be null), with W̃ the dequantised weight (f32 as is,
+// bf16 widened, i8 q·scale[n]):
+//     dx[M, K] += dy[M, N] · W̃[N, K]           dw[N, K] += dy[M, N]ᵀ · x[M, K]      db[N] += Σ_m dy[m, :]
+// The bf16 / int8 rounding of x in the forward is treated as the identity (straight-through): a
+// bf16 or int8 weight is a frozen base, so only dx flows through it; dw needs an f32 (master) weight.
+// Rows of dx may overlap (lddx < K, the strided view of the forward): their gradients add up.
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -106,6 +111,40 @@ void matmul_forward_ref(const kern::MatmulArgs & a, DType w_dtype) {
             }
         },
         grain);
+}
+
+// dy: (M, N) lddy   x: (M, K) ldx   w: (N, K)   dx: (M, K) lddx   dw: (N, K) f32   db: (N)
+void matmul_backward_ref(const float * dy, int64_t lddy, const float * x, int64_t ldx, const Tensor & w, float * dx,
+                         int64_t lddx, float * dw, float * db, int64_t M) {
+    const DType dt = w.dtype();
+    M4_CHECK(w.ndim() == 2 && (dt == DType::F32 || dt == DType::BF16 || dt == DType::I8));
+    M4_CHECK_MSG(dw == nullptr || dt == DType::F32, "matmul backward: a weight gradient needs an f32 weight");
+    const int64_t N = w.dim(0), K = w.dim(1);
+    auto weight_at = [&](int64_t n, int64_t k) -> float {
+        if (dt == DType::F32) return w.f32()[n * K + k];
+        if (dt == DType::BF16) return bf16_to_f32(w.bf16()[n * K + k]);
+        return static_cast<float>(w.i8()[n * K + k]) * w.scales()[n];
+    };
+    for (int64_t m = 0; m < M; ++m) {
+        const float * g = dy + m * lddy;
+        if (dx) {
+            for (int64_t k = 0; k < K; ++k) {
+                float acc = 0.0f;
+                for (int64_t n = 0; n < N; ++n) acc += g[n] * weight_at(n, k);
+                dx[m * lddx + k] += acc;
+            }
+        }
+        if (db)
+            for (int64_t n = 0; n < N; ++n) db[n] += g[n];
+    }
+    if (dw) {
+        for (int64_t n = 0; n < N; ++n)
+            for (int64_t k = 0; k < K; ++k) {
+                float acc = 0.0f;
+                for (int64_t m = 0; m < M; ++m) acc += dy[m * lddy + n] * x[m * ldx + k];
+                dw[n * K + k] += acc;
+            }
+    }
 }
 
 }  // namespace m4::ops

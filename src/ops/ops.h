@@ -66,6 +66,33 @@ void gather_forward_ref(const Tensor & table, const int32_t * ids, int64_t T, fl
 void pool_forward_ref(const float * x, float * y, int64_t B, int64_t T, int64_t C);
 void log_forward_ref(const float * x, float * y, int64_t n, float eps);
 
+// ---- backward references (training; the oracle of src/train) --------------------------------
+// Each sits next to its forward in src/ops/<op>.cpp with its formula. Gradients ACCUMULATE (+=)
+// into the given buffers (a residual stream or a shared weight gets contributions from several
+// places), and a null gradient pointer skips that gradient. rope_backward_ref is the exception: it
+// works in place, like the forward (dy in, dx out). Only f32 tensors learn: the matmul and gather
+// gradients of bf16 / int8 weights are refused; dx through them uses the dequantised weight.
+void matmul_backward_ref(const float * dy, int64_t lddy, const float * x, int64_t ldx, const Tensor & w, float * dx,
+                         int64_t lddx, float * dw, float * db, int64_t M);
+void add_backward_ref(const float * dy, float * da, float * db, int64_t n, int64_t b_period);
+void mul_backward_ref(const float * dy, const float * a, const float * b, float * da, float * db, int64_t n,
+                      int64_t b_period);
+void rmsnorm_backward_ref(const float * dy, const float * x, const float * w, float * dx, float * dw, int64_t M,
+                          int64_t C, float eps);
+void layernorm_backward_ref(const float * dy, const float * x, const float * w, float * dx, float * dw, float * db,
+                            int64_t M, int64_t C, float eps);
+// y: the forward's output
+void softmax_backward_ref(const float * dy, const float * y, float * dx, int64_t M, int64_t N);
+void silu_backward_ref(const float * dy, const float * x, float * dx, int64_t n);
+void gelu_backward_ref(const float * dy, const float * x, float * dx, int64_t n);
+void rope_backward_ref(float * dx, int64_t ldx, int64_t T, int64_t H, int64_t D, const int32_t * pos, float theta);
+// dy: (T, H·D) row stride a.ldy; dq, dk, dv laid out like a.q, a.k, a.v (strides ldq, ldk, ldv)
+void attention_backward_ref(const kern::AttentionArgs & a, const float * dy, float * dq, float * dk, float * dv);
+// dtable: (V, C) f32
+void gather_backward_ref(const float * dy, const int32_t * ids, int64_t T, int64_t C, float * dtable);
+void pool_backward_ref(const float * dy, float * dx, int64_t B, int64_t T, int64_t C);
+void log_backward_ref(const float * dy, const float * x, float * dx, int64_t n, float eps);
+
 // ---- dispatch -------------------------------------------------------------------------------
 // The merged table for an ISA level: each null entry is filled from the level below.
 const kern::KernelTable & kernel_table(Isa isa);

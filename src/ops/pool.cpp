@@ -5,7 +5,7 @@
 // B sequences, T steps (T ≥ 1), C channels. x: (B, T, C) contiguous; y: (B, C). Sums are f32 in
 // order of t, then divided by T.
 //
-// Backward (training issue): pool_backward_ref sits next to the forward, here.
+// Backward (accumulating):  dx[b, t, c] += dy[b, c] / T
 #include "ops/ops.h"
 
 namespace m4::ops {
@@ -21,6 +21,16 @@ void pool_forward_ref(const float * x, float * y, int64_t B, int64_t T, int64_t 
         }
         for (int64_t c = 0; c < C; ++c) yr[c] /= static_cast<float>(T);
     }
+}
+
+// dy: (B, C)  dx: (B, T, C)
+void pool_backward_ref(const float * dy, float * dx, int64_t B, int64_t T, int64_t C) {
+    const float inv = 1.0f / static_cast<float>(T);
+    for (int64_t b = 0; b < B; ++b)
+        for (int64_t t = 0; t < T; ++t) {
+            float * dxr = dx + (b * T + t) * C;
+            for (int64_t c = 0; c < C; ++c) dxr[c] += dy[b * C + c] * inv;
+        }
 }
 
 }  // namespace m4::ops

@@ -4,7 +4,7 @@
 //
 // x, y: (n), y may alias x.
 //
-// Backward (training issue): silu_backward_ref sits next to the forward, here.
+// Backward (accumulating):  dx += dy · σ(x) · (1 + x·(1 − σ(x)))
 #include <cmath>
 
 #include "ops/ops.h"
@@ -14,6 +14,14 @@ namespace m4::ops {
 // x: (n)  y: (n)
 void silu_forward_ref(const float * x, float * y, int64_t n) {
     for (int64_t i = 0; i < n; ++i) y[i] = x[i] / (1.0f + std::exp(-x[i]));
+}
+
+// dy: (n)  x: (n)  dx: (n)
+void silu_backward_ref(const float * dy, const float * x, float * dx, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) {
+        const float s = 1.0f / (1.0f + std::exp(-x[i]));
+        dx[i] += dy[i] * s * (1.0f + x[i] * (1.0f - s));
+    }
 }
 
 }  // namespace m4::ops

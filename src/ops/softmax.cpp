@@ -4,7 +4,8 @@
 //
 // M rows, N entries per row. x, y: (M, N) contiguous, y may alias x.
 //
-// Backward (training issue): softmax_backward_ref sits next to the forward, here.
+// Backward (accumulating), from the forward's output y:
+//     dx[m, n] += y[m, n] · (dy[m, n] − Σ_j dy[m, j]·y[m, j])
 #include <algorithm>
 #include <cmath>
 
@@ -27,6 +28,17 @@ void softmax_forward_ref(const float * x, float * y, int64_t M, int64_t N) {
         }
         const float inv = 1.0f / sum;
         for (int64_t n = 0; n < N; ++n) yr[n] *= inv;
+    }
+}
+
+// dy: (M, N)  y: (M, N)  dx: (M, N)
+void softmax_backward_ref(const float * dy, const float * y, float * dx, int64_t M, int64_t N) {
+    for (int64_t m = 0; m < M; ++m) {
+        const float * g  = dy + m * N;
+        const float * yr = y + m * N;
+        float dot        = 0.0f;
+        for (int64_t n = 0; n < N; ++n) dot += g[n] * yr[n];
+        for (int64_t n = 0; n < N; ++n) dx[m * N + n] += yr[n] * (g[n] - dot);
     }
 }
 
