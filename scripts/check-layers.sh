@@ -12,6 +12,7 @@ declare -A allowed=(
   [model]="base tensor kernels ops format model"
   [adapter]="base tensor kernels ops format model adapter"
   [runtime]="base tensor kernels ops format model adapter runtime"
+  [train]="base tensor kernels ops format model adapter train"
   [proto]="base proto"
   [service]="base tensor kernels ops format model adapter runtime proto service"
   [client]="base proto client"

@@ -84,17 +84,22 @@ Status resolve_weights(const format::ContainerFile & file, const ModelConfig & c
             return invalid_argument(file.path() + ": tensor '" + spec.name + "' has dtype " + dtype_name(e->dtype) +
                                     (quantisable ? " (expected f32, bf16 or i8)" : " (expected f32)"));
     }
-    auto f32 = [&](const std::string & n) -> const float * { return file.tensor(n).f32(); };
+    bind_weights(c, [&](const std::string & n) { return file.tensor(n); }, out);
+    return Status::ok();
+}
+
+void bind_weights(const ModelConfig & c, const std::function<Tensor(const std::string &)> & get, Weights * out) {
+    auto f32 = [&](const std::string & n) -> const float * { return get(n).f32(); };
     auto lin = [&](const std::string & n, bool bias) {
         Linear l;
         l.name = n;
-        l.w    = file.tensor(n + ".weight");
+        l.w    = get(n + ".weight");
         if (bias) l.bias = f32(n + ".bias");
         return l;
     };
     const auto & b = c.backbone;
     auto & bw      = out->backbone;
-    bw.tok_embed   = file.tensor("backbone.tok_embed.weight");
+    bw.tok_embed   = get("backbone.tok_embed.weight");
     bw.layers.resize(b.layers);
     for (int64_t l = 0; l < b.layers; ++l) {
         std::string p = layer_prefix("backbone", l);
@@ -160,7 +165,6 @@ Status resolve_weights(const format::ContainerFile & file, const ModelConfig & c
         add(ew.embed_proj);
         add(ew.projector);
     }
-    return Status::ok();
 }
 
 }  // namespace m4::model

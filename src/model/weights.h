@@ -82,6 +82,10 @@ std::vector<TensorSpec> expected_tensors(const ModelConfig & c);
 // Tensors are views: `file` must outlive `out`.
 Status resolve_weights(const format::ContainerFile & file, const ModelConfig & c, Weights * out);
 
+// Fills `out` from tensors looked up by name (no checks: resolve_weights validates a file first).
+// Training binds its own f32 master weights (or their bf16 copies) this way.
+void bind_weights(const ModelConfig & c, const std::function<Tensor(const std::string &)> & get, Weights * out);
+
 // Linear names a LoRA adapter may target, in a stable order.
 std::vector<std::string> linear_names(const ModelConfig & c);
 
