@@ -14,6 +14,8 @@ void add_init_command(CLI::App & app, int * rc);
 void add_inspect_command(CLI::App & app, int * rc);
 void add_run_command(CLI::App & app, int * rc);
 void add_adapter_commands(CLI::App & app, int * rc);
+// `m4fw train …`, `m4fw adapter train` and `m4fw bench train` (call after add_adapter_commands).
+void add_train_commands(CLI::App & app, int * rc);
 void add_key_commands(CLI::App & app, int * rc);
 void add_quantize_command(CLI::App & app, int * rc);
 void add_export_gguf_command(CLI::App & app, int * rc);

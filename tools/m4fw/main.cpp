@@ -43,6 +43,7 @@ int main(int argc, char ** argv) {
     m4::cli::add_inspect_command(app, &rc);
     m4::cli::add_run_command(app, &rc);
     m4::cli::add_adapter_commands(app, &rc);
+    m4::cli::add_train_commands(app, &rc);  // after adapter: adds `m4fw adapter train` too
     m4::cli::add_key_commands(app, &rc);
     m4::cli::add_quantize_command(app, &rc);
     m4::cli::add_export_gguf_command(app, &rc);
