@@ -9,6 +9,7 @@ declare -A allowed=(
   [kernels]="base tensor kernels"
   [ops]="base tensor kernels ops"
   [format]="base tensor format"
+  [data]="base tensor format data"
   [model]="base tensor kernels ops format model"
   [adapter]="base tensor kernels ops format model adapter"
   [runtime]="base tensor kernels ops format model adapter runtime"

@@ -14,6 +14,20 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   # numerics oracle (PyTorch under /usr/bin/python3); OpenMP OpenBLAS so torch and BLAS share the cores
   python3 python3-torch python3-numpy libopenblas0-openmp
+  # zlib (gzip members of packaged data sets)
+  zlib1g-dev
+  # ---- benchmark data sources (m4fw data build; docs/benchmark.md). About 100 MB to download,
+  # ---- 200 MB installed; the largest: dataset-fashion-mnist 31 MB, wordnet-base 29 MB (installed),
+  # ---- asterisk-core-sounds-en-wav 24 MB, fonts ≈ 40 MB, espeak-ng + data 13 MB.
+  dataset-fashion-mnist wordnet-base codespell hershey-fonts-data
+  fortunes-min fortunes
+  wamerican wngerman wfrench wspanish witalian wdutch wportuguese wswedish
+  espeak-ng espeak-ng-data libespeak-ng1 flite asterisk-core-sounds-en-wav
+  fonts-dejavu-core fonts-liberation fonts-freefont-ttf fonts-crosextra-carlito fonts-crosextra-caladea
+  fonts-open-sans fonts-roboto-unhinted fonts-linuxlibertine fonts-go fonts-cantarell fonts-lato
+  # gettext catalogues read by txt.translate (most are in every Debian system already)
+  coreutils tar grep sed diffutils findutils dpkg apt libc-l10n gnupg-l10n login libgnutls30
+  bash make wget gettext-base
 )
 
 missing=()

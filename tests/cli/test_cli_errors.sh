@@ -41,7 +41,9 @@ expect_ok "keygen" "$m4fw" keygen --out dev
 expect_ok "keygen other" "$m4fw" keygen --out evil
 cp fw.m4fw signed.m4fw && expect_ok "sign" "$m4fw" sign signed.m4fw --key dev.key
 expect_ok "inspect verified" "$m4fw" inspect signed.m4fw --public-key dev.pub
-"$m4fw" inspect signed.m4fw --public-key dev.pub 2>/dev/null | grep -q "signature: signed, verified" \
+# Captured first: under pipefail `producer | grep -q` fails whenever grep exits before the producer.
+shown=$("$m4fw" inspect signed.m4fw --public-key dev.pub 2>/dev/null)
+grep -q "signature: signed, verified" <<<"$shown" \
   && { pass=$((pass + 1)); echo "PASS signature state shown"; } || { fail=$((fail + 1)); echo "FAIL signature state"; }
 
 size=$(stat -c %s fw.m4fw)
@@ -97,7 +99,8 @@ expect_fail "path/modality the firmware lacks" "no audio encoder" -- "$m4fw" run
 
 # Quantization: int8 firmware is smaller, loads, and its outputs stay close (the check prints them).
 out=$("$m4fw" quantize fw.m4fw q8.m4fw --dtype i8 --check 2 2>/dev/null)
-if grep -q "(i8)" <<<"$out" && "$m4fw" inspect q8.m4fw 2>/dev/null | grep -q "\[i8:" &&
+q8_shown=$("$m4fw" inspect q8.m4fw 2>/dev/null)
+if grep -q "(i8)" <<<"$out" && grep -q "\[i8:" <<<"$q8_shown" &&
    [ "$(stat -c %s q8.m4fw)" -lt "$(stat -c %s fw.m4fw)" ]; then
   pass=$((pass + 1)); echo "PASS quantize i8"
 else

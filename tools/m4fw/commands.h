@@ -19,6 +19,8 @@ void add_train_commands(CLI::App & app, int * rc);
 void add_key_commands(CLI::App & app, int * rc);
 void add_quantize_command(CLI::App & app, int * rc);
 void add_export_gguf_command(CLI::App & app, int * rc);
+// `m4fw data build|list|audit|show` (benchmark data sets).
+void add_data_commands(CLI::App & app, int * rc);
 // Daemon clients; `adapter_group` is the `m4fw adapter` subcommand.
 void add_service_commands(CLI::App & app, CLI::App & adapter_group, int * rc);
 // The `m4fw bench` group, created on first use (several files add benchmarks to it).

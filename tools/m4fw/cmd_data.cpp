@@ -1,0 +1,131 @@
+// `m4fw data …`: build, list, audit and inspect the benchmark's data sets (src/data).
+//   m4fw data list                      tasks, their sources, and whether they are built
+//   m4fw data build [TASK…|--all] [--dir D] [--scale S] [--force] [-j N]
+//   m4fw data audit [--dir D]           no test example in any train split or in pretraining
+//   m4fw data show TASK [--split S] [-n N]
+#include <fmt/format.h>
+
+#include <chrono>
+
+#include "commands.h"
+#include "data/build.h"
+#include "data/dataset.h"
+#include "data/task.h"
+
+namespace m4::cli {
+
+namespace {
+
+struct DataArgs {
+    std::vector<std::string> tasks;
+    bool all = false;
+    data::BuildOptions opt;
+    std::string split = "train";
+    int show          = 3;
+};
+
+int run_build(DataArgs & a) {
+    std::vector<std::string> names = a.tasks;
+    if (a.all)
+        for (const auto & t : data::all_tasks()) names.push_back(t.info.name);
+    if (names.empty()) {
+        fmt::print(stderr, "m4fw: error: name tasks to build, or --all (see `m4fw data list`)\n");
+        return 3;
+    }
+    auto t0   = std::chrono::steady_clock::now();
+    Status st = data::build_tasks(names, a.opt);
+    double s  = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (!a.opt.quiet)
+        fmt::print(stderr, "m4fw data build: {} task(s) in {:.1f} s under {}\n", names.size(), s, a.opt.dir);
+    return report(st);
+}
+
+int run_list(DataArgs & a) {
+    auto rows = data::list_tasks(a.opt);
+    fmt::print("{:<22} {:<11} {:<15} {:<9} {}\n", "task", "group", "provenance", "sources", "built");
+    size_t ready = 0;
+    for (const auto & r : rows) {
+        ready += r.sources_installed;
+        fmt::print("{:<22} {:<11} {:<15} {:<9} {}\n", r.name, r.group, r.provenance,
+                   r.sources_installed ? "installed" : "MISSING",
+                   r.up_to_date ? "yes"
+                   : r.built    ? "stale"
+                                : "no");
+        if (!r.sources_installed) fmt::print("    {}\n", r.missing);
+    }
+    fmt::print("{} tasks + the pretraining corpus; {} of them with every source installed\n", rows.size() - 1, ready);
+    return 0;
+}
+
+int run_audit(DataArgs & a) {
+    data::AuditReport rep;
+    Status st = data::audit(a.opt.dir, &rep);
+    for (const auto & f : rep.findings) fmt::print("{}\n", f);
+    fmt::print(
+        "audit: {} tasks, {} test examples checked against {} train examples and {} pretraining records: "
+        "{} leaks\n",
+        rep.tasks, rep.test_examples, rep.train_examples, rep.pretrain_records, rep.leaks);
+    return report(st);
+}
+
+int run_show(DataArgs & a) {
+    if (a.tasks.size() != 1) {
+        fmt::print(stderr, "m4fw: error: name one task\n");
+        return 3;
+    }
+    auto ds = data::Dataset::open(a.opt.dir, a.tasks[0], a.split);
+    if (!ds) return report(ds.status());
+    const auto & m = ds->manifest();
+    fmt::print("{} [{}] {} examples, modality {}, kind {}, metric {}\n{}\nheld out: {}\n", a.tasks[0], a.split,
+               ds->size(), m.value("modality", "?"), m.value("kind", "?"), m.value("metric", "?"),
+               m.value("description", ""), m.value("held_out", ""));
+    auto labels = ds->labels();
+    for (size_t i = 0; i < ds->size() && i < size_t(a.show); ++i) {
+        data::Example ex = ds->at(i);
+        std::string what = ds->modality() == data::Modality::Text
+                               ? fmt::format("\"{}\"", ex.text().substr(0, 100))
+                               : fmt::format("{}×{}×{}", ex.dims[0], ex.dims[1], ex.dims[2]);
+        fmt::print("  #{} {}{}{}{}\n", i, what, ex.prompt.empty() ? "" : fmt::format(" prompt \"{}\"", ex.prompt),
+                   ex.label >= 0 && size_t(ex.label) < labels.size() ? " label " + labels[ex.label] : "",
+                   ex.target.empty() ? "" : fmt::format(" target \"{}\"", ex.target.substr(0, 100)));
+    }
+    return 0;
+}
+
+}  // namespace
+
+void add_data_commands(CLI::App & app, int * rc) {
+    auto a       = std::make_shared<DataArgs>();
+    CLI::App * g = app.add_subcommand("data", "benchmark data sets: build, list, audit, show");
+    g->require_subcommand(1);
+    auto add_dir = [&](CLI::App * c) { c->add_option("--dir", a->opt.dir, "data directory")->capture_default_str(); };
+
+    CLI::App * b = g->add_subcommand("build", "build tasks (cached: unchanged tasks are skipped)");
+    b->add_option("tasks", a->tasks, "task names (see `m4fw data list`); `pretrain` is the pretraining corpus");
+    b->add_flag("--all", a->all, "every task and the pretraining corpus");
+    add_dir(b);
+    b->add_option("--scale", a->opt.scale, "fraction of the full example counts (small builds for tests)")
+        ->check(CLI::Range(0.0001, 1.0));
+    b->add_option("--seed", a->opt.seed, "the benchmark seed")->capture_default_str();
+    b->add_flag("--force", a->opt.force, "rebuild even when cached");
+    b->add_option("-j,--jobs", a->opt.jobs, "tasks built in parallel")->capture_default_str();
+    b->add_flag("-q,--quiet", a->opt.quiet, "no progress output");
+    b->callback([a, rc] { *rc = run_build(*a); });
+
+    CLI::App * l = g->add_subcommand("list", "tasks and whether their Debian sources are installed");
+    add_dir(l);
+    l->callback([a, rc] { *rc = run_list(*a); });
+
+    CLI::App * au = g->add_subcommand("audit", "prove no test example occurs in a train split or in pretraining");
+    add_dir(au);
+    au->callback([a, rc] { *rc = run_audit(*a); });
+
+    CLI::App * s = g->add_subcommand("show", "print a task's manifest summary and first examples");
+    s->add_option("task", a->tasks)->required();
+    s->add_option("--split", a->split)->capture_default_str();
+    s->add_option("-n", a->show, "examples to print")->capture_default_str();
+    add_dir(s);
+    s->callback([a, rc] { *rc = run_show(*a); });
+}
+
+}  // namespace m4::cli
