@@ -14,6 +14,7 @@ declare -A allowed=(
   [adapter]="base tensor kernels ops format model adapter"
   [runtime]="base tensor kernels ops format model adapter runtime"
   [train]="base tensor kernels ops format model adapter train"
+  [bench]="base tensor kernels ops format data model adapter runtime train bench"
   [proto]="base proto"
   [service]="base tensor kernels ops format model adapter runtime proto service"
   [client]="base proto client"

@@ -16,6 +16,12 @@ void add_run_command(CLI::App & app, int * rc);
 void add_adapter_commands(CLI::App & app, int * rc);
 // `m4fw train …`, `m4fw adapter train` and `m4fw bench train` (call after add_adapter_commands).
 void add_train_commands(CLI::App & app, int * rc);
+// `m4fw pretrain --recipe R --out F` (cmd_pretrain.cpp).
+void add_pretrain_command(CLI::App & app, int * rc);
+// `m4fw eval --adapter A --task T` (cmd_eval.cpp).
+void add_eval_command(CLI::App & app, int * rc);
+// `m4fw demo`: the main job on the default firmware (cmd_demo.cpp).
+void add_demo_command(CLI::App & app, int * rc);
 void add_key_commands(CLI::App & app, int * rc);
 void add_quantize_command(CLI::App & app, int * rc);
 void add_export_gguf_command(CLI::App & app, int * rc);

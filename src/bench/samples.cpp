@@ -1,0 +1,203 @@
+#include "bench/samples.h"
+
+#include <stb/stb_image_resize.h>
+
+#include <algorithm>
+#include <cstring>
+
+namespace m4::bench {
+namespace {
+
+std::string fill(const std::string & tmpl, std::string_view input) {
+    std::string out = tmpl.empty() ? "{input}" : tmpl;
+    auto at         = out.find("{input}");
+    if (at == std::string::npos) return out + std::string(input);
+    return out.replace(at, 7, std::string(input));
+}
+
+std::string example_name(const data::Dataset & ds, size_t i) { return ds.path() + " #" + std::to_string(i); }
+
+}  // namespace
+
+Result<std::vector<float>> model_signal(const data::Example & ex, data::Modality m, const model::EncoderConfig & c,
+                                        const std::string & where) {
+    switch (m) {
+        case data::Modality::Image: {
+            const uint32_t h = ex.dims[0], w = ex.dims[1], ch = ex.dims[2];
+            if ((ch != 1 && ch != 3) || size_t(h) * w * ch != ex.payload_len || h == 0 || w == 0)
+                return invalid_argument(where + ": image payload does not match its dims");
+            std::vector<uint8_t> rgb(size_t(h) * w * 3);
+            for (size_t p = 0; p < size_t(h) * w; ++p)
+                for (int k = 0; k < 3; ++k) rgb[p * 3 + k] = ex.payload[p * ch + (ch == 3 ? k : 0)];
+            const int S = static_cast<int>(c.image_size);
+            std::vector<uint8_t> resized(size_t(S) * S * 3);
+            if (!stbir_resize_uint8(rgb.data(), int(w), int(h), 0, resized.data(), S, S, 0, 3))
+                return invalid_argument(where + ": image could not be resized");
+            std::vector<float> out(resized.size());
+            for (size_t k = 0; k < out.size(); ++k) out[k] = (resized[k] / 255.0f - 0.5f) / 0.5f;
+            return out;
+        }
+        case data::Modality::Audio: {
+            const size_t n = ex.payload_len / 2;
+            if (n == 0) return invalid_argument(where + ": empty audio clip");
+            std::vector<float> out(static_cast<size_t>(c.clip_samples), 0.0f);
+            for (size_t k = 0; k < std::min(n, out.size()); ++k) {
+                int16_t v;
+                std::memcpy(&v, ex.payload + 2 * k, 2);
+                out[k] = v / 32768.0f;
+            }
+            return out;
+        }
+        case data::Modality::Imu: {
+            const size_t rows = ex.payload_len / (6 * sizeof(float));
+            if (rows == 0) return invalid_argument(where + ": empty IMU window");
+            std::vector<float> out(static_cast<size_t>(c.window) * 6, 0.0f);
+            std::memcpy(out.data(), ex.payload, std::min(rows * 6, out.size()) * sizeof(float));
+            return out;
+        }
+        case data::Modality::Text: break;
+    }
+    return invalid_argument(where + ": a text example has no modality signal");
+}
+
+std::string prompt_text(const data::Example & ex, data::Modality m, const SampleRecipe & r) {
+    return fill(r.prompt, m == data::Modality::Text ? ex.text() : ex.prompt);
+}
+
+Result<train::Sample> to_sample(const data::Dataset & ds, size_t i, const SampleRecipe & r, const model::Model & fw) {
+    const data::Example ex = ds.at(i);
+    const std::string where = example_name(ds, i);
+    const auto & tok        = fw.tokenizer();
+    train::Sample s;
+    const bool modal = ds.modality() != data::Modality::Text;
+    // Modality input: every path but the backbone's reads it (contrastive too: encoder ↔ text).
+    if (modal && r.path != model::Path::Backbone) {
+        const auto mm = static_cast<model::Modality>(static_cast<int>(ds.modality()));
+        if (!fw.config().has_encoder(mm))
+            return invalid_argument(where + ": the firmware has no " + data::modality_name(ds.modality()) + " encoder");
+        M4_ASSIGN_OR_RETURN(s.signal, model_signal(ex, ds.modality(), fw.config().encoder(mm), where));
+    }
+    if (!modal && r.path != model::Path::Backbone)
+        return invalid_argument(where + ": a text example needs the backbone path");
+    // Text: the filled prompt (backbone: always; full: when non-blank).
+    auto encode = [&](const std::string & text, std::vector<int32_t> * ids) -> Status {
+        if (text.find_first_not_of(" \t\n") == std::string::npos) return Status::ok();
+        auto r2 = tok.encode(text);
+        if (!r2) return r2.status().with_context(where);
+        ids->insert(ids->end(), r2->begin(), r2->end());
+        return Status::ok();
+    };
+    switch (r.objective) {
+        case train::Objective::Classify:
+            if (ex.label < 0) return invalid_argument(where + ": no class label");
+            s.label = ex.label;
+            if (r.path != model::Path::Encoder) M4_RETURN_IF_ERROR(encode(prompt_text(ex, ds.modality(), r), &s.tokens));
+            break;
+        case train::Objective::Regress:
+            s.target = {ex.value};
+            if (r.path != model::Path::Encoder) M4_RETURN_IF_ERROR(encode(prompt_text(ex, ds.modality(), r), &s.tokens));
+            break;
+        case train::Objective::Contrastive:
+        case train::Objective::Embed: {
+            // The caption is the text side (contrastive pretraining pairs modality with text).
+            const std::string caption(ex.target.empty() ? ex.text() : ex.target);
+            M4_RETURN_IF_ERROR(encode(caption, &s.tokens));
+            if (s.tokens.empty()) return invalid_argument(where + ": no caption text");
+            break;
+        }
+        case train::Objective::LanguageModel: {
+            if (r.path != model::Path::Encoder) M4_RETURN_IF_ERROR(encode(prompt_text(ex, ds.modality(), r), &s.tokens));
+            const size_t prompt_len = s.tokens.size();
+            // Plain text (no target): the whole text is modelled; otherwise prompt → target.
+            if (ex.target.empty() && !modal && r.prompt == "{input}") {
+                s.loss_mask.assign(s.tokens.size(), 1);
+            } else {
+                M4_RETURN_IF_ERROR(encode(std::string(ex.target), &s.tokens));
+                s.loss_mask.assign(prompt_len, 0);
+                s.loss_mask.resize(s.tokens.size(), 1);
+            }
+            if (r.eos_after_target) {
+                s.tokens.push_back(tok.eos_id());
+                s.loss_mask.push_back(1);
+            }
+            if (s.tokens.empty()) return invalid_argument(where + ": no text to model");
+            break;
+        }
+    }
+    // Longer texts are cut to what the backbone holds: BOS + modality tokens (full path) + text.
+    if (r.path != model::Path::Encoder && r.objective != train::Objective::Contrastive &&
+        r.objective != train::Objective::Embed) {
+        int64_t room = fw.config().backbone.max_seq - 1;
+        if (r.path == model::Path::Full && modal)
+            room -= fw.config().encoder(static_cast<model::Modality>(static_cast<int>(ds.modality()))).tokens();
+        if (room <= 0) return invalid_argument(where + ": the backbone has no room for text after the modality tokens");
+        if (int64_t(s.tokens.size()) > room) {
+            s.tokens.resize(size_t(room));
+            if (!s.loss_mask.empty()) s.loss_mask.resize(size_t(room));
+        }
+    }
+    return s;
+}
+
+bool in_validation(const data::Example & ex, double val_share) {
+    if (val_share <= 0) return false;
+    uint32_t v;
+    std::memcpy(&v, ex.hash.data() + 4, sizeof v);  // the content hash: stable across builds and seeds
+    return v < val_share * 4294967296.0;
+}
+
+Result<std::unique_ptr<DatasetSource>> DatasetSource::create(train::TaskSpec spec, SampleRecipe recipe,
+                                                             const std::string & data_dir, const std::string & task,
+                                                             const model::Model & fw, const SourceOptions & o) {
+    M4_ASSIGN_OR_RETURN(data::Dataset ds, data::Dataset::open(data_dir, task, o.split));
+    std::unique_ptr<DatasetSource> src(new DatasetSource(std::move(spec), std::move(recipe), std::move(ds), fw));
+    std::vector<uint32_t> val_idx;
+    std::vector<int64_t> per_class_count;
+    for (size_t i = 0; i < src->ds_.size(); ++i) {
+        const data::Example ex = src->ds_.at(i);
+        if (in_validation(ex, o.val_share)) {
+            val_idx.push_back(static_cast<uint32_t>(i));
+            continue;
+        }
+        src->train_idx_.push_back(static_cast<uint32_t>(i));
+    }
+    if (o.per_class > 0) {
+        // Few-shot: the first `per_class` examples of each class in a seeded order.
+        std::vector<uint32_t> order = src->train_idx_;
+        train::Rng rng(o.subset_seed);
+        for (size_t k = order.size(); k > 1; --k) std::swap(order[k - 1], order[rng.below(int64_t(k))]);
+        std::vector<uint32_t> picked;
+        for (uint32_t i : order) {
+            const int32_t y = src->ds_.at(i).label;
+            if (y < 0) continue;
+            if (size_t(y) >= per_class_count.size()) per_class_count.resize(size_t(y) + 1, 0);
+            if (per_class_count[size_t(y)] < o.per_class) {
+                ++per_class_count[size_t(y)];
+                picked.push_back(i);
+            }
+        }
+        std::sort(picked.begin(), picked.end());
+        src->train_idx_ = std::move(picked);
+    } else if (o.max_train > 0 && int64_t(src->train_idx_.size()) > o.max_train) {
+        src->train_idx_.resize(static_cast<size_t>(o.max_train));
+    }
+    if (src->train_idx_.empty())
+        return invalid_argument(src->ds_.path() + ": no training examples left after the validation share");
+    for (size_t k = 0; k < val_idx.size() && int64_t(k) < o.eval_size; ++k) {
+        M4_ASSIGN_OR_RETURN(train::Sample s, to_sample(src->ds_, val_idx[k], src->recipe_, fw));
+        src->eval_.push_back(std::move(s));
+    }
+    return src;
+}
+
+Status DatasetSource::next_batch(train::Rng & rng, int64_t n, train::Batch * out) {
+    out->clear();
+    for (int64_t k = 0; k < n; ++k) {
+        const uint32_t i = train_idx_[static_cast<size_t>(rng.below(static_cast<int64_t>(train_idx_.size())))];
+        M4_ASSIGN_OR_RETURN(train::Sample s, to_sample(ds_, i, recipe_, fw_));
+        out->push_back(std::move(s));
+    }
+    return Status::ok();
+}
+
+}  // namespace m4::bench
