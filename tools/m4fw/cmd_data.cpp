@@ -43,9 +43,12 @@ int run_build(DataArgs & a) {
 int run_list(DataArgs & a) {
     auto rows = data::list_tasks(a.opt);
     fmt::print("{:<22} {:<11} {:<15} {:<9} {}\n", "task", "group", "provenance", "sources", "built");
-    size_t ready = 0;
+    size_t ready = 0, tasks = 0;
     for (const auto & r : rows) {
-        ready += r.sources_installed;
+        if (r.group != "pretrain") {
+            ++tasks;
+            ready += r.sources_installed;
+        }
         fmt::print("{:<22} {:<11} {:<15} {:<9} {}\n", r.name, r.group, r.provenance,
                    r.sources_installed ? "installed" : "MISSING",
                    r.up_to_date ? "yes"
@@ -53,7 +56,7 @@ int run_list(DataArgs & a) {
                                 : "no");
         if (!r.sources_installed) fmt::print("    {}\n", r.missing);
     }
-    fmt::print("{} tasks + the pretraining corpus; {} of them with every source installed\n", rows.size() - 1, ready);
+    fmt::print("{} tasks ({} with every source installed) + the pretraining corpus\n", tasks, ready);
     return 0;
 }
 
