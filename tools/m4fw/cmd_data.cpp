@@ -5,8 +5,13 @@
 //   m4fw data show TASK [--split S] [-n N]
 #include <fmt/format.h>
 
-#include <chrono>
+#include <stb/stb_image_write.h>
 
+#include <chrono>
+#include <cstring>
+#include <fstream>
+
+#include "base/mapped_file.h"
 #include "commands.h"
 #include "data/build.h"
 #include "data/dataset.h"
@@ -22,6 +27,8 @@ struct DataArgs {
     data::BuildOptions opt;
     std::string split = "train";
     int show          = 3;
+    int64_t index     = 0;
+    std::string out;
 };
 
 int run_build(DataArgs & a) {
@@ -95,6 +102,64 @@ int run_show(DataArgs & a) {
     return 0;
 }
 
+// Writes one stored example as the file a user would hand to `m4fw run`: PNG, 16-bit WAV, IMU CSV or
+// UTF-8 text (by the modality), so demos and bug reports use real benchmark inputs.
+Status export_example(const data::Dataset & ds, size_t i, const std::string & out) {
+    const data::Example ex = ds.at(i);
+    const std::string where = ds.path() + " #" + std::to_string(i);
+    switch (ds.modality()) {
+        case data::Modality::Image:
+            if (!stbi_write_png(out.c_str(), int(ex.dims[1]), int(ex.dims[0]), int(ex.dims[2]), ex.payload,
+                                int(ex.dims[1] * ex.dims[2])))
+                return io_error(out + ": could not write the PNG of " + where);
+            return Status::ok();
+        case data::Modality::Audio: {
+            // RIFF/WAVE, PCM 16-bit mono at the benchmark's 16 kHz.
+            const uint32_t n = uint32_t(ex.payload_len), rate = data::kAudioRate, byte_rate = rate * 2;
+            std::string h = "RIFF";
+            auto u32 = [&](uint32_t v) { h.append(reinterpret_cast<const char *>(&v), 4); };
+            auto u16 = [&](uint16_t v) { h.append(reinterpret_cast<const char *>(&v), 2); };
+            u32(36 + n);
+            h += "WAVEfmt ";
+            u32(16), u16(1), u16(1), u32(rate), u32(byte_rate), u16(2), u16(16);
+            h += "data";
+            u32(n);
+            h.append(reinterpret_cast<const char *>(ex.payload), n);
+            return write_file_atomic(out, h.data(), h.size());
+        }
+        case data::Modality::Imu: {
+            std::string csv = "ax,ay,az,gx,gy,gz\n";
+            const size_t rows = ex.payload_len / (6 * sizeof(float));
+            for (size_t r = 0; r < rows; ++r) {
+                float v[6];
+                std::memcpy(v, ex.payload + r * sizeof v, sizeof v);
+                csv += fmt::format("{:.5f},{:.5f},{:.5f},{:.5f},{:.5f},{:.5f}\n", v[0], v[1], v[2], v[3], v[4], v[5]);
+            }
+            return write_file_atomic(out, csv.data(), csv.size());
+        }
+        case data::Modality::Text: return write_file_atomic(out, ex.payload, ex.payload_len);
+    }
+    return invalid_argument(where + ": unknown modality");
+}
+
+int run_export(DataArgs & a) {
+    auto ds = data::Dataset::open(a.opt.dir, a.tasks[0], a.split);
+    if (!ds) return report(ds.status());
+    if (a.index < 0 || size_t(a.index) >= ds->size())
+        return report(invalid_argument(ds->path() + ": example " + std::to_string(a.index) + " out of range (" +
+                                       std::to_string(ds->size()) + " examples)"));
+    Status st = export_example(*ds, size_t(a.index), a.out);
+    if (!st.is_ok()) return report(st);
+    const data::Example ex = ds->at(size_t(a.index));
+    auto labels            = ds->labels();
+    nlohmann::json j       = {{"task", a.tasks[0]}, {"split", a.split}, {"index", a.index}, {"file", a.out}};
+    if (!ex.prompt.empty()) j["prompt"] = std::string(ex.prompt);
+    if (!ex.target.empty()) j["target"] = std::string(ex.target);
+    if (ex.label >= 0) j["label"] = size_t(ex.label) < labels.size() ? labels[size_t(ex.label)] : std::to_string(ex.label);
+    fmt::print("{}\n", j.dump());
+    return 0;
+}
+
 }  // namespace
 
 void add_data_commands(CLI::App & app, int * rc) {
@@ -129,6 +194,14 @@ void add_data_commands(CLI::App & app, int * rc) {
     s->add_option("-n", a->show, "examples to print")->capture_default_str();
     add_dir(s);
     s->callback([a, rc] { *rc = run_show(*a); });
+
+    CLI::App * e = g->add_subcommand("export", "write one example as a PNG / WAV / CSV / text file (prints its label)");
+    e->add_option("task", a->tasks)->required()->expected(1);
+    e->add_option("--split", a->split)->capture_default_str();
+    e->add_option("--index", a->index, "example number")->capture_default_str();
+    e->add_option("--out", a->out, "output file")->required();
+    add_dir(e);
+    e->callback([a, rc] { *rc = run_export(*a); });
 }
 
 }  // namespace m4::cli
