@@ -60,7 +60,7 @@ void add_adapter_commands(CLI::App & app, int * rc) {
     grp->require_subcommand(1);
     auto a     = std::make_shared<AdapterInitArgs>();
     auto * cmd = grp->add_subcommand("init", "create a random-weight adapter bound to a firmware");
-    cmd->add_option("--firmware", a->firmware, "firmware .m4fw")->required();
+    add_firmware_option(cmd, &a->firmware);
     cmd->add_option("--out", a->out, "output .m4a")->required();
     cmd->add_option("--task", a->task, "classify | regress | embed | generate");
     cmd->add_option("--path", a->path, "encoder | backbone | full");

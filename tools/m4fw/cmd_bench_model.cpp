@@ -92,7 +92,7 @@ Status run_model_bench(const ModelBenchArgs & a) {
 void add_bench_model_command(CLI::App & bench, int * rc) {
     auto   a   = std::make_shared<ModelBenchArgs>();
     auto * cmd = bench.add_subcommand("model", "encoder inputs/s, prefill and decode tokens/s, peak RSS");
-    cmd->add_option("--firmware", a->firmware, "firmware .m4fw")->required();
+    add_firmware_option(cmd, &a->firmware);
     cmd->add_option("--prefill", a->prefill, "prompt tokens for the prefill measurement");
     cmd->add_option("--decode", a->decode, "new tokens for the decode measurement");
     cmd->add_option("--min-time", a->min_time, "seconds per measurement");

@@ -141,7 +141,7 @@ void add_export_gguf_command(CLI::App & app, int * rc) {
     auto   fw  = std::make_shared<std::string>();
     auto   out = std::make_shared<std::string>();
     auto * cmd = app.add_subcommand("export-gguf", "write the firmware's backbone as a GGUF (llama) file");
-    cmd->add_option("--firmware", *fw, "firmware .m4fw")->required();
+    add_firmware_option(cmd, fw.get());
     cmd->add_option("--out", *out, "output .gguf")->required();
     cmd->callback([fw, out, rc] { *rc = report(run_export(*fw, *out)); });
 }

@@ -152,7 +152,7 @@ Status run_run(const RunArgs & a) {
 void add_run_command(CLI::App & app, int * rc) {
     auto a     = std::make_shared<RunArgs>();
     auto * cmd = app.add_subcommand("run", "run inputs through the firmware (and an adapter), in-process");
-    cmd->add_option("--firmware", a->firmware, "firmware .m4fw")->required();
+    add_firmware_option(cmd, &a->firmware);
     cmd->add_option("--adapter", a->adapter, "adapter .m4a (its path, modality and head decide the output)");
     cmd->add_option("--public-key", a->public_key, "require the firmware to be signed by this key");
     cmd->add_option("--path", a->path, "without an adapter: encoder, backbone or full");

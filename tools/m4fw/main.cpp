@@ -1,9 +1,25 @@
 // m4fw — the m4 command line: create, inspect, sign and run firmware images and adapters.
 #include <fmt/format.h>
 
+#include <sys/stat.h>
+
+#include <cstdlib>
+
 #include "commands.h"
 
 namespace m4::cli {
+
+std::string default_firmware() {
+    if (const char * env = std::getenv("M4_FIRMWARE"); env && *env) return env;
+    struct stat st {};
+    if (::stat(M4_SOURCE_FIRMWARE, &st) == 0) return M4_SOURCE_FIRMWARE;
+    return M4_INSTALLED_FIRMWARE;
+}
+
+CLI::Option * add_firmware_option(CLI::App * cmd, std::string * firmware, const std::string & what) {
+    *firmware = default_firmware();
+    return cmd->add_option("--firmware", *firmware, what + " (default: " + *firmware + ")");
+}
 
 int report(const Status & st) {
     if (st.is_ok()) return 0;
