@@ -63,9 +63,19 @@ Result<DatasetWriter *> TaskOutput::split(const std::string & name, Modality m) 
     if (!splits_.empty()) {
         auto & prev = splits_.back().second;
         earlier_.insert(prev->hashes().begin(), prev->hashes().end());
+        test_texts_excluded_.insert(prev->text_hashes().begin(), prev->text_hashes().end());
     }
     auto w = std::make_unique<DatasetWriter>(dir_ + "/" + name + ".m4ds", m);
-    if (name.rfind("test", 0) == 0) w->exclude(earlier_);
+    if (name.rfind("test", 0) == 0) {
+        w->exclude(earlier_);
+        // Text test splits also drop texts that occur (normalised) in an earlier split or anywhere
+        // in the pretraining text (whole documents and single lines), as `m4fw data audit` checks.
+        if (m == Modality::Text && info_.name != kPretrain) {
+            M4_ASSIGN_OR_RETURN(const HashSet * pre, pretrain_text_index());
+            test_texts_excluded_.insert(pre->begin(), pre->end());
+            w->exclude_texts(test_texts_excluded_);
+        }
+    }
     splits_.emplace_back(name, std::move(w));
     return splits_.back().second.get();
 }
@@ -188,7 +198,9 @@ Result<std::string> cache_key(const std::string & task, const BuildOptions & opt
                         {"scale", opt.scale},
                         {"seed", opt.seed},
                         {"sources", source_versions(t->info)}};
-    std::string s    = k.dump();
+    // Text tasks' test splits drop texts found in pretraining (rule 2): only their keys change.
+    if (t->info.modality == Modality::Text && task != kPretrain) k["test_text_rules"] = 2;
+    std::string s = k.dump();
     return to_hex(sha256(s.data(), s.size()));
 }
 

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "base/status.h"
+#include "data/dataset.h"
 
 namespace m4::data {
 
@@ -51,5 +52,9 @@ Status audit(const std::string & dir, AuditReport * report);
 
 // The name of the pretraining corpus in the task list.
 inline constexpr const char * kPretrain = "pretrain";
+
+// Normalised-text hashes (text_hash) of every pretraining text document at full scale and of each
+// of its lines; computed once per process from the sources (the corpus need not be built).
+Result<const HashSet *> pretrain_text_index();
 
 }  // namespace m4::data

@@ -154,10 +154,20 @@ Status DatasetWriter::put(const void * p, size_t n) {
 Result<bool> DatasetWriter::add(const ExampleIn & ex) {
     M4_RETURN_IF_ERROR(open_if_needed());
     ContentHash h = content_hash(modality_, ex.dims, ex.payload.data(), ex.payload.size(), ex.prompt);
-    if ((exclude_ && exclude_->count(h)) || !seen_.insert(h).second) {
+    if ((exclude_ && exclude_->count(h)) || seen_.count(h)) {
         ++dropped_;
         return false;
     }
+    if (modality_ == Modality::Text) {
+        const ContentHash th =
+            text_hash(std::string_view(reinterpret_cast<const char *>(ex.payload.data()), ex.payload.size()));
+        if (exclude_texts_ && exclude_texts_->count(th)) {
+            ++dropped_;
+            return false;
+        }
+        seen_text_.insert(th);
+    }
+    seen_.insert(h);
     static const uint8_t pad[kPayloadAlign] = {};
     M4_RETURN_IF_ERROR(put(pad, (kPayloadAlign - pos_ % kPayloadAlign) % kPayloadAlign));
     std::array<uint8_t, kEntryBytes> e{};

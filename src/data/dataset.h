@@ -103,6 +103,9 @@ class DatasetWriter {
 
     // Hashes listed here are refused (held-out splits exclude the examples of earlier splits).
     void exclude(const HashSet & hashes) { exclude_ = &hashes; }
+    // Text examples whose normalised text (text_hash) is listed here are refused too: a test
+    // sentence must not occur, up to case and spacing, on the training side or in pretraining.
+    void exclude_texts(const HashSet & text_hashes) { exclude_texts_ = &text_hashes; }
     // Adds one example; returns false (and drops it) when it duplicates one already written or
     // an excluded one.
     Result<bool> add(const ExampleIn & ex);
@@ -111,6 +114,7 @@ class DatasetWriter {
     size_t count() const { return index_.size(); }
     size_t dropped() const { return dropped_; }
     const HashSet & hashes() const { return seen_; }
+    const HashSet & text_hashes() const { return seen_text_; }  // text_hash of every Text example written
     uint64_t bytes() const { return bytes_; }
     const std::string & sha256_hex() const { return sha_hex_; }
 
@@ -123,8 +127,9 @@ class DatasetWriter {
     std::FILE * f_ = nullptr;
     uint64_t pos_  = 0;  // bytes written so far (header included)
     std::vector<std::array<uint8_t, 80>> index_;
-    HashSet seen_;
-    const HashSet * exclude_ = nullptr;
+    HashSet seen_, seen_text_;
+    const HashSet * exclude_       = nullptr;
+    const HashSet * exclude_texts_ = nullptr;
     size_t dropped_          = 0;
     uint64_t bytes_          = 0;
     std::string sha_hex_;

@@ -5,6 +5,10 @@
 // checks that no test example of any task occurs here.
 #include <fmt/format.h>
 
+#include <functional>
+#include <memory>
+#include <mutex>
+
 #include "data/audio.h"
 #include "data/corpus.h"
 #include "data/imu_sim.h"
@@ -17,19 +21,19 @@ namespace m4::data {
 
 namespace {
 
-Status pretrain_text(TaskOutput & out) {
-    M4_ASSIGN_OR_RETURN(DatasetWriter * wr, out.split("text", Modality::Text));
+// The pretraining text documents, in a fixed order; `n(full)` scales counts (TaskOutput::n).
+Status pretrain_text_docs(const std::function<size_t(size_t)> & n, const std::function<Status(std::string)> & emit) {
     M4_ASSIGN_OR_RETURN(auto fortunes, load_fortunes(english_fortune_files()));
     for (const auto & f : fortunes)
-        if (!f.test) M4_RETURN_IF_ERROR(put(wr, ExampleIn::text(f.text)));
+        if (!f.test) M4_RETURN_IF_ERROR(emit(f.text));
     M4_ASSIGN_OR_RETURN(auto syn, load_wordnet());
-    const size_t n_syn = out.n(syn.size());
+    const size_t n_syn = n(syn.size());
     for (size_t i = 0; i < syn.size() && i < n_syn; ++i) {
         const auto & s = syn[i];
         if (s.test) continue;
         std::string doc = join(s.words, ", ") + " (" + wordnet_lexnames()[s.lexfile] + "): " + s.gloss + ".";
         for (const auto & e : s.examples) doc += "\n" + e;
-        M4_RETURN_IF_ERROR(put(wr, ExampleIn::text(doc)));
+        M4_RETURN_IF_ERROR(emit(std::move(doc)));
     }
     static const std::vector<std::pair<std::string, std::string>> langs = {
         {"de", "German"}, {"fr", "French"}, {"es", "Spanish"}};
@@ -40,11 +44,18 @@ Status pretrain_text(TaskOutput & out) {
             if (!file_exists(path)) continue;
             M4_ASSIGN_OR_RETURN(auto pairs, load_mo(path));
             std::string doc;
-            for (size_t i = 0; i < pairs.size() && i < out.n(pairs.size()); ++i)
+            for (size_t i = 0; i < pairs.size() && i < n(pairs.size()); ++i)
                 doc += "English: " + pairs[i].first + " | " + name + ": " + utf8_clean(pairs[i].second) + "\n";
-            M4_RETURN_IF_ERROR(put(wr, ExampleIn::text(doc)));
+            M4_RETURN_IF_ERROR(emit(std::move(doc)));
         }
     }
+    return Status::ok();
+}
+
+Status pretrain_text(TaskOutput & out) {
+    M4_ASSIGN_OR_RETURN(DatasetWriter * wr, out.split("text", Modality::Text));
+    M4_RETURN_IF_ERROR(pretrain_text_docs([&](size_t full) { return out.n(full); },
+                                          [&](std::string doc) { return put(wr, ExampleIn::text(doc)); }));
     out.progress(fmt::format("text: {} documents", wr->count()));
     return Status::ok();
 }
@@ -159,6 +170,28 @@ void register_pretrain_task(std::vector<Task> & t) {
                   "image/audio/IMU–caption pairs from training-side sources only",
                   "everything any task holds out", pk},
                  build_pretrain});
+}
+
+Result<const HashSet *> pretrain_text_index() {
+    static std::mutex mu;
+    static std::unique_ptr<HashSet> index;
+    std::lock_guard<std::mutex> lock(mu);
+    if (index) return index.get();
+    auto built  = std::make_unique<HashSet>();
+    auto insert = [&](std::string doc) {
+        built->insert(text_hash(doc));
+        size_t a = 0;
+        while (a < doc.size()) {
+            size_t b = doc.find('\n', a);
+            if (b == std::string::npos) b = doc.size();
+            if (b > a) built->insert(text_hash(std::string_view(doc).substr(a, b - a)));
+            a = b + 1;
+        }
+        return Status::ok();
+    };
+    M4_RETURN_IF_ERROR(pretrain_text_docs([](size_t full) { return full; }, insert));
+    index = std::move(built);
+    return index.get();
 }
 
 }  // namespace m4::data

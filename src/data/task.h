@@ -82,6 +82,7 @@ class TaskOutput {
     std::function<void(const std::string &)> progress_;
     std::vector<std::pair<std::string, std::unique_ptr<DatasetWriter>>> splits_;
     HashSet earlier_;
+    HashSet test_texts_excluded_;  // normalised texts of earlier splits + the pretraining text
     std::vector<std::string> labels_;
     nlohmann::json extra_ = nlohmann::json::object();
 };

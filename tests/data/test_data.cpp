@@ -220,3 +220,31 @@ TEST(DataAudit, CatchesAPlantedLeak) {
     EXPECT_FALSE(st.is_ok());
     fs::remove_all(opt.dir);
 }
+
+// A test text that occurs, up to case and spacing, in an excluded set (earlier splits, pretraining
+// text) is dropped; a different text is kept.
+TEST(DataFormat, ExcludedTextsAreDroppedUpToCaseAndSpacing) {
+    const std::string dir = temp_dir("exclude_texts");
+    HashSet banned        = {text_hash("There is NO WARRANTY, to the extent permitted by law.")};
+    DatasetWriter w(dir + "/test.m4ds", Modality::Text);
+    w.exclude_texts(banned);
+    auto a = w.add(ExampleIn::text("there is no warranty,  to the extent permitted by law."));
+    ASSERT_TRUE(a.is_ok());
+    EXPECT_FALSE(a.value());
+    auto b = w.add(ExampleIn::text("Another sentence."));
+    ASSERT_TRUE(b.is_ok());
+    EXPECT_TRUE(b.value());
+    ASSERT_TRUE(w.finish().is_ok());
+    EXPECT_EQ(w.count(), 1u);
+    EXPECT_EQ(w.dropped(), 1u);
+    EXPECT_EQ(w.text_hashes().size(), 1u);
+}
+
+// Every pretraining text line is in the index the text tasks' test splits are filtered by.
+TEST(DataBuild, PretrainTextIndexCoversDocumentLines) {
+    if (available({"txt.translate"}).empty()) GTEST_SKIP() << "benchmark sources not installed";
+    auto idx = pretrain_text_index();
+    ASSERT_TRUE(idx.is_ok()) << idx.status().message();
+    EXPECT_GT(idx.value()->size(), 10000u);
+    EXPECT_TRUE(idx.value()->count(text_hash("There is NO WARRANTY, to the extent permitted by law.")));
+}
