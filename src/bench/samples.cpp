@@ -60,8 +60,13 @@ Result<std::vector<float>> model_signal(const data::Example & ex, data::Modality
     return invalid_argument(where + ": a text example has no modality signal");
 }
 
+std::string text_input(const data::Example & ex) {
+    if (ex.prompt.empty()) return std::string(ex.text());
+    return std::string(ex.prompt) + " " + std::string(ex.text());
+}
+
 std::string prompt_text(const data::Example & ex, data::Modality m, const SampleRecipe & r) {
-    return fill(r.prompt, m == data::Modality::Text ? ex.text() : ex.prompt);
+    return m == data::Modality::Text ? fill(r.prompt, text_input(ex)) : fill(r.prompt, ex.prompt);
 }
 
 Result<train::Sample> to_sample(const data::Dataset & ds, size_t i, const SampleRecipe & r, const model::Model & fw) {
@@ -94,7 +99,7 @@ Result<train::Sample> to_sample(const data::Dataset & ds, size_t i, const Sample
             if (r.path != model::Path::Encoder) M4_RETURN_IF_ERROR(encode(prompt_text(ex, ds.modality(), r), &s.tokens));
             break;
         case train::Objective::Regress:
-            s.target = {ex.value};
+            s.target = {(ex.value - r.value_shift) / (r.value_scale != 0.0f ? r.value_scale : 1.0f)};
             if (r.path != model::Path::Encoder) M4_RETURN_IF_ERROR(encode(prompt_text(ex, ds.modality(), r), &s.tokens));
             break;
         case train::Objective::Contrastive:

@@ -28,10 +28,15 @@ struct SampleRecipe {
     model::Path path           = model::Path::Encoder;
     // Text template of backbone / full-path inputs; "{input}" is replaced by the example's text
     // payload (text tasks) or its prompt field (modality tasks, e.g. a VQA question; "" if none).
+    // A text example that has a prompt field too (translation: "Translate into German:") is the
+    // input "<prompt> <text>", as a user would type it.
     std::string prompt = "{input}";
     // LanguageModel: the target text (example.target) follows the prompt, then EOS; the loss
     // covers only the target tokens and EOS.
     bool eos_after_target = true;
+    // Regress: the target is (value − value_shift) / value_scale (standardised; the head is
+    // trained in these units and converted back on export).
+    float value_shift = 0.0f, value_scale = 1.0f;
 };
 
 // The model input of a stored modality example for encoder `c`, as runtime::decode_* builds it:
@@ -41,6 +46,9 @@ struct SampleRecipe {
 // `where` names the example in errors ("data/img.x/train.m4ds #12").
 Result<std::vector<float>> model_signal(const data::Example & ex, data::Modality m, const model::EncoderConfig & c,
                                         const std::string & where);
+
+// The text a user would give for a text example: "<prompt> <text>" when it has a prompt field.
+std::string text_input(const data::Example & ex);
 
 // Text of a recipe's prompt for an example (template filled).
 std::string prompt_text(const data::Example & ex, data::Modality m, const SampleRecipe & r);

@@ -1,2 +1,432 @@
-// Placeholder: filled in by the issue-6 work in progress (see src/bench/CMakeLists.txt).
-namespace m4::bench {}
+#include "bench/task_plan.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <functional>
+
+#include "adapter/adapter.h"
+#include "base/mapped_file.h"
+#include "bench/evaluate.h"
+
+namespace m4::bench {
+namespace {
+
+using train::Objective;
+using Path = model::Path;
+
+std::vector<std::string> split_metric(const std::string & s) {
+    std::vector<std::string> out;
+    size_t start = 0;
+    while (start <= s.size()) {
+        size_t plus = s.find('+', start);
+        if (plus == std::string::npos) plus = s.size();
+        if (plus > start) out.push_back(s.substr(start, plus - start));
+        start = plus + 1;
+    }
+    return out;
+}
+
+bool known_metric(const std::string & m) {
+    static const char * kKnown[] = {"accuracy", "exact_match", "token_f1", "top1_accuracy", "chrf", "mae", "wer"};
+    for (const char * k : kKnown)
+        if (m == k) return true;
+    return m.rfind("recall@", 0) == 0 && m.size() > 7 && std::isdigit(static_cast<unsigned char>(m[7]));
+}
+
+// One text per value: every `key` in `tmpl` replaced by the value.
+std::vector<std::string> expand(const std::string & tmpl, const std::string & key,
+                                const std::vector<std::string> & values) {
+    std::vector<std::string> out;
+    for (const auto & v : values) {
+        std::string t = tmpl;
+        for (size_t at; (at = t.find(key)) != std::string::npos;) t.replace(at, key.size(), v);
+        out.push_back(t);
+    }
+    return out;
+}
+
+const std::vector<std::string> kColours = {"red", "green", "blue", "yellow", "purple", "cyan", "orange", "white"};
+const std::vector<std::string> kPlaces  = {"trouser pocket", "wrist", "waist", "bag"};
+const std::vector<std::string> kActs    = {"walking", "running", "sitting", "standing", "lying", "cycling"};
+
+// The per-task table: everything the general rules of task_plan.h do not decide. Settings were
+// compared on the validation share of the train split (docs/results.md lists the comparisons).
+using Override = std::function<void(TaskPlan &)>;
+const std::map<std::string, Override> & overrides() {
+    static const std::map<std::string, Override> table = {
+        // ---- image (encoder) ----
+        {"img.fashion_mnist", [](TaskPlan & p) { p.zero_shot_templates = {"a photo of a {label}"}; }},
+        {"img.char_ocr",
+         [](TaskPlan & p) {
+             p.zero_shot_templates = {"a photo of the character {label}", "the letter {label}"};
+             p.train.steps         = 250;
+         }},
+        {"img.font_family", [](TaskPlan & p) { p.zero_shot_templates = {"a word written in the font {label}"}; }},
+        {"img.shapes",
+         [](TaskPlan & p) {
+             auto big   = expand("a large {c} {label}", "{c}", kColours);
+             auto small = expand("a small {c} {label}", "{c}", kColours);
+             big.insert(big.end(), small.begin(), small.end());
+             p.zero_shot_templates = big;
+         }},
+        {"img.count", [](TaskPlan & p) { p.zero_shot_templates = {"a picture of {label} shapes"}; }},
+        {"img.stroke_digit", [](TaskPlan & p) { p.zero_shot_templates = {"a photo of the digit {label}"}; }},
+        // ---- audio (encoder) ----
+        {"aud.gender",
+         [](TaskPlan & p) {
+             p.label_text          = {{"male", "man"}, {"female", "woman"}};
+             p.zero_shot_templates = expand("a {label} saying \"{w}\"", "{w}", {"yes", "hello", "water", "seven"});
+         }},
+        {"aud.lang_id",
+         [](TaskPlan & p) {
+             p.label_text          = {{"en", "English"}, {"de", "German"}, {"fr", "French"},     {"es", "Spanish"},
+                                      {"it", "Italian"}, {"nl", "Dutch"},  {"pt", "Portuguese"}, {"sv", "Swedish"}};
+             p.zero_shot_templates = {"a man saying a word in {label}", "a woman saying a word in {label}"};
+         }},
+        {"aud.intent",
+         [](TaskPlan & p) {
+             for (const auto & l : p.facts.labels) {
+                 std::string t = l;
+                 for (auto & ch : t)
+                     if (ch == ':') ch = ' ';
+                 if (t.size() > 5 && t.substr(t.size() - 5) == " none") t.resize(t.size() - 5);
+                 p.label_text[l] = t;
+             }
+         }},
+        // ---- IMU (encoder) ----
+        {"imu.har",
+         [](TaskPlan & p) { p.zero_shot_templates = expand("{label} with the phone at the {w}", "{w}", kPlaces); }},
+        {"imu.placement",
+         [](TaskPlan & p) { p.zero_shot_templates = expand("{w} with the phone at the {label}", "{w}", kActs); }},
+        {"imu.gesture", [](TaskPlan & p) { p.zero_shot_templates = {"a hand gesture: {label}"}; }},
+        {"imu.airwrite", [](TaskPlan & p) { p.zero_shot_templates = {"writing the digit {label} in the air"}; }},
+        {"imu.cadence",
+         [](TaskPlan & p) {
+             p.train.steps = 200;
+             p.approach    = "regression head on the IMU embedding (targets standardised), LoRA on encoder attention";
+         }},
+        // ---- text (backbone) ----
+        {"txt.next_word",
+         [](TaskPlan & p) {
+             p.generation.max_new_tokens = 6;
+             p.approach = "LM on the backbone: the quotation's words, then the next word; first generated word scored";
+         }},
+        {"txt.spell",
+         [](TaskPlan & p) {
+             p.recipe.prompt             = "{input} is spelled";
+             p.generation.max_new_tokens = 10;
+         }},
+        {"txt.reverse_dict", [](TaskPlan & p) { p.generation.max_new_tokens = 10; }},
+        {"txt.define",
+         [](TaskPlan & p) {
+             p.generation.max_new_tokens = 32;
+             p.eval_limit                = 500;
+         }},
+        {"txt.grammar",
+         [](TaskPlan & p) {
+             p.recipe.prompt             = "{input} Corrected:";
+             p.generation.max_new_tokens = 64;
+             p.eval_limit                = 300;
+         }},
+        {"txt.translate",
+         [](TaskPlan & p) {
+             p.recipe.prompt             = "{input} Translation:";
+             p.generation.max_new_tokens = 64;
+             p.eval_limit                = 300;
+         }},
+        // ---- multimodal (full path) ----
+        {"mm.caption",
+         [](TaskPlan & p) {
+             p.generation.max_new_tokens = 40;
+             p.eval_limit                = 500;
+         }},
+        {"mm.imu_caption", [](TaskPlan & p) { p.generation.max_new_tokens = 16; }},
+        {"mm.transcribe",
+         [](TaskPlan & p) {
+             p.generation.max_new_tokens = 20;
+             p.eval_limit                = 400;
+         }},
+        {"img.word_ocr",
+         [](TaskPlan & p) {
+             p.generation.max_new_tokens = 10;
+             p.eval_limit                = 1000;
+         }},
+        {"mm.vqa",
+         [](TaskPlan & p) {
+             // 37 closed answers (the label list): answer classification over the full path, the
+             // question as the text after the image tokens, as VQA models usually do.
+             p.spec.objective = Objective::Classify;
+             p.spec.out_dim   = static_cast<int64_t>(p.facts.labels.size());
+             p.spec.labels    = p.facts.labels;
+             p.spec.pool      = model::HeadPool::Last;
+             p.approach       = "answer classification (37 answers) on the full path: image tokens + question";
+         }},
+    };
+    return table;
+}
+
+}  // namespace
+
+TaskFacts facts_from_manifest(const nlohmann::json & m) {
+    TaskFacts f;
+    f.name                = m.value("task", "");
+    f.group               = m.value("group", "");
+    f.kind                = m.value("kind", "");
+    f.path_hint           = m.value("path_hint", "");
+    f.metric              = m.value("metric", "");
+    const std::string mod = m.value("modality", "");
+    f.modality            = mod == "audio"  ? data::Modality::Audio
+                            : mod == "imu"  ? data::Modality::Imu
+                            : mod == "text" ? data::Modality::Text
+                                            : data::Modality::Image;
+    if (m.contains("labels") && m["labels"].is_array())
+        for (const auto & l : m["labels"])
+            if (l.is_string()) f.labels.push_back(l.get<std::string>());
+    return f;
+}
+
+TaskFacts facts_from_info(const data::TaskInfo & info) {
+    TaskFacts f;
+    f.name      = info.name;
+    f.group     = info.group;
+    f.kind      = info.kind;
+    f.path_hint = info.path_hint;
+    f.metric    = info.metric;
+    f.modality  = info.modality;
+    return f;
+}
+
+Result<TaskPlan> make_plan(const TaskFacts & facts, const model::ModelConfig & c) {
+    const std::string & name = facts.name;
+    auto fail                = [&](const std::string & why) { return invalid_argument("task '" + name + "': " + why); };
+    if (facts.kind == "pretrain") return fail("the pretraining corpus is not a benchmark task (no adapter)");
+    TaskPlan p;
+    p.facts   = facts;
+    p.metrics = split_metric(facts.metric);
+    if (p.metrics.empty()) return fail("the manifest names no metric");
+    for (const auto & m : p.metrics)
+        if (!known_metric(m)) return fail("unknown metric '" + m + "'");
+    const bool text = facts.modality == data::Modality::Text;
+    Path path;
+    if (!model::parse_path(facts.path_hint, &path)) return fail("unknown path_hint '" + facts.path_hint + "'");
+    if (text && path != Path::Backbone) return fail("a text task needs the backbone path");
+    if (!text && path == Path::Backbone) return fail("a modality task cannot run on the backbone path");
+    const auto mm = text ? model::Modality::Text : static_cast<model::Modality>(static_cast<int>(facts.modality));
+    if (!text && !c.has_encoder(mm))
+        return incompatible("task '" + name + "': the firmware has no " + data::modality_name(facts.modality) +
+                            " encoder");
+    p.spec.name                 = name;
+    p.spec.path                 = path;
+    p.spec.modality             = mm;
+    p.recipe.path               = path;
+    p.generation.max_new_tokens = 24;
+    p.generation.temperature    = 0.0f;
+    const char * where = path == Path::Encoder ? "encoder" : path == Path::Backbone ? "backbone" : "encoder + backbone";
+    if (facts.kind == "classify") {
+        p.spec.objective = Objective::Classify;
+        p.spec.out_dim   = static_cast<int64_t>(facts.labels.size());
+        p.spec.labels    = facts.labels;
+        p.spec.pool      = model::HeadPool::Mean;
+        p.approach       = fmt::format("classification head ({} classes) on the {} path, LoRA on {} attention",
+                                       facts.labels.size(), model::path_name(path), where);
+        if (path == Path::Encoder) p.zero_shot_templates = {"a photo of a {label}"};
+        if (facts.modality == data::Modality::Audio)
+            p.zero_shot_templates = {"a man saying \"{label}\"", "a woman saying \"{label}\""};
+        if (facts.modality == data::Modality::Imu) p.zero_shot_templates = {"{label}"};
+    } else if (facts.kind == "regress") {
+        p.spec.objective = Objective::Regress;
+        p.spec.out_dim   = 1;
+        p.approach       = fmt::format("regression head on the {} path", model::path_name(path));
+    } else if (facts.kind == "retrieve") {
+        if (path != Path::Encoder) return fail("retrieval is planned on the encoder path only");
+        p.spec.objective = Objective::Embed;
+        p.spec.out_dim   = c.embed_dim;
+        p.approach =
+            "embedding head on the image encoder, trained to match the firmware's text embedding "
+            "of the caption; captions ranked by cosine";
+    } else if (facts.kind == "generate") {
+        p.spec.objective        = Objective::LanguageModel;
+        p.recipe.objective      = Objective::LanguageModel;
+        p.train.train_projector = path == Path::Full;
+        p.approach = fmt::format("language modelling on the {} path (LoRA on {} attention{}), greedy decoding",
+                                 model::path_name(path), where, path == Path::Full ? ", projector learns" : "");
+    } else {
+        return fail("unknown kind '" + facts.kind + "'");
+    }
+    auto it = overrides().find(name);
+    if (it != overrides().end()) it->second(p);
+    p.recipe.objective = p.spec.objective;
+    if (p.spec.objective == Objective::Classify && p.spec.out_dim < 2)
+        return fail("a classification task needs at least two labels (the manifest lists " +
+                    std::to_string(facts.labels.size()) + ")");
+    if (p.spec.path != Path::Encoder) p.zero_shot_templates.clear();  // zero-shot is the encoder path's
+    return p;
+}
+
+Result<TaskPlan> plan_task(const std::string & data_dir, const std::string & task, const model::ModelConfig & c) {
+    const std::string mpath = data_dir + "/" + task + "/manifest.json";
+    auto bytes              = read_file_bytes(mpath);
+    if (!bytes) {
+        if (!data::find_task(task))
+            return not_found("unknown task '" + task + "' (m4fw data list names the benchmark tasks)");
+        return not_found(mpath + ": task '" + task + "' is not built (m4fw data build " + task + " --dir " + data_dir +
+                         ")");
+    }
+    nlohmann::json m = nlohmann::json::parse(*bytes, nullptr, false);
+    if (m.is_discarded() || !m.is_object()) return invalid_argument(mpath + ": not a JSON object");
+    TaskFacts f = facts_from_manifest(m);
+    if (f.name != task) return invalid_argument(mpath + ": names task '" + f.name + "', expected '" + task + "'");
+    M4_ASSIGN_OR_RETURN(TaskPlan p, make_plan(f, c));
+    if (p.spec.objective == Objective::Regress) {
+        // Standardise targets with the train split's statistics (never the test split's).
+        M4_ASSIGN_OR_RETURN(data::Dataset ds, data::Dataset::open(data_dir, task, "train"));
+        double s = 0, s2 = 0;
+        for (size_t i = 0; i < ds.size(); ++i) {
+            const double v = ds.at(i).value;
+            s += v, s2 += v * v;
+        }
+        const double n = std::max<double>(1, ds.size()), mean = s / n;
+        const double sd      = std::sqrt(std::max(0.0, s2 / n - mean * mean));
+        p.recipe.value_shift = static_cast<float>(mean);
+        p.recipe.value_scale = sd > 1e-6 ? static_cast<float>(sd) : 1.0f;
+    }
+    return p;
+}
+
+std::vector<std::vector<std::string>> zero_shot_prompts(const TaskPlan & plan) {
+    std::vector<std::vector<std::string>> out;
+    for (const auto & label : plan.spec.labels) {
+        auto lt                 = plan.label_text.find(label);
+        const std::string words = lt != plan.label_text.end() ? lt->second : label;
+        std::vector<std::string> texts;
+        for (const auto & t : plan.zero_shot_templates) texts.push_back(expand(t, "{label}", {words}).at(0));
+        out.push_back(std::move(texts));
+    }
+    return out;
+}
+
+namespace {
+
+// Retrieval training data: the DatasetSource's samples carry the caption's tokens; each becomes an
+// Embed target (the firmware's text embedding of that caption, cached) and the tokens are dropped
+// (the encoder path reads only the image).
+class CaptionTargetSource : public train::DataSource {
+  public:
+    CaptionTargetSource(std::unique_ptr<DatasetSource> inner, const model::Model & fw)
+        : inner_(std::move(inner)), fw_(fw) {}
+    Status init() {
+        eval_ = inner_->eval_set();
+        return to_targets(&eval_);
+    }
+    const train::TaskSpec & task() const override { return inner_->task(); }
+    Status next_batch(train::Rng & rng, int64_t n, train::Batch * out) override {
+        M4_RETURN_IF_ERROR(inner_->next_batch(rng, n, out));
+        return to_targets(out);
+    }
+    const train::Batch & eval_set() const override { return eval_; }
+
+  private:
+    Status to_targets(train::Batch * b) {
+        std::vector<model::Request> missing;
+        std::vector<std::vector<int32_t>> keys;
+        for (const auto & s : *b)
+            if (!cache_.count(s.tokens) && std::find(keys.begin(), keys.end(), s.tokens) == keys.end()) {
+                keys.push_back(s.tokens);
+                model::Request r;
+                r.tokens = s.tokens;
+                missing.push_back(std::move(r));
+            }
+        if (!missing.empty()) {
+            M4_ASSIGN_OR_RETURN(auto outs, fw_.run(model::Path::Backbone, model::Modality::Text, missing));
+            for (size_t k = 0; k < outs.size(); ++k) cache_[keys[k]] = std::move(outs[k].embedding);
+        }
+        for (auto & s : *b) {
+            s.target = cache_.at(s.tokens);
+            s.tokens.clear();
+        }
+        return Status::ok();
+    }
+    std::unique_ptr<DatasetSource> inner_;
+    const model::Model & fw_;
+    std::map<std::vector<int32_t>, std::vector<float>> cache_;
+    train::Batch eval_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<train::DataSource>> make_task_source(const TaskPlan & plan, const std::string & data_dir,
+                                                            const model::Model & fw, const SourceOptions & o) {
+    M4_ASSIGN_OR_RETURN(auto src, DatasetSource::create(plan.spec, plan.recipe, data_dir, plan.facts.name, fw, o));
+    if (plan.spec.objective != Objective::Embed) return std::unique_ptr<train::DataSource>(std::move(src));
+    auto wrapped = std::make_unique<CaptionTargetSource>(std::move(src), fw);
+    M4_RETURN_IF_ERROR(wrapped->init());
+    return std::unique_ptr<train::DataSource>(std::move(wrapped));
+}
+
+Status export_task_adapter(const train::TrainModel & tm, const TaskPlan & plan, const std::string & path,
+                           const std::string & name, const nlohmann::json & metrics) {
+    if (tm.options().mode != train::Mode::Adapter || tm.tasks().size() != 1)
+        return invalid_argument(path + ": only a single-task adapter run exports an adapter");
+    const train::TaskSpec & t    = tm.tasks()[0];
+    const model::ModelConfig & c = tm.base().config();
+    adapter::Manifest m;
+    m.name                 = name;
+    m.path                 = t.path;
+    m.modality             = t.modality;
+    m.firmware_fingerprint = tm.base().fingerprint();
+    m.metrics              = metrics;
+    m.labels               = t.labels;
+    m.prompt               = plan.recipe.prompt;
+    switch (t.objective) {
+        case Objective::Classify:
+            m.task = adapter::Task::Classify;
+            break;
+        case Objective::Regress:
+            m.task = adapter::Task::Regress;
+            break;
+        case Objective::Embed:
+            m.task = adapter::Task::Embed;
+            break;
+        case Objective::LanguageModel:
+            m.task       = adapter::Task::Generate;
+            m.generation = plan.generation;
+            break;
+        case Objective::Contrastive:
+            return invalid_argument(path + ": a contrastive run has no adapter to export");
+    }
+    std::map<std::string, model::LoraPair> lora;
+    for (const auto & target : tm.lora_targets()) lora[target] = tm.adapter().lora.at(target);
+    if (!lora.empty()) {
+        m.lora_rank  = tm.options().lora_rank;
+        m.lora_alpha = tm.options().lora_alpha;
+        m.targets    = tm.lora_targets();
+    }
+    Tensor hw, hb;
+    if (t.has_head()) {
+        const auto & head = tm.adapter().head;
+        m.head_type       = head.type;
+        m.head_pool       = head.pool;
+        m.head_in         = t.path == Path::Encoder ? c.embed_dim : c.backbone.width;
+        m.head_out        = t.out_dim;
+        hw                = Tensor::empty(DType::F32, {t.out_dim, m.head_in});
+        std::copy(head.w.f32(), head.w.f32() + hw.numel(), hw.f32());
+        if (head.bias) {
+            hb = Tensor::empty(DType::F32, {t.out_dim});
+            std::copy(head.bias, head.bias + t.out_dim, hb.f32());
+        }
+        if (t.objective == Objective::Regress) {
+            // y = scale · (z·Wᵀ + b) + shift: the adapter answers in the task's units.
+            const float scale = plan.recipe.value_scale, shift = plan.recipe.value_shift;
+            for (int64_t k = 0; k < hw.numel(); ++k) hw.f32()[k] *= scale;
+            for (int64_t k = 0; k < hb.numel(); ++k) hb.f32()[k] = hb.f32()[k] * scale + shift;
+        }
+    }
+    return adapter::write_adapter(path, m, lora, hw, hb);
+}
+
+bool higher_is_better(const std::string & metric) {
+    return metric != "mae" && metric != "wer";
+}
+
+}  // namespace m4::bench

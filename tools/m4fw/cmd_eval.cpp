@@ -1,6 +1,77 @@
-// Placeholder: filled in by the issue-6 work in progress.
+// m4fw eval — a benchmark task's metric for firmware + adapter, through the inference path:
+//
+//   m4fw eval --adapter adapters/img.fashion_mnist.m4a --task img.fashion_mnist [--split test] [--limit N]
+//   m4fw eval --zero-shot --task img.fashion_mnist        no adapter: nearest label prompt in the shared
+//                                                         embedding space (encoder-path tasks)
+//
+// Common: --firmware F (default: the default firmware), --data DIR (default: data), --batch N,
+// --json (one JSON object on stdout instead of the text lines).
+#include <fmt/format.h>
+
+#include "bench/evaluate.h"
 #include "commands.h"
 
 namespace m4::cli {
-void add_eval_command(CLI::App &, int *) {}
+namespace {
+
+struct EvalArgs {
+    std::string firmware, adapter, task, data = "data", split = "test";
+    int64_t limit = 0, batch = 64;
+    bool zero_shot = false, json = false;
+};
+
+void print_report(const bench::EvalReport & r, bool zero_shot) {
+    const bool higher = bench::higher_is_better(r.metric.substr(r.metric.rfind(' ') + 1));
+    fmt::print("{} [{}] {}: {} {:.4f} (chance {:.4f}: {}; {} is better)\n", r.task, r.split,
+               zero_shot ? "zero-shot" : r.adapter, r.metric, r.score, r.chance, r.chance_rule,
+               higher ? "higher" : "lower");
+    for (const auto & [k, v] : r.extra) fmt::print("  {} {:.4f}\n", k, v);
+    for (const auto & [out, ref] : r.samples) fmt::print("  \"{}\" (reference \"{}\")\n", out, ref);
+    fmt::print("  {} of {} examples in {:.1f} s\n", r.examples, r.total, r.seconds);
+}
+
+Status run_eval(const EvalArgs & a) {
+    if (a.zero_shot == !a.adapter.empty()) return invalid_argument("m4fw eval: give either --adapter A or --zero-shot");
+    M4_ASSIGN_OR_RETURN(auto fw, model::Model::load(a.firmware));
+    M4_ASSIGN_OR_RETURN(bench::TaskPlan plan, bench::plan_task(a.data, a.task, fw->config()));
+    bench::EvalOptions o;
+    o.split = a.split;
+    o.limit = a.limit;
+    o.batch = a.batch;
+    bench::EvalReport r;
+    if (a.zero_shot) {
+        M4_ASSIGN_OR_RETURN(r, bench::evaluate_zero_shot(*fw, plan, a.data, o));
+    } else {
+        M4_ASSIGN_OR_RETURN(adapter::Adapter ad, adapter::Adapter::load(a.adapter, *fw));
+        M4_ASSIGN_OR_RETURN(r, bench::evaluate_adapter(*fw, ad, a.adapter, plan, a.data, o));
+    }
+    if (a.json) {
+        nlohmann::json j = r.to_json();
+        j["mode"]        = a.zero_shot ? "zero-shot" : "adapter";
+        j["firmware"]    = a.firmware;
+        j["fingerprint"] = fw->fingerprint();
+        fmt::print("{}\n", j.dump());
+    } else {
+        print_report(r, a.zero_shot);
+    }
+    return Status::ok();
+}
+
+}  // namespace
+
+void add_eval_command(CLI::App & app, int * rc) {
+    auto a     = std::make_shared<EvalArgs>();
+    auto * cmd = app.add_subcommand("eval", "score firmware + adapter (or zero-shot) on a benchmark task's split");
+    add_firmware_option(cmd, &a->firmware);
+    cmd->add_option("--adapter", a->adapter, "the task's adapter .m4a");
+    cmd->add_flag("--zero-shot", a->zero_shot, "no adapter: label prompts in the shared embedding space");
+    cmd->add_option("--task", a->task, "benchmark task (m4fw data list)")->required();
+    cmd->add_option("--data", a->data, "data directory (m4fw data build)");
+    cmd->add_option("--split", a->split, "split to score (test, test_real, train …)");
+    cmd->add_option("--limit", a->limit, "score an evenly spaced subset of N examples (0: all)");
+    cmd->add_option("--batch", a->batch, "requests per model call");
+    cmd->add_flag("--json", a->json, "print one JSON object");
+    cmd->callback([a, rc] { *rc = report(run_eval(*a)); });
+}
+
 }  // namespace m4::cli

@@ -1,13 +1,16 @@
-// m4fw train — the training engine on the built-in synthetic tasks (until the benchmark data exists):
+// m4fw train — the training engine on the built-in synthetic tasks and the benchmark tasks:
 //
 //   m4fw train tasks                                        list the synthetic tasks
 //   m4fw train adapter --firmware F --task T --out A.m4a   LoRA + head on a frozen F (also: m4fw adapter train)
+//   m4fw adapter train --task img.fashion_mnist [--data data] [--shots K]
+//                                                           a benchmark task: every setting defaults from its
+//                                                           plan (src/bench/task_plan.cpp), adapters/<task>.m4a
 //   m4fw train full    --firmware F --task T[,T…] --out N.m4fw [--bf16]   every tensor learns (pretraining)
 //   m4fw bench train   --firmware F                         f32 vs bf16 full training: tokens/s, samples/s, peak RSS
 //
 // Common: --steps --batch --accum --lr --warmup --min-lr-ratio --weight-decay --clip --seed --init-seed
 // --eval-every --eval-size --checkpoint FILE --checkpoint-every N --resume --recompute
-// --progress auto|bar|lines|off --log-every N --loss-log FILE.
+// --progress auto|bar|lines|off --log-every N --loss-log FILE. --firmware defaults to the default firmware.
 #include <spawn.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -15,10 +18,14 @@
 
 #include <fmt/format.h>
 
+#include <filesystem>
 #include <fstream>
 #include <memory>
+#include <set>
 
+#include "bench/evaluate.h"
 #include "commands.h"
+#include "data/task.h"
 #include "train/export.h"
 #include "train/synthetic.h"
 #include "train/trainer.h"
@@ -35,6 +42,11 @@ struct TrainArgs {
     float lr = 3e-3f, min_lr_ratio = 0.1f, weight_decay = 0.01f, clip = 1.0f, alpha = 16.0f;
     uint64_t seed = 1, init_seed = 1;
     bool resume = false, recompute = false, bf16 = false, train_projector = false;
+    // benchmark tasks
+    std::string data = "data", path;
+    int64_t shots = 0, val_limit = -1;
+    double val_share = 0.1;
+    std::set<std::string> given;  // the options given on the command line (the rest default from the plan)
 };
 
 std::vector<std::string> split(const std::string & s) {
@@ -89,7 +101,124 @@ Status write_loss_log(const std::string & path, const std::vector<float> & losse
     return write_file_atomic(path, text.data(), text.size());
 }
 
+// ---- benchmark tasks ------------------------------------------------------------------------
+
+bool is_synthetic(const std::string & name) {
+    for (const auto & n : train::synthetic_task_names())
+        if (n == name) return true;
+    return false;
+}
+
+// The plan's settings, overridden by the options given on the command line.
+void apply_flags(const TrainArgs & a, bench::TaskPlan * p) {
+    auto given = [&](const char * flag) { return a.given.count(flag) > 0; };
+    if (given("--rank")) p->train.rank = a.rank;
+    if (given("--alpha")) p->train.alpha = a.alpha;
+    if (given("--targets")) p->train.targets = a.targets;
+    if (given("--train-projector")) p->train.train_projector = a.train_projector;
+    if (given("--steps")) p->train.steps = a.steps;
+    if (given("--batch")) p->train.batch = a.batch;
+    if (given("--lr")) p->train.lr = a.lr;
+    if (given("--weight-decay")) p->train.weight_decay = a.weight_decay;
+    if (given("--eval-size")) p->train.eval_size = a.eval_size;
+}
+
+Status run_benchmark_adapter(const TrainArgs & a) {
+    M4_ASSIGN_OR_RETURN(auto fw, model::Model::load(a.firmware));
+    M4_ASSIGN_OR_RETURN(bench::TaskPlan plan, bench::plan_task(a.data, a.task, fw->config()));
+    if (a.shots > 0) {
+        if (plan.spec.objective != train::Objective::Classify)
+            return invalid_argument("--shots: few-shot training needs a classification task ('" + a.task + "' is " +
+                                    plan.facts.kind + ")");
+        plan.train.steps = plan.train.few_shot_steps;
+    }
+    apply_flags(a, &plan);
+    if (!a.path.empty()) {
+        model::Path p;
+        if (!model::parse_path(a.path, &p)) return invalid_argument("--path: encoder, backbone or full");
+        plan.spec.path = plan.recipe.path = p;
+        if (p != model::Path::Encoder) plan.zero_shot_templates.clear();
+    }
+    bench::SourceOptions so;
+    so.val_share   = a.val_share;
+    so.eval_size   = plan.train.eval_size;
+    so.per_class   = a.shots;
+    so.subset_seed = a.seed;
+    M4_ASSIGN_OR_RETURN(auto src, bench::make_task_source(plan, a.data, *fw, so));
+    const auto & ds_src = dynamic_cast<const bench::DatasetSource *>(src.get());
+    train::ModelOptions mo;
+    mo.mode            = train::Mode::Adapter;
+    mo.lora_rank       = plan.train.rank;
+    mo.lora_alpha      = plan.train.alpha;
+    mo.lora_targets    = plan.train.targets;
+    mo.train_projector = plan.train.train_projector && plan.spec.path == model::Path::Full;
+    mo.seed            = a.init_seed;
+    M4_ASSIGN_OR_RETURN(auto tm, train::TrainModel::create(*fw, {plan.spec}, mo));
+    TrainArgs t    = a;
+    t.steps        = plan.train.steps;
+    t.batch        = plan.train.batch;
+    t.lr           = plan.train.lr;
+    t.weight_decay = plan.train.weight_decay;
+    if (!a.given.count("--warmup")) t.warmup = -1;
+    train::TrainerOptions o = trainer_options(t);
+    M4_ASSIGN_OR_RETURN(o.progress, parse_progress(a.progress));
+    const std::string out = !a.out.empty() ? a.out
+                            : a.shots > 0  ? fmt::format("adapters/{}.{}shot.m4a", a.task, a.shots)
+                                           : "adapters/" + a.task + ".m4a";
+    fmt::print(stderr, "training {} ({}): {}; rank {}, targets {}, {} steps × batch {}, lr {}; {} parameters learn\n",
+               a.task, a.shots > 0 ? fmt::format("{}-shot", a.shots) : "train split", plan.approach, plan.train.rank,
+               plan.train.targets, plan.train.steps, plan.train.batch, plan.train.lr, tm->params().numel());
+    train::Trainer trainer(*tm, {src.get()}, o);
+    trainer.on_eval([](int64_t step, const std::vector<train::EvalResult> & ev) {
+        for (const auto & e : ev)
+            fmt::print(stderr, "eval step {} {}: loss {:.4f}{}\n", step, e.task, e.loss,
+                       e.accuracy >= 0 ? fmt::format(" accuracy {:.4f}", e.accuracy) : std::string());
+    });
+    M4_ASSIGN_OR_RETURN(train::TrainResult r, trainer.run());
+    if (!a.loss_log.empty()) M4_RETURN_IF_ERROR(write_loss_log(a.loss_log, r.losses));
+    // The manifest's metrics: the trainer's validation loss, then the task metric on the validation
+    // share scored through the inference path (the exported file, loaded as an app would load it).
+    nlohmann::json metrics = {{"trainer_validation", r.eval.empty() ? nlohmann::json::object() : r.eval[0].to_json()},
+                              {"steps", r.end_step},
+                              {"batch", plan.train.batch},
+                              {"lr", plan.train.lr},
+                              {"train_seconds", r.seconds},
+                              {"train_examples", ds_src ? int64_t(ds_src->train_size()) : int64_t(-1)},
+                              {"shots", a.shots},
+                              {"validation_share", a.val_share},
+                              {"data", a.data + "/" + a.task + " (train split)"}};
+    const std::string name = a.name.empty() ? a.task : a.name;
+    if (const auto parent = std::filesystem::path(out).parent_path(); !parent.empty()) {
+        std::error_code ec;
+        std::filesystem::create_directories(parent, ec);
+        if (ec) return io_error(parent.string() + ": cannot create the directory (" + ec.message() + ")");
+    }
+    M4_RETURN_IF_ERROR(bench::export_task_adapter(*tm, plan, out, name, metrics));
+    M4_ASSIGN_OR_RETURN(adapter::Adapter ad, adapter::Adapter::load(out, *fw));
+    bench::EvalOptions eo;
+    eo.split      = "train";
+    eo.validation = true;
+    eo.val_share  = a.val_share;
+    eo.limit = a.val_limit >= 0 ? a.val_limit : plan.spec.objective == train::Objective::LanguageModel ? 200 : 1000;
+    M4_ASSIGN_OR_RETURN(bench::EvalReport v, bench::evaluate_adapter(*fw, ad, out, plan, a.data, eo));
+    metrics["validation"] = v.to_json();
+    metrics["validation"].erase("adapter");
+    M4_RETURN_IF_ERROR(bench::export_task_adapter(*tm, plan, out, name, metrics));
+    std::error_code ec;
+    const auto bytes = std::filesystem::file_size(out, ec);
+    fmt::print("trained {} steps in {:.1f} s; validation {} {:.4f} (chance {:.4f}) on {} examples\n", r.end_step,
+               r.seconds, v.metric, v.score, v.chance, v.examples);
+    fmt::print("wrote {} ({} bytes)\n", out, ec ? 0 : bytes);
+    return Status::ok();
+}
+
 Status run_train(const TrainArgs & a, train::Mode mode) {
+    if (mode == train::Mode::Adapter && a.task.find(',') == std::string::npos && !is_synthetic(a.task)) {
+        if (!data::find_task(a.task))
+            return not_found("unknown task '" + a.task + "': neither a synthetic task (m4fw train tasks) nor a " +
+                             "benchmark task (m4fw data list)");
+        return run_benchmark_adapter(a);
+    }
     M4_ASSIGN_OR_RETURN(auto fw, model::Model::load(a.firmware));
     std::vector<std::unique_ptr<train::DataSource>> owned;
     std::vector<train::DataSource *> sources;
@@ -151,8 +280,9 @@ Status run_train(const TrainArgs & a, train::Mode mode) {
 }
 
 void add_common(CLI::App * cmd, TrainArgs * a) {
-    cmd->add_option("--firmware", a->firmware, "base firmware .m4fw")->required();
-    cmd->add_option("--task", a->task, "synthetic task(s), comma-separated (m4fw train tasks)")->required();
+    add_firmware_option(cmd, &a->firmware, "base firmware .m4fw");
+    cmd->add_option("--task", a->task, "synthetic task(s), comma-separated (m4fw train tasks), or a benchmark task")
+        ->required();
     cmd->add_option("--out", a->out, "output file (.m4a adapter / .m4fw firmware)");
     cmd->add_option("--name", a->name, "name in the output's header");
     cmd->add_option("--steps", a->steps, "optimizer updates");
@@ -181,6 +311,17 @@ void add_adapter_options(CLI::App * cmd, TrainArgs * a) {
     cmd->add_option("--alpha", a->alpha, "LoRA alpha (scale = alpha / rank)");
     cmd->add_option("--targets", a->targets, "LoRA targets: all | attn | mlp | names with * | none");
     cmd->add_flag("--train-projector", a->train_projector, "full path: the projector learns too (as a LoRA pair)");
+    cmd->add_option("--data", a->data, "benchmark tasks: the data directory (m4fw data build)");
+    cmd->add_option("--shots", a->shots, "benchmark classification: train on K examples per class (few-shot)");
+    cmd->add_option("--path", a->path, "benchmark tasks: run on this path instead of the plan's");
+    cmd->add_option("--val-share", a->val_share, "benchmark tasks: share of the train split held out for validation");
+    cmd->add_option("--val-limit", a->val_limit, "benchmark tasks: validation examples scored after training");
+}
+
+// Records which options were given, so a benchmark plan's defaults apply to the rest.
+void note_given(CLI::App * cmd, TrainArgs * a) {
+    for (const CLI::Option * opt : cmd->get_options())
+        if (opt->count() > 0 && !opt->get_lnames().empty()) a->given.insert("--" + opt->get_lnames()[0]);
 }
 
 // ---- m4fw bench train ----------------------------------------------------------------------------
@@ -305,7 +446,7 @@ Status run_bench(const BenchArgs & a) {
 }  // namespace
 
 void add_train_commands(CLI::App & app, int * rc) {
-    auto * grp = app.add_subcommand("train", "train adapters or the firmware itself (synthetic tasks for now)");
+    auto * grp = app.add_subcommand("train", "train adapters (synthetic or benchmark tasks) or the firmware itself");
     grp->require_subcommand(1);
     auto * list = grp->add_subcommand("tasks", "list the built-in synthetic tasks");
     list->callback([] {
@@ -316,7 +457,10 @@ void add_train_commands(CLI::App & app, int * rc) {
         grp->add_subcommand("adapter", "train a LoRA adapter + head on a frozen firmware (f32, bf16 or int8)");
     add_common(adapter_cmd, ad.get());
     add_adapter_options(adapter_cmd, ad.get());
-    adapter_cmd->callback([ad, rc] { *rc = report(run_train(*ad, train::Mode::Adapter)); });
+    adapter_cmd->callback([ad, rc, adapter_cmd] {
+        note_given(adapter_cmd, ad.get());
+        *rc = report(run_train(*ad, train::Mode::Adapter));
+    });
     auto full = std::make_shared<TrainArgs>();
     full->lr  = 1e-3f;
     auto * full_cmd =
@@ -332,7 +476,10 @@ void add_train_commands(CLI::App & app, int * rc) {
         auto * c2 = s->add_subcommand("train", "train a LoRA adapter + head (same as m4fw train adapter)");
         add_common(c2, ad2.get());
         add_adapter_options(c2, ad2.get());
-        c2->callback([ad2, rc] { *rc = report(run_train(*ad2, train::Mode::Adapter)); });
+        c2->callback([ad2, rc, c2] {
+            note_given(c2, ad2.get());
+            *rc = report(run_train(*ad2, train::Mode::Adapter));
+        });
     }
     auto b      = std::make_shared<BenchArgs>();
     auto * bcmd = bench_group(app).add_subcommand("train", "training throughput and peak memory, f32 vs bf16 matmuls");

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Benchmark adapters end to end on a small data subset with a random firmware: m4fw adapter train
+# (a few steps, every setting from the task's plan) → m4fw eval prints the metric and chance, for a
+# classification, a regression, a retrieval and a generation task; zero-shot and few-shot; and the
+# error messages (unknown task, missing data, an adapter of another firmware or another task).
+# Exit 77 (CTest SKIP) when the benchmark sources are not installed.
+set -euo pipefail
+m4fw="$1"
+config="$2"
+work="$3"
+rm -rf "$work"
+mkdir -p "$work"
+cd "$work"
+tasks="img.shapes imu.cadence mm.retrieval txt.spell"
+"$m4fw" data list > sources.log
+if grep -E "^(img.shapes|imu.cadence|mm.retrieval|txt.spell) " sources.log | grep -q MISSING; then
+  echo "SKIP: benchmark sources missing (scripts/install-deps.sh installs them)"
+  exit 77
+fi
+"$m4fw" data build $tasks --dir d --scale 0.02 2> build.log
+"$m4fw" init --config "$config" --out fw.m4fw --seed 3 > /dev/null 2>&1
+"$m4fw" init --config "$config" --out other.m4fw --seed 4 > /dev/null 2>&1
+
+# Output goes to a file first: with pipefail, `producer | grep -q` fails when grep exits early.
+check() {  # check FILE PATTERN
+  grep -q -- "$2" "$1" || { echo "expected '$2' in $1:"; cat "$1"; exit 1; }
+}
+
+# Classification: default output path adapters/<task>.m4a, validation metrics in the manifest.
+"$m4fw" adapter train --firmware fw.m4fw --task img.shapes --data d --steps 3 --progress off > train.log 2>&1
+check train.log "validation accuracy"
+test -s adapters/img.shapes.m4a
+"$m4fw" inspect adapters/img.shapes.m4a > inspect.log
+check inspect.log '"validation"'
+check inspect.log "circle"
+"$m4fw" eval --firmware fw.m4fw --adapter adapters/img.shapes.m4a --task img.shapes --data d > eval.log
+check eval.log "img.shapes \[test\] adapters/img.shapes.m4a: accuracy [0-9.]* (chance [0-9.]*"
+"$m4fw" eval --firmware fw.m4fw --adapter adapters/img.shapes.m4a --task img.shapes --data d --limit 5 --json > eval.json
+/usr/bin/python3 -c "import json,sys; j=json.load(open('eval.json')); assert j['examples']==5 and 0<=j['score']<=1 and j['metric']=='accuracy', j"
+"$m4fw" eval --firmware fw.m4fw --zero-shot --task img.shapes --data d > zs.log
+check zs.log "zero-shot: accuracy"
+# Few-shot: K examples per class.
+"$m4fw" adapter train --firmware fw.m4fw --task img.shapes --data d --shots 1 --steps 2 --out fs.m4a --progress off > fs.log 2>&1
+check fs.log "1-shot"
+# Regression (mae, lower is better), retrieval (recall@5), generation (exact_match + examples).
+"$m4fw" adapter train --firmware fw.m4fw --task imu.cadence --data d --steps 3 --out cad.m4a --progress off > /dev/null 2>&1
+"$m4fw" eval --firmware fw.m4fw --adapter cad.m4a --task imu.cadence --data d > cad.log
+check cad.log "mae [0-9.]* (chance [0-9.]*: always the train median"
+"$m4fw" adapter train --firmware fw.m4fw --task mm.retrieval --data d --steps 3 --out ret.m4a --progress off > /dev/null 2>&1
+"$m4fw" eval --firmware fw.m4fw --adapter ret.m4a --task mm.retrieval --data d > ret.log
+check ret.log "image→text recall@5"
+"$m4fw" adapter train --firmware fw.m4fw --task txt.spell --data d --steps 2 --out spell.m4a --progress off > /dev/null 2>&1
+"$m4fw" eval --firmware fw.m4fw --adapter spell.m4a --task txt.spell --data d --limit 8 > spell.log
+check spell.log "exact_match"
+check spell.log "reference"
+
+# Errors: exit status and a message naming the task / file.
+expect_fail() {  # expect_fail CODE PATTERN -- command…
+  local code="$1" pattern="$2"
+  shift 3
+  set +e
+  "$@" > err.log 2>&1
+  local rc=$?
+  set -e
+  test "$rc" -eq "$code" || { echo "expected exit $code, got $rc: $*"; cat err.log; exit 1; }
+  check err.log "$pattern"
+}
+expect_fail 4 "unknown task 'img.nope'" -- "$m4fw" adapter train --firmware fw.m4fw --task img.nope --data d
+expect_fail 4 "unknown task 'img.nope'" -- "$m4fw" eval --firmware fw.m4fw --zero-shot --task img.nope --data d
+expect_fail 4 "nodata/img.shapes/manifest.json: task 'img.shapes' is not built" -- \
+  "$m4fw" adapter train --firmware fw.m4fw --task img.shapes --data nodata
+expect_fail 5 "adapters/img.shapes.m4a: trained for firmware" -- \
+  "$m4fw" eval --firmware other.m4fw --adapter adapters/img.shapes.m4a --task img.shapes --data d
+expect_fail 5 "cad.m4a: the adapter reads imu inputs, task 'img.shapes' has image inputs" -- \
+  "$m4fw" eval --firmware fw.m4fw --adapter cad.m4a --task img.shapes --data d
+expect_fail 3 "needs a classification task" -- \
+  "$m4fw" adapter train --firmware fw.m4fw --task imu.cadence --data d --shots 1
+expect_fail 3 "either --adapter A or --zero-shot" -- "$m4fw" eval --firmware fw.m4fw --task img.shapes --data d
+echo "bench_cli: ok"

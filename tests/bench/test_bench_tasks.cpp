@@ -1,0 +1,204 @@
+// The benchmark's task layer: stored examples become exactly the model inputs the runtime decodes
+// from files (image: to_sample vs runtime::decode_image of the same pixels as PNG), every task of
+// the registry has a plan, and every metric gives the exact value on hand-worked inputs.
+#include <gtest/gtest.h>
+
+#include <stb/stb_image_write.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "bench/evaluate.h"
+#include "bench/task_plan.h"
+#include "data/task.h"
+#include "runtime/inputs.h"
+#include "unit/fixture.h"
+
+namespace fs = std::filesystem;
+using namespace m4;
+
+namespace {
+
+std::string temp_dir(const std::string & name) {
+    auto d = fs::temp_directory_path() / ("m4_test_bench_" + name + "_" + std::to_string(::getpid()));
+    fs::remove_all(d);
+    fs::create_directories(d);
+    return d.string();
+}
+
+std::string read_all(const std::string & path) {
+    std::ifstream f(path, std::ios::binary);
+    std::stringstream ss;
+    ss << f.rdbuf();
+    return ss.str();
+}
+
+const model::Model & tiny_model() {
+    static std::unique_ptr<model::Model> m;
+    if (!m) {
+        const std::string path = temp_dir("fw") + "/tiny.m4fw";
+        test::write_firmware(path, test::tiny_config());
+        auto r = model::Model::load(path);
+        EXPECT_TRUE(r.is_ok()) << r.status().message();
+        m = std::move(r).value();
+    }
+    return *m;
+}
+
+}  // namespace
+
+// An image stored in a split and the same pixels written as PNG: to_sample must give the signal
+// runtime::decode_image gives (grey and RGB, up- and down-scaled to the firmware's grid).
+TEST(BenchSamples, ImageEqualsRuntimeDecodeOfPng) {
+    const model::Model & fw = tiny_model();
+    const std::string dir   = temp_dir("img");
+    struct Shape {
+        uint32_t h, w, c;
+    };
+    const std::vector<Shape> shapes = {{28, 28, 1}, {5, 7, 3}, {32, 128, 1}, {64, 64, 3}};
+    {
+        data::DatasetWriter w(dir + "/imgs.m4ds", data::Modality::Image);
+        uint32_t seed = 7;
+        for (const auto & s : shapes) {
+            std::vector<uint8_t> px(size_t(s.h) * s.w * s.c);
+            for (auto & v : px) v = static_cast<uint8_t>((seed = seed * 1103515245u + 12345u) >> 23);
+            auto ex  = data::ExampleIn::image(px, s.h, s.w, s.c);
+            ex.label = 0;
+            ASSERT_TRUE(w.add(ex).is_ok());
+        }
+        ASSERT_TRUE(w.finish().is_ok());
+    }
+    auto ds = data::Dataset::open_file(dir + "/imgs.m4ds");
+    ASSERT_TRUE(ds.is_ok()) << ds.status().message();
+    bench::SampleRecipe r;  // Classify on the encoder path
+    for (size_t i = 0; i < ds->size(); ++i) {
+        const data::Example ex = ds->at(i);
+        const std::string png  = dir + "/" + std::to_string(i) + ".png";
+        ASSERT_TRUE(stbi_write_png(png.c_str(), int(ex.dims[1]), int(ex.dims[0]), int(ex.dims[2]), ex.payload,
+                                   int(ex.dims[1] * ex.dims[2])));
+        auto decoded = runtime::decode_image(read_all(png), png, fw.config().encoder(model::Modality::Image));
+        ASSERT_TRUE(decoded.is_ok()) << decoded.status().message();
+        auto s = bench::to_sample(*ds, i, r, fw);
+        ASSERT_TRUE(s.is_ok()) << s.status().message();
+        ASSERT_EQ(s->signal.size(), decoded->size());
+        for (size_t k = 0; k < decoded->size(); ++k)
+            ASSERT_EQ(s->signal[k], (*decoded)[k]) << "image " << i << " value " << k;
+    }
+}
+
+// Every task of the registry gets a plan whose objective fits its kind.
+TEST(BenchPlans, EveryTaskHasAPlan) {
+    const model::Model & fw = tiny_model();
+    int planned             = 0;
+    for (const auto & t : data::all_tasks()) {
+        if (t.info.kind == "pretrain") continue;  // the pretraining corpus, not a task
+        ++planned;
+        bench::TaskFacts f = bench::facts_from_info(t.info);
+        f.labels           = {"alpha", "beta", "gamma"};
+        auto p             = bench::make_plan(f, fw.config());
+        ASSERT_TRUE(p.is_ok()) << t.info.name << ": " << p.status().message();
+        EXPECT_FALSE(p->metrics.empty()) << t.info.name;
+        EXPECT_FALSE(p->approach.empty()) << t.info.name;
+        EXPECT_GT(p->train.steps, 0) << t.info.name;
+        const auto o = p->spec.objective;
+        if (t.info.kind == "classify") {
+            EXPECT_EQ(o, train::Objective::Classify) << t.info.name;
+            EXPECT_EQ(p->spec.out_dim, 3) << t.info.name;
+            if (t.info.path_hint == "encoder") {
+                EXPECT_FALSE(p->zero_shot_templates.empty()) << t.info.name << ": no zero-shot prompts";
+                EXPECT_EQ(bench::zero_shot_prompts(*p).size(), 3u);
+            }
+        }
+        if (t.info.kind == "regress") {
+            EXPECT_EQ(o, train::Objective::Regress) << t.info.name;
+        }
+        if (t.info.kind == "retrieve") {
+            EXPECT_EQ(o, train::Objective::Embed) << t.info.name;
+        }
+        if (t.info.kind == "generate" && o == train::Objective::LanguageModel) {
+            EXPECT_GT(p->generation.max_new_tokens, 0) << t.info.name;
+        }
+        EXPECT_EQ(p->recipe.objective, o) << t.info.name;
+        EXPECT_EQ(p->recipe.path, p->spec.path) << t.info.name;
+    }
+    EXPECT_GE(planned, 32);
+    // Errors name the task and the fault.
+    bench::TaskFacts bad{"img.x", "image", "classify", "encoder", "accuracy", data::Modality::Image, {"one"}};
+    auto r = bench::make_plan(bad, fw.config());
+    ASSERT_FALSE(r.is_ok());
+    EXPECT_NE(r.status().message().find("img.x"), std::string::npos) << r.status().message();
+    bad.labels = {"a", "b"}, bad.metric = "bleu";
+    r = bench::make_plan(bad, fw.config());
+    ASSERT_FALSE(r.is_ok());
+    EXPECT_NE(r.status().message().find("bleu"), std::string::npos) << r.status().message();
+    auto missing = bench::plan_task(temp_dir("nodata"), "img.shapes", fw.config());
+    ASSERT_FALSE(missing.is_ok());
+    EXPECT_NE(missing.status().message().find("not built"), std::string::npos) << missing.status().message();
+    auto unknown = bench::plan_task(temp_dir("nodata"), "img.nope", fw.config());
+    ASSERT_FALSE(unknown.is_ok());
+    EXPECT_NE(unknown.status().message().find("unknown task 'img.nope'"), std::string::npos);
+}
+
+TEST(BenchMetrics, ExactMatchAndTop1) {
+    EXPECT_DOUBLE_EQ(bench::exact_match({" cat ", "dog", "Cat"}, {"cat", "dig", "cat"}), 1.0 / 3.0);
+    EXPECT_DOUBLE_EQ(bench::top1_word_accuracy({"beard and more", " the", "Ex"}, {"beard", "a", "ex"}), 1.0 / 3.0);
+}
+
+TEST(BenchMetrics, TokenF1) {
+    // pred {cat, sat} (article dropped), ref {cat, sat, down}: P = 1, R = 2/3, F1 = 0.8.
+    EXPECT_NEAR(bench::token_f1("the cat sat", "a cat sat down"), 0.8, 1e-12);
+    EXPECT_DOUBLE_EQ(bench::token_f1("Hello, World!", "hello world"), 1.0);
+    EXPECT_DOUBLE_EQ(bench::token_f1("", "x"), 0.0);
+    EXPECT_DOUBLE_EQ(bench::token_f1("", "the"), 1.0);  // both empty after normalisation
+    // repeated words count once per occurrence: pred {x, x}, ref {x}: P = 1/2, R = 1 → 2/3
+    EXPECT_NEAR(bench::token_f1("x x", "x"), 2.0 / 3.0, 1e-12);
+    EXPECT_NEAR(bench::mean_token_f1({"the cat sat", "x x"}, {"a cat sat down", "x"}), (0.8 + 2.0 / 3.0) / 2, 1e-12);
+}
+
+TEST(BenchMetrics, ChrF) {
+    EXPECT_NEAR(bench::chrf({"guten Tag"}, {"guten Tag"}), 100.0, 1e-9);
+    // "ab" vs "ac": unigrams P = R = 1/2 → F = 1/2; bigrams 0 matches → F = 0; no longer n-grams.
+    EXPECT_NEAR(bench::chrf({"ab"}, {"ac"}), 25.0, 1e-9);
+    // Spaces are ignored: "a b" is "ab".
+    EXPECT_NEAR(bench::chrf({"a b"}, {"ab"}), 100.0, 1e-9);
+    // Code points, not bytes: "é" vs "e" share no character.
+    EXPECT_NEAR(bench::chrf({"é"}, {"e"}), 0.0, 1e-9);
+    // Corpus statistics: unigrams {a,b}+{c} vs {a,c}+{c}: 2 of 3 match both ways → F = 2/3;
+    // bigrams: hyp {ab} ref {ac}: 0 → F = 0. Mean over the two orders: 100 · (2/3) / 2.
+    EXPECT_NEAR(bench::chrf({"ab", "c"}, {"ac", "c"}), 100.0 / 3.0, 1e-9);
+}
+
+TEST(BenchMetrics, WordErrorRate) {
+    EXPECT_DOUBLE_EQ(bench::wer({"turn on the light"}, {"turn off the lights"}), 0.5);
+    // corpus: 2 edits + 1 deletion over 4 + 1 reference words
+    EXPECT_DOUBLE_EQ(bench::wer({"turn on the light", ""}, {"turn off the lights", "yes"}), 0.6);
+    EXPECT_DOUBLE_EQ(bench::wer({"Volume up!"}, {"volume up"}), 0.0);
+    EXPECT_DOUBLE_EQ(bench::wer({"a b c"}, {"a c"}), 0.5);  // one insertion
+}
+
+TEST(BenchMetrics, RecallAtK) {
+    // 3 queries × 4 items. Query 0's positive ranks 1st, query 1's 3rd, query 2's 4th.
+    const std::vector<float> sim                = {0.9f, 0.1f, 0.2f, 0.3f,   //
+                                                   0.5f, 0.8f, 0.7f, 0.1f,   // positive item 0 (0.5) ranks 3rd
+                                                   0.4f, 0.3f, 0.2f, 0.1f};  // positive item 3 (0.1) ranks 4th
+    const std::vector<std::vector<int64_t>> pos = {{0}, {0}, {3}};
+    EXPECT_DOUBLE_EQ(bench::recall_at_k(sim, 3, 4, pos, 1), 1.0 / 3.0);
+    EXPECT_DOUBLE_EQ(bench::recall_at_k(sim, 3, 4, pos, 3), 2.0 / 3.0);
+    EXPECT_DOUBLE_EQ(bench::recall_at_k(sim, 3, 4, pos, 4), 1.0);
+    // Several positives: the best one counts.
+    EXPECT_DOUBLE_EQ(bench::recall_at_k(sim, 3, 4, {{0}, {0, 1}, {3}}, 1), 2.0 / 3.0);
+}
+
+TEST(BenchMetrics, TextMetricByName) {
+    auto r = bench::text_metric("wer", {"a"}, {"a b"});
+    ASSERT_TRUE(r.is_ok());
+    EXPECT_DOUBLE_EQ(*r, 0.5);
+    EXPECT_FALSE(bench::text_metric("mae", {"a"}, {"a"}).is_ok());
+    EXPECT_FALSE(bench::text_metric("wer", {"a"}, {}).is_ok());
+    EXPECT_TRUE(bench::higher_is_better("chrf"));
+    EXPECT_FALSE(bench::higher_is_better("wer"));
+    EXPECT_FALSE(bench::higher_is_better("mae"));
+}
