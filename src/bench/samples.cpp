@@ -141,6 +141,9 @@ Result<train::Sample> to_sample(const data::Dataset & ds, size_t i, const Sample
             if (!s.loss_mask.empty()) s.loss_mask.resize(size_t(room));
         }
     }
+    // Contrastive captions go through the backbone's text tower: BOS + text must fit too.
+    if (r.objective == train::Objective::Contrastive && int64_t(s.tokens.size()) > fw.config().backbone.max_seq - 1)
+        s.tokens.resize(size_t(std::max<int64_t>(1, fw.config().backbone.max_seq - 1)));
     return s;
 }
 
@@ -200,6 +203,89 @@ Status DatasetSource::next_batch(train::Rng & rng, int64_t n, train::Batch * out
     for (int64_t k = 0; k < n; ++k) {
         const uint32_t i = train_idx_[static_cast<size_t>(rng.below(static_cast<int64_t>(train_idx_.size())))];
         M4_ASSIGN_OR_RETURN(train::Sample s, to_sample(ds_, i, recipe_, fw_));
+        out->push_back(std::move(s));
+    }
+    return Status::ok();
+}
+
+Result<std::unique_ptr<TextWindowSource>> TextWindowSource::create(train::TaskSpec spec, const std::string & data_dir,
+                                                                   const std::string & task, const model::Model & fw,
+                                                                   const TextWindowOptions & o) {
+    M4_ASSIGN_OR_RETURN(data::Dataset ds, data::Dataset::open(data_dir, task, o.split));
+    if (ds.modality() != data::Modality::Text)
+        return invalid_argument(ds.path() + ": not a text split (language modelling needs text documents)");
+    std::unique_ptr<TextWindowSource> src(new TextWindowSource(std::move(spec), std::move(ds), fw));
+    const int64_t room = fw.config().backbone.max_seq - 1;
+    if (room < 1) return invalid_argument(src->ds_.path() + ": the backbone has no room for text");
+    src->window_bytes_ = o.window_bytes > 0 ? o.window_bytes : 6 * room;
+    std::vector<uint32_t> val;
+    uint64_t units = 0;
+    for (size_t i = 0; i < src->ds_.size(); ++i) {
+        const data::Example ex = src->ds_.at(i);
+        if (ex.payload_len == 0) continue;
+        if (in_validation(ex, o.val_share)) {
+            val.push_back(static_cast<uint32_t>(i));
+            continue;
+        }
+        units += (ex.payload_len + uint64_t(src->window_bytes_) - 1) / uint64_t(src->window_bytes_);
+        src->docs_.push_back(static_cast<uint32_t>(i));
+        src->unit_end_.push_back(units);
+    }
+    if (src->docs_.empty()) return invalid_argument(src->ds_.path() + ": no training documents");
+    for (size_t k = 0; k < val.size() && int64_t(k) < o.eval_size; ++k) {
+        M4_ASSIGN_OR_RETURN(train::Sample s, src->window(val[k], 0));
+        src->eval_.push_back(std::move(s));
+    }
+    return src;
+}
+
+Result<train::Sample> TextWindowSource::window(size_t i, uint64_t offset) const {
+    const data::Example ex     = ds_.at(i);
+    const std::string_view doc = ex.text();
+    const size_t wb            = static_cast<size_t>(window_bytes_);
+    size_t a                   = std::min<size_t>(offset, doc.size());
+    if (a > 0) {
+        // Back to the start of the line (within half a window), else forward to the next word.
+        const size_t nl = doc.rfind('\n', a - 1);
+        if (nl != std::string_view::npos && a - (nl + 1) <= wb / 2) {
+            a = nl + 1;
+        } else {
+            const size_t sp = doc.find_first_of(" \n", a);
+            a               = sp == std::string_view::npos ? doc.size() : sp + 1;
+        }
+    }
+    if (a >= doc.size()) a = 0;  // nothing after the offset: the document's start
+    size_t b = std::min(doc.size(), a + wb);
+    while (b > a && b < doc.size() && (static_cast<uint8_t>(doc[b]) & 0xC0) == 0x80) --b;  // whole UTF-8 chars
+    const std::string where = ds_.path() + " #" + std::to_string(i);
+    train::Sample s;
+    const std::string text(doc.substr(a, b - a));
+    if (text.find_first_not_of(" \t\n") != std::string::npos) {
+        auto ids = fw_.tokenizer().encode(text);
+        if (!ids) return ids.status().with_context(where);
+        s.tokens = std::move(*ids);
+    }
+    const size_t room = static_cast<size_t>(fw_.config().backbone.max_seq - 1);
+    if (s.tokens.size() > room)
+        s.tokens.resize(room);
+    else if (b == doc.size() && s.tokens.size() < room)
+        s.tokens.push_back(fw_.tokenizer().eos_id());
+    if (s.tokens.empty()) s.tokens.push_back(fw_.tokenizer().eos_id());
+    s.loss_mask.assign(s.tokens.size(), 1);
+    return s;
+}
+
+Status TextWindowSource::next_batch(train::Rng & rng, int64_t n, train::Batch * out) {
+    out->clear();
+    for (int64_t k = 0; k < n; ++k) {
+        const uint64_t u = static_cast<uint64_t>(rng.below(static_cast<int64_t>(unit_end_.back())));
+        const size_t d =
+            static_cast<size_t>(std::upper_bound(unit_end_.begin(), unit_end_.end(), u) - unit_end_.begin());
+        const uint32_t i = docs_[d];
+        const size_t len = ds_.at(i).payload_len;
+        // A document that fits in one window starts at 0; a longer one at a random byte.
+        const uint64_t off = len <= size_t(window_bytes_) ? 0 : static_cast<uint64_t>(rng.below(int64_t(len)));
+        M4_ASSIGN_OR_RETURN(train::Sample s, window(i, off));
         out->push_back(std::move(s));
     }
     return Status::ok();

@@ -93,4 +93,44 @@ class DatasetSource : public train::DataSource {
     train::Batch eval_;
 };
 
+// Language modelling over a text split whose documents can be far longer than the backbone holds
+// (the pretraining text: one gettext catalogue is a single document of 100 kB). Every document is
+// cut into units of `window_bytes`; a training sample picks a unit uniformly (so text volume, not
+// document count, sets the mix), then a window of that document starting at a random offset
+// snapped back to a line start (or forward to a word start), both drawn from the trainer's Rng.
+// The window is tokenized and cut to max_seq − 1 tokens; EOS follows when it reaches the end of
+// the document. Every token is predicted (loss mask all 1). Validation: whole documents carved
+// out by content hash (in_validation), their first window.
+struct TextWindowOptions {
+    std::string split    = "text";
+    double val_share     = 0.02;
+    int64_t eval_size    = 128;
+    int64_t window_bytes = 0;  // 0: 6 bytes per token of room (max_seq − 1)
+};
+
+class TextWindowSource : public train::DataSource {
+  public:
+    static Result<std::unique_ptr<TextWindowSource>> create(train::TaskSpec spec, const std::string & data_dir,
+                                                            const std::string & task, const model::Model & fw,
+                                                            const TextWindowOptions & o);
+    const train::TaskSpec & task() const override { return spec_; }
+    Status next_batch(train::Rng & rng, int64_t n, train::Batch * out) override;
+    const train::Batch & eval_set() const override { return eval_; }
+    size_t train_docs() const { return docs_.size(); }
+    const data::Dataset & dataset() const { return ds_; }
+    // The sample of document `i` from byte `offset` (snapped as described above).
+    Result<train::Sample> window(size_t i, uint64_t offset) const;
+
+  private:
+    TextWindowSource(train::TaskSpec spec, data::Dataset ds, const model::Model & fw)
+        : spec_(std::move(spec)), ds_(std::move(ds)), fw_(fw) {}
+    train::TaskSpec spec_;
+    data::Dataset ds_;
+    const model::Model & fw_;
+    int64_t window_bytes_ = 0;
+    std::vector<uint32_t> docs_;      // training documents
+    std::vector<uint64_t> unit_end_;  // cumulative window units of docs_
+    train::Batch eval_;
+};
+
 }  // namespace m4::bench

@@ -99,4 +99,26 @@ class Model {
 // token embedding. Returns (name, tensor) pairs in expected_tensors() order.
 std::vector<std::pair<std::string, Tensor>> random_weights(const ModelConfig & c, uint64_t seed, DType dtype);
 
+// A whole random-weight firmware file (m4fw init, the pretraining recipe's starting point).
+struct InitFirmware {
+    nlohmann::json config;        // firmware header: name, version, embed_dim, backbone, encoders (text ids are
+                                  // filled in from the tokenizer)
+    std::string tokenizer_model;  // SentencePiece model bytes (tensor "tokenizer.model")
+    uint64_t seed = 1;
+    DType dtype   = DType::F32;  // linear weights and tok_embed
+    // Pretraining start: norm weights 1 and biases 0 (instead of random_weights' perturbed values,
+    // which let tests see every norm and bias at work). Linear weights and embeddings as random_weights.
+    bool clean_norms           = false;
+    nlohmann::json provenance  = nlohmann::json::object();  // the header's "provenance"
+    const SecretKey * sign_key = nullptr;
+};
+struct InitResult {
+    int64_t parameters  = 0;
+    uint64_t file_bytes = 0;
+    std::string fingerprint;
+};
+// Writes `path` atomically. `where` names the configuration in errors (a bad key, a tokenizer
+// that does not load).
+Result<InitResult> write_random_firmware(const InitFirmware & f, const std::string & path, const std::string & where);
+
 }  // namespace m4::model

@@ -77,6 +77,31 @@ Result<std::string> train_tokenizer(const TokenizerTrainOptions & o) {
                        " --pad_id=0 --bos_id=1 --eos_id=2 --unk_id=3 --character_coverage=1.0" +
                        " --input_sentence_size=" + std::to_string(o.max_sentences) +
                        " --shuffle_input_sentence=false --num_threads=1 --minloglevel=2 --hard_vocab_limit=false";
+    if (o.path_free) {
+        // Lines of the corpus through an iterator; the model proto comes back in memory.
+        class Lines : public sentencepiece::SentenceIterator {
+          public:
+            explicit Lines(const std::string & path) : in_(path, std::ios::binary) { Next(); }
+            bool done() const override { return done_; }
+            void Next() override { done_ = !std::getline(in_, line_); }
+            const std::string & value() const override { return line_; }
+            sentencepiece::util::Status status() const override { return {}; }
+
+          private:
+            std::ifstream in_;
+            std::string line_;
+            bool done_ = false;
+        } lines(o.corpus_path);
+        const std::string a =
+            "--vocab_size=" + std::to_string(o.vocab_size) + " --model_type=" + o.model_type +
+            " --pad_id=0 --bos_id=1 --eos_id=2 --unk_id=3 --character_coverage=1.0" +
+            " --input_sentence_size=" + std::to_string(o.max_sentences) +
+            " --shuffle_input_sentence=false --num_threads=1 --minloglevel=2 --hard_vocab_limit=false";
+        std::string proto;
+        auto st = sentencepiece::SentencePieceTrainer::Train(a, &lines, &proto);
+        if (!st.ok()) return invalid_argument(o.corpus_path + ": tokenizer training failed (" + st.ToString() + ")");
+        return proto;
+    }
     auto st = sentencepiece::SentencePieceTrainer::Train(args);
     if (!st.ok()) return invalid_argument(o.corpus_path + ": tokenizer training failed (" + st.ToString() + ")");
     auto bytes = read_file_bytes(prefix + ".model");

@@ -46,6 +46,10 @@ struct TokenizerTrainOptions {
     int32_t vocab_size     = 512;
     std::string model_type = "bpe";  // bpe | unigram
     uint64_t max_sentences = 200000;
+    // Reads the corpus through an iterator and returns the model proto directly, so the model
+    // records no file path (the corpus' or a temp file's): the same corpus gives the same bytes
+    // wherever it lies (the pretraining recipe uses this).
+    bool path_free = false;
 };
 // Trains a SentencePiece model (ids: pad 0, bos 1, eos 2, unk 3) and returns its bytes.
 Result<std::string> train_tokenizer(const TokenizerTrainOptions & options);

@@ -43,6 +43,8 @@ nlohmann::json Trainer::run_description() const {
         {"clip", o_.clip},
         {"seed", o_.seed},
         {"parameters", model_.params().numel()}};
+    if (!o_.source_weights.empty()) j["source_weights"] = o_.source_weights;
+    if (!o_.source_batch.empty()) j["source_batch"] = o_.source_batch;
     for (auto it = o_.run_extra.begin(); it != o_.run_extra.end(); ++it) j[it.key()] = it.value();
     return j;
 }
@@ -78,10 +80,13 @@ Status Trainer::step(TrainResult * r) {
     const float weight = 1.0f / static_cast<float>(o_.accum);
     Batch batch;
     for (int64_t a = 0; a < o_.accum; ++a) {
-        for (auto * src : sources_) {
-            M4_RETURN_IF_ERROR(src->next_batch(rng_, o_.batch_size, &batch));
-            M4_ASSIGN_OR_RETURN(StepStats st, model_.forward_backward(src->task(), batch, weight));
-            loss += st.loss * weight;
+        for (size_t i = 0; i < sources_.size(); ++i) {
+            DataSource * src = sources_[i];
+            const float w    = weight * (o_.source_weights.empty() ? 1.0f : o_.source_weights[i]);
+            const int64_t n  = o_.source_batch.empty() || o_.source_batch[i] <= 0 ? o_.batch_size : o_.source_batch[i];
+            M4_RETURN_IF_ERROR(src->next_batch(rng_, n, &batch));
+            M4_ASSIGN_OR_RETURN(StepStats st, model_.forward_backward(src->task(), batch, w));
+            loss += st.loss * w;
             r->samples += st.samples;
             r->tokens += st.tokens;
         }
@@ -124,6 +129,9 @@ Result<TrainResult> Trainer::run() {
     if (o_.steps <= 0 || o_.batch_size <= 0 || o_.accum <= 0)
         return invalid_argument("steps, batch size and accumulation must be positive");
     if (sources_.empty()) return invalid_argument("no data source");
+    if ((!o_.source_weights.empty() && o_.source_weights.size() != sources_.size()) ||
+        (!o_.source_batch.empty() && o_.source_batch.size() != sources_.size()))
+        return invalid_argument("source_weights / source_batch need one entry per data source");
     bar_       = o_.progress == Progress::Bar || (o_.progress == Progress::Auto && o_.out && isatty(fileno(o_.out)));
     state_     = TrainState{};
     state_.run = run_description();

@@ -9,10 +9,10 @@
 //     auto result = t.run();      // resumes from o.checkpoint when o.resume and the file exists
 //
 // One update = `accum` micro-batches of `batch_size` samples from every source (their losses are
-// summed: multi-task pretraining), each scaled by 1 / accum. Deterministic for a seed: the only
-// randomness is the data RNG, which the checkpoint saves with the update count, so a run killed
-// at any point and resumed from its last checkpoint produces the same loss curve as one that was
-// never interrupted.
+// summed, optionally weighted per source: multi-task pretraining), each scaled by 1 / accum.
+// Deterministic for a seed: the only randomness is the data RNG, which the checkpoint saves with
+// the update count, so a run killed at any point and resumed from its last checkpoint produces the
+// same loss curve as one that was never interrupted.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -48,6 +48,11 @@ struct TrainerOptions {
     int64_t log_every        = 10;  // Lines: one line per this many updates
     std::FILE * out          = stderr;
     nlohmann::json run_extra = nlohmann::json::object();  // more keys for the run description
+    // Per source, in the order of the sources (empty: every loss weight 1, every micro-batch
+    // batch_size): the weight of its loss in the summed objective and its micro-batch size (≤ 0:
+    // batch_size). Multi-task pretraining mixes objectives this way.
+    std::vector<float> source_weights;
+    std::vector<int64_t> source_batch;
 };
 
 struct EvalResult {

@@ -39,36 +39,21 @@ Status run_init(const InitArgs & a) {
         o.model_type  = t.value("model_type", "bpe");
         M4_ASSIGN_OR_RETURN(tok_bytes, model::train_tokenizer(o));
     }
-    M4_ASSIGN_OR_RETURN(model::Tokenizer tok, model::Tokenizer::from_bytes(tok_bytes, a.config));
-    j["text"]["vocab_size"] = tok.vocab_size();
-    j["text"]["bos_id"]     = tok.bos_id();
-    j["text"]["eos_id"]     = tok.eos_id();
-    j["text"]["pad_id"]     = tok.pad_id();
-    j["text"]["unk_id"]     = tok.unk_id();
-    auto cfg                = model::parse_model_config(j);
-    if (!cfg) return cfg.status().with_context(a.config);
-
-    format::ContainerWriter w(format::FileKind::Firmware);
-    nlohmann::json header = model::model_config_to_json(*cfg);
-    header["format"]      = "m4fw";
-    header["provenance"]  = {{"kind", "random-init"}, {"seed", a.seed}, {"dtype", a.dtype}, {"tokenizer", t}};
-    w.set_header(header);
-    Tensor tok_t = Tensor::empty(DType::U8, Shape{static_cast<int64_t>(tok_bytes.size())});
-    std::memcpy(tok_t.u8(), tok_bytes.data(), tok_bytes.size());
-    w.add("tokenizer.model", tok_t);
-    int64_t params = 0;
-    for (auto & [name, tensor] : model::random_weights(*cfg, a.seed, dtype)) {
-        params += tensor.numel();
-        w.add(name, tensor);
-    }
+    model::InitFirmware f;
+    f.config          = j;
+    f.tokenizer_model = std::move(tok_bytes);
+    f.seed            = a.seed;
+    f.dtype           = dtype;
+    f.provenance      = {{"kind", "random-init"}, {"seed", a.seed}, {"dtype", a.dtype}, {"tokenizer", t}};
+    f.config.erase("tokenizer");
     SecretKey sk;
     if (!a.sign_key.empty()) {
         M4_ASSIGN_OR_RETURN(sk, read_secret_key(a.sign_key));
+        f.sign_key = &sk;
     }
-    M4_RETURN_IF_ERROR(w.write(a.out, a.sign_key.empty() ? nullptr : &sk));
-    M4_ASSIGN_OR_RETURN(format::ContainerFile f, format::ContainerFile::open(a.out, format::FileKind::Firmware));
-    fmt::print("wrote {}: {} parameters ({}), {:.2f} MiB, fingerprint {}\n", a.out, params, a.dtype,
-               f.file_size() / 1048576.0, f.fingerprint());
+    M4_ASSIGN_OR_RETURN(model::InitResult r, model::write_random_firmware(f, a.out, a.config));
+    fmt::print("wrote {}: {} parameters ({}), {:.2f} MiB, fingerprint {}\n", a.out, r.parameters, a.dtype,
+               r.file_bytes / 1048576.0, r.fingerprint);
     return Status::ok();
 }
 
