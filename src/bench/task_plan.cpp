@@ -425,6 +425,35 @@ Status export_task_adapter(const train::TrainModel & tm, const TaskPlan & plan, 
     return adapter::write_adapter(path, m, lora, hw, hb);
 }
 
+nlohmann::json plan_to_json(const TaskPlan & p) {
+    const bool encoder_classify = p.spec.objective == Objective::Classify && p.spec.path == Path::Encoder;
+    return {
+        {"task", p.facts.name},
+        {"group", p.facts.group},
+        {"kind", p.facts.kind},
+        {"metrics", p.metrics},
+        {"higher_is_better", higher_is_better(p.metrics.at(0))},
+        {"path", model::path_name(p.spec.path)},
+        {"objective", train::objective_name(p.spec.objective)},
+        {"classes", p.spec.out_dim},
+        {"prompt", p.recipe.prompt},
+        {"approach", p.approach},
+        {"train",
+         {{"rank", p.train.rank},
+          {"alpha", p.train.alpha},
+          {"targets", p.train.targets},
+          {"train_projector", p.train.train_projector},
+          {"steps", p.train.steps},
+          {"few_shot_steps", p.train.few_shot_steps},
+          {"batch", p.train.batch},
+          {"lr", p.train.lr},
+          {"weight_decay", p.train.weight_decay}}},
+        {"max_new_tokens", p.spec.objective == Objective::LanguageModel ? p.generation.max_new_tokens : 0},
+        {"eval_limit", p.eval_limit},
+        {"zero_shot", !p.zero_shot_templates.empty() || (p.facts.kind == "retrieve" && p.spec.path == Path::Encoder)},
+        {"few_shot", encoder_classify}};
+}
+
 bool higher_is_better(const std::string & metric) {
     return metric != "mae" && metric != "wer";
 }

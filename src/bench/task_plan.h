@@ -96,6 +96,9 @@ Result<std::unique_ptr<train::DataSource>> make_task_source(const TaskPlan & pla
 Status export_task_adapter(const train::TrainModel & tm, const TaskPlan & plan, const std::string & path,
                            const std::string & name, const nlohmann::json & metrics);
 
+// The plan as JSON (m4fw eval --plan; scripts/train-adapters.sh reads it).
+nlohmann::json plan_to_json(const TaskPlan & plan);
+
 // The headline metric's direction: true for accuracy-like metrics, false for mae / wer.
 bool higher_is_better(const std::string & metric);
 

@@ -4,6 +4,8 @@
 //   m4fw eval --zero-shot --task img.fashion_mnist        no adapter: nearest label prompt in the shared
 //                                                         embedding space (encoder-path tasks)
 //
+//   m4fw eval --plan --task T                            the task's plan as JSON (how it is trained, defaults)
+//
 // Common: --firmware F (default: the default firmware), --data DIR (default: data), --batch N,
 // --json (one JSON object on stdout instead of the text lines).
 #include <fmt/format.h>
@@ -17,7 +19,7 @@ namespace {
 struct EvalArgs {
     std::string firmware, adapter, task, data = "data", split = "test";
     int64_t limit = 0, batch = 64;
-    bool zero_shot = false, json = false;
+    bool zero_shot = false, json = false, plan = false;
 };
 
 void print_report(const bench::EvalReport & r, bool zero_shot) {
@@ -31,6 +33,12 @@ void print_report(const bench::EvalReport & r, bool zero_shot) {
 }
 
 Status run_eval(const EvalArgs & a) {
+    if (a.plan) {
+        M4_ASSIGN_OR_RETURN(auto fw, model::Model::load(a.firmware));
+        M4_ASSIGN_OR_RETURN(bench::TaskPlan plan, bench::plan_task(a.data, a.task, fw->config()));
+        fmt::print("{}\n", bench::plan_to_json(plan).dump());
+        return Status::ok();
+    }
     if (a.zero_shot == !a.adapter.empty()) return invalid_argument("m4fw eval: give either --adapter A or --zero-shot");
     M4_ASSIGN_OR_RETURN(auto fw, model::Model::load(a.firmware));
     M4_ASSIGN_OR_RETURN(bench::TaskPlan plan, bench::plan_task(a.data, a.task, fw->config()));
@@ -71,6 +79,7 @@ void add_eval_command(CLI::App & app, int * rc) {
     cmd->add_option("--limit", a->limit, "score an evenly spaced subset of N examples (0: all)");
     cmd->add_option("--batch", a->batch, "requests per model call");
     cmd->add_flag("--json", a->json, "print one JSON object");
+    cmd->add_flag("--plan", a->plan, "print the task's plan (approach, defaults) as JSON and exit");
     cmd->callback([a, rc] { *rc = report(run_eval(*a)); });
 }
 
