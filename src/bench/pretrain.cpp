@@ -314,18 +314,19 @@ Result<PretrainResult> run_pretrain(const PretrainOptions & o) {
     if (!o.overrides.is_null() && !o.overrides.empty()) j.merge_patch(o.overrides);
     if (o.steps > 0) j["training"]["steps"] = o.steps;
     M4_ASSIGN_OR_RETURN(PretrainRecipe r, parse_pretrain_recipe(j, o.recipe));
-    const std::string dir  = o.data_dir.empty() ? r.data_dir : o.data_dir;
-    const std::string work = o.work_dir.empty() ? o.out + ".work" : o.work_dir;
+    const std::string dir = o.data_dir.empty() ? r.data_dir : o.data_dir;
+    const std::string work =
+        o.work_dir.empty() ? "build-pretrain/" + fs::path(o.out).stem().string() : o.work_dir;  // /build*/ is ignored
     const std::string ckpt = o.checkpoint.empty() ? work + "/pretrain.ckpt" : o.checkpoint;
-    std::error_code ec;
-    fs::create_directories(work, ec);
-    if (ec) return io_error(work + ": cannot create the work directory (" + ec.message() + ")");
-    nlohmann::json timing = nlohmann::json::object();
+    nlohmann::json timing  = nlohmann::json::object();
 
     // 2. the data: manifest and split digests
     auto t0 = Clock::now();
     M4_ASSIGN_OR_RETURN(DataCheck data, check_data(dir, r));
     timing["data_check"] = since(t0);
+    std::error_code ec;
+    fs::create_directories(work, ec);
+    if (ec) return io_error(work + ": cannot create the work directory (" + ec.message() + ")");
     say(fmt::format("pretrain {}: data {}/{} (manifest sha256 {}), {} objectives, {} steps", r.name, dir, r.data_task,
                     data.digests["manifest_sha256"].get<std::string>().substr(0, 16), r.objectives.size(),
                     r.trainer.steps));

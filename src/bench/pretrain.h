@@ -66,7 +66,7 @@ struct PretrainOptions {
     std::string recipe;                // recipe file
     std::string out;                   // firmware to write
     std::string data_dir;              // "" → the recipe's data.dir
-    std::string work_dir;              // "" → <out>.work: tokenizer corpus and model, initial firmware, checkpoint
+    std::string work_dir;              // "" → build-pretrain/<out's stem>: tokenizer, initial firmware, checkpoint
     std::string checkpoint;            // "" → <work>/pretrain.ckpt
     bool fresh               = false;  // discard an existing checkpoint (otherwise a rerun continues from it)
     int64_t steps            = 0;      // > 0: overrides training.steps (tests)

@@ -69,6 +69,7 @@ TEST(Pretrain, ErrorsNameTheFileAndTheFault) {
     bench::PretrainOptions o;
     o.recipe   = kRecipe;
     o.out      = dir + "/fw.m4fw";
+    o.work_dir = dir + "/work";
     o.data_dir = dir + "/no-data";
     o.log      = nullptr;
     auto r     = bench::run_pretrain(o);
@@ -115,6 +116,7 @@ TEST(Pretrain, TinyRecipeRecordsProvenanceAndResumesExactly) {
     o.progress  = train::Progress::Off;
     o.log       = nullptr;
     o.out       = dir + "/a.m4fw";
+    o.work_dir  = dir + "/a.work";
     o.command   = "test";
     auto a      = bench::run_pretrain(o);
     ASSERT_TRUE(a.is_ok()) << a.status().message();
@@ -190,6 +192,7 @@ TEST(Pretrain, TinyRecipeRecordsProvenanceAndResumesExactly) {
     // 2. the same run stopped after 2 updates (own work dir: tokenizer trained again), then rerun:
     //    it continues from the checkpoint and ends with the same weights.
     o.out        = dir + "/b.m4fw";
+    o.work_dir   = dir + "/b.work";
     o.stop_after = 2;
     auto b1      = bench::run_pretrain(o);
     ASSERT_TRUE(b1.is_ok()) << b1.status().message();
@@ -201,8 +204,8 @@ TEST(Pretrain, TinyRecipeRecordsProvenanceAndResumesExactly) {
     EXPECT_TRUE(b2->finished);
     EXPECT_EQ(b2->start_step, 2);
     EXPECT_EQ(b2->final_loss, a->final_loss);
-    EXPECT_EQ(read_file_bytes(dir + "/a.m4fw.work/tokenizer.model").value(),
-              read_file_bytes(dir + "/b.m4fw.work/tokenizer.model").value());
+    EXPECT_EQ(read_file_bytes(dir + "/a.work/tokenizer.model").value(),
+              read_file_bytes(dir + "/b.work/tokenizer.model").value());
     const auto ta = tensors(dir + "/a.m4fw"), tb = tensors(dir + "/b.m4fw");
     ASSERT_EQ(ta.size(), tb.size());
     int differ = 0;

@@ -70,7 +70,8 @@ void add_pretrain_command(CLI::App & app, int * rc) {
     cmd->add_option("--recipe", a->recipe, "recipe JSON (recipes/m4-tiny.json)")->required();
     cmd->add_option("--out", a->out, "firmware to write (.m4fw)")->required();
     cmd->add_option("--data", a->data, "benchmark data directory (default: the recipe's data.dir)");
-    cmd->add_option("--work", a->work, "cache of tokenizer, initial firmware and checkpoint (default: OUT.work)");
+    cmd->add_option("--work", a->work,
+                    "cache of tokenizer, initial firmware and checkpoint (default: build-pretrain/<OUT's stem>)");
     cmd->add_option("--checkpoint", a->checkpoint, "checkpoint file (default: WORK/pretrain.ckpt)");
     cmd->add_flag("--resume", a->resume, "continue from the checkpoint when it exists (the default)");
     cmd->add_flag("--fresh", a->fresh, "discard an existing checkpoint and start over");
