@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <functional>
 
@@ -425,6 +426,42 @@ Status export_task_adapter(const train::TrainModel & tm, const TaskPlan & plan, 
     return adapter::write_adapter(path, m, lora, hw, hb);
 }
 
+Status init_zero_shot_head(train::TrainModel & tm, const TaskPlan & plan, const model::Model & fw,
+                           const train::Batch & probe) {
+    const std::string & task = plan.facts.name;
+    if (plan.spec.objective != Objective::Classify || plan.spec.path != Path::Encoder ||
+        plan.zero_shot_templates.empty())
+        return invalid_argument("task '" + task +
+                                "': a zero-shot head needs encoder-path classification with label prompts");
+    train::Param * w = tm.params().find("head.weight");
+    if (!w || w->value.dim(0) != plan.spec.out_dim || w->value.dim(1) != fw.config().embed_dim)
+        return invalid_argument("task '" + task + "': the training run has no classification head of the plan's shape");
+    const int64_t E = fw.config().embed_dim;
+    float * W       = w->value.f32();
+    for (size_t k = 0; k < plan.spec.labels.size(); ++k) {
+        M4_ASSIGN_OR_RETURN(auto e, text_embeddings(fw, zero_shot_prompts(plan)[k]));
+        std::vector<float> mean(static_cast<size_t>(E), 0.0f);
+        for (const auto & v : e)
+            for (int64_t j = 0; j < E; ++j) mean[j] += v[j];
+        double n2 = 0;
+        for (float x : mean) n2 += double(x) * x;
+        const float inv = n2 > 0 ? float(1.0 / std::sqrt(n2)) : 0.0f;
+        for (int64_t j = 0; j < E; ++j) W[static_cast<int64_t>(k) * E + j] = mean[j] * inv;
+    }
+    if (train::Param * b = tm.params().find("head.bias"))
+        std::fill(b->value.f32(), b->value.f32() + b->value.numel(), 0.0f);
+    if (probe.empty()) return Status::ok();
+    // Logits = |z|·cos: rescale the rows so that the mean spread (max − min) of a row is 5.
+    M4_ASSIGN_OR_RETURN(auto logits, tm.infer(plan.spec, probe));
+    double spread = 0;
+    for (const auto & l : logits)
+        spread += *std::max_element(l.begin(), l.end()) - *std::min_element(l.begin(), l.end());
+    spread /= double(logits.size());
+    if (spread > 1e-9)
+        for (int64_t i = 0; i < w->value.numel(); ++i) W[i] *= float(5.0 / spread);
+    return Status::ok();
+}
+
 nlohmann::json plan_to_json(const TaskPlan & p) {
     const bool encoder_classify = p.spec.objective == Objective::Classify && p.spec.path == Path::Encoder;
     return {
@@ -445,6 +482,7 @@ nlohmann::json plan_to_json(const TaskPlan & p) {
           {"train_projector", p.train.train_projector},
           {"steps", p.train.steps},
           {"few_shot_steps", p.train.few_shot_steps},
+          {"zero_shot_init", p.train.zero_shot_init},
           {"batch", p.train.batch},
           {"lr", p.train.lr},
           {"weight_decay", p.train.weight_decay}}},

@@ -41,8 +41,9 @@ struct TrainSettings {
     int64_t batch          = 32;
     float lr               = 3e-3f;
     float weight_decay     = 0.01f;
-    int64_t eval_size      = 256;  // validation samples scored during training
-    int64_t few_shot_steps = 60;   // updates of a few-shot run (--shots)
+    int64_t eval_size      = 256;    // validation samples scored during training
+    int64_t few_shot_steps = 60;     // updates of a few-shot run (--shots)
+    bool zero_shot_init    = false;  // the head starts at the zero-shot classifier (init_zero_shot_head)
 };
 
 // What a plan is derived from: a task's manifest (or, for tests, its registry entry).
@@ -95,6 +96,12 @@ Result<std::unique_ptr<train::DataSource>> make_task_source(const TaskPlan & pla
 // prompt template, decoding settings and `metrics` in the manifest.
 Status export_task_adapter(const train::TrainModel & tm, const TaskPlan & plan, const std::string & path,
                            const std::string & name, const nlohmann::json & metrics);
+
+// Starts a classification head at the zero-shot classifier (CLIP-style): row k = the firmware's
+// averaged text embedding of label k's prompts, scaled so that the logits of the `probe` samples
+// spread over about 5 units. Encoder-path classification tasks with label prompts only.
+Status init_zero_shot_head(train::TrainModel & tm, const TaskPlan & plan, const model::Model & fw,
+                           const train::Batch & probe);
 
 // The plan as JSON (m4fw eval --plan; scripts/train-adapters.sh reads it).
 nlohmann::json plan_to_json(const TaskPlan & plan);

@@ -45,7 +45,8 @@ struct TrainArgs {
     // benchmark tasks
     std::string data = "data", path;
     int64_t shots = 0, val_limit = -1;
-    double val_share = 0.1;
+    double val_share    = 0.1;
+    bool zero_shot_init = false;
     std::set<std::string> given;  // the options given on the command line (the rest default from the plan)
 };
 
@@ -154,6 +155,13 @@ Status run_benchmark_adapter(const TrainArgs & a) {
     mo.train_projector = plan.train.train_projector && plan.spec.path == model::Path::Full;
     mo.seed            = a.init_seed;
     M4_ASSIGN_OR_RETURN(auto tm, train::TrainModel::create(*fw, {plan.spec}, mo));
+    if (a.given.count("--zero-shot-init")) plan.train.zero_shot_init = a.zero_shot_init;
+    if (plan.train.zero_shot_init) {
+        train::Batch probe;
+        train::Rng rng(a.seed + 17);
+        M4_RETURN_IF_ERROR(src->next_batch(rng, 64, &probe));
+        M4_RETURN_IF_ERROR(bench::init_zero_shot_head(*tm, plan, *fw, probe));
+    }
     TrainArgs t    = a;
     t.steps        = plan.train.steps;
     t.batch        = plan.train.batch;
@@ -316,6 +324,8 @@ void add_adapter_options(CLI::App * cmd, TrainArgs * a) {
     cmd->add_option("--path", a->path, "benchmark tasks: run on this path instead of the plan's");
     cmd->add_option("--val-share", a->val_share, "benchmark tasks: share of the train split held out for validation");
     cmd->add_option("--val-limit", a->val_limit, "benchmark tasks: validation examples scored after training");
+    cmd->add_option("--zero-shot-init", a->zero_shot_init,
+                    "benchmark encoder classification: start the head at the zero-shot classifier (true/false)");
 }
 
 // Records which options were given, so a benchmark plan's defaults apply to the rest.
