@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# The hyper-parameter comparisons behind the per-task defaults of src/bench/task_plan.cpp, scored
+# ONLY on the validation share carved out of each task's train split (the score `m4fw adapter train`
+# prints and stores in the adapter's manifest); test splits are never read. Each line of the output
+# table is one variant: the task, the flags added to the plan's defaults, validation score, seconds.
+#
+#   scripts/tune-adapters.sh [--m4fw BIN] [--firmware F] [--data DIR] [--out results/tuning.tsv] [VARIANT-SET…]
+#
+# Variant sets: encoder, fewshot, backbone, lm, full (default: all).
+set -uo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+m4fw="${M4FW:-$root/build/tools/m4fw/m4fw}"
+firmware="${M4_FIRMWARE:-$root/firmware/m4-tiny.m4fw}"
+data="$root/data"
+out="$root/results/tuning.tsv"
+sets=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --m4fw) m4fw="$2"; shift 2 ;;
+    --firmware) firmware="$2"; shift 2 ;;
+    --data) data="$2"; shift 2 ;;
+    --out) out="$2"; shift 2 ;;
+    *) sets+=("$1"); shift ;;
+  esac
+done
+[ ${#sets[@]} -gt 0 ] || sets=(encoder fewshot backbone lm full)
+mkdir -p "$(dirname "$out")"
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+[ -f "$out" ] || printf 'set\ttask\tflags\tvalidation_metric\tvalidation\tseconds\n' > "$out"
+
+# variant SET TASK FLAGS…: trains with the plan's defaults plus FLAGS, records the validation score.
+variant() {
+  local set="$1" task="$2"
+  shift 2
+  local t0 t1 line
+  t0=$(date +%s.%N)
+  line=$("$m4fw" adapter train --task "$task" --data "$data" --firmware "$firmware" --out "$tmp/a.m4a" \
+    --progress off "$@" 2>"$tmp/err" | grep "validation")
+  t1=$(date +%s.%N)
+  if [ -z "$line" ]; then
+    echo "$task $*: failed: $(tail -n 1 "$tmp/err")" >&2
+    return
+  fi
+  # "trained N steps in S s; validation METRIC SCORE (chance C) on K examples"
+  local metric score
+  metric=$(sed -E 's/.*validation (.*) ([-0-9.]+) \(chance.*/\1/' <<<"$line")
+  score=$(sed -E 's/.*validation .* ([-0-9.]+) \(chance.*/\1/' <<<"$line")
+  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$set" "$task" "${*:-(plan)}" "$metric" "$score" \
+    "$(awk "BEGIN { printf \"%.1f\", $t1 - $t0 }")" | tee -a "$out"
+}
+
+for s in "${sets[@]}"; do
+  case "$s" in
+    encoder)  # LoRA on encoder attention vs a head only; steps; learning rate
+      for t in img.fashion_mnist aud.kws imu.har; do
+        variant encoder "$t"
+        variant encoder "$t" --targets none
+        variant encoder "$t" --steps 300
+        variant encoder "$t" --lr 1e-2
+        variant encoder "$t" --zero-shot-init true
+      done ;;
+    fewshot)  # 5 examples per class: head only vs LoRA, zero-shot start vs random start
+      for t in img.fashion_mnist aud.kws imu.har; do
+        variant fewshot "$t" --shots 5
+        variant fewshot "$t" --shots 5 --targets none
+        variant fewshot "$t" --shots 5 --zero-shot-init true
+        variant fewshot "$t" --shots 5 --targets none --zero-shot-init true
+      done ;;
+    backbone)  # text classification: pooled mean (plan) vs LoRA on every linear; steps
+      for t in txt.lang_id txt.topic; do
+        variant backbone "$t"
+        variant backbone "$t" --targets all
+        variant backbone "$t" --lr 1e-3
+      done ;;
+    lm)  # generation on the backbone: learning rate, LoRA on every linear
+      for t in txt.spell txt.reverse_dict; do
+        variant lm "$t"
+        variant lm "$t" --lr 1e-3
+        variant lm "$t" --targets all
+      done ;;
+    full)  # full path: LoRA on encoder + backbone attention (plan) vs the backbone's only
+      for t in mm.imu_caption mm.vqa; do
+        variant full "$t"
+        variant full "$t" --targets 'backbone.*.attn.*'
+        variant full "$t" --batch 16 --steps 300
+      done ;;
+    *) echo "unknown variant set $s" >&2; exit 2 ;;
+  esac
+done
