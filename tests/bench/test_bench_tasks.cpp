@@ -22,10 +22,25 @@ using namespace m4;
 
 namespace {
 
+// Temp dirs of this process, removed when the tests end.
+std::vector<std::string> & temp_dirs() {
+    static std::vector<std::string> dirs;
+    return dirs;
+}
+
+class RemoveTempDirs : public ::testing::Environment {
+  public:
+    void TearDown() override {
+        for (const auto & d : temp_dirs()) fs::remove_all(d);
+    }
+};
+const auto * const kCleanup = ::testing::AddGlobalTestEnvironment(new RemoveTempDirs);
+
 std::string temp_dir(const std::string & name) {
     auto d = fs::temp_directory_path() / ("m4_test_bench_" + name + "_" + std::to_string(::getpid()));
     fs::remove_all(d);
     fs::create_directories(d);
+    temp_dirs().push_back(d.string());
     return d.string();
 }
 
