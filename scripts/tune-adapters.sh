@@ -56,7 +56,7 @@ for s in "${sets[@]}"; do
       for t in img.fashion_mnist aud.kws imu.har; do
         variant encoder "$t"
         variant encoder "$t" --targets none
-        variant encoder "$t" --steps 300
+        variant encoder "$t" --batch 16 --steps 200
         variant encoder "$t" --lr 1e-2
         variant encoder "$t" --zero-shot-init true
       done ;;

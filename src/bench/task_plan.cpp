@@ -61,7 +61,6 @@ const std::map<std::string, Override> & overrides() {
         {"img.char_ocr",
          [](TaskPlan & p) {
              p.zero_shot_templates = {"a photo of the character {label}", "the letter {label}"};
-             p.train.steps         = 250;
          }},
         {"img.font_family", [](TaskPlan & p) { p.zero_shot_templates = {"a word written in the font {label}"}; }},
         {"img.shapes",
@@ -104,8 +103,7 @@ const std::map<std::string, Override> & overrides() {
         {"imu.airwrite", [](TaskPlan & p) { p.zero_shot_templates = {"writing the digit {label} in the air"}; }},
         {"imu.cadence",
          [](TaskPlan & p) {
-             p.train.steps = 200;
-             p.approach    = "regression head on the IMU embedding (targets standardised), LoRA on encoder attention";
+             p.approach = "regression head on the IMU embedding (targets standardised), LoRA on encoder attention";
          }},
         // ---- text (backbone) ----
         {"txt.next_word",
@@ -113,8 +111,10 @@ const std::map<std::string, Override> & overrides() {
              p.generation.max_new_tokens = 6;
              p.approach = "LM on the backbone: the quotation's words, then the next word; first generated word scored";
          }},
+        {"txt.topic", [](TaskPlan & p) { p.train.batch = 16; }},
         {"txt.spell",
          [](TaskPlan & p) {
+             p.train.steps               = 200;
              p.recipe.prompt             = "{input} is spelled";
              p.generation.max_new_tokens = 10;
          }},
@@ -123,24 +123,28 @@ const std::map<std::string, Override> & overrides() {
          [](TaskPlan & p) {
              p.generation.max_new_tokens = 32;
              p.eval_limit                = 500;
+             p.train.batch               = 16;
          }},
         {"txt.grammar",
          [](TaskPlan & p) {
              p.recipe.prompt             = "{input} Corrected:";
              p.generation.max_new_tokens = 64;
              p.eval_limit                = 300;
+             p.train.batch               = 16;
          }},
         {"txt.translate",
          [](TaskPlan & p) {
              p.recipe.prompt             = "{input} Translation:";
              p.generation.max_new_tokens = 64;
              p.eval_limit                = 300;
+             p.train.batch               = 16;
          }},
         // ---- multimodal (full path) ----
         {"mm.caption",
          [](TaskPlan & p) {
              p.generation.max_new_tokens = 40;
              p.eval_limit                = 500;
+             p.train.steps               = 80;
          }},
         {"mm.imu_caption", [](TaskPlan & p) { p.generation.max_new_tokens = 16; }},
         {"mm.transcribe",
@@ -255,7 +259,19 @@ Result<TaskPlan> make_plan(const TaskFacts & facts, const model::ModelConfig & c
     } else {
         return fail("unknown kind '" + facts.kind + "'");
     }
-    auto it = overrides().find(name);
+    // The budget: all adapters plus the few-shot runs train in about half an hour on 2 cores, so
+    // steps × batch follow what a step costs on each path (measured; docs/results.md).
+    if (path == Path::Encoder) {
+        p.train.steps = facts.modality == data::Modality::Image ? 100 : 200;
+        if (facts.kind == "retrieve") p.train.steps = 150;
+    } else if (path == Path::Backbone) {
+        p.train.steps = 150;
+    } else {
+        p.train.batch = 16;
+        p.train.steps = 120;
+    }
+    p.train.few_shot_steps = 40;
+    auto it                = overrides().find(name);
     if (it != overrides().end()) it->second(p);
     p.recipe.objective = p.spec.objective;
     if (p.spec.objective == Objective::Classify && p.spec.out_dim < 2)

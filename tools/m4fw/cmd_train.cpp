@@ -132,6 +132,7 @@ Status run_benchmark_adapter(const TrainArgs & a) {
             return invalid_argument("--shots: few-shot training needs a classification task ('" + a.task + "' is " +
                                     plan.facts.kind + ")");
         plan.train.steps = plan.train.few_shot_steps;
+        plan.train.batch = std::min<int64_t>(plan.train.batch, 16);
     }
     apply_flags(a, &plan);
     if (!a.path.empty()) {
@@ -207,7 +208,11 @@ Status run_benchmark_adapter(const TrainArgs & a) {
     eo.split      = "train";
     eo.validation = true;
     eo.val_share  = a.val_share;
-    eo.limit = a.val_limit >= 0 ? a.val_limit : plan.spec.objective == train::Objective::LanguageModel ? 200 : 1000;
+    // Validation examples scored through the inference path (generation is the slow one).
+    eo.limit = a.val_limit >= 0                                         ? a.val_limit
+               : a.shots > 0                                            ? 500
+               : plan.spec.objective == train::Objective::LanguageModel ? 200
+                                                                        : 1000;
     M4_ASSIGN_OR_RETURN(bench::EvalReport v, bench::evaluate_adapter(*fw, ad, out, plan, a.data, eo));
     metrics["validation"] = v.to_json();
     metrics["validation"].erase("adapter");
