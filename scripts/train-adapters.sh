@@ -86,6 +86,11 @@ if [ "$report_only" -eq 0 ]; then
         --out "$adapters/$t.m4a" --progress off $train_args; then
       run "$t.test" "$results/evals/$t.test.json" -- "$m4fw" eval --adapter "$adapters/$t.m4a" --task "$t" \
         --data "$data" --firmware "$firmware" "${limit_arg[@]}" --json
+      # Further held-out splits (aud.digits: test_real, real recordings).
+      for split in $(/usr/bin/python3 -c "import json,sys; print(' '.join(k for k in json.load(open(sys.argv[1]))['splits'] if k.startswith('test') and k != 'test'))" "$data/$t/manifest.json"); do
+        run "$t.$split" "$results/evals/$t.$split.json" -- "$m4fw" eval --adapter "$adapters/$t.m4a" --task "$t" \
+          --split "$split" --data "$data" --firmware "$firmware" --json
+      done
     fi
     if [ "$zero_shot" -eq 1 ] && [ "$(field zero_shot)" = "True" ]; then
       run "$t.zero" "$results/evals/$t.zero.json" -- "$m4fw" eval --zero-shot --task "$t" --data "$data" \
@@ -157,6 +162,10 @@ for plan_file in sorted(glob.glob(f"{results}/plans/*.json")):
             adm = None
     if adm and "validation" in adm.get("metrics", {}):
         row["validation"] = adm["metrics"]["validation"].get("score")
+    for e in sorted(glob.glob(f"{results}/evals/{t}.test_*.json")):
+        x = load(e)
+        if x:
+            row.setdefault("other_splits", {})[x["split"]] = {"score": x["score"], "chance": x["chance"], "examples": x["examples"]}
     zs = load(f"{results}/evals/{t}.zero.json")
     if zs:
         row["zero_shot"] = zs["score"]
@@ -210,6 +219,8 @@ for r in rows:
     score = fmt(r.get("score"), m)
     if r.get("test_examples") and r.get("test_total") and r["test_examples"] < r["test_total"]:
         score += f" ({r['test_examples']} of {r['test_total']})"
+    for sp, x in r.get("other_splits", {}).items():
+        r["note"] = (r["note"] + "; " if r["note"] else "") + f"{sp}: {fmt(x['score'], m)} on {x['examples']}"
     lines.append(f"| {r['task']} | {r['group']} | {m}{'' if r['higher_is_better'] else ' ↓'} | {score} | "
                  f"{fmt(r.get('chance'), m)} | {fmt(r.get('validation'), m)} | {r['adapter_bytes'] or '–'} | "
                  f"{fmt(r.get('zero_shot'), m)} | {few} | {r['note']} |")
