@@ -83,7 +83,8 @@ Status run_demo(const DemoArgs & a) {
     if (!a.json)
         fmt::print("firmware {} ({}…, {}) loaded once in {:.0f} ms\n\n", a.firmware, fw->fingerprint().substr(0, 16),
                    a.public_key.empty() ? "signature not checked" : "signature verified", load_ms);
-    for (const DemoItem & d : items) {
+    int failed     = 0;
+    auto run_item  = [&](const DemoItem & d) -> Status {
         auto t1 = std::chrono::steady_clock::now();
         M4_ASSIGN_OR_RETURN(adapter::Adapter ad, adapter::Adapter::load(d.adapter, *fw));
         const adapter::Manifest & m = ad.manifest();
@@ -131,8 +132,18 @@ Status run_demo(const DemoArgs & a) {
                        d.prompt.empty() ? "" : fmt::format("  prompt \"{}\"", d.prompt), answer,
                        d.truth.empty() ? "" : fmt::format("   (truth: {})", d.truth), ms);
         }
+        return Status::ok();
+    };
+    // One item's fault (a missing adapter, a bad input) is reported and the others still run.
+    for (const DemoItem & d : items) {
+        Status st = run_item(d);
+        if (st.is_ok()) continue;
+        ++failed;
+        out["items"].push_back({{"title", d.title}, {"adapter", d.adapter}, {"error", st.message()}});
+        if (!a.json) fmt::print("{}\n  error: {}\n\n", d.title.empty() ? d.adapter : d.title, st.message());
     }
     if (a.json) fmt::print("{}\n", out.dump(2));
+    if (failed) return invalid_argument(fmt::format("{}: {} of {} demo items failed", a.spec, failed, items.size()));
     return Status::ok();
 }
 
