@@ -43,7 +43,8 @@ struct TrainSettings {
     float weight_decay     = 0.01f;
     int64_t eval_size      = 256;    // validation samples scored during training
     int64_t few_shot_steps = 60;     // updates of a few-shot run (--shots)
-    bool zero_shot_init    = false;  // the head starts at the zero-shot classifier (init_zero_shot_head)
+    bool zero_shot_init    = false;  // the head starts at the zero-shot classifier (init_zero_shot_head);
+                                     // always for few-shot runs (--shots) of tasks with label prompts
 };
 
 // What a plan is derived from: a task's manifest (or, for tests, its registry entry).

@@ -17,9 +17,9 @@ namespace m4::cli {
 namespace {
 
 struct EvalArgs {
-    std::string firmware, adapter, task, data = "data", split = "test";
+    std::string firmware, adapter, task, data = "data", split = "test", prompts;
     int64_t limit = 0, batch = 64;
-    bool zero_shot = false, json = false, plan = false;
+    bool zero_shot = false, json = false, plan = false, validation = false;
 };
 
 void print_report(const bench::EvalReport & r, bool zero_shot) {
@@ -42,10 +42,20 @@ Status run_eval(const EvalArgs & a) {
     if (a.zero_shot == !a.adapter.empty()) return invalid_argument("m4fw eval: give either --adapter A or --zero-shot");
     M4_ASSIGN_OR_RETURN(auto fw, model::Model::load(a.firmware));
     M4_ASSIGN_OR_RETURN(bench::TaskPlan plan, bench::plan_task(a.data, a.task, fw->config()));
+    if (!a.prompts.empty()) {
+        plan.zero_shot_templates.clear();
+        for (size_t at = 0; at <= a.prompts.size();) {
+            size_t bar = a.prompts.find('|', at);
+            if (bar == std::string::npos) bar = a.prompts.size();
+            if (bar > at) plan.zero_shot_templates.push_back(a.prompts.substr(at, bar - at));
+            at = bar + 1;
+        }
+    }
     bench::EvalOptions o;
-    o.split = a.split;
-    o.limit = a.limit;
-    o.batch = a.batch;
+    o.split      = a.validation ? "train" : a.split;
+    o.validation = a.validation;
+    o.limit      = a.limit;
+    o.batch      = a.batch;
     bench::EvalReport r;
     if (a.zero_shot) {
         M4_ASSIGN_OR_RETURN(r, bench::evaluate_zero_shot(*fw, plan, a.data, o));
@@ -76,9 +86,12 @@ void add_eval_command(CLI::App & app, int * rc) {
     cmd->add_option("--task", a->task, "benchmark task (m4fw data list)")->required();
     cmd->add_option("--data", a->data, "data directory (m4fw data build)");
     cmd->add_option("--split", a->split, "split to score (test, test_real, train …)");
+    cmd->add_flag("--validation", a->validation,
+                  "score the validation share carved out of the train split (for choosing settings; not test)");
     cmd->add_option("--limit", a->limit, "score an evenly spaced subset of N examples (0: all)");
     cmd->add_option("--batch", a->batch, "requests per model call");
     cmd->add_flag("--json", a->json, "print one JSON object");
+    cmd->add_option("--prompts", a->prompts, "zero-shot: label prompt templates with {label}, separated by |");
     cmd->add_flag("--plan", a->plan, "print the task's plan (approach, defaults) as JSON and exit");
     cmd->callback([a, rc] { *rc = report(run_eval(*a)); });
 }

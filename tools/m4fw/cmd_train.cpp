@@ -133,6 +133,8 @@ Status run_benchmark_adapter(const TrainArgs & a) {
                                     plan.facts.kind + ")");
         plan.train.steps = plan.train.few_shot_steps;
         plan.train.batch = std::min<int64_t>(plan.train.batch, 16);
+        // Few-shot heads start at the zero-shot classifier (better on validation: results/tuning.tsv).
+        plan.train.zero_shot_init = !plan.zero_shot_templates.empty() && plan.spec.path == model::Path::Encoder;
     }
     apply_flags(a, &plan);
     if (!a.path.empty()) {
