@@ -5,8 +5,10 @@
 #
 #   scripts/train-adapters.sh [--m4fw BIN] [--firmware F] [--data DIR] [--adapters DIR] [--results DIR]
 #                             [--tasks "img.shapes txt.topic …"] [--shots "1 5 10"] [--no-few-shot]
-#                             [--no-zero-shot] [--few-shot-limit N] [--report-only] [--train-args "…"]
+#                             [--no-zero-shot] [--few-shot-limit N] [--report-only] [--eval-only]
+#                             [--train-args "…"]
 #
+# --eval-only re-scores the adapters already in --adapters and <results>/few-shot (no training).
 # --train-args adds flags to every `m4fw adapter train` (smoke tests: "--steps 3"); the results then
 # are not the plans' and the table says so.
 # Every hyper-parameter comes from the task's plan (src/bench/task_plan.cpp; `m4fw eval --plan --task T`
@@ -26,6 +28,7 @@ few_shot=1
 zero_shot=1
 few_limit=1000
 report_only=0
+eval_only=0
 train_args=""
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -40,8 +43,9 @@ while [ $# -gt 0 ]; do
     --no-zero-shot) zero_shot=0; shift ;;
     --few-shot-limit) few_limit="$2"; shift 2 ;;
     --report-only) report_only=1; shift ;;
+    --eval-only) eval_only=1; shift ;;
     --train-args) train_args="$2"; shift 2 ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     *) echo "train-adapters.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -82,7 +86,8 @@ if [ "$report_only" -eq 0 ]; then
     limit_arg=()
     [ "$limit" -gt 0 ] && limit_arg=(--limit "$limit")
     echo "== $t ($(field approach))"
-    if run "$t.train" /dev/null -- "$m4fw" adapter train --task "$t" --data "$data" --firmware "$firmware" \
+    if { [ "$eval_only" -eq 1 ] && [ -f "$adapters/$t.m4a" ]; } ||
+      run "$t.train" /dev/null -- "$m4fw" adapter train --task "$t" --data "$data" --firmware "$firmware" \
         --out "$adapters/$t.m4a" --progress off $train_args; then
       run "$t.test" "$results/evals/$t.test.json" -- "$m4fw" eval --adapter "$adapters/$t.m4a" --task "$t" \
         --data "$data" --firmware "$firmware" "${limit_arg[@]}" --json
@@ -98,7 +103,8 @@ if [ "$report_only" -eq 0 ]; then
     fi
     if [ "$few_shot" -eq 1 ] && [ "$(field few_shot)" = "True" ]; then
       for k in $shots; do
-        run "$t.${k}shot.train" /dev/null -- "$m4fw" adapter train --task "$t" --shots "$k" --data "$data" \
+        { [ "$eval_only" -eq 1 ] && [ -f "$results/few-shot/$t.${k}shot.m4a" ]; } ||
+          run "$t.${k}shot.train" /dev/null -- "$m4fw" adapter train --task "$t" --shots "$k" --data "$data" \
           --firmware "$firmware" --out "$results/few-shot/$t.${k}shot.m4a" --progress off $train_args &&
           run "$t.${k}shot" "$results/evals/$t.${k}shot.json" -- "$m4fw" eval \
             --adapter "$results/few-shot/$t.${k}shot.m4a" --task "$t" --data "$data" --firmware "$firmware" \
@@ -198,6 +204,10 @@ ad_bytes = sum(r["adapter_bytes"] or 0 for r in rows)
 summary = {"firmware": rel(firmware), "firmware_bytes": fw_bytes, "adapters": len([r for r in rows if r.get("adapter_bytes")]),
            "adapter_bytes_total": ad_bytes, "firmware_plus_adapters_bytes": fw_bytes + ad_bytes,
            "wall_seconds_this_run": float(total) if report_only == "0" else None,
+           "train_seconds_total": sum(float(m.get("seconds") or 0) for m in
+                                      (load(f) or {} for f in glob.glob(f"{results}/logs/*.train.meta"))),
+           "eval_seconds_total": sum(float(m.get("seconds") or 0) for m in
+                                     (load(f) or {} for f in glob.glob(f"{results}/logs/*.meta") if not f.endswith(".train.meta"))),
            "written": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
 with open(f"{results}/results.json", "w") as f:
     json.dump({"summary": summary, "tasks": rows}, f, indent=1)

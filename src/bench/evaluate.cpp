@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <map>
 #include <set>
 #include <unordered_map>
@@ -66,16 +67,27 @@ std::string first_word(std::string_view s) {
 
 // ---- examples → requests --------------------------------------------------------------------
 
-// Indices of the split that are scored: every example, or the carved validation share; then an
-// evenly spaced subset of `limit`.
+// Indices of the split that are scored: every example, or the carved validation share; then, with a
+// limit, the `limit` examples of smallest subset key (bytes 8…15 of the content hash: a fixed
+// pseudo-random subset, independent of the validation carve, which reads bytes 4…7). Not an evenly
+// spaced stride: splits are often written class by class in a cycle, and a stride can alias with it.
 std::vector<size_t> pick(const data::Dataset & ds, const EvalOptions & o) {
     std::vector<size_t> idx;
     for (size_t i = 0; i < ds.size(); ++i)
         if (!o.validation || in_validation(ds.at(i), o.val_share)) idx.push_back(i);
     if (o.limit > 0 && idx.size() > static_cast<size_t>(o.limit)) {
-        std::vector<size_t> sub;
-        for (int64_t j = 0; j < o.limit; ++j) sub.push_back(idx[static_cast<size_t>(j) * idx.size() / o.limit]);
-        idx = std::move(sub);
+        auto key = [&](size_t i) {
+            uint64_t k;
+            std::memcpy(&k, ds.at(i).hash.data() + 8, sizeof k);
+            return std::make_pair(k, i);
+        };
+        std::vector<std::pair<uint64_t, size_t>> keyed;
+        for (size_t i : idx) keyed.push_back(key(i));
+        std::nth_element(keyed.begin(), keyed.begin() + o.limit, keyed.end());
+        keyed.resize(static_cast<size_t>(o.limit));
+        idx.clear();
+        for (const auto & [k, i] : keyed) idx.push_back(i);
+        std::sort(idx.begin(), idx.end());
     }
     return idx;
 }

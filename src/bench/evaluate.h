@@ -36,7 +36,7 @@ namespace m4::bench {
 
 struct EvalOptions {
     std::string split = "test";
-    int64_t limit     = 0;      // score an evenly spaced subset of this many examples (0: all)
+    int64_t limit     = 0;      // score a fixed subset of this many examples (0: all; see subset_key)
     bool validation   = false;  // score only the validation share carved out of `split` (train)
     double val_share  = 0.1;    // … the share DatasetSource carves (must match training)
     int64_t batch     = 64;     // requests per model call

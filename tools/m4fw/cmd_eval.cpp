@@ -88,7 +88,7 @@ void add_eval_command(CLI::App & app, int * rc) {
     cmd->add_option("--split", a->split, "split to score (test, test_real, train …)");
     cmd->add_flag("--validation", a->validation,
                   "score the validation share carved out of the train split (for choosing settings; not test)");
-    cmd->add_option("--limit", a->limit, "score an evenly spaced subset of N examples (0: all)");
+    cmd->add_option("--limit", a->limit, "score a fixed subset of N examples, chosen by content hash (0: all)");
     cmd->add_option("--batch", a->batch, "requests per model call");
     cmd->add_flag("--json", a->json, "print one JSON object");
     cmd->add_option("--prompts", a->prompts, "zero-shot: label prompt templates with {label}, separated by |");
