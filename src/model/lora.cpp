@@ -33,9 +33,23 @@ struct LoraRun {
     const LoraPair * pair;
 };
 
+// Σ a[i]·b[i] with 16 independent partial sums: one dependent chain of float adds would be
+// bound by the add latency, while 16 lanes vectorise (and may be reordered) on any ISA.
+float dot_lanes(const float * a, const float * b, int64_t n) {
+    float   acc[16] = {};
+    int64_t i       = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int j = 0; j < 16; ++j) acc[j] += a[i + j] * b[i + j];
+    float s = 0;
+    for (; i < n; ++i) s += a[i] * b[i];
+    for (float v : acc) s += v;
+    return s;
+}
+
 // y[r, :] += s · B·(A·x[r, :]) for every row of every run — the segmented gather-matmul (SGMV).
 // Rows are independent, so the work is split over rows in one parallel loop for the whole batch,
-// instead of two small GEMM calls per adapter segment.
+// instead of two small GEMM calls per adapter segment. Each thread keeps Bᵀ [R, out] of the pair
+// it is on, so y += Bᵀ[q]·t[q] runs as R contiguous axpys (rows of one adapter are consecutive).
 void lora_sgmv(const std::vector<LoraRun> & runs, const float * x, int64_t in, float * y, int64_t out) {
     std::vector<std::pair<int64_t, const LoraPair *>> rows;
     for (const auto & r : runs)
@@ -43,24 +57,27 @@ void lora_sgmv(const std::vector<LoraRun> & runs, const float * x, int64_t in, f
     ThreadPool::global().parallel_for(
         static_cast<int64_t>(rows.size()),
         [&](int64_t b, int64_t e) {
-            std::vector<float> t;
+            std::vector<float> t, bt;
+            const LoraPair *   current = nullptr;
             for (int64_t k = b; k < e; ++k) {
-                const auto [row, p]  = rows[k];
-                const int64_t R      = p->a.dim(0);
-                const float * xr     = x + row * in;
-                float *       yr     = y + row * out;
-                const float * A      = p->a.f32();  // [R, in]
-                const float * B      = p->b.f32();  // [out, R]
-                t.assign(static_cast<size_t>(R), 0.0f);
-                for (int64_t q = 0; q < R; ++q) {
-                    float acc = 0;
-                    for (int64_t c = 0; c < in; ++c) acc += A[q * in + c] * xr[c];
-                    t[q] = acc * p->scale;
+                const auto [row, p] = rows[k];
+                const int64_t R     = p->a.dim(0);
+                const float * A     = p->a.f32();  // [R, in]
+                if (p != current) {
+                    const float * B = p->b.f32();  // [out, R]
+                    bt.resize(static_cast<size_t>(R * out));
+                    for (int64_t o = 0; o < out; ++o)
+                        for (int64_t q = 0; q < R; ++q) bt[q * out + o] = B[o * R + q];
+                    current = p;
                 }
-                for (int64_t o = 0; o < out; ++o) {
-                    float acc = 0;
-                    for (int64_t q = 0; q < R; ++q) acc += B[o * R + q] * t[q];
-                    yr[o] += acc;
+                const float * xr = x + row * in;
+                float *       yr = y + row * out;
+                t.resize(static_cast<size_t>(R));
+                for (int64_t q = 0; q < R; ++q) t[q] = dot_lanes(A + q * in, xr, in) * p->scale;
+                for (int64_t q = 0; q < R; ++q) {
+                    const float * bq = bt.data() + q * out;
+                    const float   tq = t[q];
+                    for (int64_t o = 0; o < out; ++o) yr[o] += bq[o] * tq;
                 }
             }
         },
