@@ -4,7 +4,10 @@
 // Starts its own m4fwd on a temporary socket and state directory (so the settings are known),
 // registers M random adapters spread over N apps — each app a real uid when run as root, so the
 // daemon sees N apps through SO_PEERCRED — and runs C closed-loop clients for S seconds. Prints
-// throughput, p50/p99 latency, BUSY and errors. --compare runs, in one invocation, the three loads
+// throughput, p50/p99 latency, BUSY and errors. Throughput and latency count only the replies that
+// arrive inside the measurement window [start + warm-up, start + duration] of each client process:
+// replies to requests still queued at the end (seconds later, under a deep queue) would otherwise
+// inflate the rate, and the first batches of a load would depress it. --compare runs, in one invocation, the three loads
 // the service issue compares: 1 adapter, M adapters, and M adapters served one request at a time.
 #include <fmt/format.h>
 #include <signal.h>
@@ -35,6 +38,7 @@ struct BenchArgs {
     int         new_tokens = 16;
     int         apps = 4, adapters = 64, concurrency = 64, max_batch = 64;
     double      duration = 5;
+    double      warmup   = -1;  // seconds; < 0: a quarter of the duration
     bool        compare = false;
 };
 
@@ -44,6 +48,10 @@ struct LoadResult {
     double              seconds = 0;
     double              mean_batch = 0;
 };
+
+double warmup_seconds(const BenchArgs & a) {
+    return a.warmup >= 0 ? a.warmup : a.duration / 4;
+}
 
 std::string self_dir() {
     return std::filesystem::canonical("/proc/self/exe").parent_path().string();
@@ -68,7 +76,9 @@ LoadResult run_clients(const std::string & sock, const std::vector<std::string> 
     std::mutex                   mu;
     LoadResult                   total;
     std::vector<std::thread>     threads;
-    const auto                   end = Clock::now() + std::chrono::duration<double>(a.duration);
+    const auto                   start = Clock::now();
+    const auto                   end   = start + std::chrono::duration<double>(a.duration);
+    const auto                   from  = start + std::chrono::duration<double>(warmup_seconds(a));
     std::atomic<uint64_t>        rows{0}, replies{0};
     for (int t = 0; t < clients; ++t) {
         threads.emplace_back([&, t] {
@@ -92,12 +102,15 @@ LoadResult run_clients(const std::string & sock, const std::vector<std::string> 
                 req.set_adapter(names[(t + k * clients) % names.size()]);
                 auto t0 = Clock::now();
                 auto r  = (*c)->infer(req);
-                double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+                const auto done   = Clock::now();
+                double     ms     = std::chrono::duration<double, std::milli>(done - t0).count();
+                const bool inside = done >= from && done <= end;
                 if (!r) {
                     mine.errors++;
                     break;
                 }
                 if (r->status() == v1::STATUS_OK) {
+                    if (!inside) continue;
                     mine.ok++;
                     mine.latency_ms.push_back(ms);
                     rows += r->infer().batch_rows();
@@ -115,7 +128,7 @@ LoadResult run_clients(const std::string & sock, const std::vector<std::string> 
         });
     }
     for (auto & th : threads) th.join();
-    total.seconds    = a.duration;
+    total.seconds    = a.duration - warmup_seconds(a);
     total.mean_batch = replies ? double(rows) / double(replies) : 0;
     return total;
 }
@@ -248,7 +261,7 @@ Result<LoadResult> run_load(const BenchArgs & a, int n_adapters, int max_batch, 
         total.latency_ms.insert(total.latency_ms.end(), r.latency_ms.begin(), r.latency_ms.end());
     }
     total.mean_batch = total.ok ? total.mean_batch / double(total.ok) : 0;
-    total.seconds    = a.duration;
+    total.seconds    = a.duration - warmup_seconds(a);
     stop_daemon();
     return total;
 }
@@ -266,6 +279,8 @@ void print(const std::string & what, const BenchArgs & a, int adapters, int max_
 
 Status run_bench_service(const BenchArgs & a) {
     if (a.firmware.empty()) return invalid_argument("--firmware is required");
+    if (a.duration <= 0 || warmup_seconds(a) >= a.duration)
+        return invalid_argument(fmt::format("--warmup ({} s) must be shorter than --duration ({} s)", warmup_seconds(a), a.duration));
     if (::geteuid() != 0 && a.apps > 1)
         fmt::print("note: not root, so every client runs as this one uid (one app)\n");
     if (!a.compare) {
@@ -297,6 +312,7 @@ void add_bench_service_command(CLI::App & bench, int * rc) {
     cmd->add_option("--adapters", a->adapters, "distinct adapters in flight");
     cmd->add_option("--concurrency", a->concurrency, "closed-loop clients in all");
     cmd->add_option("--duration", a->duration, "seconds per load");
+    cmd->add_option("--warmup", a->warmup, "seconds at the start of each load not measured (default: a quarter of --duration)");
     cmd->add_option("--max-batch", a->max_batch, "the daemon's max_batch_items");
     cmd->add_option("--modality", a->modality, "image | imu | text");
     cmd->add_option("--task", a->task, "classify (encoder or backbone path) | generate (full or backbone path)");
