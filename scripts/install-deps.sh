@@ -12,6 +12,8 @@ packages=(
   libprotobuf-dev protobuf-compiler libstb-dev libsndfile1-dev libcli11-dev libfmt-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
+  # oneDNN: only the baseline inside `m4fw bench kernels` (the engine never links it)
+  libdnnl-dev
   # numerics oracle (PyTorch under /usr/bin/python3); OpenMP OpenBLAS so torch and BLAS share the cores
   python3 python3-torch python3-numpy libopenblas0-openmp
   # zlib (gzip members of packaged data sets)

@@ -20,6 +20,7 @@
 #include <tuple>
 #include <vector>
 
+#include "kernels/avx512/kernels.h"
 #include "op_cases.h"
 #include "tensor/tensor.h"
 
@@ -143,11 +144,8 @@ std::vector<float> matmul_scale(const MatmulShape & s, const MatmulData & d) {
     return scale;
 }
 
-}  // namespace
-
-void check_matmul(Isa isa, DType dt) {
-    const kern::MatmulFn fn = ops::kernel_table(isa).matmul[static_cast<int>(dt)];
-    ASSERT_NE(fn, nullptr);
+// One matmul kernel against the scalar reference on every shape of matmul_shapes().
+void check_matmul_kernel(kern::MatmulFn fn, DType dt) {
     const float rtol = dt == DType::I8 ? 1e-6f : 1e-5f;
     uint32_t seed    = 100;
     for (const MatmulShape & s : matmul_shapes()) {
@@ -175,6 +173,15 @@ void check_matmul(Isa isa, DType dt) {
                                  s.K, s.bias, s.accumulate, s.ldx_pad, s.ldy_pad, s.ties ? " ties" : ""));
         if (::testing::Test::HasFailure()) return;
     }
+}
+
+}  // namespace
+
+void check_matmul(Isa isa, DType dt) {
+    const kern::MatmulFn fn = ops::kernel_table(isa).matmul[static_cast<int>(dt)];
+    ASSERT_NE(fn, nullptr);
+    check_matmul_kernel(fn, dt);
+    if (::testing::Test::HasFailure()) return;
     // The dispatched entry point follows the ceiling (set by the caller to `isa`).
     const MatmulShape s{33, 65, 129, true, true, 3, 1};
     const MatmulData d     = make_matmul_data(s, dt, 7);
@@ -418,6 +425,14 @@ void check_log(Isa) {
 namespace {
 
 class OpCaseTest : public ::testing::TestWithParam<std::tuple<size_t, Isa>> {};
+
+// The AVX-512BW int8 kernel serves CPUs without VNNI; on a VNNI CPU the table holds the VNNI one,
+// so this tests the BW kernel directly wherever AVX-512 runs.
+TEST(Kernels, Int8Avx512BwMatchesReference) {
+    if (static_cast<int>(cpu_features().detected) < static_cast<int>(Isa::Avx512))
+        GTEST_SKIP() << "this CPU lacks avx512 (it has: " << cpu_features().describe() << ")";
+    check_matmul_kernel(kern::matmul_fwd_i8_avx512bw, DType::I8);
+}
 
 TEST_P(OpCaseTest, Matches) {
     const auto [index, isa] = GetParam();

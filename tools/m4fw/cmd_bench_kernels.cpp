@@ -2,11 +2,20 @@
 // Google Benchmark of the matmul kernels the dispatcher selects on this CPU (f32, bf16 and int8
 // weights) for M ∈ {1, 16, 128, 512, 1024} and square K = N ∈ {512, 1024}, 2 threads by default
 // (M4_THREADS), reported as GFLOP/s; the scalar reference is measured in the same run at M ≤ 128
-// and the summary prints each kernel's ratio to it.
+// and the summary prints each kernel's ratio to it. Built with oneDNN (Debian's libdnnl-dev, linked
+// into this benchmark only), the same shapes also run through oneDNN's GEMMs (dnnl_sgemm for f32,
+// dnnl_gemm_u8s8s32 on pre-quantized activations for int8 — m4's int8 path also quantizes the
+// activations in the timed loop) and the summary prints m4 / oneDNN. oneDNN runs on OpenMP; its
+// benchmarks are registered after m4's so its spinning threads do not share the cores with m4's.
 #include <benchmark/benchmark.h>
 #include <fmt/format.h>
 
+#include <cstdint>
 #include <map>
+
+#ifdef M4_HAVE_ONEDNN
+#include <dnnl.h>
+#endif
 
 #include "base/cpu.h"
 #include "base/thread_pool.h"
@@ -39,6 +48,34 @@ void bench_matmul(benchmark::State & st, DType dt, int64_t M, int64_t K, int64_t
                                                 benchmark::Counter::kIsRate);
 }
 
+#ifdef M4_HAVE_ONEDNN
+void bench_onednn(benchmark::State & st, DType dt, int64_t M, int64_t K, int64_t N) {
+    std::vector<float> wf(N * K), x(M * K), y(M * N);
+    for (int64_t i = 0; i < N * K; ++i) wf[i] = 0.01f * float((i * 37) % 101 - 50);
+    for (int64_t i = 0; i < M * K; ++i) x[i] = 0.02f * float((i * 13) % 97 - 48);
+    std::vector<uint8_t> xq(M * K);
+    std::vector<int8_t>  wq(N * K);
+    std::vector<int32_t> yq(M * N);
+    for (int64_t i = 0; i < M * K; ++i) xq[i] = static_cast<uint8_t>((i * 13) % 97 + 80);
+    for (int64_t i = 0; i < N * K; ++i) wq[i] = static_cast<int8_t>((i * 37) % 101 - 50);
+    const int32_t co = 0;
+    for (auto _ : st) {
+        dnnl_status_t rc = dt == DType::F32
+                               ? dnnl_sgemm('N', 'T', M, N, K, 1.0f, x.data(), K, wf.data(), K, 0.0f, y.data(), N)
+                               : dnnl_gemm_u8s8s32('N', 'T', 'F', M, N, K, 1.0f, xq.data(), K, 0, wq.data(), K, 0, 0.0f,
+                                                   yq.data(), N, &co);
+        if (rc != dnnl_success) {
+            st.SkipWithError("oneDNN GEMM failed");
+            return;
+        }
+        benchmark::DoNotOptimize(y.data());
+        benchmark::DoNotOptimize(yq.data());
+    }
+    st.counters["GFLOP/s"] = benchmark::Counter(2.0 * double(M) * double(N) * double(K) * 1e-9 * double(st.iterations()),
+                                                benchmark::Counter::kIsRate);
+}
+#endif
+
 // Collects GFLOP/s per benchmark name for the summary.
 class CollectingReporter : public benchmark::ConsoleReporter {
   public:
@@ -69,6 +106,17 @@ int run_kernel_bench(const KernelBenchArgs & a) {
                         ->UseRealTime();
                     names.push_back(name);
                 }
+#ifdef M4_HAVE_ONEDNN
+    for (DType dt : {DType::F32, DType::I8})
+        for (int64_t KN : {512, 1024})
+            for (int64_t M : {1, 16, 128, 512, 1024}) {
+                std::string name = fmt::format("matmul/{}/M{}/K{}/N{}/onednn", dtype_name(dt), M, KN, KN);
+                benchmark::RegisterBenchmark(name.c_str(), bench_onednn, dt, M, KN, KN)
+                    ->MinTime(a.min_time)
+                    ->Unit(benchmark::kMicrosecond)
+                    ->UseRealTime();
+            }
+#endif
     std::string filter = "--benchmark_filter=" + a.filter;
     std::string color  = "--benchmark_color=false";
     char *      argv[] = {const_cast<char *>("m4fw"), filter.data(), color.data()};
@@ -82,6 +130,17 @@ int run_kernel_bench(const KernelBenchArgs & a) {
         std::string ref = name.substr(0, name.size() - 5) + "/reference";
         if (auto it = rep.gflops.find(ref); it != rep.gflops.end())
             fmt::print("  {:<36} {:8.1f} GFLOP/s  {:6.1f}x\n", name.substr(0, name.size() - 5), g, g / it->second);
+    }
+    bool any = false;
+    for (const auto & [name, g] : rep.gflops) {
+        if (name.size() < 5 || name.substr(name.size() - 5) != "/fast") continue;
+        std::string other = name.substr(0, name.size() - 5) + "/onednn";
+        if (auto it = rep.gflops.find(other); it != rep.gflops.end()) {
+            if (!any) fmt::print("\nm4 / oneDNN (same run):\n");
+            any = true;
+            fmt::print("  {:<36} m4 {:8.1f}  oneDNN {:8.1f} GFLOP/s  {:5.2f}x\n", name.substr(0, name.size() - 5), g,
+                       it->second, g / it->second);
+        }
     }
     benchmark::Shutdown();
     return 0;

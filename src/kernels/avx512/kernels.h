@@ -10,6 +10,7 @@ namespace m4::kern {
 void matmul_fwd_f32_avx512(const MatmulArgs & a);
 void matmul_fwd_bf16_avx512(const MatmulArgs & a);  // needs avx512_bf16
 void matmul_fwd_i8_avx512(const MatmulArgs & a);    // needs avx512_vnni
+void matmul_fwd_i8_avx512bw(const MatmulArgs & a);  // AVX-512BW only: for CPUs without VNNI
 void softmax_fwd_f32_avx512(const float * x, float * y, int64_t M, int64_t N);
 void rmsnorm_fwd_f32_avx512(const float * x, const float * w, float * y, int64_t M, int64_t C, float eps);
 void layernorm_fwd_f32_avx512(const float * x, const float * w, const float * b, float * y, int64_t M, int64_t C,

@@ -1,5 +1,6 @@
 // matmul_fwd_i8_avx512 — W8A8 int8 matmul with VPDPBUSD (AVX-512-VNNI), registered only when
-// the CPU has VNNI.
+// the CPU has VNNI; matmul_fwd_i8_avx512bw — the same function for CPUs without VNNI, with x
+// kept as s8 and both sides widened to s16 for VPMADDWD (exact too; no compensation needed).
 // Reference: ops::matmul_forward_ref (src/ops/matmul.cpp), DType::I8. Bit-exact by construction:
 //   1. each row of x is quantised exactly as the reference does it (max|x|/127, IEEE division,
 //      round half to even, clamp to ±127);
@@ -22,8 +23,8 @@ namespace {
 
 constexpr int kRne = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
 
-// xq[0:K] = qx + 128 for one row of x; returns sx.
-float quantize_row(const float * x, uint8_t * xq, int64_t K) {
+// xq[0:K] = qx + bias for one row of x (bias 128: u8 for VPDPBUSD; 0: s8); returns sx.
+float quantize_row(const float * x, uint8_t * xq, int64_t K, int32_t offset) {
     __m512 vmax = _mm512_setzero_ps();
     int64_t k   = 0;
     for (; k + 16 <= K; k += 16) vmax = _mm512_max_ps(vmax, _mm512_abs_ps(_mm512_loadu_ps(x + k)));
@@ -32,7 +33,7 @@ float quantize_row(const float * x, uint8_t * xq, int64_t K) {
     const float sx   = amax > 0.0f ? amax / 127.0f : 1.0f;
     const __m512 vsx = _mm512_set1_ps(sx);
     const __m512 lo = _mm512_set1_ps(-127.0f), hi = _mm512_set1_ps(127.0f);
-    const __m512i bias = _mm512_set1_epi32(128);
+    const __m512i bias = _mm512_set1_epi32(offset);
     for (k = 0; k < K; k += 16) {
         const __mmask16 mk = avx512::tail16(K - k);
         const __m512 q     = _mm512_roundscale_ps(_mm512_div_ps(_mm512_maskz_loadu_ps(mk, x + k), vsx), kRne);
@@ -63,7 +64,41 @@ void store_i8x4(float * y, __m128i dot, float sx, const float * w_scale, const f
     _mm512_mask_storeu_ps(y, mk, v);
 }
 
+// x quantised per row once per call: M·K bytes plus one scale per row.
+void quantize_rows(const MatmulArgs & a, uint8_t * xq, int64_t ldq, float * sx, int32_t offset) {
+    ThreadPool::global().parallel_for(
+        a.M,
+        [&](int64_t m0, int64_t m1) {
+            for (int64_t m = m0; m < m1; ++m) sx[m] = quantize_row(a.x + m * a.ldx, xq + m * ldq, a.K, offset);
+        },
+        std::max<int64_t>(1, (int64_t{1} << 16) / std::max<int64_t>(a.K, 1)));
+}
+
 }  // namespace
+
+void matmul_fwd_i8_avx512bw(const MatmulArgs & a) {
+    using namespace avx512;
+    if (a.M <= 0 || a.N <= 0) return;
+    const int64_t ldq = round_up(std::max<int64_t>(a.K, 1), 64);
+    Scratch qbuf(static_cast<size_t>(a.M * ldq));
+    Scratch sbuf(static_cast<size_t>(a.M) * sizeof(float));
+    const int8_t * xq = qbuf.as<int8_t>();
+    float * sx        = sbuf.as<float>();
+    quantize_rows(a, qbuf.as<uint8_t>(), ldq, sx, 0);
+    const int8_t * w  = static_cast<const int8_t *>(a.w);
+    const int nr_max  = a.M == 1 ? kNrGemv : kNr;
+    for_each_block(a.M, a.N, a.K, [&](int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+        for_each_tile(
+            m0, m1, n0, n1, nr_max, [](int64_t, int) {},
+            [&](int mr, int nr, int64_t m, int64_t n) {
+                dot_tile_any<S8S8WideTraits>(mr, nr, xq + m * ldq, ldq, w + n * a.K, a.K, a.K, [&](int i, int q, __m128i s) {
+                    const int64_t col = n + 4 * q;
+                    store_i8x4(a.y + (m + i) * a.ldy + col, s, sx[m + i], a.w_scale + col,
+                               a.bias ? a.bias + col : nullptr, std::min(4, nr - 4 * q), a.accumulate);
+                });
+            });
+    });
+}
 
 void matmul_fwd_i8_avx512(const MatmulArgs & a) {
     using namespace avx512;
@@ -74,12 +109,7 @@ void matmul_fwd_i8_avx512(const MatmulArgs & a) {
     Scratch sbuf(static_cast<size_t>(a.M) * sizeof(float));
     uint8_t * xq = qbuf.as<uint8_t>();
     float * sx   = sbuf.as<float>();
-    ThreadPool::global().parallel_for(
-        a.M,
-        [&](int64_t m0, int64_t m1) {
-            for (int64_t m = m0; m < m1; ++m) sx[m] = quantize_row(a.x + m * a.ldx, xq + m * ldq, a.K);
-        },
-        std::max<int64_t>(1, (int64_t{1} << 16) / std::max<int64_t>(a.K, 1)));
+    quantize_rows(a, xq, ldq, sx, 128);
 
     const int8_t * w = static_cast<const int8_t *>(a.w);
     for_each_block(a.M, a.N, a.K, [&](int64_t m0, int64_t m1, int64_t n0, int64_t n1) {

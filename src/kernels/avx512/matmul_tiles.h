@@ -128,6 +128,22 @@ struct U8S8Traits {
     static Sum reduce(Acc a, Acc b, Acc c, Acc d) { return reduce4_epi32(a, b, c, d); }
 };
 
+// x and W both s8, widened to s16: VPMADDWD adds two exact products into each int32 lane
+// (AVX-512BW; the int8 path of CPUs without VNNI). 32 elements per step; no compensation.
+struct S8S8WideTraits {
+    using X                    = int8_t;
+    using W                    = int8_t;
+    using V                    = __m512i;
+    using Acc                  = __m512i;
+    using Sum                  = __m128i;
+    static constexpr int kStep = 32;
+    static Acc zero() { return _mm512_setzero_si512(); }
+    static V load(const int8_t * p) { return _mm512_cvtepi8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(p))); }
+    static V load_tail(const int8_t * p, int64_t n) { return _mm512_cvtepi8_epi16(_mm256_maskz_loadu_epi8(tail32(n), p)); }
+    static Acc madd(Acc c, V x, V w) { return _mm512_add_epi32(c, _mm512_madd_epi16(x, w)); }
+    static Sum reduce(Acc a, Acc b, Acc c, Acc d) { return reduce4_epi32(a, b, c, d); }
+};
+
 // The same with the compensation folded in, for GEMV (M = 1) where a separate pass for Σqw
 // would read W twice: each step also adds 128·w into a second accumulator, and the two are
 // subtracted lane-wise before the reduction, so the sums come out as Σ qx·qw directly.
