@@ -49,27 +49,27 @@ void bench_matmul(benchmark::State & st, DType dt, int64_t M, int64_t K, int64_t
 }
 
 #ifdef M4_HAVE_ONEDNN
+// The same products through oneDNN: f32 as in bench_matmul, int8 as u8 activations × s8 weights.
 void bench_onednn(benchmark::State & st, DType dt, int64_t M, int64_t K, int64_t N) {
-    std::vector<float> wf(N * K), x(M * K), y(M * N);
-    for (int64_t i = 0; i < N * K; ++i) wf[i] = 0.01f * float((i * 37) % 101 - 50);
-    for (int64_t i = 0; i < M * K; ++i) x[i] = 0.02f * float((i * 13) % 97 - 48);
-    std::vector<uint8_t> xq(M * K);
-    std::vector<int8_t>  wq(N * K);
-    std::vector<int32_t> yq(M * N);
-    for (int64_t i = 0; i < M * K; ++i) xq[i] = static_cast<uint8_t>((i * 13) % 97 + 80);
-    for (int64_t i = 0; i < N * K; ++i) wq[i] = static_cast<int8_t>((i * 37) % 101 - 50);
+    const bool           f32 = dt == DType::F32;
+    std::vector<float>   w(f32 ? N * K : 0), x(f32 ? M * K : 0), y(f32 ? M * N : 0);
+    std::vector<int8_t>  wq(f32 ? 0 : N * K);
+    std::vector<uint8_t> xq(f32 ? 0 : M * K);
+    std::vector<int32_t> yq(f32 ? 0 : M * N);
+    for (size_t i = 0; i < w.size(); ++i) w[i] = 0.01f * float((i * 37) % 101 - 50.0f);
+    for (size_t i = 0; i < x.size(); ++i) x[i] = 0.02f * float((i * 13) % 97 - 48.0f);
+    for (size_t i = 0; i < wq.size(); ++i) wq[i] = static_cast<int8_t>(int((i * 37) % 101) - 50);
+    for (size_t i = 0; i < xq.size(); ++i) xq[i] = static_cast<uint8_t>((i * 13) % 97 + 80);
     const int32_t co = 0;
     for (auto _ : st) {
-        dnnl_status_t rc = dt == DType::F32
-                               ? dnnl_sgemm('N', 'T', M, N, K, 1.0f, x.data(), K, wf.data(), K, 0.0f, y.data(), N)
-                               : dnnl_gemm_u8s8s32('N', 'T', 'F', M, N, K, 1.0f, xq.data(), K, 0, wq.data(), K, 0, 0.0f,
-                                                   yq.data(), N, &co);
+        const dnnl_status_t rc =
+            f32 ? dnnl_sgemm('N', 'T', M, N, K, 1.0f, x.data(), K, w.data(), K, 0.0f, y.data(), N)
+                : dnnl_gemm_u8s8s32('N', 'T', 'F', M, N, K, 1.0f, xq.data(), K, 0, wq.data(), K, 0, 0.0f, yq.data(), N, &co);
         if (rc != dnnl_success) {
             st.SkipWithError("oneDNN GEMM failed");
             return;
         }
-        benchmark::DoNotOptimize(y.data());
-        benchmark::DoNotOptimize(yq.data());
+        benchmark::DoNotOptimize(f32 ? static_cast<void *>(y.data()) : static_cast<void *>(yq.data()));
     }
     st.counters["GFLOP/s"] = benchmark::Counter(2.0 * double(M) * double(N) * double(K) * 1e-9 * double(st.iterations()),
                                                 benchmark::Counter::kIsRate);
@@ -124,24 +124,21 @@ int run_kernel_bench(const KernelBenchArgs & a) {
     benchmark::Initialize(&argc, argv);
     CollectingReporter rep;
     benchmark::RunSpecifiedBenchmarks(&rep);
-    fmt::print("\nspeed-up over the scalar reference (same run):\n");
-    for (const auto & [name, g] : rep.gflops) {
-        if (name.size() < 5 || name.substr(name.size() - 5) != "/fast") continue;
-        std::string ref = name.substr(0, name.size() - 5) + "/reference";
-        if (auto it = rep.gflops.find(ref); it != rep.gflops.end())
-            fmt::print("  {:<36} {:8.1f} GFLOP/s  {:6.1f}x\n", name.substr(0, name.size() - 5), g, g / it->second);
-    }
-    bool any = false;
-    for (const auto & [name, g] : rep.gflops) {
-        if (name.size() < 5 || name.substr(name.size() - 5) != "/fast") continue;
-        std::string other = name.substr(0, name.size() - 5) + "/onednn";
-        if (auto it = rep.gflops.find(other); it != rep.gflops.end()) {
-            if (!any) fmt::print("\nm4 / oneDNN (same run):\n");
+    // Each "…/fast" result against its "…/<baseline>" twin of the same shape, where both ran.
+    auto print_ratios = [&](const std::string & baseline, const std::string & title) {
+        bool any = false;
+        for (const auto & [name, g] : rep.gflops) {
+            if (name.size() < 5 || name.substr(name.size() - 5) != "/fast") continue;
+            const std::string shape = name.substr(0, name.size() - 5);
+            auto              it    = rep.gflops.find(shape + "/" + baseline);
+            if (it == rep.gflops.end()) continue;
+            if (!any) fmt::print("\n{} (same run):\n", title);
             any = true;
-            fmt::print("  {:<36} m4 {:8.1f}  oneDNN {:8.1f} GFLOP/s  {:5.2f}x\n", name.substr(0, name.size() - 5), g,
-                       it->second, g / it->second);
+            fmt::print("  {:<36} m4 {:8.1f}  {} {:8.1f} GFLOP/s  {:6.2f}x\n", shape, g, baseline, it->second, g / it->second);
         }
-    }
+    };
+    print_ratios("reference", "speed-up over the scalar reference");
+    print_ratios("onednn", "m4 / oneDNN");
     benchmark::Shutdown();
     return 0;
 }

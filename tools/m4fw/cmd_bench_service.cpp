@@ -7,8 +7,9 @@
 // throughput, p50/p99 latency, BUSY and errors. Throughput and latency count only the replies that
 // arrive inside the measurement window [start + warm-up, start + duration] of each client process:
 // replies to requests still queued at the end (seconds later, under a deep queue) would otherwise
-// inflate the rate, and the first batches of a load would depress it. --compare runs, in one invocation, the three loads
-// the service issue compares: 1 adapter, M adapters, and M adapters served one request at a time.
+// inflate the rate, and the first batches of a load would depress it. --compare runs, in one
+// invocation, the three loads the service issue compares: 1 adapter, M adapters, and M adapters
+// served one request at a time.
 #include <fmt/format.h>
 #include <signal.h>
 #include <sys/stat.h>

@@ -23,7 +23,7 @@ namespace {
 
 constexpr int kRne = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
 
-// xq[0:K] = qx + bias for one row of x (bias 128: u8 for VPDPBUSD; 0: s8); returns sx.
+// xq[0:K] = qx + offset for one row of x (offset 128: u8 for VPDPBUSD; 0: s8); returns sx.
 float quantize_row(const float * x, uint8_t * xq, int64_t K, int32_t offset) {
     __m512 vmax = _mm512_setzero_ps();
     int64_t k   = 0;
@@ -64,28 +64,35 @@ void store_i8x4(float * y, __m128i dot, float sx, const float * w_scale, const f
     _mm512_mask_storeu_ps(y, mk, v);
 }
 
-// x quantised per row once per call: M·K bytes plus one scale per row.
-void quantize_rows(const MatmulArgs & a, uint8_t * xq, int64_t ldq, float * sx, int32_t offset) {
-    ThreadPool::global().parallel_for(
-        a.M,
-        [&](int64_t m0, int64_t m1) {
-            for (int64_t m = m0; m < m1; ++m) sx[m] = quantize_row(a.x + m * a.ldx, xq + m * ldq, a.K, offset);
-        },
-        std::max<int64_t>(1, (int64_t{1} << 16) / std::max<int64_t>(a.K, 1)));
-}
+// x quantised per row once per call: M rows of ldq bytes (qx + offset) plus one scale per row.
+struct QuantizedRows {
+    const int64_t ldq;
+    avx512::Scratch bytes, scales;
+    QuantizedRows(const MatmulArgs & a, int32_t offset)
+        : ldq(avx512::round_up(std::max<int64_t>(a.K, 1), 64)),
+          bytes(static_cast<size_t>(a.M * ldq)),
+          scales(static_cast<size_t>(a.M) * sizeof(float)) {
+        uint8_t * xq = bytes.as<uint8_t>();
+        float *   sx = scales.as<float>();
+        ThreadPool::global().parallel_for(
+            a.M,
+            [&](int64_t m0, int64_t m1) {
+                for (int64_t m = m0; m < m1; ++m) sx[m] = quantize_row(a.x + m * a.ldx, xq + m * ldq, a.K, offset);
+            },
+            std::max<int64_t>(1, (int64_t{1} << 16) / std::max<int64_t>(a.K, 1)));
+    }
+};
 
 }  // namespace
 
 void matmul_fwd_i8_avx512bw(const MatmulArgs & a) {
     using namespace avx512;
     if (a.M <= 0 || a.N <= 0) return;
-    const int64_t ldq = round_up(std::max<int64_t>(a.K, 1), 64);
-    Scratch qbuf(static_cast<size_t>(a.M * ldq));
-    Scratch sbuf(static_cast<size_t>(a.M) * sizeof(float));
-    const int8_t * xq = qbuf.as<int8_t>();
-    float * sx        = sbuf.as<float>();
-    quantize_rows(a, qbuf.as<uint8_t>(), ldq, sx, 0);
-    const int8_t * w  = static_cast<const int8_t *>(a.w);
+    const QuantizedRows x(a, 0);
+    const int64_t  ldq = x.ldq;
+    const int8_t * xq  = x.bytes.as<int8_t>();
+    const float *  sx  = x.scales.as<float>();
+    const int8_t * w   = static_cast<const int8_t *>(a.w);
     const int nr_max  = a.M == 1 ? kNrGemv : kNr;
     for_each_block(a.M, a.N, a.K, [&](int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
         for_each_tile(
@@ -103,13 +110,10 @@ void matmul_fwd_i8_avx512bw(const MatmulArgs & a) {
 void matmul_fwd_i8_avx512(const MatmulArgs & a) {
     using namespace avx512;
     if (a.M <= 0 || a.N <= 0) return;
-    // Quantise x once per call: M·K bytes of u8 plus one scale per row.
-    const int64_t ldq = round_up(std::max<int64_t>(a.K, 1), 64);
-    Scratch qbuf(static_cast<size_t>(a.M * ldq));
-    Scratch sbuf(static_cast<size_t>(a.M) * sizeof(float));
-    uint8_t * xq = qbuf.as<uint8_t>();
-    float * sx   = sbuf.as<float>();
-    quantize_rows(a, xq, ldq, sx, 128);
+    const QuantizedRows x(a, 128);  // u8 = qx + 128
+    const int64_t   ldq = x.ldq;
+    const uint8_t * xq  = x.bytes.as<uint8_t>();
+    const float *   sx  = x.scales.as<float>();
 
     const int8_t * w = static_cast<const int8_t *>(a.w);
     for_each_block(a.M, a.N, a.K, [&](int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
