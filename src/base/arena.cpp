@@ -1,5 +1,7 @@
 #include "base/arena.h"
 
+#include <sys/mman.h>
+
 #include <cstdlib>
 #include <new>
 
@@ -36,10 +38,8 @@ void * Arena::alloc_bytes(size_t bytes) {
         }
         ++current_;
     }
-    Chunk c;
-    c.size = std::max(need, chunk_bytes_);
-    c.mem  = make_aligned_buffer(c.size);
-    c.used = need;
+    Chunk c = map_chunk(std::max(need, chunk_bytes_));
+    c.used  = need;
     chunks_.push_back(std::move(c));
     current_ = chunks_.size() - 1;
     used_total_ += need;
@@ -52,14 +52,32 @@ void Arena::reset() {
         size_t total = 0;
         for (auto & c : chunks_) total += c.size;
         chunks_.clear();
-        Chunk c;
-        c.size = total;
-        c.mem  = make_aligned_buffer(total);
-        chunks_.push_back(std::move(c));
+        chunks_.push_back(map_chunk(total));
     }
     for (auto & c : chunks_) c.used = 0;
     current_    = 0;
     used_total_ = 0;
+}
+
+void MappingDeleter::operator()(uint8_t * p) const {
+    if (p) munmap(p, bytes);
+}
+
+Arena::Chunk Arena::map_chunk(size_t bytes) {
+    // Mapped, not malloc'ed: munmap returns the pages at once, where glibc may keep freed heap
+    // blocks of this size resident.
+    void * p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) throw std::bad_alloc();
+    Chunk c;
+    c.mem  = std::unique_ptr<uint8_t[], MappingDeleter>(static_cast<uint8_t *>(p), MappingDeleter{bytes});
+    c.size = bytes;
+    return c;
+}
+
+void Arena::trim(size_t keep_bytes) {
+    if (used_total_ != 0 || reserved() <= keep_bytes) return;
+    chunks_.clear();
+    current_ = 0;
 }
 
 Arena::Mark Arena::mark() const {

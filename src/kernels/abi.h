@@ -50,11 +50,14 @@ using LayernormFn = void (*)(const float * x, const float * w, const float * b, 
 //   head h reads key/value head h / (H / G)
 //   causal: query t sits at absolute position pos0 + t and sees keys s ≤ pos0 + t
 //   y = softmax(q·kᵀ · scale) · v
+//   kv_dtype: F32, or BF16 for a compact KV cache (keys and values widened to f32 on load; q, y
+//   and all arithmetic stay f32). Strides count elements of kv_dtype.
 struct AttentionArgs {
     const float * q = nullptr;
-    const float * k = nullptr;
-    const float * v = nullptr;
+    const void * k  = nullptr;
+    const void * v  = nullptr;
     float * y       = nullptr;
+    DType kv_dtype  = DType::F32;
     int64_t ldq = 0, ldk = 0, ldv = 0, ldy = 0;
     int64_t T = 0, S = 0, H = 0, G = 0, D = 0;
     bool causal  = false;

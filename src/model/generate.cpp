@@ -13,6 +13,8 @@ Result<std::vector<Generation>> Model::generate(Path path, Modality modality, st
     if (path == Path::Encoder) return invalid_argument("generation needs the backbone or full path");
     M4_RETURN_IF_ERROR(validate(path, modality, batch));
     if (o.max_new_tokens < 0) return invalid_argument("max_new_tokens must be ≥ 0");
+    if (o.kv_dtype != DType::F32 && o.kv_dtype != DType::BF16)
+        return invalid_argument(std::string("KV cache dtype must be f32 or bf16, not ") + dtype_name(o.kv_dtype));
     const auto & bc = config_.backbone;
     const int64_t B = static_cast<int64_t>(batch.size()), C = bc.width, V = config_.text.vocab_size;
     std::vector<float> x, hn;
@@ -22,7 +24,7 @@ Result<std::vector<Generation>> Model::generate(Path path, Modality modality, st
     std::vector<SequenceSlice> seqs;
     int64_t row = 0;
     for (int64_t b = 0; b < B; ++b) {
-        caches[b].init(bc, std::min<int64_t>(bc.max_seq, lens[b] + o.max_new_tokens));
+        caches[b].init(bc, std::min<int64_t>(bc.max_seq, lens[b] + o.max_new_tokens), o.kv_dtype);
         seqs.push_back({row, lens[b], &caches[b], batch[b].adapter});
         row += lens[b];
     }

@@ -164,18 +164,37 @@ Result<std::vector<Output>> Model::run(Path path, Modality modality, std::span<c
         }
         return outs;
     }
+    // Nothing is generated, so no KV cache: each layer's attention reads keys and values from the
+    // pass's own activations. Whole sequences go through in passes of at most kRowsPerPass rows (a
+    // longer sequence alone), which bounds activation memory whatever the batch size; GEMMs of
+    // 512 rows already run at full speed.
+    constexpr int64_t kRowsPerPass = 512;
+    const int64_t Tm               = path == Path::Full ? config_.encoder(modality).tokens() : 0;
+    for (int64_t b0 = 0, b1 = 0; b0 < B; b0 = b1) {
+        int64_t rows = 0;
+        for (b1 = b0; b1 < B; ++b1) {
+            const int64_t n = 1 + Tm + static_cast<int64_t>(batch[b1].tokens.size());
+            if (b1 > b0 && rows + n > kRowsPerPass) break;
+            rows += n;
+        }
+        run_backbone_pass(path, modality, batch.subspan(b0, b1 - b0), options, outs.data() + b0);
+    }
+    return outs;
+}
+
+void Model::run_backbone_pass(Path path, Modality modality, std::span<const Request> batch, const RunOptions & options,
+                              Output * outs) const {
     const auto & bc = config_.backbone;
-    const int64_t C = bc.width, V = config_.text.vocab_size;
+    const int64_t B = static_cast<int64_t>(batch.size()), C = bc.width, V = config_.text.vocab_size,
+                  E = config_.embed_dim;
     std::vector<float> x, hn;
     std::vector<int64_t> lens;
     build_backbone_inputs(path, modality, batch, &x, &lens);
     const int64_t N = static_cast<int64_t>(x.size()) / C;
-    std::vector<KvCache> caches(B);
     std::vector<SequenceSlice> seqs;
     int64_t row = 0;
     for (int64_t b = 0; b < B; ++b) {
-        caches[b].init(bc, lens[b]);
-        seqs.push_back({row, lens[b], &caches[b], batch[b].adapter});
+        seqs.push_back({row, lens[b], nullptr, batch[b].adapter});
         row += lens[b];
     }
     hn.resize(N * C);
@@ -198,7 +217,6 @@ Result<std::vector<Output>> Model::run(Path path, Modality modality, std::span<c
         std::vector<RowSegment> seg{{0, n - first, ad}};
         linear(weights_.backbone.lm_head, h + first * C, n - first, outs[b].logits.data(), seg);
     }
-    return outs;
 }
 
 Result<std::vector<float>> Model::audio_log_mel(const std::vector<float> & samples) const {

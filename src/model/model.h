@@ -47,6 +47,9 @@ struct GenerateOptions {
     uint64_t seed      = 0;
     std::vector<std::string> stop;  // stop strings (checked on the decoded text)
     bool keep_logits = false;       // record the logits of every step
+    // Storage of the KV cache: F32 (exact), or BF16 — half the memory and half the attention
+    // traffic per decode step, keys and values rounded to bf16 (llama.cpp keeps f16 by default).
+    DType kv_dtype = DType::F32;
 };
 
 struct Generation {
@@ -82,6 +85,9 @@ class Model {
 
   private:
     // Embeds the batch's inputs as backbone rows: [BOS, projected modality tokens (full path), text].
+    // One backbone pass of Model::run over whole sequences: outs[b] for batch[b].
+    void run_backbone_pass(Path path, Modality modality, std::span<const Request> batch, const RunOptions & options,
+                           Output * outs) const;
     void build_backbone_inputs(Path path, Modality modality, std::span<const Request> batch, std::vector<float> * x,
                                std::vector<int64_t> * lens) const;
     void encode_tokens(Modality modality, std::span<const Request> batch, std::vector<float> * tokens) const;

@@ -11,7 +11,8 @@
 // G key/value heads (H % G == 0; G = H is plain multi-head, G = 1 multi-query), D head dim.
 // q: (T, H·D) ldq   k, v: (S, G·D) ldk, ldv   y: (T, H·D) ldy. A query with no visible key
 // (S = 0) gets y = 0. Scores, exponentials and sums are f32; the reference materialises the
-// scores of one query row, the kernels do not (online softmax).
+// scores of one query row, the kernels do not (online softmax). Keys and values may be stored as
+// bf16 (a.kv_dtype, a compact KV cache): each element is widened to f32 exactly on load.
 //
 // Backward (accumulating; recomputes p from q and k). Per query t, head h, with g = dy[t, h·D:]:
 //     dv[s, g·D + d] += p[s] · g[d]
@@ -29,10 +30,21 @@
 #include "ops/ops.h"
 
 namespace m4::ops {
+namespace {
 
-// q: (T, H·D)  k: (S, G·D)  v: (S, G·D)  y: (T, H·D)
-void attention_forward_ref(const kern::AttentionArgs & a) {
-    M4_CHECK(a.G > 0 && a.H % a.G == 0);
+// Keys and values widened to f32 on load.
+inline float widen(float x) {
+    return x;
+}
+inline float widen(uint16_t h) {
+    return bf16_to_f32(h);
+}
+
+// q: (T, H·D)  k: (S, G·D)  v: (S, G·D)  y: (T, H·D); KV is float or uint16_t (bf16)
+template <typename KV>
+void attention_forward_typed(const kern::AttentionArgs & a) {
+    const KV * k        = static_cast<const KV *>(a.k);
+    const KV * v        = static_cast<const KV *>(a.v);
     const int64_t group = a.H / a.G;
     std::vector<float> p(static_cast<size_t>(std::max<int64_t>(a.S, 1)));
     for (int64_t t = 0; t < a.T; ++t) {
@@ -45,9 +57,9 @@ void attention_forward_ref(const kern::AttentionArgs & a) {
             if (n_keys <= 0) continue;
             float mx = 0.0f;
             for (int64_t s = 0; s < n_keys; ++s) {
-                const float * kr = a.k + s * a.ldk + g * a.D;
+                const int64_t kr = s * a.ldk + g * a.D;
                 float dot        = 0.0f;
-                for (int64_t d = 0; d < a.D; ++d) dot += qr[d] * kr[d];
+                for (int64_t d = 0; d < a.D; ++d) dot += qr[d] * widen(k[kr + d]);
                 p[s] = dot * a.scale;
                 mx   = s == 0 ? p[s] : std::max(mx, p[s]);
             }
@@ -58,17 +70,32 @@ void attention_forward_ref(const kern::AttentionArgs & a) {
             }
             const float inv = 1.0f / sum;
             for (int64_t s = 0; s < n_keys; ++s) {
-                const float * vr = a.v + s * a.ldv + g * a.D;
+                const int64_t vr = s * a.ldv + g * a.D;
                 const float ps   = p[s] * inv;
-                for (int64_t d = 0; d < a.D; ++d) yr[d] += ps * vr[d];
+                for (int64_t d = 0; d < a.D; ++d) yr[d] += ps * widen(v[vr + d]);
             }
         }
     }
 }
 
+}  // namespace
+
+void attention_forward_ref(const kern::AttentionArgs & a) {
+    M4_CHECK(a.G > 0 && a.H % a.G == 0);
+    M4_CHECK_MSG(a.kv_dtype == DType::F32 || a.kv_dtype == DType::BF16,
+                 "attention: keys and values must be f32 or bf16");
+    if (a.kv_dtype == DType::BF16)
+        attention_forward_typed<uint16_t>(a);
+    else
+        attention_forward_typed<float>(a);
+}
+
 // dy: (T, H·D)  dq: (T, H·D)  dk: (S, G·D)  dv: (S, G·D); any of dq, dk, dv may be null
 void attention_backward_ref(const kern::AttentionArgs & a, const float * dy, float * dq, float * dk, float * dv) {
     M4_CHECK(a.G > 0 && a.H % a.G == 0);
+    M4_CHECK_MSG(a.kv_dtype == DType::F32, "attention backward: training keeps keys and values in f32");
+    const float * k_f32 = static_cast<const float *>(a.k);
+    const float * v_f32 = static_cast<const float *>(a.v);
     const int64_t group = a.H / a.G;
     const size_t n      = static_cast<size_t>(std::max<int64_t>(a.S, 1));
     std::vector<float> p(n), dp(n);
@@ -81,7 +108,7 @@ void attention_backward_ref(const kern::AttentionArgs & a, const float * dy, flo
             const float * gr = dy + t * a.ldy + h * a.D;
             float mx         = 0.0f;
             for (int64_t s = 0; s < n_keys; ++s) {
-                const float * kr = a.k + s * a.ldk + g * a.D;
+                const float * kr = k_f32 + s * a.ldk + g * a.D;
                 float dot        = 0.0f;
                 for (int64_t d = 0; d < a.D; ++d) dot += qr[d] * kr[d];
                 p[s] = dot * a.scale;
@@ -95,7 +122,7 @@ void attention_backward_ref(const kern::AttentionArgs & a, const float * dy, flo
             float pdp = 0.0f;  // Σ_s p[s]·dp[s]
             for (int64_t s = 0; s < n_keys; ++s) {
                 p[s] /= sum;
-                const float * vr = a.v + s * a.ldv + g * a.D;
+                const float * vr = v_f32 + s * a.ldv + g * a.D;
                 float dot        = 0.0f;
                 for (int64_t d = 0; d < a.D; ++d) dot += gr[d] * vr[d];
                 dp[s] = dot;
@@ -105,7 +132,7 @@ void attention_backward_ref(const kern::AttentionArgs & a, const float * dy, flo
             }
             for (int64_t s = 0; s < n_keys; ++s) {
                 const float ds   = p[s] * (dp[s] - pdp) * a.scale;
-                const float * kr = a.k + s * a.ldk + g * a.D;
+                const float * kr = k_f32 + s * a.ldk + g * a.D;
                 if (dq)
                     for (int64_t d = 0; d < a.D; ++d) dq[t * a.ldq + h * a.D + d] += ds * kr[d];
                 if (dk)

@@ -186,6 +186,8 @@ void attention(const kern::AttentionArgs & a) {
                  fmt::format("attention: ldq={} ldk={} ldv={} ldy={} too small for H={} G={} D={}", a.ldq, a.ldk, a.ldv,
                              a.ldy, a.H, a.G, a.D));
     M4_CHECK_MSG(a.pos0 >= 0, fmt::format("attention: pos0={}", a.pos0));
+    M4_CHECK_MSG(a.kv_dtype == DType::F32 || a.kv_dtype == DType::BF16,
+                 fmt::format("attention: keys and values are {}, not f32 or bf16", dtype_name(a.kv_dtype)));
     if (a.T == 0) return;
     active_kernels().attention(a);
 }

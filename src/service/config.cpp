@@ -29,7 +29,7 @@ Result<ServiceConfig> load_service_config(const std::string & path) {
             "socket",          "state_dir",           "firmware",         "public_key",          "admin_uid",
             "apps",            "quota_bytes",         "quota_adapters",   "max_queued_items",    "max_pending_per_app",
             "rate_per_app",    "burst_per_app",       "max_batch_items",  "adapter_cache_bytes", "kv_budget_bytes",
-            "max_connections", "workers"};
+            "max_connections", "workers",             "kv_dtype"};
         for (auto & [k, v] : j.items())
             if (!known.count(k)) return invalid_argument(path + ": unknown key \"" + k + "\"");
         c.socket_path = j.value("socket", "");
@@ -49,6 +49,9 @@ Result<ServiceConfig> load_service_config(const std::string & path) {
         c.adapter_cache_bytes        = j.value("adapter_cache_bytes", c.adapter_cache_bytes);
         c.kv_budget_bytes            = j.value("kv_budget_bytes", c.kv_budget_bytes);
         c.max_connections            = j.value("max_connections", c.max_connections);
+        const std::string kv_dtype   = j.value("kv_dtype", std::string("f32"));
+        if (!parse_dtype(kv_dtype, &c.kv_dtype) || (c.kv_dtype != DType::F32 && c.kv_dtype != DType::BF16))
+            return invalid_argument(path + ": kv_dtype \"" + kv_dtype + "\" is not f32 or bf16");
     } catch (const std::exception & e) {
         return invalid_argument(path + ": " + e.what());
     }

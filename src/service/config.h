@@ -9,6 +9,7 @@
 #include "base/status.h"
 #include "service/scheduler.h"
 #include "service/store.h"
+#include "tensor/dtype.h"
 
 namespace m4::svc {
 
@@ -23,6 +24,7 @@ struct ServiceConfig {
     SchedulerLimits                 limits;
     uint64_t                        adapter_cache_bytes = 256ull << 20;
     uint64_t                        kv_budget_bytes     = 256ull << 20;  // KV cache of one generation request
+    DType                           kv_dtype            = DType::F32;    // KV cache storage: f32 or bf16
     uint32_t                        max_connections     = 256;
 
     std::string app_name(uint32_t uid) const;

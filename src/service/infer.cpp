@@ -132,11 +132,13 @@ void Daemon::submit_infer(const std::shared_ptr<Connection> & c, uint64_t id, co
     if (req.temperature() > 0) job->gen.temperature = req.temperature();
     if (req.top_k()) job->gen.top_k = static_cast<int>(req.top_k());
     if (req.top_p() > 0) job->gen.top_p = req.top_p();
-    job->gen.seed = req.seed();
+    job->gen.seed     = req.seed();
+    job->gen.kv_dtype = config_.kv_dtype;
     job->prompt   = req.prompt();
     if (job->generate) {
         const auto & bc  = job->engine->model().config().backbone;
-        uint64_t     kv  = 2ull * bc.layers * bc.max_seq * bc.kv_heads * bc.head_dim() * 4 * job->inputs.size();
+        uint64_t     kv  = 2ull * bc.layers * bc.max_seq * bc.kv_heads * bc.head_dim() *
+                      dtype_size(config_.kv_dtype) * job->inputs.size();
         if (kv > config_.kv_budget_bytes)
             return fail(resource_exhausted("generation needs up to " + std::to_string(kv >> 20) +
                                            " MiB of KV cache, the budget is " + std::to_string(config_.kv_budget_bytes >> 20) +

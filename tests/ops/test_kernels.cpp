@@ -209,30 +209,39 @@ void check_attention(Isa isa) {
     const kern::AttentionFn fn = ops::kernel_table(isa).attention;
     ASSERT_NE(fn, nullptr);
     uint32_t seed = 500;
-    for (const Shape & s : shapes) {
-        kern::AttentionArgs a;
-        a.T = s.T, a.S = s.S, a.H = s.H, a.G = s.G, a.D = s.D;
-        a.causal = s.causal, a.pos0 = s.pos0;
-        a.ldq = s.H * s.D + s.pad, a.ldk = s.G * s.D + s.pad, a.ldv = s.G * s.D + 2 * s.pad, a.ldy = s.H * s.D + s.pad;
-        a.scale                     = 1.0f / std::sqrt(static_cast<float>(s.D));
-        const std::vector<float> q  = random_vec(s.T * a.ldq, seed += 10, -2.0f, 2.0f);
-        const std::vector<float> k  = random_vec(s.S * a.ldk, seed + 1, -2.0f, 2.0f);
-        const std::vector<float> v  = random_vec(s.S * a.ldv, seed + 2);
-        const std::vector<float> y0 = random_vec(s.T * a.ldy, seed + 3);
-        std::vector<float> want = y0, got = y0;
-        a.q = q.data(), a.k = k.data(), a.v = v.data();
-        a.y = want.data();
-        ops::attention_forward_ref(a);
-        a.y = got.data();
-        fn(a);
-        expect_close(got.data(), want.data(), static_cast<int64_t>(want.size()), 0.0f, 2e-5f, nullptr,
-                     fmt::format("attention T={} S={} H={} G={} D={} causal={} pos0={} pad={}", s.T, s.S, s.H, s.G, s.D,
-                                 s.causal, s.pos0, s.pad));
-        std::vector<float> via_entry = y0;
-        a.y                          = via_entry.data();
-        ops::attention(a);
-        expect_equal(via_entry, got, "ops::attention entry point vs kernel_table entry");
-    }
+    for (const Shape & s : shapes)
+        for (DType kv_dtype : {DType::F32, DType::BF16}) {
+            kern::AttentionArgs a;
+            a.kv_dtype = kv_dtype;
+            a.T = s.T, a.S = s.S, a.H = s.H, a.G = s.G, a.D = s.D;
+            a.causal = s.causal, a.pos0 = s.pos0;
+            a.ldq = s.H * s.D + s.pad, a.ldk = s.G * s.D + s.pad, a.ldv = s.G * s.D + 2 * s.pad,
+            a.ldy                       = s.H * s.D + s.pad;
+            a.scale                     = 1.0f / std::sqrt(static_cast<float>(s.D));
+            const std::vector<float> q  = random_vec(s.T * a.ldq, seed += 10, -2.0f, 2.0f);
+            const std::vector<float> k  = random_vec(s.S * a.ldk, seed + 1, -2.0f, 2.0f);
+            const std::vector<float> v  = random_vec(s.S * a.ldv, seed + 2);
+            const std::vector<float> y0 = random_vec(s.T * a.ldy, seed + 3);
+            std::vector<float> want = y0, got = y0;
+            // A bf16 KV cache: both sides read the same bf16 keys and values.
+            std::vector<uint16_t> k16(k.size()), v16(v.size());
+            for (size_t i = 0; i < k.size(); ++i) k16[i] = f32_to_bf16(k[i]);
+            for (size_t i = 0; i < v.size(); ++i) v16[i] = f32_to_bf16(v[i]);
+            a.q = q.data();
+            a.k = kv_dtype == DType::BF16 ? static_cast<const void *>(k16.data()) : k.data();
+            a.v = kv_dtype == DType::BF16 ? static_cast<const void *>(v16.data()) : v.data();
+            a.y = want.data();
+            ops::attention_forward_ref(a);
+            a.y = got.data();
+            fn(a);
+            expect_close(got.data(), want.data(), static_cast<int64_t>(want.size()), 0.0f, 2e-5f, nullptr,
+                         fmt::format("attention T={} S={} H={} G={} D={} causal={} pos0={} pad={} kv {}", s.T, s.S, s.H,
+                                     s.G, s.D, s.causal, s.pos0, s.pad, dtype_name(kv_dtype)));
+            std::vector<float> via_entry = y0;
+            a.y                          = via_entry.data();
+            ops::attention(a);
+            expect_equal(via_entry, got, "ops::attention entry point vs kernel_table entry");
+        }
 }
 
 // ---- row-wise ops ---------------------------------------------------------------------------

@@ -3,9 +3,11 @@
 #include <gtest/gtest.h>
 
 #include <condition_variable>
+#include <fstream>
 #include <mutex>
 #include <thread>
 
+#include "service/config.h"
 #include "service/scheduler.h"
 
 using namespace m4::svc;
@@ -174,4 +176,25 @@ TEST(Scheduler, ShutdownAnswersQueuedJobs) {
     stopper.join();
     EXPECT_EQ(shut.load(), 5);
     EXPECT_FALSE(s->submit(job(9, 1)).ok);
+}
+
+// The daemon config's KV cache storage: f32 by default, bf16 on request, anything else refused
+// with the file and the key named.
+TEST(ServiceConfig, KvDtypeIsParsedAndCheckedWhenTheFileIsRead) {
+    const std::string dir = ::testing::TempDir();
+    auto write            = [&](const std::string & name, const std::string & json) {
+        std::ofstream(dir + name) << json;
+        return dir + name;
+    };
+    auto plain = load_service_config(write("kv_default.json", "{}"));
+    ASSERT_TRUE(plain.is_ok()) << plain.status().message();
+    EXPECT_EQ(plain->kv_dtype, m4::DType::F32);
+    auto compact = load_service_config(write("kv_bf16.json", R"({"kv_dtype": "bf16"})"));
+    ASSERT_TRUE(compact.is_ok()) << compact.status().message();
+    EXPECT_EQ(compact->kv_dtype, m4::DType::BF16);
+    const std::string bad_path = write("kv_bad.json", R"({"kv_dtype": "i8"})");
+    auto bad                   = load_service_config(bad_path);
+    ASSERT_FALSE(bad.is_ok());
+    EXPECT_NE(bad.status().message().find(bad_path), std::string::npos) << bad.status().message();
+    EXPECT_NE(bad.status().message().find("kv_dtype"), std::string::npos) << bad.status().message();
 }

@@ -91,6 +91,31 @@ TEST(Cpu, SelectionRespectsCeiling) {
     EXPECT_FALSE(parse_isa("neon", &parsed));
 }
 
+// The outermost scope gives a big pass's memory back; small passes keep theirs for reuse.
+TEST(Arena, OutermostScopeTrimsWhatExceedsTheRetainLimit) {
+    Arena & a = thread_arena();
+    ASSERT_EQ(a.used(), 0u);
+    {
+        ArenaScope pass;
+        float * big = pass.alloc<float>(kArenaRetainBytes);  // 4× the limit in bytes
+        big[0] = big[kArenaRetainBytes - 1] = 1.0f;
+        EXPECT_GE(a.reserved(), kArenaRetainBytes * sizeof(float));
+    }
+    EXPECT_EQ(a.reserved(), 0u);
+    {
+        ArenaScope pass;
+        pass.alloc<float>(1000);
+    }
+    const size_t kept = a.reserved();
+    EXPECT_GT(kept, 0u);
+    EXPECT_LE(kept, kArenaRetainBytes);
+    {
+        ArenaScope pass;
+        pass.alloc<float>(1000);
+    }
+    EXPECT_EQ(a.reserved(), kept);  // reused, not mapped again
+}
+
 TEST(Arena, ScopesNestAndRelease) {
     Arena & a     = thread_arena();
     size_t before = a.used();

@@ -239,6 +239,59 @@ TEST_F(ModelTest, KvCacheDecodingMatchesFullForward) {
     }
 }
 
+// A bf16 KV cache changes decode logits only by bf16 rounding of keys and values.
+TEST_F(ModelTest, Bf16KvCacheTracksF32Cache) {
+    std::vector<model::Request> batch(2);
+    batch[0].tokens = {10, 11, 12, 13, 14, 15};
+    batch[1].tokens = {40, 41};
+    model::GenerateOptions g;
+    g.max_new_tokens = 6;
+    g.keep_logits    = true;
+    auto exact       = model_->generate(model::Path::Backbone, model::Modality::Text, batch, g);
+    g.kv_dtype       = DType::BF16;
+    auto compact     = model_->generate(model::Path::Backbone, model::Modality::Text, batch, g);
+    ASSERT_TRUE(exact.is_ok() && compact.is_ok());
+    const int64_t V     = model_->config().text.vocab_size;
+    bool any_difference = false;
+    for (int b = 0; b < 2; ++b) {
+        const auto &x = (*exact)[b], &y = (*compact)[b];
+        // Steps up to the first differing token see the same prefix in both runs.
+        size_t same = 0;
+        while (same < x.tokens.size() && same < y.tokens.size() && x.tokens[same] == y.tokens[same]) ++same;
+        ASSERT_GE(same, 1u);
+        for (size_t s = 0; s < std::min(same + 1, std::min(x.tokens.size(), y.tokens.size())); ++s)
+            for (int64_t v = 0; v < V; ++v) {
+                const float want = x.step_logits[s * V + v], got = y.step_logits[s * V + v];
+                ASSERT_NEAR(got, want, 2e-2f * (1 + std::fabs(want))) << "item " << b << " step " << s;
+                any_difference |= got != want;
+            }
+    }
+    EXPECT_TRUE(any_difference);  // the bf16 cache was used
+    g.kv_dtype = DType::I8;
+    auto bad   = model_->generate(model::Path::Backbone, model::Modality::Text, batch, g);
+    ASSERT_FALSE(bad.is_ok());
+    EXPECT_NE(bad.status().message().find("KV cache dtype"), std::string::npos);
+}
+
+// Model::run splits a batch of more than 512 rows into passes of whole sequences; each item's
+// outputs equal its outputs alone.
+TEST_F(ModelTest, LargeBatchesRunInPassesWithSameOutputs) {
+    std::vector<model::Request> batch(10);  // 10 × 61 rows = 610 > 512
+    for (int b = 0; b < 10; ++b)
+        for (int t = 0; t < 60; ++t) batch[b].tokens.push_back(4 + (t * 7 + b * 3) % 90);
+    auto all = model_->run(model::Path::Backbone, model::Modality::Text, batch, {.all_logits = true});
+    ASSERT_TRUE(all.is_ok()) << all.status().message();
+    for (int b : {0, 7, 8, 9}) {
+        auto solo = model_->run(model::Path::Backbone, model::Modality::Text, {&batch[b], 1}, {.all_logits = true});
+        ASSERT_TRUE(solo.is_ok());
+        const auto &x = (*all)[b].logits, &y = (*solo)[0].logits;
+        ASSERT_EQ(x.size(), y.size());
+        ASSERT_EQ(x.size(), static_cast<size_t>(61 * model_->config().text.vocab_size));
+        for (size_t k = 0; k < x.size(); ++k) ASSERT_NEAR(x[k], y[k], 1e-4f * (1 + std::fabs(y[k]))) << "item " << b;
+        EXPECT_EQ((*all)[b].embedding.size(), (*solo)[0].embedding.size());
+    }
+}
+
 TEST_F(ModelTest, SamplingIsSeededAndRespectsTopK) {
     model::Request r;
     r.tokens = {10, 11};

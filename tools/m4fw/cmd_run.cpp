@@ -17,7 +17,7 @@ namespace m4::cli {
 namespace {
 
 struct RunArgs {
-    std::string firmware, adapter, public_key, path, prompt, modality;
+    std::string firmware, adapter, public_key, path, prompt, modality, kv_dtype = "f32";
     std::vector<std::string> inputs;
     int top = 5, max_new_tokens = -1, top_k = -1;
     float temperature = -1, top_p = -1;
@@ -106,6 +106,8 @@ Status run_run(const RunArgs & a) {
     if (a.top_k >= 0) g.top_k = a.top_k;
     if (a.top_p >= 0) g.top_p = a.top_p;
     g.seed = a.seed;
+    if (!parse_dtype(a.kv_dtype, &g.kv_dtype) || (g.kv_dtype != DType::F32 && g.kv_dtype != DType::BF16))
+        return invalid_argument("--kv-dtype: '" + a.kv_dtype + "' is not f32 or bf16");
 
     auto t0            = std::chrono::steady_clock::now();
     nlohmann::json out = nlohmann::json::array();
@@ -164,6 +166,8 @@ void add_run_command(CLI::App & app, int * rc) {
     cmd->add_option("--top-k", a->top_k, "sample among the k most likely tokens");
     cmd->add_option("--top-p", a->top_p, "nucleus sampling threshold");
     cmd->add_option("--seed", a->seed, "sampling seed");
+    cmd->add_option("--kv-dtype", a->kv_dtype,
+                    "KV cache storage while generating: f32 (default, exact) or bf16 (half)");
     cmd->add_flag("--json", a->json, "print JSON");
     cmd->add_option("inputs", a->inputs, "image (png/jpg), audio (wav/flac), IMU (csv), .npy, or text")->required();
     cmd->callback([a, rc] { *rc = report(run_run(*a)); });

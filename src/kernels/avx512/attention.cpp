@@ -6,7 +6,8 @@
 //     y = acc / l
 // Reference: ops::attention_forward_ref (src/ops/attention.cpp), which normalises once over all
 // scores; the results agree to f32 rounding (exp512 is ~2 ulp).
-// The (query, head) pairs are spread over the thread pool.
+// The (query, head) pairs are spread over the thread pool. Keys and values are f32 or bf16 (a
+// compact KV cache, a.kv_dtype): bf16 is widened to f32 exactly in registers (a 16-bit shift).
 //
 // q: (T, H·D) ldq   k, v: (S, G·D) ldk, ldv   y: (T, H·D) ldy;  head h reads KV head h / (H/G)
 #include "kernels/avx512/matmul_tiles.h"  // first: includes vec_math.h
@@ -20,9 +21,21 @@ namespace {
 
 constexpr int kKeyBlock = 16;
 
-// y[t, h] for one query row and one head. acc: D floats of scratch (64-byte aligned).
+// 16 (masked) keys or values as f32.
+inline __m512 load_kv(const float * p, __mmask16 mk) {
+    return _mm512_maskz_loadu_ps(mk, p);
+}
+inline __m512 load_kv(const uint16_t * p, __mmask16 mk) {
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(mk, p)), 16));
+}
+
+// y[t, h] for one query row and one head. acc: D floats of scratch (64-byte aligned). KV: float or
+// uint16_t (bf16).
+template <typename KV>
 void attend_one(const AttentionArgs & a, int64_t t, int64_t h, float * acc) {
     using namespace avx512;
+    const KV * keys = static_cast<const KV *>(a.k);
+    const KV * vals = static_cast<const KV *>(a.v);
     const int64_t D = a.D, g = h / (a.H / a.G);
     const float * q      = a.q + t * a.ldq + h * D;
     float * y            = a.y + t * a.ldy + h * D;
@@ -41,16 +54,16 @@ void attend_one(const AttentionArgs & a, int64_t t, int64_t h, float * acc) {
         // Scores of the block, four keys at a time (keys past the end repeat the last one and are
         // masked out below).
         for (int64_t j0 = 0; j0 < nb; j0 += 4) {
-            const float * kr[4];
-            for (int j = 0; j < 4; ++j) kr[j] = a.k + std::min(s0 + j0 + j, n_keys - 1) * a.ldk + g * D;
+            const KV * kr[4];
+            for (int j = 0; j < 4; ++j) kr[j] = keys + std::min(s0 + j0 + j, n_keys - 1) * a.ldk + g * D;
             __m512 c0 = _mm512_setzero_ps(), c1 = c0, c2 = c0, c3 = c0;
             for (int64_t d = 0; d < D; d += 16) {
                 const __mmask16 mk = tail16(D - d);
                 const __m512 qv    = _mm512_maskz_loadu_ps(mk, q + d);
-                c0                 = _mm512_fmadd_ps(qv, _mm512_maskz_loadu_ps(mk, kr[0] + d), c0);
-                c1                 = _mm512_fmadd_ps(qv, _mm512_maskz_loadu_ps(mk, kr[1] + d), c1);
-                c2                 = _mm512_fmadd_ps(qv, _mm512_maskz_loadu_ps(mk, kr[2] + d), c2);
-                c3                 = _mm512_fmadd_ps(qv, _mm512_maskz_loadu_ps(mk, kr[3] + d), c3);
+                c0                 = _mm512_fmadd_ps(qv, load_kv(kr[0] + d, mk), c0);
+                c1                 = _mm512_fmadd_ps(qv, load_kv(kr[1] + d, mk), c1);
+                c2                 = _mm512_fmadd_ps(qv, load_kv(kr[2] + d, mk), c2);
+                c3                 = _mm512_fmadd_ps(qv, load_kv(kr[3] + d, mk), c3);
             }
             _mm_store_ps(p + j0, reduce4(c0, c1, c2, c3));
         }
@@ -70,8 +83,7 @@ void attend_one(const AttentionArgs & a, int64_t t, int64_t h, float * acc) {
             const __mmask16 mk = tail16(D - d);
             __m512 av          = _mm512_mul_ps(_mm512_load_ps(acc + d), va);
             for (int64_t j = 0; j < nb; ++j)
-                av = _mm512_fmadd_ps(_mm512_set1_ps(p[j]),
-                                     _mm512_maskz_loadu_ps(mk, a.v + (s0 + j) * a.ldv + g * D + d), av);
+                av = _mm512_fmadd_ps(_mm512_set1_ps(p[j]), load_kv(vals + (s0 + j) * a.ldv + g * D + d, mk), av);
             _mm512_store_ps(acc + d, av);
         }
     }
@@ -91,7 +103,12 @@ void attention_fwd_f32_avx512(const AttentionArgs & a) {
         pairs,
         [&](int64_t i0, int64_t i1) {
             Scratch acc(static_cast<size_t>(round_up(a.D, 16)) * sizeof(float));
-            for (int64_t i = i0; i < i1; ++i) attend_one(a, i / a.H, i % a.H, acc.as<float>());
+            for (int64_t i = i0; i < i1; ++i) {
+                if (a.kv_dtype == DType::BF16)
+                    attend_one<uint16_t>(a, i / a.H, i % a.H, acc.as<float>());
+                else
+                    attend_one<float>(a, i / a.H, i % a.H, acc.as<float>());
+            }
         },
         std::max<int64_t>(1, (int64_t{1} << 14) / work));
 }
