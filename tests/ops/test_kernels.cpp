@@ -100,6 +100,11 @@ std::vector<MatmulShape> matmul_shapes() {
     shapes.push_back({9, 13, 100, true, true, 2, 0, true});
     shapes.push_back({1, 40, 77, false, false, 0, 0, true});
     shapes.push_back({6, 10, 64, true, false, -48, 0});  // overlapping rows of x (ldx = 16)
+    // Packed GEMMs (M ≥ 16): K a multiple of the vector and pair widths, K across several f32 K
+    // blocks (256), full and partial micro-tiles and panels.
+    shapes.push_back({16, 32, 64, false, false, 0, 0});
+    shapes.push_back({40, 96, 512, true, true, 0, 2});
+    shapes.push_back({23, 45, 96, true, false, 3, 0});
     return shapes;
 }
 

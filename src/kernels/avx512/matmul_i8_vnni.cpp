@@ -1,6 +1,10 @@
 // matmul_fwd_i8_avx512 — W8A8 int8 matmul with VPDPBUSD (AVX-512-VNNI), registered only when
 // the CPU has VNNI; matmul_fwd_i8_avx512bw — the same function for CPUs without VNNI, with x
 // kept as s8 and both sides widened to s16 for VPMADDWD (exact too; no compensation needed).
+// For M ≥ kPackedMinRows the AVX-512BW kernel packs W in panels of 32 rows as s16 pairs
+// (Wp[k/2][32] of {w[j][k], w[j][k+1]}, like the f32 kernel's panels, see matmul_f32.cpp) and runs
+// an 8 × 32 outer-product micro-kernel: one broadcast pair of x per row, two VPMADDWD per row
+// and K pair, int32 accumulators for all of K (no K blocks, so the sums stay exact).
 // Reference: ops::matmul_forward_ref (src/ops/matmul.cpp), DType::I8. Bit-exact by construction:
 //   1. each row of x is quantised exactly as the reference does it (max|x|/127, IEEE division,
 //      round half to even, clamp to ±127);
@@ -17,6 +21,8 @@
 #include "kernels/avx512/matmul_tiles.h"  // first: includes vec_math.h
 
 #include "kernels/avx512/kernels.h"
+
+#include <cstring>
 
 namespace m4::kern {
 namespace {
@@ -73,7 +79,7 @@ struct QuantizedRows {
           bytes(static_cast<size_t>(a.M * ldq)),
           scales(static_cast<size_t>(a.M) * sizeof(float)) {
         uint8_t * xq = bytes.as<uint8_t>();
-        float *   sx = scales.as<float>();
+        float * sx   = scales.as<float>();
         ThreadPool::global().parallel_for(
             a.M,
             [&](int64_t m0, int64_t m1) {
@@ -83,26 +89,131 @@ struct QuantizedRows {
     }
 };
 
+// ---- packed GEMM, AVX-512BW (no VNNI), M ≥ kPackedMinRows ----------------------------------
+constexpr int64_t kPackedMinRows = 16;
+constexpr int kPanel             = 32;   // columns of y (rows of W) per packed panel
+constexpr int kRows              = 8;    // rows of x per micro-tile
+constexpr int64_t kTaskRows      = 256;  // rows of x per task
+constexpr int64_t kTaskCols      = 64;   // columns of y per task (two panels)
+
+// wp[p][j] = {w[j][2p], w[j][2p+1]} as two s16 in one int32, for j < nr and 2p < Kp (zero for
+// j ≥ nr and k ≥ K). Kp = K rounded up to 32.
+void pack_panel_s16(const int8_t * w, int64_t ldw, int nr, int64_t K, int32_t * wp) {
+    using namespace avx512;
+    for (int half = 0; half < 2; ++half) {
+        const int rows = std::clamp(nr - 16 * half, 0, 16);
+        for (int64_t k = 0; k < K; k += 32) {
+            const __mmask32 mk = tail32(K - k);
+            __m512 r[16];
+            for (int i = 0; i < 16; ++i)
+                r[i] = i < rows ? _mm512_castsi512_ps(
+                                      _mm512_cvtepi8_epi16(_mm256_maskz_loadu_epi8(mk, w + (16 * half + i) * ldw + k)))
+                                : _mm512_setzero_ps();
+            transpose16x16(r);  // r[c] = pair c of the 16 rows
+            for (int c = 0; c < 16; ++c)
+                _mm512_storeu_ps(reinterpret_cast<float *>(wp + (k / 2 + c) * kPanel + 16 * half), r[c]);
+        }
+    }
+}
+
+// y[0:MR, 0:nr] for rows with scales sx[0:MR]: exact int32 dots over all K pairs, then the
+// reference's epilogue (see the top of this file).
+template <int MR>
+void micro_tile_s16(const int16_t * xw, int64_t ldxw, const int32_t * wp, int64_t pairs, const float * sx,
+                    const float * w_scale, const float * bias, float * y, int64_t ldy, int nr, bool accumulate) {
+    __m512i c[MR][2];
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) c[i][0] = c[i][1] = _mm512_setzero_si512();
+    for (int64_t p = 0; p < pairs; ++p) {
+        const __m512i w0 = _mm512_loadu_si512(wp + p * kPanel), w1 = _mm512_loadu_si512(wp + p * kPanel + 16);
+#pragma GCC unroll 8
+        for (int i = 0; i < MR; ++i) {
+            int32_t pair;
+            std::memcpy(&pair, xw + i * ldxw + 2 * p, sizeof pair);
+            const __m512i xv = _mm512_set1_epi32(pair);
+            c[i][0]          = _mm512_add_epi32(c[i][0], _mm512_madd_epi16(xv, w0));
+            c[i][1]          = _mm512_add_epi32(c[i][1], _mm512_madd_epi16(xv, w1));
+        }
+    }
+    for (int h = 0; h < 2; ++h) {
+        const __mmask16 mk = avx512::tail16(std::max(nr - 16 * h, 0));
+        if (!mk) continue;
+        const __m512 ws = _mm512_maskz_loadu_ps(mk, w_scale + 16 * h);
+        const __m512 b  = bias ? _mm512_maskz_loadu_ps(mk, bias + 16 * h) : _mm512_setzero_ps();
+#pragma GCC unroll 8
+        for (int i = 0; i < MR; ++i) {
+            float * out        = y + i * ldy + 16 * h;
+            const __m512 d     = _mm512_cvt_roundepi32_ps(c[i][h], kRne);
+            const __m512 scale = _mm512_mul_round_ps(_mm512_set1_ps(sx[i]), ws, kRne);
+            __m512 v           = _mm512_mul_round_ps(d, scale, kRne);
+            if (bias) v = _mm512_add_round_ps(v, b, kRne);
+            if (accumulate) v = _mm512_add_round_ps(_mm512_maskz_loadu_ps(mk, out), v, kRne);
+            _mm512_mask_storeu_ps(out, mk, v);
+        }
+    }
+}
+
+using MicroTileS16 = void (*)(const int16_t *, int64_t, const int32_t *, int64_t, const float *, const float *,
+                              const float *, float *, int64_t, int, bool);
+constexpr MicroTileS16 kMicroTilesS16[kRows + 1] = {nullptr,           micro_tile_s16<1>, micro_tile_s16<2>,
+                                                    micro_tile_s16<3>, micro_tile_s16<4>, micro_tile_s16<5>,
+                                                    micro_tile_s16<6>, micro_tile_s16<7>, micro_tile_s16<8>};
+
+void matmul_i8_packed_avx512bw(const MatmulArgs & a) {
+    using namespace avx512;
+    const QuantizedRows x(a, 0);
+    const int64_t Kp = round_up(a.K, 32), pairs = Kp / 2;
+    // x widened to s16 once (zero for k ≥ K), so a row's pair is one 32-bit broadcast.
+    Scratch widened(static_cast<size_t>(std::max<int64_t>(a.M * Kp, 1)) * sizeof(int16_t));
+    int16_t * xw = widened.as<int16_t>();
+    ThreadPool::global().parallel_for(a.M, [&](int64_t m0, int64_t m1) {
+        for (int64_t m = m0; m < m1; ++m)
+            for (int64_t k = 0; k < Kp; ++k) xw[m * Kp + k] = k < a.K ? x.bytes.as<int8_t>()[m * x.ldq + k] : 0;
+    });
+    const float * sx   = x.scales.as<float>();
+    const int8_t * w   = static_cast<const int8_t *>(a.w);
+    const int64_t n_mb = ceil_div(a.M, kTaskRows), n_nb = ceil_div(a.N, kTaskCols);
+    ThreadPool::global().parallel_for(n_mb * n_nb, [&](int64_t t0, int64_t t1) {
+        Scratch packed(static_cast<size_t>(std::max<int64_t>(pairs, 1) * kPanel) * sizeof(int32_t));
+        int32_t * wp = packed.as<int32_t>();
+        for (int64_t t = t0; t < t1; ++t) {
+            const int64_t m0 = (t % n_mb) * kTaskRows, m1 = std::min(a.M, m0 + kTaskRows);
+            const int64_t n0 = (t / n_mb) * kTaskCols, n1 = std::min(a.N, n0 + kTaskCols);
+            for (int64_t n = n0; n < n1; n += kPanel) {
+                const int nr = static_cast<int>(std::min<int64_t>(kPanel, n1 - n));
+                pack_panel_s16(w + n * a.K, a.K, nr, a.K, wp);
+                for (int64_t m = m0; m < m1; m += kRows) {
+                    const int mr = static_cast<int>(std::min<int64_t>(kRows, m1 - m));
+                    kMicroTilesS16[mr](xw + m * Kp, Kp, wp, pairs, sx + m, a.w_scale + n, a.bias ? a.bias + n : nullptr,
+                                       a.y + m * a.ldy + n, a.ldy, nr, a.accumulate);
+                }
+            }
+        }
+    });
+}
+
 }  // namespace
 
 void matmul_fwd_i8_avx512bw(const MatmulArgs & a) {
     using namespace avx512;
     if (a.M <= 0 || a.N <= 0) return;
+    if (a.M >= kPackedMinRows) return matmul_i8_packed_avx512bw(a);
     const QuantizedRows x(a, 0);
-    const int64_t  ldq = x.ldq;
-    const int8_t * xq  = x.bytes.as<int8_t>();
-    const float *  sx  = x.scales.as<float>();
-    const int8_t * w   = static_cast<const int8_t *>(a.w);
+    const int64_t ldq = x.ldq;
+    const int8_t * xq = x.bytes.as<int8_t>();
+    const float * sx  = x.scales.as<float>();
+    const int8_t * w  = static_cast<const int8_t *>(a.w);
     const int nr_max  = a.M == 1 ? kNrGemv : kNr;
     for_each_block(a.M, a.N, a.K, [&](int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
         for_each_tile(
             m0, m1, n0, n1, nr_max, [](int64_t, int) {},
             [&](int mr, int nr, int64_t m, int64_t n) {
-                dot_tile_any<S8S8WideTraits>(mr, nr, xq + m * ldq, ldq, w + n * a.K, a.K, a.K, [&](int i, int q, __m128i s) {
-                    const int64_t col = n + 4 * q;
-                    store_i8x4(a.y + (m + i) * a.ldy + col, s, sx[m + i], a.w_scale + col,
-                               a.bias ? a.bias + col : nullptr, std::min(4, nr - 4 * q), a.accumulate);
-                });
+                dot_tile_any<S8S8WideTraits>(
+                    mr, nr, xq + m * ldq, ldq, w + n * a.K, a.K, a.K, [&](int i, int q, __m128i s) {
+                        const int64_t col = n + 4 * q;
+                        store_i8x4(a.y + (m + i) * a.ldy + col, s, sx[m + i], a.w_scale + col,
+                                   a.bias ? a.bias + col : nullptr, std::min(4, nr - 4 * q), a.accumulate);
+                    });
             });
     });
 }
@@ -111,9 +222,9 @@ void matmul_fwd_i8_avx512(const MatmulArgs & a) {
     using namespace avx512;
     if (a.M <= 0 || a.N <= 0) return;
     const QuantizedRows x(a, 128);  // u8 = qx + 128
-    const int64_t   ldq = x.ldq;
-    const uint8_t * xq  = x.bytes.as<uint8_t>();
-    const float *   sx  = x.scales.as<float>();
+    const int64_t ldq  = x.ldq;
+    const uint8_t * xq = x.bytes.as<uint8_t>();
+    const float * sx   = x.scales.as<float>();
 
     const int8_t * w = static_cast<const int8_t *>(a.w);
     for_each_block(a.M, a.N, a.K, [&](int64_t m0, int64_t m1, int64_t n0, int64_t n1) {

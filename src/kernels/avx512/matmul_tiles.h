@@ -52,6 +52,33 @@ class Scratch {
     void * p_;
 };
 
+// r[0..15] = 16 rows of 16 32-bit lanes → r[c] = column c (lane i of r[c] is old r[i][c]). The
+// shuffles move bits only, so integer lanes go through it cast to __m512.
+inline void transpose16x16(__m512 r[16]) {
+    __m512 t[16], u[16];
+    for (int i = 0; i < 16; i += 2) {  // interleave pairs of rows within each 128-bit lane
+        t[i]     = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) {  // 4 × 4 transposes within each 128-bit lane
+        u[i]     = _mm512_shuffle_ps(t[i], t[i + 2], 0x44);
+        u[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], 0xEE);
+        u[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+        u[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+    }
+    // u[4b + q], lane L = column 4L + q of rows 4b … 4b+3: transpose the 4 × 4 grid of lanes.
+    for (int q = 0; q < 4; ++q) {
+        const __m512 v0 = _mm512_shuffle_f32x4(u[q], u[4 + q], 0x44);
+        const __m512 v1 = _mm512_shuffle_f32x4(u[q], u[4 + q], 0xEE);
+        const __m512 v2 = _mm512_shuffle_f32x4(u[8 + q], u[12 + q], 0x44);
+        const __m512 v3 = _mm512_shuffle_f32x4(u[8 + q], u[12 + q], 0xEE);
+        r[q]            = _mm512_shuffle_f32x4(v0, v2, 0x88);
+        r[4 + q]        = _mm512_shuffle_f32x4(v0, v2, 0xDD);
+        r[8 + q]        = _mm512_shuffle_f32x4(v1, v3, 0x88);
+        r[12 + q]       = _mm512_shuffle_f32x4(v1, v3, 0xDD);
+    }
+}
+
 // Runs fn(m0, m1, n0, n1) over blocks covering [0, M) × [0, N), spread over the thread pool.
 template <typename Fn>
 void for_each_block(int64_t M, int64_t N, int64_t K, const Fn & fn) {
