@@ -13,7 +13,8 @@ packages=(
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
   # oneDNN: only the baseline inside `m4fw bench kernels` (the engine never links it)
-  libdnnl-dev
+  # (its CMake config needs OpenCL's headers and library even for the CPU engine; apt only recommends them)
+  libdnnl-dev ocl-icd-opencl-dev opencl-c-headers
   # numerics oracle (PyTorch under /usr/bin/python3); OpenMP OpenBLAS so torch and BLAS share the cores
   python3 python3-torch python3-numpy libopenblas0-openmp
   # zlib (gzip members of packaged data sets)
