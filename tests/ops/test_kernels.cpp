@@ -205,11 +205,17 @@ void check_attention(Isa isa) {
         bool causal;
         int64_t pos0, pad;
     };
+    // From {100, 100, …} on: the AVX-512 kernel's tiles of 16 query rows (fewer than 8 rows per KV
+    // head take its row path): a prefill, a causal tile cut off by S, D = 1, a chunk continuing a
+    // KV cache, 8 and 7 rows per KV head, S = 0.
     const Shape shapes[] = {
-        {1, 1, 1, 1, 1, false, 0, 0},     {1, 257, 4, 2, 33, true, 256, 0},  // decoding with a KV cache
-        {1, 257, 8, 1, 64, true, 256, 3}, {7, 7, 6, 2, 16, true, 0, 0},     {7, 40, 4, 1, 64, true, 33, 5},
-        {33, 33, 2, 2, 7, false, 0, 0},   {5, 257, 3, 3, 40, false, 0, 1},  {64, 257, 2, 1, 32, true, 193, 0},
-        {3, 10, 2, 1, 8, true, 20, 0},    {2, 0, 2, 1, 8, false, 0, 0},     {17, 100, 4, 4, 128, false, 0, 0},
+        {1, 1, 1, 1, 1, false, 0, 0},       {1, 257, 4, 2, 33, true, 256, 0},  // decoding with a KV cache
+        {1, 257, 8, 1, 64, true, 256, 3},   {7, 7, 6, 2, 16, true, 0, 0},     {7, 40, 4, 1, 64, true, 33, 5},
+        {33, 33, 2, 2, 7, false, 0, 0},     {5, 257, 3, 3, 40, false, 0, 1},  {64, 257, 2, 1, 32, true, 193, 0},
+        {3, 10, 2, 1, 8, true, 20, 0},      {2, 0, 2, 1, 8, false, 0, 0},     {17, 100, 4, 4, 128, false, 0, 0},
+        {100, 100, 2, 2, 64, true, 0, 0},   {40, 30, 2, 1, 24, true, 5, 2},   {20, 50, 1, 1, 1, true, 10, 0},
+        {16, 300, 3, 1, 128, true, 284, 1}, {8, 8, 2, 2, 9, true, 0, 0},      {7, 19, 2, 2, 16, true, 12, 0},
+        {2, 0, 8, 1, 8, true, 0, 0},
     };
     const kern::AttentionFn fn = ops::kernel_table(isa).attention;
     ASSERT_NE(fn, nullptr);
