@@ -1,12 +1,33 @@
 #include "base/thread_pool.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
 
 namespace m4 {
 namespace {
 thread_local bool t_in_worker = false;
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
 }
+
+// Spins until done() or kSpinMicros have passed; returns done().
+template <class Done>
+bool spin_until(const Done & done) {
+    using Clock        = std::chrono::steady_clock;
+    const auto give_up = Clock::now() + std::chrono::microseconds(ThreadPool::kSpinMicros);
+    for (;;) {
+        for (int i = 0; i < 64; ++i) {
+            if (done()) return true;
+            cpu_relax();
+        }
+        if (Clock::now() >= give_up) return done();
+    }
+}
+}  // namespace
 
 int default_thread_count() {
     if (const char * env = std::getenv("M4_THREADS")) {
@@ -29,7 +50,7 @@ ThreadPool::ThreadPool(int n_threads) : n_threads_(std::max(1, n_threads)) {
 ThreadPool::~ThreadPool() {
     {
         std::lock_guard<std::mutex> lock(mu_);
-        stop_ = true;
+        stop_.store(true, std::memory_order_release);
     }
     cv_work_.notify_all();
     for (auto & t : workers_) t.join();
@@ -39,17 +60,31 @@ void ThreadPool::worker_loop(int index) {
     t_in_worker       = true;
     uint64_t seen_gen = 0;
     for (;;) {
-        std::unique_lock<std::mutex> lock(mu_);
-        cv_work_.wait(lock, [&] { return stop_ || generation_ != seen_gen; });
-        if (stop_) return;
-        seen_gen = generation_;
-        if (index >= job_parts_) continue;
-        const auto * job = job_;
-        int64_t b = index * job_chunk_, e = std::min(job_n_, b + job_chunk_);
-        lock.unlock();
+        auto has_news = [&] {
+            return stop_.load(std::memory_order_acquire) || generation_.load(std::memory_order_acquire) != seen_gen;
+        };
+        if (!spin_until(has_news)) {
+            std::unique_lock<std::mutex> lock(mu_);
+            cv_work_.wait(lock, has_news);
+        }
+        if (stop_.load(std::memory_order_acquire)) return;
+        const std::function<void(int64_t, int64_t)> * job;
+        int64_t b = 0, e = 0;
+        {
+            // The job's fields are read under mu_: the caller writes them under it before it
+            // bumps the generation, and cannot start the next job before this one's pending_ is 0.
+            std::lock_guard<std::mutex> lock(mu_);
+            seen_gen = generation_.load(std::memory_order_relaxed);
+            if (index >= job_parts_) continue;
+            job = job_;
+            b   = index * job_chunk_;
+            e   = std::min(job_n_, b + job_chunk_);
+        }
         (*job)(b, e);
-        lock.lock();
-        if (--pending_ == 0) cv_done_.notify_one();
+        if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+            std::lock_guard<std::mutex> lock(mu_);  // the caller may be between its check and its wait
+            cv_done_.notify_one();
+        }
     }
 }
 
@@ -71,15 +106,19 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
         job_n_     = n;
         job_chunk_ = chunk;
         job_parts_ = parts;
-        pending_   = parts - 1;
-        ++generation_;
+        pending_.store(parts - 1, std::memory_order_relaxed);
+        generation_.fetch_add(1, std::memory_order_release);
     }
     cv_work_.notify_all();
     t_in_worker = true;  // nested calls from fn run inline
     fn(0, std::min(n, chunk));
-    t_in_worker = false;
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_done_.wait(lock, [&] { return pending_ == 0; });
+    t_in_worker   = false;
+    auto all_done = [&] { return pending_.load(std::memory_order_acquire) == 0; };
+    if (!spin_until(all_done)) {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_done_.wait(lock, all_done);
+    }
+    std::lock_guard<std::mutex> lock(mu_);
     job_ = nullptr;
 }
 

@@ -4,17 +4,20 @@
 // Reference: ops::matmul_forward_ref (src/ops/matmul.cpp), DType::BF16 — x rounded to bf16
 // (nearest-even, as VCVTNEPS2BF16 does), exact products, f32 accumulation; only the order of the
 // sum differs (and VDPBF16PS flushes denormals, far below any activation the model produces).
+// M < 16 (decode): dot-product tiles straight from W's rows (matmul_tiles.h). M ≥ 16: the packed
+// outer-product GEMM of matmul_packed.h, W in panels of 32 rows, one bf16 pair per lane.
 //
 // x: (M, K) ldx   W: (N, K) bf16   b: (N)   y: (M, N) ldy
-#include "kernels/avx512/matmul_tiles.h"  // first: includes vec_math.h
+#include "kernels/avx512/matmul_packed.h"  // first: includes vec_math.h
 
 #include "kernels/avx512/kernels.h"
 
 namespace m4::kern {
 namespace {
 
-// xb[m, 0:K] = bf16(x[m, 0:K]) for one row.
-void convert_row_bf16(const float * x, uint16_t * xb, int64_t K) {
+// xb[0:ld] = bf16(x[0:K]), then zeros: the packed GEMM reads whole pairs, and garbage there could
+// be a NaN that the zero padding of W would not cancel.
+void convert_row_bf16(const float * x, uint16_t * xb, int64_t K, int64_t ld) {
     int64_t k = 0;
     for (; k + 16 <= K; k += 16) {
         const __m256bh h = _mm512_cvtneps_pbh(_mm512_loadu_ps(x + k));
@@ -25,6 +28,43 @@ void convert_row_bf16(const float * x, uint16_t * xb, int64_t K) {
         const __m256bh h   = _mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(mk, x + k));
         _mm256_mask_storeu_epi16(xb + k, mk, (__m256i)h);
     }
+    for (k = K; k < ld; ++k) xb[k] = 0;
+}
+
+// Two k per lane, VDPBF16PS: exact products of bf16 pairs added into f32.
+struct PairsBf16 {
+    using Acc = __m512;
+    static Acc zero() { return _mm512_setzero_ps(); }
+    static Acc madd(Acc c, __m512i x, __m512i w) { return _mm512_dpbf16_ps(c, (__m512bh)x, (__m512bh)w); }
+};
+
+void matmul_bf16_packed(const MatmulArgs & a, const uint16_t * xb, int64_t ldb) {
+    using namespace avx512;
+    const int64_t groups = ldb / 2;
+    const uint16_t * w   = static_cast<const uint16_t *>(a.w);
+    run_packed_gemm(
+        a.M, a.N, groups,
+        [&](int64_t n, int nr, int32_t * wp) {
+            pack_panel_groups(
+                nr, groups,
+                [&](int j, int64_t p0) {
+                    const int64_t k = 2 * p0;
+                    return _mm512_maskz_loadu_epi16(tail32(a.K - k), w + (n + j) * a.K + k);
+                },
+                wp);
+        },
+        [&](int mr, int64_t m, int64_t n, int nr, const int32_t * wp) {
+            outer_tile_any<PairsBf16>(mr, reinterpret_cast<const uint8_t *>(xb + m * ldb), 2 * ldb, wp, groups,
+                                      [&](int i, int h, __m512 s) {
+                                          const __mmask16 mk = tail16(std::max(nr - 16 * h, 0));
+                                          if (!mk) return;
+                                          const int64_t col = n + 16 * h;
+                                          float * out       = a.y + (m + i) * a.ldy + col;
+                                          if (a.bias) s = _mm512_add_ps(s, _mm512_maskz_loadu_ps(mk, a.bias + col));
+                                          if (a.accumulate) s = _mm512_add_ps(_mm512_maskz_loadu_ps(mk, out), s);
+                                          _mm512_mask_storeu_ps(out, mk, s);
+                                      });
+        });
 }
 
 }  // namespace
@@ -39,10 +79,11 @@ void matmul_fwd_bf16_avx512(const MatmulArgs & a) {
     ThreadPool::global().parallel_for(
         a.M,
         [&](int64_t m0, int64_t m1) {
-            for (int64_t m = m0; m < m1; ++m) convert_row_bf16(a.x + m * a.ldx, xb + m * ldb, a.K);
+            for (int64_t m = m0; m < m1; ++m) convert_row_bf16(a.x + m * a.ldx, xb + m * ldb, a.K, ldb);
         },
         std::max<int64_t>(1, (int64_t{1} << 16) / std::max<int64_t>(a.K, 1)));
 
+    if (a.M >= kPackedMinRows) return matmul_bf16_packed(a, xb, ldb);
     const uint16_t * w = static_cast<const uint16_t *>(a.w);
     const int nr_max   = a.M == 1 ? kNrGemv : kNr;
     for_each_block(a.M, a.N, a.K, [&](int64_t m0, int64_t m1, int64_t n0, int64_t n1) {

@@ -1,0 +1,115 @@
+// The packed outer-product GEMM shared by the AVX-512 matmuls whose instructions sum several k
+// per 32-bit lane: int8 with VPMADDWD (2 k per lane, s16), int8 with VPDPBUSD (4 k, u8 × s8) and
+// bf16 with VDPBF16PS (2 k). matmul_f32.cpp has the one-k-per-lane version of the same scheme.
+//
+// For M ≥ 16 (prefill, encoders, training) y = x·Wᵀ runs as outer products instead of dot
+// products: W is packed in panels of 32 rows, Wp[p][32] = the p-th group of kPerLane k of each
+// row (one 32-bit lane per row and group), by 16 × 16 register transposes; a micro-tile of up to
+// 8 rows of x × 32 columns keeps 16 accumulators in registers and, per group p, loads two vectors
+// of Wp and broadcasts one 32-bit group of each row of x: 16 multiply-adds and no horizontal sums.
+// The panel stays in L1/L2 while a task's rows of x pass over it (the BLIS loop order).
+//
+// Rows of x must be prepared in the same grouping (4 bytes per group, zero past K where a
+// product with the zero padding of Wp could be non-finite), ldx in bytes.
+//
+// Include only from src/kernels/avx512/*.cpp.
+#pragma once
+
+#include "kernels/avx512/matmul_tiles.h"  // first: includes vec_math.h
+
+#include <cstring>
+
+namespace m4::kern::avx512 {
+
+inline constexpr int64_t kPackedMinRows = 16;    // from this M on, the packed GEMM pays
+inline constexpr int kPanelCols         = 32;    // columns of y (rows of W) per packed panel
+inline constexpr int kTileRows          = 8;     // rows of x per micro-tile
+inline constexpr int64_t kTaskRows      = 1024;  // rows of x per task
+inline constexpr int64_t kTaskCols      = 64;    // columns of y per task (two panels)
+
+// wp[p][j] = lane group p of row j, for j < nr (zero for nr ≤ j < 32), p < groups (a multiple of
+// 16). load_row(j, p0) returns the 16 groups p0 … p0+15 of row j, zero past K.
+template <class LoadRow>
+inline void pack_panel_groups(int nr, int64_t groups, const LoadRow & load_row, int32_t * wp) {
+    for (int half = 0; half < 2; ++half) {
+        const int rows = std::clamp(nr - 16 * half, 0, 16);
+        for (int64_t p0 = 0; p0 < groups; p0 += 16) {
+            __m512 r[16];
+            for (int i = 0; i < 16; ++i)
+                r[i] = i < rows ? _mm512_castsi512_ps(load_row(16 * half + i, p0)) : _mm512_setzero_ps();
+            transpose16x16(r);  // r[c] = group p0 + c of the 16 rows
+            for (int c = 0; c < 16; ++c)
+                _mm512_storeu_ps(reinterpret_cast<float *>(wp + (p0 + c) * kPanelCols + 16 * half), r[c]);
+        }
+    }
+}
+
+// The MR × 32 accumulators of x[0:MR] · Wp over `groups` groups; then epi(i, h, acc) for row i and
+// half h (columns 16h … 16h+15). Tr: Acc, zero(), madd(acc, x_broadcast, w).
+template <class Tr, int MR, class Epi>
+inline void outer_tile(const uint8_t * x, int64_t ldx, const int32_t * wp, int64_t groups, const Epi & epi) {
+    using Acc = typename Tr::Acc;
+    Acc c[MR][2];
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) c[i][0] = c[i][1] = Tr::zero();
+    for (int64_t p = 0; p < groups; ++p) {
+        const __m512i w0 = _mm512_loadu_si512(wp + p * kPanelCols), w1 = _mm512_loadu_si512(wp + p * kPanelCols + 16);
+#pragma GCC unroll 8
+        for (int i = 0; i < MR; ++i) {
+            int32_t group;
+            std::memcpy(&group, x + i * ldx + 4 * p, sizeof group);
+            const __m512i xv = _mm512_set1_epi32(group);
+            c[i][0]          = Tr::madd(c[i][0], xv, w0);
+            c[i][1]          = Tr::madd(c[i][1], xv, w1);
+        }
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) {
+        epi(i, 0, c[i][0]);
+        epi(i, 1, c[i][1]);
+    }
+}
+
+template <class Tr, class Epi>
+inline void outer_tile_any(int mr, const uint8_t * x, int64_t ldx, const int32_t * wp, int64_t groups,
+                           const Epi & epi) {
+    // clang-format off
+    switch (mr) {
+        case 1: return outer_tile<Tr, 1>(x, ldx, wp, groups, epi);
+        case 2: return outer_tile<Tr, 2>(x, ldx, wp, groups, epi);
+        case 3: return outer_tile<Tr, 3>(x, ldx, wp, groups, epi);
+        case 4: return outer_tile<Tr, 4>(x, ldx, wp, groups, epi);
+        case 5: return outer_tile<Tr, 5>(x, ldx, wp, groups, epi);
+        case 6: return outer_tile<Tr, 6>(x, ldx, wp, groups, epi);
+        case 7: return outer_tile<Tr, 7>(x, ldx, wp, groups, epi);
+        case 8: return outer_tile<Tr, 8>(x, ldx, wp, groups, epi);
+        default:
+            break;
+    }
+    // clang-format on
+}
+
+// Runs the tasks (kTaskRows × kTaskCols blocks of y) over the thread pool. For each panel of a
+// task: pack(n, nr, wp) fills the panel (groups × 32 lanes, then one more row of 32 lanes for
+// per-column data of the kernel's own), then tile(mr, m, n, nr, wp) runs the micro-tiles down the
+// task's rows.
+template <class Pack, class Tile>
+inline void run_packed_gemm(int64_t M, int64_t N, int64_t groups, const Pack & pack, const Tile & tile) {
+    const int64_t n_mb = ceil_div(M, kTaskRows), n_nb = ceil_div(N, kTaskCols);
+    ThreadPool::global().parallel_for(n_mb * n_nb, [&](int64_t t0, int64_t t1) {
+        Scratch packed(static_cast<size_t>((groups + 1) * kPanelCols) * sizeof(int32_t));
+        int32_t * wp = packed.as<int32_t>();
+        for (int64_t t = t0; t < t1; ++t) {
+            const int64_t m0 = (t % n_mb) * kTaskRows, m1 = std::min(M, m0 + kTaskRows);
+            const int64_t n0 = (t / n_mb) * kTaskCols, n1 = std::min(N, n0 + kTaskCols);
+            for (int64_t n = n0; n < n1; n += kPanelCols) {
+                const int nr = static_cast<int>(std::min<int64_t>(kPanelCols, n1 - n));
+                pack(n, nr, wp);
+                for (int64_t m = m0; m < m1; m += kTileRows)
+                    tile(static_cast<int>(std::min<int64_t>(kTileRows, m1 - m)), m, n, nr, wp);
+            }
+        }
+    });
+}
+
+}  // namespace m4::kern::avx512
