@@ -25,7 +25,6 @@ inline constexpr int64_t kPackedMinRows = 16;    // from this M on, the packed G
 inline constexpr int kPanelCols         = 32;    // columns of y (rows of W) per packed panel
 inline constexpr int kTileRows          = 8;     // rows of x per micro-tile
 inline constexpr int64_t kTaskRows      = 1024;  // rows of x per task
-inline constexpr int64_t kTaskCols      = 64;    // columns of y per task (two panels)
 
 // wp[p][j] = lane group p of row j, for j < nr (zero for nr ≤ j < 32), p < groups (a multiple of
 // 16). load_row(j, p0) returns the 16 groups p0 … p0+15 of row j, zero past K.
@@ -89,25 +88,27 @@ inline void outer_tile_any(int mr, const uint8_t * x, int64_t ldx, const int32_t
     // clang-format on
 }
 
-// Runs the tasks (kTaskRows × kTaskCols blocks of y) over the thread pool. For each panel of a
+// Runs the tasks (kTaskRows × one panel of y) over the thread pool. Tasks are handed out one at a
+// time from a shared counter rather than in fixed chunks: on a shared machine one core is often
+// slower than the other, and a static split would leave the fast one waiting at the end. For each
 // task: pack(n, nr, wp) fills the panel (groups × 32 lanes, then one more row of 32 lanes for
 // per-column data of the kernel's own), then tile(mr, m, n, nr, wp) runs the micro-tiles down the
 // task's rows.
 template <class Pack, class Tile>
 inline void run_packed_gemm(int64_t M, int64_t N, int64_t groups, const Pack & pack, const Tile & tile) {
-    const int64_t n_mb = ceil_div(M, kTaskRows), n_nb = ceil_div(N, kTaskCols);
-    ThreadPool::global().parallel_for(n_mb * n_nb, [&](int64_t t0, int64_t t1) {
+    const int64_t n_mb = ceil_div(M, kTaskRows), tasks = n_mb * ceil_div(N, kPanelCols);
+    int64_t next_task = 0;  // __atomic builtins: no std::atomic instantiated with AVX-512 flags
+    ThreadPool & pool = ThreadPool::global();
+    pool.parallel_for(std::min<int64_t>(pool.size(), tasks), [&](int64_t, int64_t) {
         Scratch packed(static_cast<size_t>((groups + 1) * kPanelCols) * sizeof(int32_t));
         int32_t * wp = packed.as<int32_t>();
-        for (int64_t t = t0; t < t1; ++t) {
+        for (int64_t t; (t = __atomic_fetch_add(&next_task, 1, __ATOMIC_RELAXED)) < tasks;) {
             const int64_t m0 = (t % n_mb) * kTaskRows, m1 = std::min(M, m0 + kTaskRows);
-            const int64_t n0 = (t / n_mb) * kTaskCols, n1 = std::min(N, n0 + kTaskCols);
-            for (int64_t n = n0; n < n1; n += kPanelCols) {
-                const int nr = static_cast<int>(std::min<int64_t>(kPanelCols, n1 - n));
-                pack(n, nr, wp);
-                for (int64_t m = m0; m < m1; m += kTileRows)
-                    tile(static_cast<int>(std::min<int64_t>(kTileRows, m1 - m)), m, n, nr, wp);
-            }
+            const int64_t n = (t / n_mb) * kPanelCols;
+            const int nr    = static_cast<int>(std::min<int64_t>(kPanelCols, N - n));
+            pack(n, nr, wp);
+            for (int64_t m = m0; m < m1; m += kTileRows)
+                tile(static_cast<int>(std::min<int64_t>(kTileRows, m1 - m)), m, n, nr, wp);
         }
     });
 }
