@@ -55,7 +55,8 @@ OPSET = 17  # LayerNormalization exists from opset 17; python3-onnx 1.12 support
 class GraphBuilder:
     """Collects nodes and f32 initializers, naming intermediate values uniquely."""
 
-    def __init__(self, fw):
+    def __init__(self, fw, dequantize=False):
+        self.dequantize = dequantize
         self.fw = fw
         self.nodes = []
         self.inits = []
@@ -70,12 +71,15 @@ class GraphBuilder:
         return name
 
     def weight(self, name):
-        """A firmware tensor as f32. Only f32 firmware is accepted: with bf16 / i8 weights m4 also
-        rounds or quantises the activations, so an f32 ONNX graph would compute something else."""
-        if self.fw.dtypes[name] != "f32":
-            raise SystemExit("%s: tensor %s is %s; export an f32 firmware (m4fw init --dtype f32)"
-                             % (self.fw.path, name, self.fw.dtypes[name]))
-        return np.asarray(self.fw.tensors[name], dtype=np.float32)
+        """A firmware tensor as f32. By default only f32 firmware is accepted: with bf16 / i8
+        weights m4 also rounds or quantises the activations, so an f32 graph computes something
+        slightly different. With --dequantize, bf16 tensors are widened exactly and i8 tensors
+        become q·scale: ONNX Runtime then runs f32 on exactly the weight values m4 holds (for the
+        comparison of m4's bf16 / int8 paths against ORT's f32 one, with a looser check)."""
+        if self.fw.dtypes[name] != "f32" and not self.dequantize:
+            raise SystemExit("%s: tensor %s is %s; export an f32 firmware (m4fw init --dtype f32) "
+                             "or pass --dequantize" % (self.fw.path, name, self.fw.dtypes[name]))
+        return np.asarray(self.fw.dequant(name), dtype=np.float32)
 
     def op(self, op_type, inputs, hint=None, **attrs):
         out = self.tmp(hint or op_type.lower())
@@ -106,7 +110,7 @@ class GraphBuilder:
         return self.op("Mul", [m, "c_half"], hint="gelu")
 
 
-def build_image_encoder(fw, qkv="separate"):
+def build_image_encoder(fw, qkv="separate", dequantize=False):
     h = fw.header
     if "image" not in h.get("encoders", {}):
         raise SystemExit("%s: the firmware has no image encoder" % fw.path)
@@ -116,7 +120,7 @@ def build_image_encoder(fw, qkv="separate"):
     g, D = S // p, W // cfg["heads"]
     T = g * g
     pre = "encoders.image."
-    b = GraphBuilder(fw)
+    b = GraphBuilder(fw, dequantize)
 
     # Shared constants (the GELU ones must be scalars for ORT's fusion to match).
     b.const("c_sqrt2", np.array(np.sqrt(2.0), dtype=np.float32))
@@ -211,6 +215,8 @@ def main():
     ap.add_argument("--out", help="ONNX model to write")
     ap.add_argument("--qkv", choices=("separate", "fused"), default="separate",
                     help="q/k/v as three MatMuls (as m4 and HF ViT exports) or one fused MatMul + Split")
+    ap.add_argument("--dequantize", action="store_true",
+                    help="accept bf16 / i8 firmware: export its weights' f32 values")
     ap.add_argument("--write-inputs", metavar="DIR", help="also write test images DIR/img<i>.npy")
     ap.add_argument("--count", type=int, default=3, help="number of test images")
     ap.add_argument("--seed", type=int, default=7, help="seed of the test images")
@@ -220,7 +226,7 @@ def main():
 
     fw = M4File.load(a.firmware, expect_magic=b"M4FW")
     if a.out:
-        model, doc = build_image_encoder(fw, a.qkv)
+        model, doc = build_image_encoder(fw, a.qkv, a.dequantize)
         onnx.checker.check_model(model)  # structure and op schemas; shapes are checked by ORT
         onnx.save(model, a.out)
         print("wrote %s (%.1f MiB): %s" % (a.out, os.path.getsize(a.out) / 1048576.0, doc))

@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
 # m4 vs ONNX Runtime on the image encoder path (ViT-B/16-sized, random weights), end to end:
 #
-#   bench/onnx/run.sh [--work-dir DIR] [--m4fw PATH] [--min-time S] [--threads N] [--oracle] ...
+#   bench/onnx/run.sh [--work-dir DIR] [--m4fw PATH] [--min-time S] [--threads N] [--m4-dtype T] ...
 #
 # 1. installs what it needs: python3-onnx (apt, if missing) and onnxruntime-node (npm ci, pinned
 #    by bench/onnx/package-lock.json; CPU binaries only, nothing downloaded outside npm);
-# 2. makes the firmware from configs/vit-b16.json (m4fw init) and exports its image encoder path
-#    to ONNX (export_onnx.py), both into the work dir;
+# 2. makes the firmware from configs/vit-b16.json (m4fw init), with --m4-dtype bf16|i8 quantizes it
+#    (m4fw quantize), and exports its image encoder path to ONNX (export_onnx.py; a quantized
+#    firmware's weights are exported as their f32 values, so both engines hold the same weights
+#    and ORT runs them in f32), all into the work dir;
 # 3. checks the numbers: the same test images through `m4fw run --json` and through ONNX Runtime
 #    must give the same L2-normalised embeddings (max |diff| <= --tol), otherwise it stops:
-#    a speed comparison of two engines that compute different things means nothing.
+#    a speed comparison of two engines that compute different things means nothing. With bf16 /
+#    i8, m4 also rounds / quantizes the activations, so the default tolerance is looser (below)
+#    and the measured difference is the accuracy cost of m4's faster path;
 #    --oracle adds the project's float64 PyTorch reference as a third opinion;
 # 4. times ONNX Runtime (bench.mjs) and `m4fw bench model` back to back with the same thread count
 #    and prints images/s and the m4 / ORT ratio at batch 1 and 8 (the issue's target is >= 1.5x).
@@ -28,7 +32,8 @@ CONFIG=$REPO/configs/vit-b16.json
 MIN_TIME=10
 WARMUP=2
 THREADS=2
-TOL=1e-4
+TOL=
+M4_DTYPE=f32
 QKV=separate
 SEED=1
 IMAGES=3
@@ -44,7 +49,10 @@ usage: bench/onnx/run.sh [options]
   --min-time S      seconds per timed measurement, both engines (default: $MIN_TIME)
   --warmup S        ONNX Runtime warm-up seconds per batch size (default: $WARMUP)
   --threads N       threads of both engines: M4_THREADS and intraOpNumThreads (default: $THREADS)
-  --tol X           max |m4 - ORT| allowed on the normalised embedding (default: $TOL)
+  --m4-dtype T      m4's weights: f32, or bf16 / i8 (m4fw quantize; ORT runs f32 on the same
+                    values) (default: $M4_DTYPE)
+  --tol X           max |m4 - ORT| allowed on the normalised embedding (default: 1e-4 for f32,
+                    2e-3 for bf16, 1e-2 for i8)
   --qkv MODE        ONNX graph's q/k/v: separate (like m4) or fused (one MatMul) (default: $QKV)
   --seed N          firmware seed for m4fw init (default: $SEED)
   --oracle          also compare both engines with the float64 reference (needs torch, ~30 s)
@@ -70,6 +78,7 @@ while [[ $# -gt 0 ]]; do
         --warmup) WARMUP=${2:?--warmup needs a value}; shift 2 ;;
         --threads) THREADS=${2:?--threads needs a value}; shift 2 ;;
         --tol) TOL=${2:?--tol needs a value}; shift 2 ;;
+        --m4-dtype) M4_DTYPE=${2:?--m4-dtype needs a value}; shift 2 ;;
         --qkv) QKV=${2:?--qkv needs a value}; shift 2 ;;
         --seed) SEED=${2:?--seed needs a value}; shift 2 ;;
         --oracle) ORACLE=1; shift ;;
@@ -80,6 +89,13 @@ while [[ $# -gt 0 ]]; do
 done
 [[ $THREADS =~ ^[1-9][0-9]*$ ]] || die "--threads must be a positive integer, got '$THREADS'"
 [[ $QKV == separate || $QKV == fused ]] || die "--qkv must be separate or fused, got '$QKV'"
+case $M4_DTYPE in
+    f32) TOL=${TOL:-1e-4} ;;
+    bf16) TOL=${TOL:-2e-3} ;;
+    i8) TOL=${TOL:-1e-2} ;;
+    *) die "--m4-dtype must be f32, bf16 or i8, got '$M4_DTYPE'" ;;
+esac
+[[ $ORACLE == 0 || $M4_DTYPE == f32 ]] || die "--oracle compares with float64 and needs --m4-dtype f32"
 
 step() { echo; echo "== $*"; }
 
@@ -138,8 +154,16 @@ ONNX=$WORK/vit.onnx
 rm -f "$FW" "$ONNX"
 logged "$WORK/init.log" "$M4FW" init --config "$CONFIG" --out "$FW" --seed "$SEED"
 grep '^wrote' "$WORK/init.log" || true
+DEQUANTIZE=()
+if [[ $M4_DTYPE != f32 ]]; then
+    rm -f "$WORK/vit-$M4_DTYPE.m4fw"
+    logged "$WORK/quantize.log" "$M4FW" quantize "$FW" "$WORK/vit-$M4_DTYPE.m4fw" --dtype "$M4_DTYPE"
+    grep '^wrote' "$WORK/quantize.log" || true
+    FW=$WORK/vit-$M4_DTYPE.m4fw
+    DEQUANTIZE=(--dequantize)
+fi
 logged "$WORK/export.log" "$PY" "$HERE/export_onnx.py" --firmware "$FW" --out "$ONNX" --qkv "$QKV" \
-    --write-inputs "$WORK/inputs" --count "$IMAGES"
+    "${DEQUANTIZE[@]}" --write-inputs "$WORK/inputs" --count "$IMAGES"
 head -n 1 "$WORK/export.log"
 mapfile -t INPUTS < <(grep '\.npy$' "$WORK/export.log")
 [[ ${#INPUTS[@]} == "$IMAGES" ]] || die "export_onnx.py wrote ${#INPUTS[@]} test images, expected $IMAGES"
@@ -180,7 +204,7 @@ rate() {  # rate LOG PREFIX → the number before "inputs/s" on the line startin
 
 step "result"
 echo "image encoder path: $(head -n 1 "$WORK/export.log" | grep -o '[0-9]* tokens (no CLS).*')"
-echo "f32 weights · $THREADS threads each · min time $MIN_TIME s per measurement · onnxruntime-node $ORT_VERSION"
+echo "m4: $M4_DTYPE weights, ORT: f32 weights of the same values · $THREADS threads each · min time $MIN_TIME s per measurement · onnxruntime-node $ORT_VERSION"
 echo "$CHECK_LINE"
 printf '%-6s %14s %14s %8s   %s\n' batch "m4 images/s" "ORT images/s" "m4/ORT" "target >= 1.5x"
 for B in 1 8; do

@@ -51,7 +51,7 @@ void matmul_bf16_packed(const MatmulArgs & a, const uint16_t * xb, int64_t ldb) 
                     const int64_t k = 2 * p0;
                     return _mm512_maskz_loadu_epi16(tail32(a.K - k), w + (n + j) * a.K + k);
                 },
-                wp);
+                wp, reinterpret_cast<const uint8_t *>(w + n * a.K), 2 * a.K, 4);
         },
         [&](int mr, int64_t m, int64_t n, int nr, const int32_t * wp) {
             outer_tile_any<PairsBf16>(mr, reinterpret_cast<const uint8_t *>(xb + m * ldb), 2 * ldb, wp, groups,

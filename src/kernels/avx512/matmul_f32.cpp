@@ -26,15 +26,23 @@ constexpr int64_t kPackedMinRows = 16;
 constexpr int kPanel             = 32;   // columns of y (rows of W) per packed panel: two vectors
 constexpr int kRows              = 8;    // rows of x per micro-tile
 constexpr int64_t kKc            = 256;  // K per packed block: a panel is kKc × 32 floats = 32 KiB
-constexpr int64_t kTaskRows      = 256;  // rows of x per task: 256 × kKc floats stay in L2
+constexpr int64_t kTaskRows      = 1024;  // rows of x per task: 1024 × kKc floats (1 MiB) in L2 or L3
 constexpr int64_t kTaskCols      = 64;   // columns of y per task (two panels)
 
 // wp[k][j] = w[j][k] for j < nr, k < kc; zero for nr ≤ j < 32. w: rows of W from the panel's
 // first row and block's first k, row stride ldw.
+// Like pack_panel_groups (matmul_packed.h), it prefetches its rows 4 cache lines ahead: they
+// usually come from DRAM in short streams.
 void pack_panel(const float * w, int64_t ldw, int nr, int64_t kc, float * wp) {
+    constexpr int64_t kAhead = 64;  // floats
     for (int half = 0; half < 2; ++half) {
         const int rows = std::clamp(nr - 16 * half, 0, 16);
+        for (int i = 0; i < rows; ++i)
+            for (int64_t k = 0; k < std::min(kAhead, kc); k += 16)
+                _mm_prefetch(reinterpret_cast<const char *>(w + (16 * half + i) * ldw + k), _MM_HINT_T0);
         for (int64_t k = 0; k < kc; k += 16) {
+            for (int i = 0; i < rows; ++i)
+                _mm_prefetch(reinterpret_cast<const char *>(w + (16 * half + i) * ldw + k + kAhead), _MM_HINT_T0);
             const __mmask16 mk = tail16(kc - k);
             __m512 r[16];
             for (int i = 0; i < 16; ++i)

@@ -165,8 +165,12 @@ struct S8S8WideTraits {
     using Sum                  = __m128i;
     static constexpr int kStep = 32;
     static Acc zero() { return _mm512_setzero_si512(); }
-    static V load(const int8_t * p) { return _mm512_cvtepi8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(p))); }
-    static V load_tail(const int8_t * p, int64_t n) { return _mm512_cvtepi8_epi16(_mm256_maskz_loadu_epi8(tail32(n), p)); }
+    static V load(const int8_t * p) {
+        return _mm512_cvtepi8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(p)));
+    }
+    static V load_tail(const int8_t * p, int64_t n) {
+        return _mm512_cvtepi8_epi16(_mm256_maskz_loadu_epi8(tail32(n), p));
+    }
     static Acc madd(Acc c, V x, V w) { return _mm512_add_epi32(c, _mm512_madd_epi16(x, w)); }
     static Sum reduce(Acc a, Acc b, Acc c, Acc d) { return reduce4_epi32(a, b, c, d); }
 };

@@ -11,12 +11,12 @@ void register_avx512(KernelTable & table) {
     table.matmul[static_cast<int>(DType::F32)] = matmul_fwd_f32_avx512;
     if (cpu.avx512_bf16) table.matmul[static_cast<int>(DType::BF16)] = matmul_fwd_bf16_avx512;
     table.matmul[static_cast<int>(DType::I8)] = cpu.avx512_vnni ? matmul_fwd_i8_avx512 : matmul_fwd_i8_avx512bw;
-    table.softmax   = softmax_fwd_f32_avx512;
-    table.rmsnorm   = rmsnorm_fwd_f32_avx512;
-    table.layernorm = layernorm_fwd_f32_avx512;
-    table.attention = attention_fwd_f32_avx512;
-    table.silu      = silu_fwd_f32_avx512;
-    table.gelu      = gelu_fwd_f32_avx512;
+    table.softmax                             = softmax_fwd_f32_avx512;
+    table.rmsnorm                             = rmsnorm_fwd_f32_avx512;
+    table.layernorm                           = layernorm_fwd_f32_avx512;
+    table.attention                           = attention_fwd_f32_avx512;
+    table.silu                                = silu_fwd_f32_avx512;
+    table.gelu                                = gelu_fwd_f32_avx512;
 }
 
 }  // namespace m4::kern
