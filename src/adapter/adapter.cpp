@@ -201,11 +201,25 @@ Result<Adapter> Adapter::load_unbound(const std::string & path) {
     return a;
 }
 
-Result<Adapter> Adapter::load(const std::string & path, const model::Model & fw) {
+namespace {
+// The fingerprint of the firmware `fw` was quantized from ("" if it was not).
+std::string quantized_from(const model::Model & fw) {
+    const nlohmann::json & h = fw.file().header();
+    if (!h.contains("provenance") || !h["provenance"].is_object()) return "";
+    const nlohmann::json & p = h["provenance"];
+    if (!p.contains("quantized") || !p["quantized"].is_object()) return "";
+    const nlohmann::json & q = p["quantized"];
+    return q.contains("from") && q["from"].is_string() ? q["from"].get<std::string>() : "";
+}
+}  // namespace
+
+Result<Adapter> Adapter::load(const std::string & path, const model::Model & fw, Binding binding) {
     M4_ASSIGN_OR_RETURN(Adapter a, load_unbound(path));
-    const Manifest & m = a.manifest_;
-    const auto & c     = fw.config();
-    if (m.firmware_fingerprint != fw.fingerprint())
+    const Manifest & m   = a.manifest_;
+    const auto & c       = fw.config();
+    const bool parent_ok = binding == Binding::QuantizedFromParent && !m.firmware_fingerprint.empty() &&
+                           quantized_from(fw) == m.firmware_fingerprint;
+    if (m.firmware_fingerprint != fw.fingerprint() && !parent_ok)
         return incompatible(path + ": trained for firmware " + m.firmware_fingerprint.substr(0, 12) +
                             "…, but the loaded firmware is " + fw.fingerprint().substr(0, 12) +
                             "…; retrain it with `m4fw adapter train`");

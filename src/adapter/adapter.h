@@ -41,10 +41,17 @@ struct Manifest {
 Result<Manifest> parse_manifest(const nlohmann::json & j);
 nlohmann::json manifest_to_json(const Manifest & m);
 
+// Which firmware an adapter may bind to. Exact is the rule everywhere an adapter serves requests.
+// QuantizedFromParent also accepts a firmware made by `m4fw quantize` from the adapter's firmware
+// (its header's provenance.quantized.from is the adapter's fingerprint): only for measuring what
+// quantization costs an existing adapter (m4fw quantize --eval-task, m4fw eval --on-quantized).
+enum class Binding { Exact, QuantizedFromParent };
+
 class Adapter {
   public:
-    // Loads and binds to `fw`: fingerprint, path/modality, targets and shapes are checked.
-    static Result<Adapter> load(const std::string & path, const model::Model & fw);
+    // Loads and binds to `fw`: fingerprint (per `binding`), path/modality, targets and shapes are
+    // checked.
+    static Result<Adapter> load(const std::string & path, const model::Model & fw, Binding binding = Binding::Exact);
     // Loads without a firmware (m4fw inspect): digest and manifest only.
     static Result<Adapter> load_unbound(const std::string & path);
 

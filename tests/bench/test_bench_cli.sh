@@ -76,4 +76,23 @@ expect_fail 5 "cad.m4a: the adapter reads imu inputs, task 'img.shapes' has imag
 expect_fail 3 "needs a classification task" -- \
   "$m4fw" adapter train --firmware fw.m4fw --task imu.cadence --data d --shots 1
 expect_fail 3 "either --adapter A or --zero-shot" -- "$m4fw" eval --firmware fw.m4fw --task img.shapes --data d
+
+# Quantization cost on an eval set: the task's adapter scored on fw.m4fw and on its int8 sibling,
+# and zero-shot on its bf16 sibling.
+"$m4fw" quantize fw.m4fw fw-i8.m4fw --dtype i8 --check 0 --eval-task img.shapes --data d \
+  --adapter adapters/img.shapes.m4a > qcost.log
+check qcost.log "img.shapes \[test\] adapters/img.shapes.m4a: accuracy fw.m4fw [0-9.]* → fw-i8.m4fw [0-9.]* (change [-+][0-9.]*"
+"$m4fw" quantize fw.m4fw fw-bf16.m4fw --dtype bf16 --check 0 --eval-task img.shapes --data d > qzs.log
+check qzs.log "img.shapes \[test\] zero-shot: accuracy fw.m4fw [0-9.]* → fw-bf16.m4fw [0-9.]*"
+# The parent's adapter binds to the quantized sibling only when asked (the service never asks),
+# and never to the sibling of another firmware.
+expect_fail 5 "adapters/img.shapes.m4a: trained for firmware" -- \
+  "$m4fw" eval --firmware fw-i8.m4fw --adapter adapters/img.shapes.m4a --task img.shapes --data d
+"$m4fw" eval --firmware fw-i8.m4fw --adapter adapters/img.shapes.m4a --task img.shapes --data d --on-quantized > qeval.log
+check qeval.log "img.shapes \[test\] adapters/img.shapes.m4a: accuracy"
+"$m4fw" quantize other.m4fw other-i8.m4fw --dtype i8 --check 0 > /dev/null
+expect_fail 5 "adapters/img.shapes.m4a: trained for firmware" -- \
+  "$m4fw" eval --firmware other-i8.m4fw --adapter adapters/img.shapes.m4a --task img.shapes --data d --on-quantized
+expect_fail 3 "--adapter needs --eval-task" -- \
+  "$m4fw" quantize fw.m4fw x.m4fw --dtype i8 --adapter adapters/img.shapes.m4a
 echo "bench_cli: ok"

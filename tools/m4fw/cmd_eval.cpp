@@ -19,7 +19,7 @@ namespace {
 struct EvalArgs {
     std::string firmware, adapter, task, data = "data", split = "test", prompts;
     int64_t limit = 0, batch = 64;
-    bool zero_shot = false, json = false, plan = false, validation = false;
+    bool zero_shot = false, json = false, plan = false, validation = false, on_quantized = false;
 };
 
 void print_report(const bench::EvalReport & r, bool zero_shot) {
@@ -60,7 +60,8 @@ Status run_eval(const EvalArgs & a) {
     if (a.zero_shot) {
         M4_ASSIGN_OR_RETURN(r, bench::evaluate_zero_shot(*fw, plan, a.data, o));
     } else {
-        M4_ASSIGN_OR_RETURN(adapter::Adapter ad, adapter::Adapter::load(a.adapter, *fw));
+        const auto binding = a.on_quantized ? adapter::Binding::QuantizedFromParent : adapter::Binding::Exact;
+        M4_ASSIGN_OR_RETURN(adapter::Adapter ad, adapter::Adapter::load(a.adapter, *fw, binding));
         M4_ASSIGN_OR_RETURN(r, bench::evaluate_adapter(*fw, ad, a.adapter, plan, a.data, o));
     }
     if (a.json) {
@@ -92,6 +93,9 @@ void add_eval_command(CLI::App & app, int * rc) {
     cmd->add_option("--batch", a->batch, "requests per model call");
     cmd->add_flag("--json", a->json, "print one JSON object");
     cmd->add_option("--prompts", a->prompts, "zero-shot: label prompt templates with {label}, separated by |");
+    cmd->add_flag("--on-quantized", a->on_quantized,
+                  "also accept an adapter of the firmware this one was quantized from (m4fw quantize), to measure "
+                  "what quantization costs it; the service still refuses such an adapter");
     cmd->add_flag("--plan", a->plan, "print the task's plan (approach, defaults) as JSON and exit");
     cmd->callback([a, rc] { *rc = report(run_eval(*a)); });
 }
