@@ -1,7 +1,9 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <cmath>
+#include <thread>
 
 #include "base/arena.h"
 #include "base/cpu.h"
@@ -30,6 +32,23 @@ TEST(ThreadPool, NestedCallsRunInline) {
         for (int64_t i = b; i < e; ++i) pool.parallel_for(10, [&](int64_t b2, int64_t e2) { n += e2 - b2; });
     });
     EXPECT_EQ(n.load(), 40);
+}
+
+// Workers spin for a while after each job, then sleep: jobs must reach them in both states, with
+// part counts below the pool size (idle workers skip a generation), and the pool must shut down
+// while they spin (the end of this test).
+TEST(ThreadPool, HandsOverWhileSpinningAndAfterSleeping) {
+    ThreadPool pool(4);
+    for (int rep = 0; rep < 400; ++rep) {
+        if (rep % 100 == 99) std::this_thread::sleep_for(std::chrono::microseconds(4 * ThreadPool::kSpinMicros));
+        const int64_t n = 1 + rep % 6;
+        std::vector<std::atomic<int>> hits(n);
+        for (auto & h : hits) h = 0;
+        pool.parallel_for(n, [&](int64_t b, int64_t e) {
+            for (int64_t i = b; i < e; ++i) hits[i]++;
+        });
+        for (int64_t i = 0; i < n; ++i) ASSERT_EQ(hits[i].load(), 1) << "rep " << rep << " item " << i;
+    }
 }
 
 TEST(Arena, AlignedAndReusable) {
