@@ -57,16 +57,22 @@ int32_t row_sum(const int8_t * w, int64_t K) {
     return _mm512_reduce_add_epi32(acc);
 }
 
-// Four outputs (the first `lanes` of dot) of row m: the reference's epilogue, in its order.
-void store_i8x4(float * y, __m128i dot, float sx, const float * w_scale, const float * bias, int lanes,
-                bool accumulate) {
-    const __mmask16 mk = static_cast<__mmask16>((1u << lanes) - 1u);
-    const __m512 d     = _mm512_cvt_roundepi32_ps(_mm512_zextsi128_si512(dot), kRne);
+// The reference's epilogue, in its order, for the outputs of one row selected by mk, from exact
+// int32 dots (lane i ↔ y[i], w_scale[i], bias[i]).
+inline void store_i8(float * y, __m512i dot, __mmask16 mk, float sx, const float * w_scale, const float * bias,
+                     bool accumulate) {
+    const __m512 d     = _mm512_cvt_roundepi32_ps(dot, kRne);
     const __m512 scale = _mm512_mul_round_ps(_mm512_set1_ps(sx), _mm512_maskz_loadu_ps(mk, w_scale), kRne);
     __m512 v           = _mm512_mul_round_ps(d, scale, kRne);
     if (bias) v = _mm512_add_round_ps(v, _mm512_maskz_loadu_ps(mk, bias), kRne);
     if (accumulate) v = _mm512_add_round_ps(_mm512_maskz_loadu_ps(mk, y), v, kRne);
     _mm512_mask_storeu_ps(y, mk, v);
+}
+
+// Four outputs (the first `lanes` of dot) of one row (the dot-product tiles).
+void store_i8x4(float * y, __m128i dot, float sx, const float * w_scale, const float * bias, int lanes,
+                bool accumulate) {
+    store_i8(y, _mm512_zextsi128_si512(dot), static_cast<__mmask16>((1u << lanes) - 1u), sx, w_scale, bias, accumulate);
 }
 
 // x quantised per row once per call: M rows of ldq bytes (qx + offset) plus one scale per row.
@@ -93,17 +99,11 @@ struct QuantizedRows {
 
 // ---- packed GEMMs, M ≥ kPackedMinRows (matmul_packed.h) ------------------------------------
 
-// The reference's epilogue for 16 columns of one row, from exact int32 dots.
+// The first nr (of 16) outputs of one row (the packed micro-tiles).
 inline void store_i8x16(float * y, __m512i dot, float sx, const float * w_scale, const float * bias, int nr,
                         bool accumulate) {
     const __mmask16 mk = avx512::tail16(std::max(nr, 0));
-    if (!mk) return;
-    const __m512 d     = _mm512_cvt_roundepi32_ps(dot, kRne);
-    const __m512 scale = _mm512_mul_round_ps(_mm512_set1_ps(sx), _mm512_maskz_loadu_ps(mk, w_scale), kRne);
-    __m512 v           = _mm512_mul_round_ps(d, scale, kRne);
-    if (bias) v = _mm512_add_round_ps(v, _mm512_maskz_loadu_ps(mk, bias), kRne);
-    if (accumulate) v = _mm512_add_round_ps(_mm512_maskz_loadu_ps(mk, y), v, kRne);
-    _mm512_mask_storeu_ps(y, mk, v);
+    if (mk) store_i8(y, dot, mk, sx, w_scale, bias, accumulate);
 }
 
 // AVX-512BW: x and W widened to s16, two k per lane, VPMADDWD (exact int32 over all of K).
