@@ -46,12 +46,8 @@ void matmul_bf16_packed(const MatmulArgs & a, const uint16_t * xb, int64_t ldb) 
         a.M, a.N, groups,
         [&](int64_t n, int nr, int32_t * wp) {
             pack_panel_groups(
-                nr, groups,
-                [&](int j, int64_t p0) {
-                    const int64_t k = 2 * p0;
-                    return _mm512_maskz_loadu_epi16(tail32(a.K - k), w + (n + j) * a.K + k);
-                },
-                wp, reinterpret_cast<const uint8_t *>(w + n * a.K), 2 * a.K, 4);
+                nr, groups, reinterpret_cast<const uint8_t *>(w + n * a.K), 2 * a.K, 4,
+                [](const uint8_t * p, int64_t left) { return _mm512_maskz_loadu_epi16(tail32(left / 2), p); }, wp);
         },
         [&](int mr, int64_t m, int64_t n, int nr, const int32_t * wp) {
             outer_tile_any<PairsBf16>(mr, reinterpret_cast<const uint8_t *>(xb + m * ldb), 2 * ldb, wp, groups,

@@ -138,12 +138,11 @@ void matmul_i8_packed_avx512bw(const MatmulArgs & a) {
         a.M, a.N, groups,
         [&](int64_t n, int nr, int32_t * wp) {
             pack_panel_groups(
-                nr, groups,
-                [&](int j, int64_t p0) {
-                    const int64_t k = 2 * p0;
-                    return _mm512_cvtepi8_epi16(_mm256_maskz_loadu_epi8(tail32(a.K - k), w + (n + j) * a.K + k));
+                nr, groups, reinterpret_cast<const uint8_t *>(w + n * a.K), a.K, 2,
+                [](const uint8_t * p, int64_t left) {
+                    return _mm512_cvtepi8_epi16(_mm256_maskz_loadu_epi8(tail32(left), p));
                 },
-                wp, reinterpret_cast<const uint8_t *>(w + n * a.K), a.K, 2);
+                wp);
         },
         [&](int mr, int64_t m, int64_t n, int nr, const int32_t * wp) {
             outer_tile_any<PairsS16>(mr, reinterpret_cast<const uint8_t *>(xw + m * ldw16), 2 * ldw16, wp, groups,
@@ -165,12 +164,8 @@ void matmul_i8_packed_vnni(const MatmulArgs & a) {
         a.M, a.N, groups,
         [&](int64_t n, int nr, int32_t * wp) {
             pack_panel_groups(
-                nr, groups,
-                [&](int j, int64_t p0) {
-                    const int64_t k = 4 * p0;
-                    return _mm512_maskz_loadu_epi8(tail64(a.K - k), w + (n + j) * a.K + k);
-                },
-                wp, reinterpret_cast<const uint8_t *>(w + n * a.K), a.K, 4);
+                nr, groups, reinterpret_cast<const uint8_t *>(w + n * a.K), a.K, 4,
+                [](const uint8_t * p, int64_t left) { return _mm512_maskz_loadu_epi8(tail64(left), p); }, wp);
             // After the groups: 128·Σ_k qw per column, summed from the packed bytes (exact).
             const __m512i ones = _mm512_set1_epi8(1);
             __m512i comp0 = _mm512_setzero_si512(), comp1 = _mm512_setzero_si512();

@@ -27,30 +27,34 @@ inline constexpr int kTileRows          = 8;     // rows of x per micro-tile
 inline constexpr int64_t kTaskRows      = 1024;  // rows of x per task
 
 // wp[p][j] = lane group p of row j, for j < nr (zero for nr ≤ j < 32), p < groups (a multiple of
-// 16). load_row(j, p0) returns the 16 groups p0 … p0+15 of row j, zero past K.
+// 16). Row j starts at rows + j·row_bytes; a group is group_bytes bytes of it. load16(p, left)
+// returns the 16 groups at p as 16 lanes, given the `left` bytes up to the row's end (zero past
+// it).
 //
 // The panel's rows usually come from DRAM (a model's weights do not stay in cache), in 32 short
 // streams the hardware prefetchers pick up late; so each block also prefetches the same rows
-// kPrefetchBlocks blocks ahead. rows / row_bytes / group_bytes locate the source rows for that.
+// kPrefetchBlocks blocks ahead.
 inline constexpr int64_t kPrefetchBlocks = 4;
-template <class LoadRow>
-inline void pack_panel_groups(int nr, int64_t groups, const LoadRow & load_row, int32_t * wp, const uint8_t * rows_src,
-                              int64_t row_bytes, int64_t group_bytes) {
+template <class Load16>
+inline void pack_panel_groups(int nr, int64_t groups, const uint8_t * rows, int64_t row_bytes, int64_t group_bytes,
+                              const Load16 & load16, int32_t * wp) {
+    const int64_t block_bytes = 16 * group_bytes;
     for (int half = 0; half < 2; ++half) {
-        const int rows = std::clamp(nr - 16 * half, 0, 16);
-        for (int i = 0; i < rows; ++i)
-            for (int64_t b = 0; b < kPrefetchBlocks * 16 * group_bytes; b += 64)
-                _mm_prefetch(reinterpret_cast<const char *>(rows_src + (16 * half + i) * row_bytes + b), _MM_HINT_T0);
+        const int n_rows     = std::clamp(nr - 16 * half, 0, 16);
+        const uint8_t * row0 = rows + 16 * half * row_bytes;
+        for (int i = 0; i < n_rows; ++i)
+            for (int64_t b = 0; b < kPrefetchBlocks * block_bytes; b += 64)
+                _mm_prefetch(reinterpret_cast<const char *>(row0 + i * row_bytes + b), _MM_HINT_T0);
         for (int64_t p0 = 0; p0 < groups; p0 += 16) {
-            const int64_t ahead = (p0 + kPrefetchBlocks * 16) * group_bytes;
+            const int64_t at = p0 * group_bytes, ahead = at + kPrefetchBlocks * block_bytes;
             if (ahead < row_bytes)
-                for (int i = 0; i < rows; ++i)
-                    for (int64_t b = 0; b < 16 * group_bytes; b += 64)
-                        _mm_prefetch(reinterpret_cast<const char *>(rows_src + (16 * half + i) * row_bytes + ahead + b),
-                                     _MM_HINT_T0);
+                for (int i = 0; i < n_rows; ++i)
+                    for (int64_t b = 0; b < block_bytes; b += 64)
+                        _mm_prefetch(reinterpret_cast<const char *>(row0 + i * row_bytes + ahead + b), _MM_HINT_T0);
             __m512 r[16];
             for (int i = 0; i < 16; ++i)
-                r[i] = i < rows ? _mm512_castsi512_ps(load_row(16 * half + i, p0)) : _mm512_setzero_ps();
+                r[i] = i < n_rows ? _mm512_castsi512_ps(load16(row0 + i * row_bytes + at, row_bytes - at))
+                                  : _mm512_setzero_ps();
             transpose16x16(r);  // r[c] = group p0 + c of the 16 rows
             for (int c = 0; c < 16; ++c)
                 _mm512_storeu_ps(reinterpret_cast<float *>(wp + (p0 + c) * kPanelCols + 16 * half), r[c]);
