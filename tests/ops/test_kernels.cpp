@@ -454,6 +454,36 @@ TEST(Kernels, Int8Avx512BwMatchesReference) {
     check_matmul_kernel(kern::matmul_fwd_i8_avx512bw, DType::I8);
 }
 
+// The int8 kernels clamp quantised x by saturating packs where the row scale is not 0 and in
+// float where it is. Rows at those edges — scale subnormal, x / sx out to ±190, scale 0 — next to
+// ordinary rows, in the dot-product tiles (M = 3) and the packed GEMM (M = 20), K = 64·2 + 5. The
+// edge rows' products underflow (their qx cannot show in y); what this checks is that neither
+// path turns them into anything but the reference's y, nor disturbs the rows around them.
+TEST(Kernels, Int8EdgeRowsMatchReference) {
+    if (static_cast<int>(cpu_features().detected) < static_cast<int>(Isa::Avx512))
+        GTEST_SKIP() << "this CPU lacks avx512 (it has: " << cpu_features().describe() << ")";
+    const kern::MatmulFn vnni = ops::kernel_table(Isa::Avx512).matmul[static_cast<int>(DType::I8)];
+    for (const kern::MatmulFn fn : {vnni, kern::MatmulFn{kern::matmul_fwd_i8_avx512bw}})
+        for (const int64_t M : {3, 20}) {
+            const MatmulShape s{M, 40, 133, true, true, 0, 0};
+            MatmulData d             = make_matmul_data(s, DType::I8, 31);
+            const float row_factor[] = {1e-37f, 0.0f, 0.0f, 1e-30f};  // sx subnormal, (below), zero row, small
+            for (int64_t m = 0; m < std::min<int64_t>(M, 4); ++m)
+                for (int64_t k = 0; k < s.K; ++k) d.x[m * s.K + k] *= row_factor[m];
+            // Row 1: multiples of the smallest subnormal up to ±190 of them, so sx = 190/127 rounds
+            // to 1 and x / sx reaches ±190.
+            for (int64_t k = 0; k < s.K; ++k) d.x[s.K + k] = std::ldexp(std::round(d.x[k] * 1e37f * 190.0f), -149);
+            d.x[s.K]                = std::ldexp(190.0f, -149);
+            std::vector<float> want = d.y0, got = d.y0;
+            kern::MatmulArgs a{d.x.data(), s.K, d.w.data(), d.w.scales(), d.bias.data(), want.data(),
+                               s.N,        M,   s.N,        s.K,          true};
+            ops::matmul_forward_ref(a, DType::I8);
+            a.y = got.data();
+            fn(a);
+            expect_equal(got, want, fmt::format("int8 edge rows M={}", M));
+        }
+}
+
 TEST_P(OpCaseTest, Matches) {
     const auto [index, isa] = GetParam();
     const CpuFeatures & cpu = cpu_features();

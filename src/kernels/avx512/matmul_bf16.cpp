@@ -50,16 +50,9 @@ void matmul_bf16_packed(const MatmulArgs & a, const uint16_t * xb, int64_t ldb) 
                 [](const uint8_t * p, int64_t left) { return _mm512_maskz_loadu_epi16(tail32(left / 2), p); }, wp);
         },
         [&](int mr, int64_t m, int64_t n, int nr, const int32_t * wp) {
+            const PanelOutput out(a, m, n, nr);
             outer_tile_any<PairsBf16>(mr, reinterpret_cast<const uint8_t *>(xb + m * ldb), 2 * ldb, wp, groups,
-                                      [&](int i, int h, __m512 s) {
-                                          const __mmask16 mk = tail16(std::max(nr - 16 * h, 0));
-                                          if (!mk) return;
-                                          const int64_t col = n + 16 * h;
-                                          float * out       = a.y + (m + i) * a.ldy + col;
-                                          if (a.bias) s = _mm512_add_ps(s, _mm512_maskz_loadu_ps(mk, a.bias + col));
-                                          if (a.accumulate) s = _mm512_add_ps(_mm512_maskz_loadu_ps(mk, out), s);
-                                          _mm512_mask_storeu_ps(out, mk, s);
-                                      });
+                                      [&](int i, int h, __m512 s) { out.store(i, h, s); });
         });
 }
 
