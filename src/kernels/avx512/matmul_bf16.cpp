@@ -38,12 +38,16 @@ struct PairsBf16 {
     static Acc madd(Acc c, __m512i x, __m512i w) { return _mm512_dpbf16_ps(c, (__m512bh)x, (__m512bh)w); }
 };
 
-void matmul_bf16_packed(const MatmulArgs & a, const uint16_t * xb, int64_t ldb) {
+// x is converted inside the GEMM's parallel region, a micro-tile of rows just before first use.
+void matmul_bf16_packed(const MatmulArgs & a, uint16_t * xb, int64_t ldb) {
     using namespace avx512;
     const int64_t groups = ldb / 2;
     const uint16_t * w   = static_cast<const uint16_t *>(a.w);
     run_packed_gemm(
         a.M, a.N, groups,
+        [&](int64_t m, int mr) {
+            for (int i = 0; i < mr; ++i) convert_row_bf16(a.x + (m + i) * a.ldx, xb + (m + i) * ldb, a.K, ldb);
+        },
         [&](int64_t n, int nr, int32_t * wp) {
             pack_panel_groups(
                 nr, groups, reinterpret_cast<const uint8_t *>(w + n * a.K), 2 * a.K, 4,
@@ -65,14 +69,13 @@ void matmul_fwd_bf16_avx512(const MatmulArgs & a) {
     const int64_t ldb = round_up(std::max<int64_t>(a.K, 1), 32);
     Scratch buf(static_cast<size_t>(a.M * ldb) * sizeof(uint16_t));
     uint16_t * xb = buf.as<uint16_t>();
+    if (a.M >= kPackedMinRows) return matmul_bf16_packed(a, xb, ldb);
     ThreadPool::global().parallel_for(
         a.M,
         [&](int64_t m0, int64_t m1) {
             for (int64_t m = m0; m < m1; ++m) convert_row_bf16(a.x + m * a.ldx, xb + m * ldb, a.K, ldb);
         },
         std::max<int64_t>(1, (int64_t{1} << 16) / std::max<int64_t>(a.K, 1)));
-
-    if (a.M >= kPackedMinRows) return matmul_bf16_packed(a, xb, ldb);
     const uint16_t * w = static_cast<const uint16_t *>(a.w);
     const int nr_max   = a.M == 1 ? kNrGemv : kNr;
     for_each_block(a.M, a.N, a.K, [&](int64_t m0, int64_t m1, int64_t n0, int64_t n1) {

@@ -117,29 +117,33 @@ void store_i8x4(float * y, __m128i dot, float sx, const float * w_scale, const f
     store_i8(y, _mm512_zextsi128_si512(dot), static_cast<__mmask16>((1u << lanes) - 1u), sx, w_scale, bias, accumulate);
 }
 
-// x quantised per row once per call: M rows of ldq bytes (qx + offset) plus one scale per row.
+// x quantised per row once per call: M rows of ldq bytes (qx + offset) plus one scale per row;
+// quantize(m0, m1) fills rows m0 … m1-1, quantize_all() all of them over the thread pool.
 struct QuantizedRows {
+    const MatmulArgs & a;
+    const int32_t offset;
     const int64_t ldq;
     avx512::Scratch bytes, scales;
-    QuantizedRows(const MatmulArgs & a, int32_t offset)
-        : ldq(avx512::round_up(std::max<int64_t>(a.K, 1), 64)),
-          bytes(static_cast<size_t>(a.M * ldq)),
-          scales(static_cast<size_t>(a.M) * sizeof(float)) {
+    QuantizedRows(const MatmulArgs & args, int32_t offset_)
+        : a(args),
+          offset(offset_),
+          ldq(avx512::round_up(std::max<int64_t>(args.K, 1), 64)),
+          bytes(static_cast<size_t>(args.M * ldq)),
+          scales(static_cast<size_t>(args.M) * sizeof(float)) {}
+    void quantize(int64_t m0, int64_t m1) {
         uint8_t * xq = bytes.as<uint8_t>();
         float * sx   = scales.as<float>();
+        for (int64_t m = m0; m < m1; ++m) {
+            sx[m] = quantize_row(a.x + m * a.ldx, xq + m * ldq, a.K, offset);
+            std::memset(xq + m * ldq + a.K, 0, static_cast<size_t>(ldq - a.K));  // read by the packed GEMM
+        }
+    }
+    void quantize_all() {
         ThreadPool::global().parallel_for(
-            a.M,
-            [&](int64_t m0, int64_t m1) {
-                for (int64_t m = m0; m < m1; ++m) {
-                    sx[m] = quantize_row(a.x + m * a.ldx, xq + m * ldq, a.K, offset);
-                    std::memset(xq + m * ldq + a.K, 0, static_cast<size_t>(ldq - a.K));  // read by the packed GEMM
-                }
-            },
+            a.M, [&](int64_t m0, int64_t m1) { quantize(m0, m1); },
             std::max<int64_t>(1, (int64_t{1} << 16) / std::max<int64_t>(a.K, 1)));
     }
 };
-
-// ---- packed GEMMs, M ≥ kPackedMinRows (matmul_packed.h) ------------------------------------
 
 // AVX-512BW: x and W widened to s16, two k per lane, VPMADDWD (exact int32 over all of K).
 struct PairsS16 {
@@ -158,19 +162,21 @@ struct QuadsU8S8 {
 
 void matmul_i8_packed_avx512bw(const MatmulArgs & a) {
     using namespace avx512;
-    const QuantizedRows x(a, 0);
+    QuantizedRows x(a, 0);
     const int64_t groups = round_up(a.K, 32) / 2, ldw16 = 2 * groups;  // k pairs; s16 per row of xw
-    // x widened to s16 once (zero for k ≥ K), so a row's pair is one 32-bit broadcast.
+    // x quantised, then widened to s16 (zero for k ≥ K), so a row's pair is one 32-bit broadcast.
     Scratch widened(static_cast<size_t>(std::max<int64_t>(a.M * ldw16, 1)) * sizeof(int16_t));
-    int16_t * xw = widened.as<int16_t>();
-    ThreadPool::global().parallel_for(a.M, [&](int64_t m0, int64_t m1) {
-        for (int64_t m = m0; m < m1; ++m)
-            for (int64_t k = 0; k < ldw16; ++k) xw[m * ldw16 + k] = k < a.K ? x.bytes.as<int8_t>()[m * x.ldq + k] : 0;
-    });
+    int16_t * xw     = widened.as<int16_t>();
     const float * sx = x.scales.as<float>();
     const int8_t * w = static_cast<const int8_t *>(a.w);
     run_packed_gemm(
         a.M, a.N, groups,
+        [&](int64_t m, int mr) {
+            x.quantize(m, m + mr);
+            for (int64_t r = m; r < m + mr; ++r)
+                for (int64_t k = 0; k < ldw16; ++k)
+                    xw[r * ldw16 + k] = k < a.K ? x.bytes.as<int8_t>()[r * x.ldq + k] : 0;
+        },
         [&](int64_t n, int nr, int32_t * wp) {
             pack_panel_groups(
                 nr, groups, reinterpret_cast<const uint8_t *>(w + n * a.K), a.K, 2,
@@ -194,12 +200,12 @@ void matmul_i8_packed_avx512bw(const MatmulArgs & a) {
 
 void matmul_i8_packed_vnni(const MatmulArgs & a) {
     using namespace avx512;
-    const QuantizedRows x(a, 128);  // u8 = qx + 128, rows of ldq = round_up(K, 64) bytes
+    QuantizedRows x(a, 128);  // u8 = qx + 128, rows of ldq = round_up(K, 64) bytes
     const int64_t groups = x.ldq / 4;
     const float * sx     = x.scales.as<float>();
     const int8_t * w     = static_cast<const int8_t *>(a.w);
     run_packed_gemm(
-        a.M, a.N, groups,
+        a.M, a.N, groups, [&](int64_t m, int mr) { x.quantize(m, m + mr); },
         [&](int64_t n, int nr, int32_t * wp) {
             pack_panel_groups(
                 nr, groups, reinterpret_cast<const uint8_t *>(w + n * a.K), a.K, 4,
@@ -234,7 +240,8 @@ void matmul_fwd_i8_avx512bw(const MatmulArgs & a) {
     using namespace avx512;
     if (a.M <= 0 || a.N <= 0) return;
     if (a.M >= kPackedMinRows) return matmul_i8_packed_avx512bw(a);
-    const QuantizedRows x(a, 0);
+    QuantizedRows x(a, 0);
+    x.quantize_all();
     const int64_t ldq = x.ldq;
     const int8_t * xq = x.bytes.as<int8_t>();
     const float * sx  = x.scales.as<float>();
@@ -258,7 +265,8 @@ void matmul_fwd_i8_avx512(const MatmulArgs & a) {
     using namespace avx512;
     if (a.M <= 0 || a.N <= 0) return;
     if (a.M >= kPackedMinRows) return matmul_i8_packed_vnni(a);
-    const QuantizedRows x(a, 128);  // u8 = qx + 128
+    QuantizedRows x(a, 128);  // u8 = qx + 128
+    x.quantize_all();
     const int64_t ldq  = x.ldq;
     const uint8_t * xq = x.bytes.as<uint8_t>();
     const float * sx   = x.scales.as<float>();

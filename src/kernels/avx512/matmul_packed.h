@@ -144,22 +144,45 @@ struct PanelOutput {
 // range of tasks, the same one on every call of the same shape, so the W rows it packs and the
 // columns of y it writes are still in its own caches from the last call (handing tasks out from
 // one shared counter instead cost up to 15 % of the int8 and bf16 GEMMs at 512³–1024³ on a 2-core
-// EPYC: the lines of y then moved between the cores' caches). A thread that finishes its range takes the next tasks of the others' ranges: on a
-// shared machine one core is often slower than the other, and waiting for it would cost more.
+// EPYC: the lines of y then moved between the cores' caches). A thread that finishes its range
+// takes the next tasks of the others' ranges: on a shared machine one core is often slower than
+// the other, and waiting for it would cost more.
+//
+// The rows of x are prepared (converted to bf16, quantised) inside the same parallel region, one
+// micro-tile of rows at a time just before their first use: prepare(m, mr) runs once for rows
+// m … m+mr-1, by whichever thread needs them first (a thread that finds them being prepared by
+// another waits for it). Each thread starts its tasks' rows at its own offset, so in the first
+// task the threads prepare different rows instead of waiting on each other. (A separate parallel
+// pass before the GEMM cost one more fork and join and ran apart from the arithmetic.)
+//
 // For each task: pack(n, nr, wp) fills the panel (groups × 32 lanes, then one more row of 32
 // lanes for per-column data of the kernel's own), then tile(mr, m, n, nr, wp) runs the
 // micro-tiles down the task's rows.
-template <class Pack, class Tile>
-inline void run_packed_gemm(int64_t M, int64_t N, int64_t groups, const Pack & pack, const Tile & tile) {
+template <class Prepare, class Pack, class Tile>
+inline void run_packed_gemm(int64_t M, int64_t N, int64_t groups, const Prepare & prepare, const Pack & pack,
+                            const Tile & tile) {
     const int64_t n_mb = ceil_div(M, kTaskRows), tasks = n_mb * ceil_div(N, kPanelCols);
     ThreadPool & pool     = ThreadPool::global();
     const int64_t n_parts = std::min<int64_t>(pool.size(), tasks);
+    // __atomic builtins below: no std::atomic instantiated with AVX-512 flags.
     struct alignas(64) Range {
-        int64_t next, end;  // next task, updated with __atomic builtins (no std::atomic instantiated
-                            // with AVX-512 flags)
+        int64_t next, end;
     };
     std::vector<Range> ranges(static_cast<size_t>(n_parts));
     for (int64_t r = 0; r < n_parts; ++r) ranges[r] = {r * tasks / n_parts, (r + 1) * tasks / n_parts};
+    enum : int32_t { kUnprepared, kPreparing, kPrepared };
+    std::vector<int32_t> row_state(static_cast<size_t>(ceil_div(M, kTileRows)), kUnprepared);
+    auto ensure_prepared = [&](int64_t m, int mr) {
+        int32_t & state = row_state[static_cast<size_t>(m / kTileRows)];
+        if (__atomic_load_n(&state, __ATOMIC_ACQUIRE) == kPrepared) return;
+        int32_t expected = kUnprepared;
+        if (__atomic_compare_exchange_n(&state, &expected, kPreparing, false, __ATOMIC_ACQUIRE, __ATOMIC_ACQUIRE)) {
+            prepare(m, mr);
+            __atomic_store_n(&state, kPrepared, __ATOMIC_RELEASE);
+            return;
+        }
+        while (__atomic_load_n(&state, __ATOMIC_ACQUIRE) != kPrepared) _mm_pause();
+    };
     pool.parallel_for(n_parts, [&](int64_t part, int64_t) {
         Scratch packed(static_cast<size_t>((groups + 1) * kPanelCols) * sizeof(int32_t));
         int32_t * wp = packed.as<int32_t>();
@@ -170,8 +193,13 @@ inline void run_packed_gemm(int64_t M, int64_t N, int64_t groups, const Pack & p
                 const int64_t n = (t / n_mb) * kPanelCols;
                 const int nr    = static_cast<int>(std::min<int64_t>(kPanelCols, N - n));
                 pack(n, nr, wp);
-                for (int64_t m = m0; m < m1; m += kTileRows)
-                    tile(static_cast<int>(std::min<int64_t>(kTileRows, m1 - m)), m, n, nr, wp);
+                const int64_t n_tiles = ceil_div(m1 - m0, kTileRows), first = part * n_tiles / n_parts;
+                for (int64_t j = 0; j < n_tiles; ++j) {
+                    const int64_t m = m0 + (first + j) % n_tiles * kTileRows;
+                    const int mr    = static_cast<int>(std::min<int64_t>(kTileRows, m1 - m));
+                    ensure_prepared(m, mr);
+                    tile(mr, m, n, nr, wp);
+                }
             }
         }
     });
