@@ -20,6 +20,7 @@
 #include "kernels/abi.h"
 
 #include <cstring>
+#include <thread>
 #include <vector>
 
 namespace m4::kern::avx512 {
@@ -181,7 +182,13 @@ inline void run_packed_gemm(int64_t M, int64_t N, int64_t groups, const Prepare 
             __atomic_store_n(&state, kPrepared, __ATOMIC_RELEASE);
             return;
         }
-        while (__atomic_load_n(&state, __ATOMIC_ACQUIRE) != kPrepared) _mm_pause();
+        // Short waits (one tile's rows); yield now and then in case the preparing thread has lost
+        // its core (more threads than cores).
+        for (int spins = 1; __atomic_load_n(&state, __ATOMIC_ACQUIRE) != kPrepared; ++spins)
+            if (spins % 1024 == 0)
+                std::this_thread::yield();
+            else
+                _mm_pause();
     };
     pool.parallel_for(n_parts, [&](int64_t part, int64_t) {
         Scratch packed(static_cast<size_t>((groups + 1) * kPanelCols) * sizeof(int32_t));
