@@ -169,10 +169,17 @@ inline void run_packed_gemm(int64_t M, int64_t N, int64_t groups, const Prepare 
     struct alignas(64) Range {
         int64_t next, end;
     };
-    std::vector<Range> ranges(static_cast<size_t>(n_parts));
+    // The bookkeeping lives in the calling thread's reused vectors, not in fresh ones per call:
+    // small blocks allocated between a model's multi-MiB activation buffers kept glibc from
+    // trimming its heap, and the 110 M model's peak RSS wandered from 157 to 167 MiB between runs.
+    thread_local std::vector<Range> caller_ranges;
+    std::vector<Range> & ranges = caller_ranges;
+    ranges.assign(static_cast<size_t>(n_parts), Range{});
     for (int64_t r = 0; r < n_parts; ++r) ranges[r] = {r * tasks / n_parts, (r + 1) * tasks / n_parts};
     enum : int32_t { kUnprepared, kPreparing, kPrepared };
-    std::vector<int32_t> row_state(static_cast<size_t>(ceil_div(M, kTileRows)), kUnprepared);
+    thread_local std::vector<int32_t> caller_row_state;
+    std::vector<int32_t> & row_state = caller_row_state;
+    row_state.assign(static_cast<size_t>(ceil_div(M, kTileRows)), kUnprepared);
     auto ensure_prepared = [&](int64_t m, int mr) {
         int32_t & state = row_state[static_cast<size_t>(m / kTileRows)];
         if (__atomic_load_n(&state, __ATOMIC_ACQUIRE) == kPrepared) return;
