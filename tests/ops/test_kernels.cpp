@@ -105,6 +105,8 @@ std::vector<MatmulShape> matmul_shapes() {
     shapes.push_back({16, 32, 64, false, false, 0, 0});
     shapes.push_back({40, 96, 512, true, true, 0, 2});
     shapes.push_back({23, 45, 96, true, false, 3, 0});
+    // More rows than one packed task (1024): two row blocks of the same panels.
+    shapes.push_back({1030, 33, 70, true, true, 0, 0});
     return shapes;
 }
 
