@@ -32,8 +32,8 @@ constexpr int kRne = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
 // Quantising is about a tenth of a 512³ int8 GEMM's time, so the loops are tuned: four
 // independent maxima; a round-to-nearest conversion instead of a separate rounding; 64 values
 // narrowed at a time by saturating packs and one permute, where a VPMOVDB per 16 values costs
-// more; and no clamp where it cannot act (below). x / sx stays a division: the reference divides,
-// and a reciprocal plus Markstein's correction measured no faster.
+// more; and the ±127 clamp done on those bytes (below). x / sx stays a division: the reference
+// divides, and a reciprocal plus Markstein's correction measured no faster.
 float quantize_row(const float * x, uint8_t * xq, int64_t K, int32_t offset) {
     __m512 max0 = _mm512_setzero_ps(), max1 = max0, max2 = max0, max3 = max0;
     int64_t k = 0;
@@ -144,6 +144,8 @@ struct QuantizedRows {
             std::max<int64_t>(1, (int64_t{1} << 16) / std::max<int64_t>(a.K, 1)));
     }
 };
+
+// ---- packed GEMMs, M ≥ kPackedMinRows (matmul_packed.h) ------------------------------------
 
 // AVX-512BW: x and W widened to s16, two k per lane, VPMADDWD (exact int32 over all of K).
 struct PairsS16 {
