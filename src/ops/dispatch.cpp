@@ -42,6 +42,7 @@ kern::KernelTable reference_table() {
     t.attention                             = attention_forward_ref;
     t.silu                                  = silu_forward_ref;
     t.gelu                                  = gelu_forward_ref;
+    t.add                                   = add_forward_ref;
     return t;
 }
 
@@ -55,6 +56,7 @@ void fill_from(kern::KernelTable & t, const kern::KernelTable & below) {
     if (!t.attention) t.attention = below.attention;
     if (!t.silu) t.silu = below.silu;
     if (!t.gelu) t.gelu = below.gelu;
+    if (!t.add) t.add = below.add;
 }
 
 using Tables = std::array<kern::KernelTable, kIsaCount>;
@@ -131,7 +133,7 @@ void matmul(const float * x, int64_t ldx, const Tensor & w, const float * bias, 
 void add(const float * a, const float * b, float * y, int64_t n, int64_t b_period) {
     record_op(OpKind::add);
     M4_CHECK_MSG(n >= 0 && b_period > 0, fmt::format("add: n={} b_period={}", n, b_period));
-    add_forward_ref(a, b, y, n, b_period);
+    active_kernels().add(a, b, y, n, b_period);
 }
 
 void mul(const float * a, const float * b, float * y, int64_t n, int64_t b_period) {

@@ -351,7 +351,7 @@ std::vector<float> activation_inputs(int64_t n, uint32_t seed) {
 void check_unary(kern::UnaryFn fn, void (*ref)(const float *, float *, int64_t),
                  void (*entry)(const float *, float *, int64_t), const char * name, bool relative_to_x) {
     uint32_t seed = 1000;
-    for (int64_t n : {0, 1, 15, 16, 17, 1000}) {
+    for (int64_t n : {0, 1, 15, 16, 17, 1000, 70001}) {  // 70001: split over threads
         const std::vector<float> x = activation_inputs(n, seed++);
         std::vector<float> want(x.size()), got(x.size()), scale(x.size()), in_place = x;
         ref(x.data(), want.data(), n);
@@ -377,17 +377,30 @@ void check_gelu(Isa isa) {
     check_unary(ops::kernel_table(isa).gelu, ops::gelu_forward_ref, ops::gelu, "gelu", true);
 }
 
-// ---- ops without optimised kernels: the entry point must be the reference ------------------
-
-void check_add(Isa) {
-    for (int64_t period : {1, 7, 100}) {
-        const std::vector<float> a = random_vec(100, 1), b = random_vec(period, 2);
-        std::vector<float> want(100), got(100);
-        ops::add_forward_ref(a.data(), b.data(), want.data(), 100, period);
-        ops::add(a.data(), b.data(), got.data(), 100, period);
-        expect_equal(got, want, fmt::format("add period={}", period));
-    }
+// The add is exact: bit for bit, out of place and in place, broadcast periods from 1 to n (and a
+// short last row), and lengths that split over threads.
+void check_add(Isa isa) {
+    const kern::AddFn fn = ops::kernel_table(isa).add;
+    ASSERT_NE(fn, nullptr);
+    uint32_t seed = 1;
+    for (int64_t n : {0, 1, 17, 100, 70001, 200000})
+        for (int64_t period : {int64_t{1}, int64_t{7}, int64_t{100}, int64_t{768}, std::max<int64_t>(n, 1)}) {
+            const std::vector<float> a = random_vec(n, seed++), b = random_vec(period, seed++);
+            std::vector<float> want(n), got(n), in_place = a;
+            ops::add_forward_ref(a.data(), b.data(), want.data(), n, period);
+            fn(a.data(), b.data(), got.data(), n, period);
+            const std::string what = fmt::format("add n={} period={}", n, period);
+            expect_equal(got, want, what);
+            fn(in_place.data(), b.data(), in_place.data(), n, period);
+            expect_equal(in_place, want, what + " in place");
+            std::vector<float> via_entry(n);
+            ops::add(a.data(), b.data(), via_entry.data(), n, period);
+            expect_equal(via_entry, got, what + " entry point");
+            if (::testing::Test::HasFailure()) return;
+        }
 }
+
+// ---- ops without optimised kernels: the entry point must be the reference ------------------
 
 void check_mul(Isa) {
     for (int64_t period : {1, 7, 100}) {
