@@ -69,9 +69,9 @@ using AttentionFn = void (*)(const AttentionArgs &);
 // Elementwise on n floats (y may alias x).
 using UnaryFn = void (*)(const float * x, float * y, int64_t n);
 
-// y[i] = a[i] + b[i mod b_period] for i < n (y may alias a): residual adds (b_period = n) and
-// per-feature broadcasts (b_period = row width).
-using AddFn = void (*)(const float * a, const float * b, float * y, int64_t n, int64_t b_period);
+// y[i] = a[i] ∘ b[i mod b_period] for i < n, ∘ = + (add) or · (mul) (y may alias a): residual
+// adds and gates (b_period = n) and per-feature broadcasts (b_period = row width).
+using BinaryFn = void (*)(const float * a, const float * b, float * y, int64_t n, int64_t b_period);
 
 // One table of kernels for one ISA level. A null entry means "not implemented at this level":
 // the dispatcher fills it from the level below, ending at the scalar reference.
@@ -83,7 +83,8 @@ struct KernelTable {
     AttentionFn attention        = nullptr;
     UnaryFn silu                 = nullptr;
     UnaryFn gelu                 = nullptr;
-    AddFn add                    = nullptr;
+    BinaryFn add                 = nullptr;
+    BinaryFn mul                 = nullptr;
 };
 
 // Filled in by each ISA folder (they check finer CPU features, e.g. AVX-512-BF16, themselves).

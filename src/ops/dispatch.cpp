@@ -43,6 +43,7 @@ kern::KernelTable reference_table() {
     t.silu                                  = silu_forward_ref;
     t.gelu                                  = gelu_forward_ref;
     t.add                                   = add_forward_ref;
+    t.mul                                   = mul_forward_ref;
     return t;
 }
 
@@ -57,6 +58,7 @@ void fill_from(kern::KernelTable & t, const kern::KernelTable & below) {
     if (!t.silu) t.silu = below.silu;
     if (!t.gelu) t.gelu = below.gelu;
     if (!t.add) t.add = below.add;
+    if (!t.mul) t.mul = below.mul;
 }
 
 using Tables = std::array<kern::KernelTable, kIsaCount>;
@@ -139,7 +141,7 @@ void add(const float * a, const float * b, float * y, int64_t n, int64_t b_perio
 void mul(const float * a, const float * b, float * y, int64_t n, int64_t b_period) {
     record_op(OpKind::mul);
     M4_CHECK_MSG(n >= 0 && b_period > 0, fmt::format("mul: n={} b_period={}", n, b_period));
-    mul_forward_ref(a, b, y, n, b_period);
+    active_kernels().mul(a, b, y, n, b_period);
 }
 
 void rmsnorm(const float * x, const float * w, float * y, int64_t M, int64_t C, float eps) {

@@ -17,7 +17,7 @@ const Isa kStartIsa = selected_isa();
 bool complete(const kern::KernelTable & t) {
     return t.matmul[static_cast<int>(DType::F32)] && t.matmul[static_cast<int>(DType::BF16)] &&
            t.matmul[static_cast<int>(DType::I8)] && t.softmax && t.rmsnorm && t.layernorm && t.attention && t.silu &&
-           t.gelu && t.add;
+           t.gelu && t.add && t.mul;
 }
 
 TEST(Dispatch, EveryLevelIsComplete) {

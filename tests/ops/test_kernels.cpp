@@ -377,40 +377,41 @@ void check_gelu(Isa isa) {
     check_unary(ops::kernel_table(isa).gelu, ops::gelu_forward_ref, ops::gelu, "gelu", true);
 }
 
-// The add is exact: bit for bit, out of place and in place, broadcast periods from 1 to n (and a
-// short last row), and lengths that split over threads.
-void check_add(Isa isa) {
-    const kern::AddFn fn = ops::kernel_table(isa).add;
+namespace {
+
+// add and mul round once per element, as the references do: bit for bit, out of place and in
+// place, broadcast periods from 1 to n (and a short last row), and lengths that split over threads.
+void check_binary(kern::BinaryFn fn, void (*ref)(const float *, const float *, float *, int64_t, int64_t),
+                  void (*entry)(const float *, const float *, float *, int64_t, int64_t), const char * name) {
     ASSERT_NE(fn, nullptr);
     uint32_t seed = 1;
     for (int64_t n : {0, 1, 17, 100, 70001, 200000})
         for (int64_t period : {int64_t{1}, int64_t{7}, int64_t{100}, int64_t{768}, std::max<int64_t>(n, 1)}) {
             const std::vector<float> a = random_vec(n, seed++), b = random_vec(period, seed++);
             std::vector<float> want(n), got(n), in_place = a;
-            ops::add_forward_ref(a.data(), b.data(), want.data(), n, period);
+            ref(a.data(), b.data(), want.data(), n, period);
             fn(a.data(), b.data(), got.data(), n, period);
-            const std::string what = fmt::format("add n={} period={}", n, period);
+            const std::string what = fmt::format("{} n={} period={}", name, n, period);
             expect_equal(got, want, what);
             fn(in_place.data(), b.data(), in_place.data(), n, period);
             expect_equal(in_place, want, what + " in place");
             std::vector<float> via_entry(n);
-            ops::add(a.data(), b.data(), via_entry.data(), n, period);
+            entry(a.data(), b.data(), via_entry.data(), n, period);
             expect_equal(via_entry, got, what + " entry point");
             if (::testing::Test::HasFailure()) return;
         }
 }
 
-// ---- ops without optimised kernels: the entry point must be the reference ------------------
+}  // namespace
 
-void check_mul(Isa) {
-    for (int64_t period : {1, 7, 100}) {
-        const std::vector<float> a = random_vec(100, 3), b = random_vec(period, 4);
-        std::vector<float> want(100), got(100);
-        ops::mul_forward_ref(a.data(), b.data(), want.data(), 100, period);
-        ops::mul(a.data(), b.data(), got.data(), 100, period);
-        expect_equal(got, want, fmt::format("mul period={}", period));
-    }
+void check_add(Isa isa) {
+    check_binary(ops::kernel_table(isa).add, ops::add_forward_ref, ops::add, "add");
 }
+void check_mul(Isa isa) {
+    check_binary(ops::kernel_table(isa).mul, ops::mul_forward_ref, ops::mul, "mul");
+}
+
+// ---- ops without optimised kernels: the entry point must be the reference ------------------
 
 void check_rope(Isa) {
     const int64_t T = 5, H = 3, D = 8, ldx = H * D + 2;

@@ -18,6 +18,7 @@ void register_avx512(KernelTable & table) {
     table.silu                                = silu_fwd_f32_avx512;
     table.gelu                                = gelu_fwd_f32_avx512;
     table.add                                 = add_fwd_f32_avx512;
+    table.mul                                 = mul_fwd_f32_avx512;
 }
 
 }  // namespace m4::kern
