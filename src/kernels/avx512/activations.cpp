@@ -34,11 +34,17 @@ void map_serial(const float * x, float * y, int64_t n, F f) {
     }
 }
 
+// fn(i0, i1) over items [0, count) behind n floats: on this thread below 2·kGrain floats, else
+// split over the thread pool, at least `grain` items per thread.
+template <typename F>
+void over_items(int64_t count, int64_t grain, int64_t n, const F & fn) {
+    if (n < 2 * kGrain) return fn(0, count);
+    ThreadPool::global().parallel_for(count, fn, grain);
+}
+
 template <typename F>
 void map(const float * x, float * y, int64_t n, F f) {
-    if (n < 2 * kGrain) return map_serial(x, y, n, f);
-    ThreadPool::global().parallel_for(
-        n, [&](int64_t i0, int64_t i1) { map_serial(x + i0, y + i0, i1 - i0, f); }, kGrain);
+    over_items(n, kGrain, n, [&](int64_t i0, int64_t i1) { map_serial(x + i0, y + i0, i1 - i0, f); });
 }
 
 // y[0:n] = a[0:n] ∘ b[0:n]
@@ -60,19 +66,14 @@ void binary(const float * a, const float * b, float * y, int64_t n, int64_t b_pe
         const __m512 b0 = _mm512_set1_ps(b[0]);
         return map(a, y, n, [&](__m512 v) { return op(v, b0); });
     }
-    if (b_period >= n) {
-        if (n < 2 * kGrain) return binary_serial(a, b, y, n, op);
-        ThreadPool::global().parallel_for(
-            n, [&](int64_t i0, int64_t i1) { binary_serial(a + i0, b + i0, y + i0, i1 - i0, op); }, kGrain);
-        return;
-    }
+    if (b_period >= n)
+        return over_items(n, kGrain, n,
+                          [&](int64_t i0, int64_t i1) { binary_serial(a + i0, b + i0, y + i0, i1 - i0, op); });
     const int64_t rows = (n + b_period - 1) / b_period;
-    auto rows_op       = [&](int64_t r0, int64_t r1) {
+    over_items(rows, std::max<int64_t>(1, kGrain / b_period), n, [&](int64_t r0, int64_t r1) {
         for (int64_t r = r0; r < r1; ++r)
             binary_serial(a + r * b_period, b, y + r * b_period, std::min(b_period, n - r * b_period), op);
-    };
-    if (n < 2 * kGrain) return rows_op(0, rows);
-    ThreadPool::global().parallel_for(rows, rows_op, std::max<int64_t>(1, kGrain / b_period));
+    });
 }
 
 }  // namespace
