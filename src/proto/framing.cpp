@@ -15,7 +15,7 @@ FrameReader::~FrameReader() {
 
 Status FrameReader::feed(const char * data, size_t n, const std::vector<int> & fds) {
     for (int fd : fds) fds_.push_back(fd);
-    if (fds_.size() > static_cast<size_t>(kMaxFdsPerFrame) * 4) return invalid_argument("too many descriptors sent");
+    if (fds_.size() > static_cast<size_t>(kMaxFdsPerFrame) * 2) return invalid_argument("too many descriptors sent");
     if (pos_ > 0 && pos_ == buf_.size()) buf_.clear(), pos_ = 0;
     buf_.append(data, n);
     if (buffered() >= 4) {

@@ -17,7 +17,7 @@
 namespace m4::wire {
 
 inline constexpr uint32_t kMaxFrameBytes = 64u << 20;  // 64 MiB
-inline constexpr int      kMaxFdsPerFrame = 4;
+inline constexpr int      kMaxFdsPerFrame = 64;  // one per input of a request (docs/service.md)
 
 struct Frame {
     std::string      bytes;

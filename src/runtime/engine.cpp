@@ -61,6 +61,21 @@ std::string apply_template(const std::string & tmpl, const std::string & input) 
 }
 }  // namespace
 
+uint64_t max_text_bytes(const model::Model & m) {
+    // A SentencePiece piece holds at most 16 characters (4 bytes each in UTF-8) and normalisation
+    // can shrink a character to a third of its bytes: text longer than this cannot fit in max_seq
+    // tokens, so it is refused before the tokenizer spends time on it.
+    return static_cast<uint64_t>(std::max<int64_t>(m.config().backbone.max_seq, 16)) * 16 * 4 * 3;
+}
+
+Status check_text_length(const model::Model & m, const std::string & text, const std::string & name) {
+    if (text.size() > max_text_bytes(m))
+        return invalid_argument(name + ": " + std::to_string(text.size()) + " bytes of text cannot fit in the " +
+                                std::to_string(m.config().backbone.max_seq) + "-token context (at most " +
+                                std::to_string(max_text_bytes(m)) + " bytes are read)");
+    return Status::ok();
+}
+
 Result<model::Request> prepare_item(const model::Model & m, model::Path path, const adapter::Manifest * manifest,
                                     const InputSpec & in, const std::string & prompt) {
     model::Request r;
@@ -68,6 +83,7 @@ Result<model::Request> prepare_item(const model::Model & m, model::Path path, co
     if (path == model::Path::Backbone) {
         if (in.modality != model::Modality::Text)
             return invalid_argument(in.name + ": the backbone path takes text, not " + model::modality_name(in.modality));
+        M4_RETURN_IF_ERROR(check_text_length(m, in.text, in.name));
         auto ids = m.tokenizer().encode(apply_template(tmpl, in.text));
         if (!ids) return ids.status().with_context(in.name);
         r.tokens = std::move(ids).value();
@@ -80,6 +96,7 @@ Result<model::Request> prepare_item(const model::Model & m, model::Path path, co
         Status st = model::check_modal_input(ec, static_cast<int64_t>(in.signal.size()));
         if (!st.is_ok()) return st.with_context(in.name);
         r.signal = in.signal;
+        M4_RETURN_IF_ERROR(check_finite(r.signal, in.name));
     } else if (in.modality == model::Modality::Image) {
         M4_ASSIGN_OR_RETURN(r.signal, decode_image(in.encoded, in.name, ec));
     } else if (in.modality == model::Modality::Audio) {
@@ -87,7 +104,9 @@ Result<model::Request> prepare_item(const model::Model & m, model::Path path, co
     } else {
         M4_ASSIGN_OR_RETURN(r.signal, decode_imu_csv(in.encoded, in.name, ec));
     }
+    M4_RETURN_IF_ERROR(check_finite(r.signal, in.name));  // a float WAV or a CSV may hold NaN / inf
     if (path == model::Path::Full) {
+        M4_RETURN_IF_ERROR(check_text_length(m, prompt, in.name + " prompt"));
         std::string text = apply_template(tmpl, prompt);
         if (!text.empty() && text.find_first_not_of(" \t\n") != std::string::npos) {
             auto ids = m.tokenizer().encode(text);

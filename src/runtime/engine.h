@@ -59,8 +59,14 @@ struct InputSpec {
     std::string        name = "input";  // for error messages
 };
 
+// Text longer than this many bytes cannot fit in the backbone's context whatever it tokenises to;
+// check_text_length refuses it (naming `name`) before any tokenising.
+uint64_t max_text_bytes(const model::Model & m);
+Status   check_text_length(const model::Model & m, const std::string & text, const std::string & name);
+
 // Turns an input into a model request for the adapter's path (or, without an adapter, the path
-// given): decodes, tokenizes with the adapter's prompt template, checks sizes. Errors name `name`.
+// given): decodes, tokenizes with the adapter's prompt template, checks sizes and that every value
+// is finite. Errors name `name`.
 Result<model::Request> prepare_item(const model::Model & m, model::Path path, const adapter::Manifest * manifest,
                                     const InputSpec & input, const std::string & prompt);
 

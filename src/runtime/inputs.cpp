@@ -5,7 +5,9 @@
 #include <stb/stb_image_resize.h>
 #include <sys/stat.h>
 
+#include <cmath>
 #include <cstring>
+#include <limits>
 #include <fstream>
 #include <sstream>
 
@@ -35,9 +37,37 @@ Result<std::vector<float>> load_image(const std::string & path, const model::Enc
     return decode_image(bytes, path, c);
 }
 
+Status check_finite(const std::vector<float> & values, const std::string & name) {
+    for (size_t i = 0; i < values.size(); ++i)
+        if (!std::isfinite(values[i]))
+            return invalid_argument(name + ": value " + std::to_string(i) + " is " +
+                                    (std::isnan(values[i]) ? "NaN" : "infinite") + " (inputs must be finite)");
+    return Status::ok();
+}
+
+uint64_t max_encoded_bytes(const model::EncoderConfig & c, uint64_t image_limit) {
+    switch (c.modality) {
+        case model::Modality::Audio:  // up to 8 channels of 64-bit samples, plus headers and metadata
+            return static_cast<uint64_t>(c.clip_samples) * 64 + (1u << 20);
+        case model::Modality::Imu:  // a time column + 6 values of up to 32 characters per row, comments
+            return static_cast<uint64_t>(c.window) * 7 * 32 + (64u << 10);
+        default: return image_limit;
+    }
+}
+
 Result<std::vector<float>> decode_image(const std::string & bytes, const std::string & path,
                                         const model::EncoderConfig & c) {
     int w = 0, h = 0, n = 0;
+    if (bytes.size() > static_cast<size_t>(std::numeric_limits<int>::max()))
+        return invalid_argument(path + ": image file of " + std::to_string(bytes.size()) + " bytes is too large");
+    // The canvas size comes from the header, before any pixel is decoded.
+    if (!stbi_info_from_memory(reinterpret_cast<const stbi_uc *>(bytes.data()), static_cast<int>(bytes.size()), &w,
+                               &h, &n))
+        return invalid_argument(path + ": unreadable image (" + std::string(stbi_failure_reason()) + ")");
+    if (static_cast<int64_t>(w) * h > kMaxImagePixels)
+        return invalid_argument(path + ": image of " + std::to_string(w) + "x" + std::to_string(h) +
+                                " pixels exceeds the limit of " + std::to_string(kMaxImagePixels) +
+                                " pixels (downscale it first)");
     unsigned char * px = stbi_load_from_memory(reinterpret_cast<const stbi_uc *>(bytes.data()),
                                                static_cast<int>(bytes.size()), &w, &h, &n, 3);
     if (!px) return invalid_argument(path + ": unreadable image (" + std::string(stbi_failure_reason()) + ")");

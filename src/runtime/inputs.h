@@ -9,6 +9,18 @@
 
 namespace m4::runtime {
 
+// Decoded images larger than this (width × height, read from the file's header before any pixel
+// is decoded) are refused: a small compressed file can claim a huge canvas.
+inline constexpr int64_t kMaxImagePixels = 4096ll * 4096;
+
+// Refuses NaN and ±inf in a decoded input, naming the input and the first bad value.
+Status check_finite(const std::vector<float> & values, const std::string & name);
+
+// Bytes an encoded input of this modality can need at most (a file larger than this cannot hold
+// an input the encoder accepts): audio by the clip length, IMU CSV by the window, images by
+// `image_limit` (their compression makes no tighter bound possible).
+uint64_t max_encoded_bytes(const model::EncoderConfig & c, uint64_t image_limit);
+
 // image → [S, S, 3] floats: RGB (grey replicated, alpha dropped), resized to S×S, (v/255 − 0.5)/0.5.
 Result<std::vector<float>> load_image(const std::string & path, const model::EncoderConfig & c);
 // audio → mono samples in [−1, 1] (channels averaged). The sample rate must be the encoder's.

@@ -18,15 +18,26 @@ void Daemon::dispatch(const std::shared_ptr<Connection> & c, wire::Frame & frame
         respond_error(*c, 0, invalid_argument("not a valid m4.v1.Request message"), "request");
         return;
     }
-    {
-        std::lock_guard<std::mutex> lock(counters_mu_);
-        counters(c->uid).requests++;
+    count(c->uid, &AppCounters::requests);
+    if (shutting_down_) {
+        // Read from the socket after SIGTERM: answered, never dropped.
+        for (int fd : frame.fds) ::close(fd);
+        v1::Response r;
+        r.set_id(req.id());
+        r.set_status(v1::STATUS_UNAVAILABLE);
+        r.set_message("the daemon is shutting down");
+        c->send(r);
+        return;
     }
     if (req.body_case() == v1::Request::kInfer) {
         submit_infer(c, req.id(), req.infer(), std::move(frame.fds));
         return;
     }
-    for (int fd : frame.fds) ::close(fd);  // only Infer takes descriptors
+    if (req.body_case() == v1::Request::kInstallFirmware || req.body_case() == v1::Request::kRollback) {
+        start_firmware_task(c, req, std::move(frame.fds));
+        return;
+    }
+    for (int fd : frame.fds) ::close(fd);  // only Infer and InstallFirmware take descriptors
     v1::Response out;
     out.set_id(req.id());
     Status      st;
@@ -41,10 +52,6 @@ void Daemon::dispatch(const std::shared_ptr<Connection> & c, wire::Frame & frame
             type = "remove_adapter", st = handle_remove(*c, req.remove_adapter(), &out);
             break;
         case v1::Request::kGetStatus: type = "get_status", st = handle_status(*c, req.get_status(), &out); break;
-        case v1::Request::kInstallFirmware:
-            type = "install_firmware", st = handle_install(*c, req.install_firmware(), &out);
-            break;
-        case v1::Request::kRollback: type = "rollback", st = handle_rollback(*c, req.rollback(), &out); break;
         case v1::Request::kPublishAdapter:
             type = "publish_adapter", st = handle_publish(*c, req.publish_adapter(), &out);
             break;
@@ -52,8 +59,11 @@ void Daemon::dispatch(const std::shared_ptr<Connection> & c, wire::Frame & frame
             type    = "cancel";
             auto it = c->pending.find(req.cancel().target_id());
             auto j  = it == c->pending.end() ? nullptr : it->second.lock();
-            if (j) j->cancelled.store(true);
-            else st = not_found("no pending request " + std::to_string(req.cancel().target_id()));
+            if (j) {
+                // Answered CANCELLED now unless it already runs (then it finishes normally).
+                j->cancelled.store(true);
+                j->on_dropped(JobEnd::Cancelled);
+            } else st = not_found("no pending request " + std::to_string(req.cancel().target_id()));
             break;
         }
         default: st = invalid_argument("unknown or empty request type (field " + std::to_string(req.body_case()) + ")");
@@ -62,9 +72,8 @@ void Daemon::dispatch(const std::shared_ptr<Connection> & c, wire::Frame & frame
         out.Clear();
         out.set_id(req.id());
         out.set_status(to_wire(st.code()));
-        out.set_message(st.message());
-        std::lock_guard<std::mutex> lock(counters_mu_);
-        counters(c->uid).errors++;
+        out.set_message(scrub(st.message()));
+        count(c->uid, &AppCounters::errors);
     }
     c->send(out);
     log_request(*c, type, out.status(), std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
@@ -80,6 +89,8 @@ Status Daemon::handle_hello(Connection & c, const v1::Hello & req, v1::Response 
     h->set_firmware_name(e->model().config().name);
     h->set_uid(c.uid);
     h->set_app(c.app);
+    h->set_max_inputs_per_request(config_.max_inputs());
+    h->set_max_frame_bytes(wire::kMaxFrameBytes);
     return Status::ok();
 }
 
@@ -153,10 +164,21 @@ Status Daemon::handle_status(Connection & c, const v1::GetStatus &, v1::Response
     s->set_uptime_ms(static_cast<uint64_t>(
         std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started_).count()));
     s->set_isa(isa_name(selected_isa()));
+    const bool admin = c.uid == config_.admin_uid;
+    if (admin && !start_note_.empty()) s->add_notices(start_note_);
+    uint32_t open = 0;
+    for (auto & [fd, other] : conns_) open += admin || other->uid == c.uid;
+    s->set_connections(open);
+    {
+        std::lock_guard<std::mutex> lock(input_mu_);
+        uint64_t                    held = 0;
+        for (auto & [uid, bytes] : queued_input_) held += (admin || uid == c.uid) ? bytes : 0;
+        s->set_queued_input_bytes(held);
+    }
     // An app sees its own usage; the admin sees every app's.
     std::lock_guard<std::mutex> lock(counters_mu_);
     for (auto & [uid, n] : counters_) {
-        if (c.uid != config_.admin_uid && uid != c.uid) continue;
+        if (!admin && uid != c.uid) continue;
         auto * a = s->add_apps();
         a->set_app(config_.app_name(uid));
         a->set_uid(uid);
@@ -170,53 +192,6 @@ Status Daemon::handle_status(Connection & c, const v1::GetStatus &, v1::Response
         a->set_adapters(count);
         a->set_adapter_bytes(bytes);
     }
-    return Status::ok();
-}
-
-Status Daemon::handle_install(Connection & c, const v1::InstallFirmware & req, v1::Response * out) {
-    if (c.uid != config_.admin_uid) return permission_denied("installing firmware is for the admin only");
-    M4_RETURN_IF_ERROR(write_file_atomic(slots_.staging_path(), req.firmware().data(), req.firmware().size()));
-    runtime::EngineOptions opt;
-    opt.public_key           = config_.public_key.empty() ? nullptr : &public_key_;
-    opt.adapter_budget_bytes = config_.adapter_cache_bytes;
-    auto candidate           = runtime::Engine::open(slots_.staging_path(), opt);
-    if (!candidate) {
-        ::unlink(slots_.staging_path().c_str());
-        return candidate.status();
-    }
-    const std::string slot = slots_.inactive();
-    M4_RETURN_IF_ERROR(slots_.commit_staging(slot));
-    auto * r = out->mutable_install_firmware();
-    r->set_slot(slot);
-    r->set_fingerprint((*candidate)->model().fingerprint());
-    // Every installed adapter is checked against the new firmware before any switch.
-    for (uint32_t uid : store_.apps())
-        for (const auto & s : store_.list(uid))
-            if (!adapter::Adapter::load(s.path, (*candidate)->model()))
-                r->add_needs_retraining(config_.app_name(uid) + "/" + s.name);
-    for (const auto & s : store_.list_shared())
-        if (!adapter::Adapter::load(s.path, (*candidate)->model())) r->add_needs_retraining("shared/" + s.name);
-    if (req.activate()) {
-        M4_RETURN_IF_ERROR(slots_.activate(slot));
-        M4_RETURN_IF_ERROR(load_active_firmware());
-        r->set_activated(true);
-    }
-    return Status::ok();
-}
-
-Status Daemon::handle_rollback(Connection & c, const v1::Rollback &, v1::Response * out) {
-    if (c.uid != config_.admin_uid) return permission_denied("rollback is for the admin only");
-    const std::string previous = slots_.inactive();
-    if (::access(slots_.path(previous).c_str(), R_OK) != 0) return not_found("slot " + previous + " holds no firmware");
-    const std::string current = slots_.active();
-    M4_RETURN_IF_ERROR(slots_.activate(previous));
-    Status st = load_active_firmware();
-    if (!st.is_ok()) {
-        (void)slots_.activate(current);  // keep serving the firmware that works
-        return st;
-    }
-    out->mutable_rollback()->set_slot(previous);
-    out->mutable_rollback()->set_fingerprint(engine()->model().fingerprint());
     return Status::ok();
 }
 

@@ -1,45 +1,56 @@
-// Inference requests: admission into the scheduler, then batched execution — every job of a batch
-// (any app, any adapter, same path and modality) goes through ONE Model::run / generate call: one
-// shared GEMM per base weight, the per-adapter LoRA terms as a segmented gather-matmul.
+// Inference requests, in three stages:
+//   1. submit_infer (event loop): cheap checks only — input count, sizes from the frame and from
+//      fstat() of passed descriptors (regular files only), the app's queued-input quota, a
+//      reservation in the scheduler (BUSY when full). Nothing here reads or decodes.
+//   2. prepare_job (prep pool, fair across apps): reads the descriptors (pread, bounded by the size
+//      checked), loads the adapter, decodes / tokenises, validates, then queues the job.
+//   3. run_batch (scheduler worker): every job of a batch (any app, any adapter, same path and
+//      modality) goes through ONE Model::run / generate call: one shared GEMM per base weight, the
+//      per-adapter LoRA terms as a segmented gather-matmul.
+// Each request is answered exactly once (InferJob::state): by its result, its error, its deadline
+// (at the deadline, by the event loop, if it has not started), a cancel, or shutdown.
 #include <fmt/format.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <numeric>
 
 #include "base/mapped_file.h"
+#include "runtime/inputs.h"
 #include "service/daemon.h"
 
 namespace m4::svc {
 
 struct InferJob : Job {
+    enum State : int { Waiting = 0, Running = 1, Answered = 2 };
+    std::atomic<int>                         state{Waiting};
+    std::atomic<bool>                        reserved{false};  // holds a scheduler reservation
+    std::atomic<uint64_t>                    input_bytes{0};   // counted in the app's queued input
     std::shared_ptr<Connection>              conn;
-    std::shared_ptr<runtime::Engine>         engine;   // the firmware the adapter was bound to
+    std::shared_ptr<runtime::Engine>         engine;   // the firmware the inputs were prepared for
     std::shared_ptr<const adapter::Adapter>  adapter;  // null: firmware only
-    std::string                              adapter_path;
+    std::string                              adapter_name;
     model::Path                              path     = model::Path::Encoder;
     model::Modality                          modality = model::Modality::Text;
+    v1::Path                                 requested_path = v1::PATH_UNSPECIFIED;
     bool                                     generate = false;
     model::GenerateOptions                   gen;
     std::vector<runtime::InputSpec>          inputs;
+    std::vector<int>                         fds;       // per input: a passed descriptor or -1 (owned)
+    std::vector<uint64_t>                    fd_bytes;  // its size when it was checked
+    std::vector<model::Request>              prepared;  // the inputs as the model takes them
     std::string                              prompt;
+    ~InferJob() override {
+        for (int fd : fds)
+            if (fd >= 0) ::close(fd);
+    }
 };
 
 namespace {
-
-std::string read_fd(int fd) {
-    std::string out;
-    char        buf[1 << 16];
-    ::lseek(fd, 0, SEEK_SET);
-    for (;;) {
-        ssize_t n = ::read(fd, buf, sizeof buf);
-        if (n <= 0) break;
-        out.append(buf, static_cast<size_t>(n));
-        if (out.size() > (256u << 20)) break;
-    }
-    return out;
-}
 
 void fill_result(const adapter::Manifest * m, const model::Output & o, v1::Result * r) {
     if (m && m->task == adapter::Task::Classify) {
@@ -62,181 +73,337 @@ void fill_result(const adapter::Manifest * m, const model::Output & o, v1::Resul
     }
 }
 
+// Reads a passed regular file: exactly the `size` bytes checked on the loop, by pread (the
+// sender's file offset is not moved); a file that shrank since is an error, growth is ignored.
+Result<std::string> read_descriptor(int fd, uint64_t size, const std::string & name) {
+    std::string out(size, '\0');
+    uint64_t    off = 0;
+    while (off < size) {
+        ssize_t n = ::pread(fd, out.data() + off, size - off, static_cast<off_t>(off));
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return invalid_argument(name + ": the descriptor cannot be read");
+        if (n == 0) return invalid_argument(name + ": the file shrank while it was queued");
+        off += static_cast<uint64_t>(n);
+    }
+    return out;
+}
+
+v1::Response error_response(uint64_t id, const Status & st, const std::string & message) {
+    v1::Response r;
+    r.set_id(id);
+    r.set_status(to_wire(st.code()));
+    r.set_message(message);
+    return r;
+}
+
+}  // namespace
+
+void Daemon::count(uint32_t uid, uint64_t AppCounters::*field, uint64_t n) {
+    std::lock_guard<std::mutex> lock(counters_mu_);
+    counters(uid).*field += n;
+}
+
+void Daemon::account_input(uint32_t uid, int64_t delta) {
+    std::lock_guard<std::mutex> lock(input_mu_);
+    uint64_t &                  v = queued_input_[uid];
+    v = delta < 0 ? v - std::min<uint64_t>(v, static_cast<uint64_t>(-delta)) : v + static_cast<uint64_t>(delta);
+}
+
+void Daemon::finish_job(InferJob & j, const v1::Response & r, const char * what) {
+    // Only the caller that moved the job to Answered gets here (see answer_if_waiting below).
+    if (j.reserved.exchange(false)) scheduler_->release(j.uid, j.items);
+    account_input(j.uid, -static_cast<int64_t>(j.input_bytes.exchange(0)));
+    for (int & fd : j.fds)
+        if (fd >= 0) ::close(fd), fd = -1;
+    if (r.status() != v1::STATUS_OK) count(j.uid, r.status() == v1::STATUS_BUSY ? &AppCounters::busy : &AppCounters::errors);
+    j.conn->send(r);
+    j.conn->in_flight--;
+    log_request(*j.conn, what, r.status(),
+                std::chrono::duration<double, std::milli>(Clock::now() - j.arrival).count());
+}
+
+namespace {
+// Answers a job that has not started; false when it already ran or was answered.
+bool answer_if_waiting(Daemon * d, InferJob & j, const v1::Response & r,
+                       void (Daemon::*finish)(InferJob &, const v1::Response &, const char *)) {
+    int expected = InferJob::Waiting;
+    if (!j.state.compare_exchange_strong(expected, InferJob::Answered)) return false;
+    (d->*finish)(j, r, "infer");
+    return true;
+}
 }  // namespace
 
 void Daemon::submit_infer(const std::shared_ptr<Connection> & c, uint64_t id, const v1::Infer & req,
                           std::vector<int> fds) {
-    auto fail = [&](const Status & st) {
+    auto refuse = [&](const Status & st) {
         for (int fd : fds) ::close(fd);
-        {
-            std::lock_guard<std::mutex> lock(counters_mu_);
-            counters(c->uid).errors++;
-        }
+        count(c->uid, st.code() == StatusCode::Ok ? &AppCounters::busy : &AppCounters::errors);
         respond_error(*c, id, st, "infer");
     };
-    auto job    = std::make_shared<InferJob>();
-    job->engine = engine();
-    // Which adapter: the app's own, or a shared one; never another app's.
-    if (!req.adapter().empty()) {
-        Result<std::string> p = req.adapter().rfind("shared/", 0) == 0 ? store_.find_shared(req.adapter().substr(7))
-                                                                       : store_.find(c->uid, req.adapter());
-        if (!p) return fail(p.status());
-        auto a = job->engine->adapter(*p);
-        if (!a) return fail(a.status());
-        job->adapter      = *a;
-        job->adapter_path = *p;
-    }
-    if (req.inputs_size() == 0) return fail(invalid_argument("no inputs"));
-    size_t next_fd = 0;
-    for (int i = 0; i < req.inputs_size(); ++i) {
+    const auto & b = config_.bounds;
+    auto         e = engine();
+    const int    n = req.inputs_size();
+    if (n == 0) return refuse(invalid_argument("no inputs"));
+    if (static_cast<uint32_t>(n) > config_.max_inputs())
+        return refuse(invalid_argument(std::to_string(n) + " inputs in one request; the limit is " +
+                                       std::to_string(config_.max_inputs()) + " (send several requests)"));
+    int attached = 0;
+    for (const auto & in : req.inputs()) attached += in.value_case() == v1::Input::kFdAttached;
+    if (static_cast<size_t>(attached) != fds.size())
+        return refuse(invalid_argument(std::to_string(attached) + " inputs are marked fd_attached but " +
+                                       std::to_string(fds.size()) + " descriptors came with the request"));
+    auto job         = std::make_shared<InferJob>();
+    job->engine      = e;
+    job->adapter_name = req.adapter();
+    job->fds.assign(static_cast<size_t>(n), -1);
+    job->fd_bytes.assign(static_cast<size_t>(n), 0);
+    uint64_t bytes   = req.prompt().size();
+    size_t   next_fd = 0;
+    const model::ModelConfig & mc = e->model().config();
+    M4_CHECK(mc.backbone.max_seq >= 0);
+    for (int i = 0; i < n; ++i) {
         const v1::Input &  in = req.inputs(i);
         runtime::InputSpec spec;
         spec.name = "input " + std::to_string(i);
         if (in.value_case() == v1::Input::kText) {
             spec.modality = model::Modality::Text;
-            spec.text     = in.text();
+            Status st     = runtime::check_text_length(e->model(), in.text(), spec.name);
+            if (!st.is_ok()) return refuse(st);
+            spec.text = in.text();
+            bytes += spec.text.size();
+            job->inputs.push_back(std::move(spec));
+            continue;
+        }
+        if (!model::parse_modality(in.modality(), &spec.modality) || spec.modality == model::Modality::Text)
+            return refuse(invalid_argument(spec.name + ": \"modality\" must be image, audio or imu"));
+        if (!mc.has_encoder(spec.modality))
+            return refuse(incompatible(spec.name + ": the firmware has no " + model::modality_name(spec.modality) +
+                                       " encoder"));
+        const auto &   ec        = mc.encoder(spec.modality);
+        const uint64_t max_bytes = runtime::max_encoded_bytes(ec, b.max_input_file_bytes);
+        if (in.value_case() == v1::Input::kSignal) {
+            if (in.signal().values_size() > ec.input_values())
+                return refuse(invalid_argument(spec.name + ": " + std::to_string(in.signal().values_size()) +
+                                               " values; the " + model::modality_name(spec.modality) +
+                                               " encoder takes at most " + std::to_string(ec.input_values())));
+            spec.signal.assign(in.signal().values().begin(), in.signal().values().end());
+            bytes += spec.signal.size() * sizeof(float);
+        } else if (in.value_case() == v1::Input::kEncoded) {
+            if (in.encoded().size() > max_bytes)
+                return refuse(invalid_argument(spec.name + ": " + std::to_string(in.encoded().size()) +
+                                               " bytes; a " + model::modality_name(spec.modality) +
+                                               " input is at most " + std::to_string(max_bytes) + " bytes"));
+            spec.encoded = in.encoded();
+            bytes += spec.encoded.size();
+        } else if (in.value_case() == v1::Input::kFdAttached) {
+            // Only a regular file can be read without blocking on its owner; its size is checked
+            // here, it is read later on the prep pool.
+            int         fd = fds[next_fd];
+            struct stat st {};
+            if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
+                return refuse(invalid_argument(spec.name + ": the descriptor is not a regular file (pipes, "
+                                               "sockets and devices are refused)"));
+            if (static_cast<uint64_t>(st.st_size) > max_bytes)
+                return refuse(invalid_argument(spec.name + ": the file has " + std::to_string(st.st_size) +
+                                               " bytes; a " + model::modality_name(spec.modality) +
+                                               " input is at most " + std::to_string(max_bytes) + " bytes"));
+            job->fds[i]      = fd;
+            job->fd_bytes[i] = static_cast<uint64_t>(st.st_size);
+            fds[next_fd++]   = -1;  // owned by the job now
+            bytes += job->fd_bytes[i];
         } else {
-            if (!model::parse_modality(in.modality(), &spec.modality) || spec.modality == model::Modality::Text)
-                return fail(invalid_argument(spec.name + ": \"modality\" must be image, audio or imu"));
-            if (in.value_case() == v1::Input::kSignal) spec.signal.assign(in.signal().values().begin(), in.signal().values().end());
-            else if (in.value_case() == v1::Input::kEncoded) spec.encoded = in.encoded();
-            else if (in.value_case() == v1::Input::kFdAttached) {
-                if (next_fd >= fds.size()) return fail(invalid_argument(spec.name + ": no descriptor attached"));
-                spec.encoded = read_fd(fds[next_fd++]);
-            } else {
-                return fail(invalid_argument(spec.name + ": empty input"));
-            }
+            return refuse(invalid_argument(spec.name + ": empty input"));
         }
         job->inputs.push_back(std::move(spec));
     }
-    for (int fd : fds) ::close(fd);
     fds.clear();
-    const adapter::Manifest * m = job->adapter ? &job->adapter->manifest() : nullptr;
-    job->modality               = m ? m->modality : job->inputs[0].modality;
-    for (const auto & in : job->inputs)
-        if (in.modality != job->modality)
-            return fail(invalid_argument(in.name + ": all inputs of a request must share one modality"));
-    if (m) {
-        job->path = m->path;
-    } else if (req.path() != v1::PATH_UNSPECIFIED) {
-        job->path = static_cast<model::Path>(req.path() - 1);
-    } else {
-        job->path = job->modality == model::Modality::Text ? model::Path::Backbone : model::Path::Encoder;
-    }
-    if ((job->path == model::Path::Backbone) != (job->modality == model::Modality::Text))
-        return fail(invalid_argument(std::string("the ") + model::path_name(job->path) + " path cannot take " +
-                                     model::modality_name(job->modality) + " input"));
-    job->generate = job->path != model::Path::Encoder && (!m || m->task == adapter::Task::Generate);
-    job->gen      = m ? m->generation : model::GenerateOptions{};
-    if (req.max_new_tokens()) job->gen.max_new_tokens = static_cast<int>(req.max_new_tokens());
-    if (req.temperature() > 0) job->gen.temperature = req.temperature();
-    if (req.top_k()) job->gen.top_k = static_cast<int>(req.top_k());
-    if (req.top_p() > 0) job->gen.top_p = req.top_p();
-    job->gen.seed     = req.seed();
-    job->gen.kv_dtype = config_.kv_dtype;
-    job->prompt   = req.prompt();
-    if (job->generate) {
-        const auto & bc  = job->engine->model().config().backbone;
-        uint64_t     kv  = 2ull * bc.layers * bc.max_seq * bc.kv_heads * bc.head_dim() *
-                      dtype_size(config_.kv_dtype) * job->inputs.size();
-        if (kv > config_.kv_budget_bytes)
-            return fail(resource_exhausted("generation needs up to " + std::to_string(kv >> 20) +
-                                           " MiB of KV cache, the budget is " + std::to_string(config_.kv_budget_bytes >> 20) +
-                                           " MiB"));
-    }
-    job->id        = id;
-    job->uid       = c->uid;
-    job->priority  = req.priority() == v1::PRIORITY_BACKGROUND ? 1 : 0;
-    job->items     = static_cast<int>(job->inputs.size());
-    job->conn      = c;
-    if (req.deadline_ms()) job->deadline = job->arrival + std::chrono::milliseconds(req.deadline_ms());
-    // Same path + modality (+ generation settings) may share one forward pass.
-    job->batch_key = fmt::format("{}/{}/{}", model::path_name(job->path), model::modality_name(job->modality),
-                                 job->generate ? fmt::format("gen:{}:{}:{}:{}", job->gen.max_new_tokens,
-                                                             job->gen.temperature, job->gen.top_k, job->gen.top_p)
-                                               : "run");
-    std::weak_ptr<Connection> weak = c;
-    job->on_dropped                = [this, weak, id](JobEnd why) {
-        auto conn = weak.lock();
-        if (!conn) return;
-        v1::Response r;
-        r.set_id(id);
-        r.set_status(why == JobEnd::Expired ? v1::STATUS_DEADLINE_EXCEEDED : v1::STATUS_CANCELLED);
-        r.set_message(why == JobEnd::Expired     ? "infer: the deadline passed before the request ran"
-                      : why == JobEnd::Cancelled ? "infer: cancelled"
-                                                 : "infer: cancelled, the daemon is shutting down");
-        conn->send(r);
-        log_request(*conn, "infer", r.status(), 0);
-    };
-    Admission adm = scheduler_->submit(job);
-    if (!adm.ok) {
-        {
-            std::lock_guard<std::mutex> lock(counters_mu_);
-            counters(c->uid).busy++;
+    // Input held for queued requests is bounded per app: a request that alone exceeds the bound
+    // can never run; one that exceeds it with the app's other queued inputs waits its turn.
+    if (bytes > b.max_queued_input_per_app)
+        return refuse(invalid_argument("the request's inputs take " + std::to_string(bytes) +
+                                       " bytes; an app may queue at most " +
+                                       std::to_string(b.max_queued_input_per_app)));
+    {
+        std::lock_guard<std::mutex> lock(input_mu_);
+        uint64_t &                  held = queued_input_[c->uid];
+        if (held + bytes > b.max_queued_input_per_app) {
+            v1::Response r;
+            r.set_id(id);
+            r.set_status(v1::STATUS_BUSY);
+            r.set_retry_after_ms(100);
+            r.set_message("infer: busy: this app's queued requests already hold " + std::to_string(held) +
+                          " bytes of input");
+            c->send(r);
+            count(c->uid, &AppCounters::busy);
+            log_request(*c, "infer", r.status(), 0);
+            return;
         }
+        held += bytes;
+    }
+    job->input_bytes = bytes;
+    Admission adm    = scheduler_->reserve(c->uid, n);
+    if (!adm.ok) {
+        account_input(c->uid, -static_cast<int64_t>(job->input_bytes.exchange(0)));
         v1::Response r;
         r.set_id(id);
         r.set_status(v1::STATUS_BUSY);
         r.set_retry_after_ms(adm.retry_after_ms);
         r.set_message("infer: busy: " + adm.reason);
         c->send(r);
+        count(c->uid, &AppCounters::busy);
         log_request(*c, "infer", r.status(), 0);
         return;
     }
+    job->reserved       = true;
+    job->requested_path = req.path();
+    job->prompt         = req.prompt();
+    job->id             = id;
+    job->uid            = c->uid;
+    job->priority       = req.priority() == v1::PRIORITY_BACKGROUND ? 1 : 0;
+    job->items          = n;
+    job->conn           = c;
+    job->gen.max_new_tokens = static_cast<int>(req.max_new_tokens());
+    job->gen.temperature    = req.temperature();
+    job->gen.top_k          = static_cast<int>(req.top_k());
+    job->gen.top_p          = req.top_p();
+    job->gen.seed           = req.seed();
+    if (req.deadline_ms()) {
+        job->deadline = job->arrival + std::chrono::milliseconds(req.deadline_ms());
+        deadlines_.emplace_back(job->deadline, job);
+        std::push_heap(deadlines_.begin(), deadlines_.end(), [](auto & a, auto & b) { return a.first > b.first; });
+    }
+    std::weak_ptr<Connection> weak = c;
+    job->on_dropped                = [this, weak, raw = job.get()](JobEnd why) {
+        v1::Response r;
+        r.set_id(raw->id);
+        r.set_status(why == JobEnd::Expired ? v1::STATUS_DEADLINE_EXCEEDED : v1::STATUS_CANCELLED);
+        r.set_message(why == JobEnd::Expired     ? "infer: the deadline passed before the request ran"
+                                     : why == JobEnd::Cancelled ? "infer: cancelled"
+                                                                : "infer: cancelled, the daemon is shutting down");
+        answer_if_waiting(this, *raw, r, &Daemon::finish_job);
+    };
+    c->in_flight++;
     if (c->pending.size() > 256)
         for (auto it = c->pending.begin(); it != c->pending.end();) it = it->second.expired() ? c->pending.erase(it) : ++it;
     c->pending[id] = job;
+    prep_->submit(c->uid, {[this, job] { prepare_job(job); },
+                           [job] { job->on_dropped(JobEnd::Shutdown); }});
+}
+
+void Daemon::expire_deadlines(Clock::time_point now) {
+    auto later = [](auto & a, auto & b) { return a.first > b.first; };
+    while (!deadlines_.empty() && deadlines_.front().first <= now) {
+        std::pop_heap(deadlines_.begin(), deadlines_.end(), later);
+        auto job = deadlines_.back().second.lock();
+        deadlines_.pop_back();
+        if (!job) continue;
+        job->cancelled.store(true);  // the scheduler and the prep pool skip it from now on
+        job->on_dropped(JobEnd::Expired);
+    }
+}
+
+void Daemon::prepare_job(const std::shared_ptr<InferJob> & job) {
+    InferJob & j = *job;
+    if (j.state.load() != InferJob::Waiting) return;
+    if (j.cancelled.load()) return j.on_dropped(JobEnd::Cancelled);
+    auto fail = [&](const Status & st) {
+        answer_if_waiting(this, j, error_response(j.id, st, scrub("infer: " + st.message())), &Daemon::finish_job);
+    };
+    auto e = j.engine;
+    // Which adapter: the app's own, or a shared one; never another app's.
+    if (!j.adapter_name.empty()) {
+        Result<std::string> p = j.adapter_name.rfind("shared/", 0) == 0 ? store_.find_shared(j.adapter_name.substr(7))
+                                                                        : store_.find(j.uid, j.adapter_name);
+        if (!p) return fail(p.status());
+        auto a = e->adapter(*p);
+        if (!a) return fail(a.status());
+        j.adapter = *a;
+    }
+    for (size_t i = 0; i < j.fds.size(); ++i) {
+        if (j.fds[i] < 0) continue;
+        auto bytes = read_descriptor(j.fds[i], j.fd_bytes[i], j.inputs[i].name);
+        ::close(j.fds[i]);
+        j.fds[i] = -1;
+        if (!bytes) return fail(bytes.status());
+        j.inputs[i].encoded = std::move(bytes).value();
+    }
+    const adapter::Manifest * m = j.adapter ? &j.adapter->manifest() : nullptr;
+    j.modality                  = m ? m->modality : j.inputs[0].modality;
+    for (const auto & in : j.inputs)
+        if (in.modality != j.modality)
+            return fail(invalid_argument(in.name + ": all inputs of a request must share one modality"));
+    if (m) j.path = m->path;
+    else if (j.requested_path != v1::PATH_UNSPECIFIED) j.path = static_cast<model::Path>(j.requested_path - 1);
+    else j.path = j.modality == model::Modality::Text ? model::Path::Backbone : model::Path::Encoder;
+    if ((j.path == model::Path::Backbone) != (j.modality == model::Modality::Text))
+        return fail(invalid_argument(std::string("the ") + model::path_name(j.path) + " path cannot take " +
+                                     model::modality_name(j.modality) + " input"));
+    j.generate            = j.path != model::Path::Encoder && (!m || m->task == adapter::Task::Generate);
+    model::GenerateOptions req_gen = j.gen;
+    j.gen                 = m ? m->generation : model::GenerateOptions{};
+    if (req_gen.max_new_tokens) j.gen.max_new_tokens = req_gen.max_new_tokens;
+    if (req_gen.temperature > 0) j.gen.temperature = req_gen.temperature;
+    if (req_gen.top_k) j.gen.top_k = req_gen.top_k;
+    if (req_gen.top_p > 0) j.gen.top_p = req_gen.top_p;
+    j.gen.seed     = req_gen.seed;
+    j.gen.kv_dtype = config_.kv_dtype;
+    if (j.generate) {
+        const auto & bc = e->model().config().backbone;
+        uint64_t     kv = 2ull * bc.layers * bc.max_seq * bc.kv_heads * bc.head_dim() * dtype_size(config_.kv_dtype) *
+                      j.inputs.size();
+        if (kv > config_.kv_budget_bytes)
+            return fail(resource_exhausted("generation needs up to " + std::to_string(kv >> 20) +
+                                           " MiB of KV cache, the budget is " +
+                                           std::to_string(config_.kv_budget_bytes >> 20) + " MiB"));
+    }
+    uint64_t prepared = 0;
+    for (auto & in : j.inputs) {
+        if (j.cancelled.load()) return j.on_dropped(JobEnd::Cancelled);
+        auto r = runtime::prepare_item(e->model(), j.path, m, in, j.prompt);
+        if (!r) return fail(r.status());
+        r->adapter = j.adapter ? &j.adapter->weights() : nullptr;
+        prepared += (r->signal.size() + r->tokens.size()) * sizeof(float);
+        j.prepared.push_back(std::move(r).value());
+        in = runtime::InputSpec{in.modality, {}, {}, {}, in.name};  // the raw bytes are not needed any more
+    }
+    Status st = e->model().validate(j.path, j.modality, j.prepared);
+    if (!st.is_ok()) return fail(st);
+    // What the job holds now is its prepared inputs.
+    const int64_t delta = static_cast<int64_t>(prepared) - static_cast<int64_t>(j.input_bytes.exchange(prepared));
+    account_input(j.uid, delta);
+    // Same path + modality (+ generation settings) may share one forward pass.
+    j.batch_key = fmt::format("{}/{}/{}", model::path_name(j.path), model::modality_name(j.modality),
+                              j.generate ? fmt::format("gen:{}:{}:{}:{}", j.gen.max_new_tokens, j.gen.temperature,
+                                                       j.gen.top_k, j.gen.top_p)
+                                         : "run");
+    if (!j.reserved.exchange(false)) return;  // answered meanwhile (deadline, cancel): released there
+    scheduler_->enqueue_reserved(job);
 }
 
 void Daemon::run_batch(std::vector<std::shared_ptr<Job>> & batch) {
-    auto                                 t0 = Clock::now();
-    auto                                 e  = engine();
+    auto                                   t0 = Clock::now();
+    auto                                   e  = engine();
     std::vector<std::shared_ptr<InferJob>> jobs;
-    std::vector<model::Request>          items;
-    std::vector<size_t>                  first;
-    auto answer_error = [&](InferJob & j, const Status & st) {
-        {
-            std::lock_guard<std::mutex> lock(counters_mu_);
-            counters(j.uid).errors++;
-        }
-        respond_error(*j.conn, j.id, st, "infer");
-    };
+    std::vector<model::Request>            items;
+    std::vector<size_t>                    first;
     for (auto & b : batch) {
-        auto j = std::static_pointer_cast<InferJob>(b);
-        // The firmware switched since admission: bind the adapter again (or refuse it).
+        auto j        = std::static_pointer_cast<InferJob>(b);
+        int  expected = InferJob::Waiting;
+        if (!j->state.compare_exchange_strong(expected, InferJob::Running)) continue;  // answered already
         if (j->engine != e) {
-            j->engine = e;
-            if (j->adapter) {
-                auto a = e->adapter(j->adapter_path);
-                if (!a) {
-                    answer_error(*j, a.status());
-                    continue;
-                }
-                j->adapter = *a;
-            }
-        }
-        const adapter::Manifest * m = j->adapter ? &j->adapter->manifest() : nullptr;
-        std::vector<model::Request> mine;
-        Status                      st;
-        for (const auto & in : j->inputs) {
-            auto r = runtime::prepare_item(e->model(), j->path, m, in, j->prompt);
-            if (!r) {
-                st = r.status();
-                break;
-            }
-            r->adapter = j->adapter ? &j->adapter->weights() : nullptr;
-            mine.push_back(std::move(r).value());
-        }
-        if (!st.is_ok() || !(st = e->model().validate(j->path, j->modality, mine)).is_ok()) {
-            answer_error(*j, st);
+            // The firmware switched after the inputs were prepared for the old one.
+            j->state = InferJob::Answered;
+            finish_job(*j, error_response(j->id, Status(StatusCode::Internal, ""),
+                                          "infer: the firmware changed while the request was queued; send it again"),
+                       "infer");
             continue;
         }
         first.push_back(items.size());
-        for (auto & r : mine) items.push_back(std::move(r));
+        for (auto & r : j->prepared) items.push_back(std::move(r));
         jobs.push_back(j);
     }
     if (jobs.empty()) return;
-    const auto &       head = *jobs[0];
+    const auto &                   head = *jobs[0];
     std::vector<model::Output>     outs;
     std::vector<model::Generation> gens;
     Status                         st;
@@ -252,8 +419,9 @@ void Daemon::run_batch(std::vector<std::shared_ptr<Job>> & batch) {
     const double run_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
     for (size_t k = 0; k < jobs.size(); ++k) {
         InferJob & j = *jobs[k];
+        j.state      = InferJob::Answered;
         if (!st.is_ok()) {
-            answer_error(j, st);
+            finish_job(j, error_response(j.id, st, scrub("infer: " + st.message())), "infer");
             continue;
         }
         v1::Response r;
@@ -273,13 +441,8 @@ void Daemon::run_batch(std::vector<std::shared_ptr<Job>> & batch) {
                 fill_result(m, outs[first[k] + i], res);
             }
         }
-        {
-            std::lock_guard<std::mutex> lock(counters_mu_);
-            counters(j.uid).items += j.inputs.size();
-        }
-        j.conn->send(r);
-        log_request(*j.conn, "infer", v1::STATUS_OK,
-                    std::chrono::duration<double, std::milli>(Clock::now() - j.arrival).count());
+        count(j.uid, &AppCounters::items, j.inputs.size());
+        finish_job(j, r, "infer");
     }
 }
 

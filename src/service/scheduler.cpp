@@ -12,25 +12,23 @@ Scheduler::Scheduler(const SchedulerLimits & limits, Executor executor, int work
 
 Scheduler::~Scheduler() { shutdown(); }
 
-Admission Scheduler::submit(const std::shared_ptr<Job> & job) {
-    std::lock_guard<std::mutex> lock(mu_);
-    Admission                   a;
-    auto busy = [&](uint32_t ms, std::string why) {
+Admission Scheduler::admit_locked(uint32_t uid, int items) {
+    Admission a;
+    auto      busy = [&](uint32_t ms, std::string why) {
         a.ok             = false;
         a.retry_after_ms = std::max<uint32_t>(1, ms);
         a.reason         = std::move(why);
         return a;
     };
     if (stopping_) return busy(1000, "the daemon is shutting down");
-    AppQueue & q = apps_[job->uid];
+    AppQueue & q = apps_[uid];
     // A rough drain estimate: how many batches are ahead, at ~20 ms each.
-    auto drain_ms = [&](size_t items) {
-        return static_cast<uint32_t>(20 * (1 + items / std::max(1, limits_.max_batch_items)));
-    };
-    if (queued_items_ + job->items > limits_.max_queued_items)
-        return busy(drain_ms(queued_items_), "queue full (" + std::to_string(queued_items_) + " items waiting)");
-    if (q.items + job->items > limits_.max_pending_per_app)
-        return busy(drain_ms(q.items), "this app already has " + std::to_string(q.items) + " items waiting");
+    auto drain_ms = [&](size_t n) { return static_cast<uint32_t>(20 * (1 + n / std::max(1, limits_.max_batch_items))); };
+    const size_t waiting = queued_items_ + reserved_items_, mine = q.items + q.reserved;
+    if (waiting + items > limits_.max_queued_items)
+        return busy(drain_ms(waiting), "queue full (" + std::to_string(waiting) + " items waiting)");
+    if (mine + items > limits_.max_pending_per_app)
+        return busy(drain_ms(mine), "this app already has " + std::to_string(mine) + " items waiting");
     if (limits_.rate_per_app > 0) {
         auto   now = Clock::now();
         double dt  = std::chrono::duration<double>(now - q.refill).count();
@@ -42,11 +40,52 @@ Admission Scheduler::submit(const std::shared_ptr<Job> & job) {
                         "rate quota of " + std::to_string(limits_.rate_per_app) + " requests/s");
         q.tokens -= 1.0;
     }
+    return a;
+}
+
+Admission Scheduler::submit(const std::shared_ptr<Job> & job) {
+    std::lock_guard<std::mutex> lock(mu_);
+    Admission                   a = admit_locked(job->uid, job->items);
+    if (!a.ok) return a;
+    AppQueue & q = apps_[job->uid];
     q.jobs[job->priority == 0 ? 0 : 1].push_back(job);
     q.items += job->items;
     queued_items_ += job->items;
     cv_.notify_one();
     return a;
+}
+
+Admission Scheduler::reserve(uint32_t uid, int items) {
+    std::lock_guard<std::mutex> lock(mu_);
+    Admission                   a = admit_locked(uid, items);
+    if (a.ok) apps_[uid].reserved += items, reserved_items_ += items;
+    return a;
+}
+
+void Scheduler::release(uint32_t uid, int items) {
+    std::lock_guard<std::mutex> lock(mu_);
+    AppQueue &                  q = apps_[uid];
+    const size_t                n = std::min<size_t>(q.reserved, static_cast<size_t>(items));
+    q.reserved -= n;
+    reserved_items_ -= n;
+}
+
+void Scheduler::enqueue_reserved(const std::shared_ptr<Job> & job) {
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        AppQueue &                  q = apps_[job->uid];
+        const size_t                n = std::min<size_t>(q.reserved, static_cast<size_t>(job->items));
+        q.reserved -= n;
+        reserved_items_ -= n;
+        if (!stopping_) {
+            q.jobs[job->priority == 0 ? 0 : 1].push_back(job);
+            q.items += job->items;
+            queued_items_ += job->items;
+            cv_.notify_one();
+            return;
+        }
+    }
+    if (job->on_dropped) job->on_dropped(JobEnd::Shutdown);  // shutdown began while it was prepared
 }
 
 size_t Scheduler::queued(int priority) const {

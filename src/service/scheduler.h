@@ -63,6 +63,13 @@ class Scheduler {
     ~Scheduler();
 
     Admission submit(const std::shared_ptr<Job> & job);
+    // Two-step admission, for requests whose inputs are prepared before they can run: reserve()
+    // counts `items` against the queue and the app's share (and its rate) now, so a request is
+    // refused BUSY before any decoding; enqueue_reserved() later queues the prepared job without a
+    // second check, and release() gives the reservation back when preparation failed.
+    Admission reserve(uint32_t uid, int items);
+    void      enqueue_reserved(const std::shared_ptr<Job> & job);
+    void      release(uint32_t uid, int items);
     // Stops admitting, answers every queued job with Shutdown, waits for running batches to finish.
     void     shutdown();
     size_t   queued(int priority) const;
@@ -71,12 +78,14 @@ class Scheduler {
   private:
     struct AppQueue {
         std::deque<std::shared_ptr<Job>> jobs[2];
-        size_t                           items = 0;
+        size_t                           items = 0;     // queued
+        size_t                           reserved = 0;  // admitted, still being prepared
         double                           tokens = 0;
         bool                             fresh  = true;  // a new app starts with a full bucket
         Clock::time_point                refill = Clock::now();
     };
     void worker();
+    Admission admit_locked(uint32_t uid, int items);
     bool take_batch(std::vector<std::shared_ptr<Job>> * batch, std::vector<std::shared_ptr<Job>> * dropped);
 
     SchedulerLimits                limits_;
@@ -86,6 +95,7 @@ class Scheduler {
     std::map<uint32_t, AppQueue>   apps_;
     uint32_t                       rr_next_ = 0;  // round-robin cursor (uid)
     size_t                         queued_items_ = 0;
+    size_t                         reserved_items_ = 0;
     bool                           stopping_     = false;
     std::vector<std::thread>       workers_;
     std::atomic<uint64_t>          batches_{0};

@@ -12,7 +12,8 @@
 namespace m4::svc {
 
 Status FirmwareSlots::open() {
-    if (::mkdir(dir_.c_str(), 0755) != 0 && errno != EEXIST) return io_error(dir_ + ": mkdir failed");
+    if (::mkdir(dir_.c_str(), 0700) != 0 && errno != EEXIST) return io_error(dir_ + ": mkdir failed");
+    ::chmod(dir_.c_str(), 0700);
     ::unlink(staging_path().c_str());  // a crash during an install leaves only this behind
     return Status::ok();
 }

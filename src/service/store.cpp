@@ -13,9 +13,23 @@
 namespace m4::svc {
 namespace {
 
+// Store directories are private to the daemon (0700) and files 0600: no other uid can list which
+// apps have adapters or copy one. Directories of an older, more open store are tightened here.
 Status make_dir(const std::string & d) {
-    if (::mkdir(d.c_str(), 0755) != 0 && errno != EEXIST) return io_error(d + ": mkdir failed (" + std::strerror(errno) + ")");
+    if (::mkdir(d.c_str(), 0700) != 0 && errno != EEXIST) return io_error(d + ": mkdir failed (" + std::strerror(errno) + ")");
+    if (::chmod(d.c_str(), 0700) != 0) return io_error(d + ": chmod failed (" + std::strerror(errno) + ")");
     return Status::ok();
+}
+
+void tighten_files(const std::string & dir) {
+    DIR * d = ::opendir(dir.c_str());
+    if (!d) return;
+    while (dirent * e = ::readdir(d)) {
+        std::string p = dir + "/" + e->d_name;
+        struct stat st {};
+        if (::lstat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 077)) ::chmod(p.c_str(), 0600);
+    }
+    ::closedir(d);
 }
 
 void fsync_dir(const std::string & d) {
@@ -52,7 +66,7 @@ void sweep_temps(const std::string & dir) {
 
 // Writes bytes to `tmp` durably (write + fsync); the caller renames it into place.
 Status write_durable(const std::string & tmp, const std::string & bytes) {
-    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0) return io_error(tmp + ": create failed (" + std::strerror(errno) + ")");
     size_t off = 0;
     while (off < bytes.size()) {
@@ -83,7 +97,12 @@ Status AdapterStore::open() {
     M4_RETURN_IF_ERROR(make_dir(root_ + "/apps"));
     M4_RETURN_IF_ERROR(make_dir(root_ + "/shared"));
     sweep_temps(root_ + "/shared");
-    for (uint32_t uid : apps()) sweep_temps(app_dir(uid));
+    tighten_files(root_ + "/shared");
+    for (uint32_t uid : apps()) {
+        M4_RETURN_IF_ERROR(make_dir(app_dir(uid)));
+        sweep_temps(app_dir(uid));
+        tighten_files(app_dir(uid));
+    }
     return Status::ok();
 }
 
