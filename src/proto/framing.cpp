@@ -28,6 +28,13 @@ Status FrameReader::feed(const char * data, size_t n, const std::vector<int> & f
     return Status::ok();
 }
 
+bool FrameReader::has_frame() const {
+    if (buffered() < 4) return false;
+    uint32_t len;
+    std::memcpy(&len, buf_.data() + pos_, 4);
+    return len <= kMaxFrameBytes && buffered() >= 4 + static_cast<size_t>(len);
+}
+
 bool FrameReader::next(Frame * out) {
     if (buffered() < 4) return false;
     uint32_t len;

@@ -32,6 +32,7 @@ class FrameReader {
     // Takes the next complete frame, if any.
     bool next(Frame * out);
     size_t buffered() const { return buf_.size() - pos_; }
+    bool   has_frame() const;  // a complete frame is waiting
 
   private:
     std::string     buf_;

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <limits>
 #include <fstream>
@@ -279,6 +280,16 @@ Status write_npy_f32(const std::string & path, const float * d, const std::vecto
 }
 Status write_npy_i32(const std::string & path, const int32_t * d, const std::vector<int64_t> & s) {
     return write_npy(path, d, s, "<i4");
+}
+
+Result<std::string> read_text_input(const std::string & input) {
+    if (!is_file(input)) return input;
+    struct stat st {};
+    if (::stat(input.c_str(), &st) == 0 && st.st_size > (1 << 20))
+        return invalid_argument(input + ": a text file of " + std::to_string(st.st_size) + " bytes (at most 1 MiB)");
+    M4_ASSIGN_OR_RETURN(std::string text, read_file_bytes(input));
+    std::fprintf(stderr, "m4fw: text read from the file %s (%zu bytes)\n", input.c_str(), text.size());
+    return text;
 }
 
 model::Modality guess_modality(const std::string & input) {

@@ -47,6 +47,10 @@ Result<NpyArray> read_npy(const std::string & path);
 Status write_npy_f32(const std::string & path, const float * data, const std::vector<int64_t> & shape);
 Status write_npy_i32(const std::string & path, const int32_t * data, const std::vector<int64_t> & shape);
 
+// A text input given on a command line: the contents of the file when `input` names an existing
+// regular file (at most 1 MiB; a note goes to stderr saying so), otherwise the string itself.
+Result<std::string> read_text_input(const std::string & input);
+
 // Picks the modality from a file name's extension (text when it is not an existing file).
 model::Modality guess_modality(const std::string & input);
 

@@ -22,7 +22,7 @@ struct ServiceLimits {
     uint32_t admin_reserved           = 8;        // extra connections only the admin uid may use
     uint32_t frame_timeout_ms         = 10000;    // a started frame must complete within this
     uint32_t idle_timeout_ms          = 600000;   // a connection with nothing in flight is closed after
-    uint64_t max_output_bytes         = 32ull << 20;   // replies buffered for a client that does not read
+    uint64_t max_output_bytes         = 8ull << 20;    // replies buffered for a client that does not read
     uint64_t max_buffered_input_per_app = 128ull << 20;  // half-read frames, over the app's connections
     uint64_t max_queued_input_per_app = 256ull << 20;  // decoded/encoded inputs of queued requests
     uint32_t max_inputs_per_request   = 64;

@@ -84,12 +84,25 @@ bool Connection::write_some_locked() {
 }
 
 void Connection::watch_output_locked(bool want) {
-    if (want == watching_output_ || epoll_fd_ < 0) return;
-    // epoll_ctl is thread-safe; the loop keeps EPOLLIN unless it paused reading itself.
+    if (want == watching_output_) return;
+    watching_output_ = want;
+    update_events_locked();
+}
+
+void Connection::set_reading(bool want) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (want == reading_) return;
+    reading_ = want;
+    update_events_locked();
+}
+
+void Connection::update_events_locked() {
+    if (epoll_fd_ < 0) return;
+    // epoll_ctl is thread-safe: a worker that buffers a reply may ask for EPOLLOUT itself.
     epoll_event ev{};
-    ev.events  = EPOLLRDHUP | (want ? EPOLLOUT : 0u) | EPOLLIN;
+    ev.events  = EPOLLRDHUP | (watching_output_ ? EPOLLOUT : 0u) | (reading_ ? EPOLLIN : 0u);
     ev.data.fd = fd;
-    if (::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, fd, &ev) == 0) watching_output_ = want;
+    (void)::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, fd, &ev);
 }
 
 }  // namespace m4::svc

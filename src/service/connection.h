@@ -45,6 +45,9 @@ class Connection {
     bool has_output() const;
     uint64_t output_bytes() const;
 
+    // Whether the loop wants to read this socket (off while unread frames pile up in `reader`).
+    void set_reading(bool want);
+
     bool is_open() const { return open_.load(); }
     void close_reason(const std::string & why);  // marks closed; the loop reaps it
     std::string reason() const;
@@ -61,6 +64,7 @@ class Connection {
   private:
     bool write_some_locked();  // non-blocking; false on a socket error
     void watch_output_locked(bool want);
+    void update_events_locked();
 
     const uint64_t     max_output_bytes_;
     const int          epoll_fd_;
@@ -68,6 +72,7 @@ class Connection {
     std::string        out_;        // encoded frames not yet written
     size_t             out_pos_ = 0;
     bool               watching_output_ = false;
+    bool               reading_         = true;
     std::atomic<bool>  open_{true};
     std::string        reason_;
 };

@@ -15,6 +15,7 @@
 
 #include <atomic>
 #include <map>
+#include <set>
 #include <thread>
 #include <vector>
 #include <memory>
@@ -55,6 +56,7 @@ class Daemon {
     // Event loop (server.cpp).
     void accept_all();
     void on_readable(const std::shared_ptr<Connection> & c);
+    void serve_frames(const std::shared_ptr<Connection> & c);  // at most a turn's worth
     void check_timeouts(Clock::time_point now);
     void reap_closed();
     void drain_and_close();
@@ -107,6 +109,7 @@ class Daemon {
     std::mutex                                       input_mu_;
     std::map<uint32_t, uint64_t>                     queued_input_;  // bytes of inputs held per app
     std::map<int, std::shared_ptr<Connection>>       conns_;         // event-loop thread only
+    std::set<int>                                    ready_;         // connections with unserved frames
     std::vector<std::pair<Clock::time_point, std::weak_ptr<InferJob>>> deadlines_;  // min-heap, loop only
     std::thread                                      install_thread_;
     std::atomic<bool>                                installing_{false};

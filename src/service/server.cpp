@@ -142,7 +142,7 @@ Status Daemon::start() {
     if (dev_key_trusted_) {
         start_note_ += "WARNING: the trusted firmware key is m4's public development key; its private half "
                        "(firmware/dev.key) is in the source tree, so anyone can sign firmware this device accepts. "
-                       "Generate your own with `m4fw keygen` (docs/service.md, \"Keys\").";
+                       "Generate your own with `m4fw keygen` (docs/service.md, section Keys).";
     } else if (config_.public_key.empty()) {
         start_note_ += "WARNING: no --public-key: firmware is verified by digest only, unsigned images are accepted.";
     }
@@ -259,6 +259,10 @@ void Daemon::run() {
                 if (events[i].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) on_readable(c);
             }
         }
+        // One more turn for each connection with frames left over (round robin across them).
+        for (int fd : std::vector<int>(ready_.begin(), ready_.end()))
+            if (auto it = conns_.find(fd); it != conns_.end()) serve_frames(it->second);
+            else ready_.erase(fd);
         const auto after = Clock::now();
         expire_deadlines(after);
         check_timeouts(after);
@@ -270,7 +274,7 @@ void Daemon::run() {
 int Daemon::next_timeout_ms(Clock::time_point now) const {
     // Wake for the earliest deadline (answered AT the deadline), else at least every 100 ms for
     // the connection timeouts.
-    int64_t ms = 100;
+    int64_t ms = ready_.empty() ? 100 : 0;
     if (!deadlines_.empty()) {
         auto d = std::chrono::duration_cast<std::chrono::milliseconds>(deadlines_.front().first - now).count();
         ms     = std::clamp<int64_t>(d + 1, 0, ms);
@@ -300,6 +304,7 @@ void Daemon::reap_closed() {
             continue;
         }
         ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, it->first, nullptr);
+        ready_.erase(it->first);
         for (auto & [id, job] : c->pending)
             if (auto j = job.lock()) j->cancelled.store(true);
         const std::string why = c->reason();
@@ -311,14 +316,22 @@ void Daemon::reap_closed() {
     }
 }
 
+namespace {
+// Fairness of the event loop: one connection gets at most this many requests served per turn,
+// then the others get theirs; bytes beyond kMaxUnservedBytes are left in the socket (EPOLLIN off)
+// until its frames are served. A client flooding requests delays only itself.
+constexpr int    kFramesPerTurn    = 8;
+constexpr size_t kMaxUnservedBytes = 1u << 20;
+}  // namespace
+
 void Daemon::on_readable(const std::shared_ptr<Connection> & c) {
-    // Reads what is there (never waits), bounded per call so one busy client cannot monopolise
-    // the loop; complete frames are dispatched at once.
-    for (int round = 0; round < 16 && c->is_open(); ++round) {
+    // Reads what is there (never waits), then serves a turn's worth of complete frames.
+    auto backlog = [&] { return c->reader.has_frame() && c->reader.buffered() >= kMaxUnservedBytes; };
+    for (int round = 0; round < 4 && c->is_open() && !backlog(); ++round) {
         Status fault;
         long   n = wire::recv_into(c->fd, c->reader, &fault);
         if (n < 0) {
-            if (errno == EAGAIN || errno == EINTR) return;
+            if (errno == EAGAIN || errno == EINTR) break;
             c->close_reason("receive failed");
             return;
         }
@@ -329,28 +342,43 @@ void Daemon::on_readable(const std::shared_ptr<Connection> & c) {
             c->close_reason("malformed frame");
             return;
         }
-        wire::Frame frame;
-        while (c->is_open() && c->reader.next(&frame)) dispatch(c, frame);
-        if (c->reader.buffered() == 0) c->frame_started = Clock::time_point{};
-        else if (c->frame_started == Clock::time_point{}) c->frame_started = Clock::now();
-        // Half-sent frames held for one app, over all its connections, are bounded.
-        uint64_t held = 0;
-        for (auto & [fd, other] : conns_)
-            if (other->uid == c->uid) held += other->reader.buffered();
-        if (held > config_.bounds.max_buffered_input_per_app) {
-            respond_error(*c, 0,
-                          resource_exhausted("this app's connections hold " + std::to_string(held >> 20) +
-                                             " MiB of unfinished frames (the limit is " +
-                                             std::to_string(config_.bounds.max_buffered_input_per_app >> 20) + " MiB)"),
-                          "frame");
-            c->close_reason("too much unfinished input");
-            return;
-        }
         if (n == 0) {
             c->close_reason("");
-            return;
+            break;
         }
     }
+    // Half-sent frames held for one app, over all its connections, are bounded.
+    uint64_t held = 0;
+    for (auto & [fd, other] : conns_)
+        if (other->uid == c->uid) held += other->reader.buffered();
+    if (held > config_.bounds.max_buffered_input_per_app) {
+        respond_error(*c, 0,
+                      resource_exhausted("this app's connections hold " + std::to_string(held >> 20) +
+                                         " MiB of unfinished frames (the limit is " +
+                                         std::to_string(config_.bounds.max_buffered_input_per_app >> 20) + " MiB)"),
+                      "frame");
+        c->close_reason("too much unfinished input");
+        return;
+    }
+    serve_frames(c);
+}
+
+void Daemon::serve_frames(const std::shared_ptr<Connection> & c) {
+    wire::Frame frame;
+    bool        completed = false;
+    int         served    = 0;
+    while (c->is_open() && served < kFramesPerTurn && c->reader.next(&frame)) {
+        dispatch(c, frame);
+        completed = true;
+        ++served;
+    }
+    const bool more = c->is_open() && c->reader.has_frame();
+    if (more) ready_.insert(c->fd);
+    else ready_.erase(c->fd);
+    c->set_reading(c->is_open() && !(more && c->reader.buffered() >= kMaxUnservedBytes));
+    // The frame timeout runs from the first byte of the frame still incomplete.
+    if (c->reader.buffered() == 0 || more) c->frame_started = Clock::time_point{};
+    else if (completed || c->frame_started == Clock::time_point{}) c->frame_started = Clock::now();
 }
 
 void Daemon::drain_and_close() {
@@ -363,6 +391,8 @@ void Daemon::drain_and_close() {
     ::unlink(config_.socket_path.c_str());
     for (auto & [fd, c] : conns_)
         if (c->is_open()) on_readable(c);
+    for (int turn = 0; !ready_.empty() && turn < 100000; ++turn)
+        for (int fd : std::vector<int>(ready_.begin(), ready_.end())) serve_frames(conns_[fd]);
     prep_->shutdown();
     scheduler_->shutdown();
     if (install_thread_.joinable()) install_thread_.join();

@@ -4,13 +4,17 @@
 
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <cstring>
 #include <functional>
+#include <sstream>
 #include <string>
 #include <thread>
 
@@ -30,22 +34,56 @@ class DaemonProcess {
 
     // Starts m4fwd and waits until its socket accepts a client.
     bool start() {
+        spawn();
+        for (int i = 0; i < 200; ++i) {
+            if (client::Client::connect(socket(), 2000).is_ok()) return true;
+            int st = 0;
+            if (::waitpid(pid_, &st, WNOHANG) == pid_) {  // it exited: it refused to start
+                pid_ = -1, exit_status_ = st;
+                return false;
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(25));
+        }
+        return false;
+    }
+    // For a daemon expected to refuse to start: its exit status (or -1 if still running after 10 s).
+    int start_expecting_exit() {
+        if (start()) return -1;
+        return exit_status_;
+    }
+    std::string log() const {
+        std::ifstream     f(dir_ + "/daemon.log");
+        std::stringstream ss;
+        ss << f.rdbuf();
+        return ss.str();
+    }
+    // A line of /proc/<pid>/status in KiB (VmRSS, VmHWM), or -1.
+    long status_kib(const std::string & key) const {
+        std::ifstream f("/proc/" + std::to_string(pid_) + "/status");
+        std::string   line;
+        while (std::getline(f, line))
+            if (line.rfind(key + ":", 0) == 0) return std::stol(line.substr(key.size() + 1));
+        return -1;
+    }
+
+  private:
+    void spawn() {
         std::ofstream(dir_ + "/config.json") << config_json_;
         pid_ = ::fork();
         if (pid_ == 0) {
             std::string log = dir_ + "/daemon.log";
             FILE *      f   = std::freopen(log.c_str(), "a", stderr);
             (void)f;
+            // No descriptor of the test process (a build lock, another daemon's socket) leaks into
+            // a daemon that may outlive it.
+            for (int fd = 3; fd < 4096; ++fd) ::close(fd);
             ::execl(M4FWD_PATH, "m4fwd", "--config", (dir_ + "/config.json").c_str(), "--socket", socket().c_str(),
                     "--state-dir", state().c_str(), "--firmware", firmware_.c_str(), nullptr);
             _exit(127);
         }
-        for (int i = 0; i < 200; ++i) {
-            if (client::Client::connect(socket(), 2000).is_ok()) return true;
-            std::this_thread::sleep_for(std::chrono::milliseconds(25));
-        }
-        return false;
     }
+
+  public:
     // Sends a signal and reaps the process; returns its wait status (or -1).
     int kill(int sig) {
         if (pid_ <= 0) return -1;
@@ -58,8 +96,22 @@ class DaemonProcess {
 
   private:
     std::string dir_, firmware_, config_json_;
-    pid_t       pid_ = -1;
+    pid_t       pid_         = -1;
+    int         exit_status_ = -1;
 };
+
+// A plain socket to the daemon, no hello: for clients that misbehave on purpose.
+inline int raw_connect(const std::string & path) {
+    int         fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    std::strcpy(a.sun_path, path.c_str());
+    if (::connect(fd, reinterpret_cast<sockaddr *>(&a), sizeof a) != 0) {
+        ::close(fd);
+        return -1;
+    }
+    return fd;
+}
 
 // Runs `fn` in a child process as `uid` and returns its exit status: 0 when all its checks passed,
 // otherwise the source line of the first failed check (printed with a reason on stderr).

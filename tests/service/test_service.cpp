@@ -170,18 +170,6 @@ TEST_F(ServiceTest, BadRegistrationsAreRefused) {
     EXPECT_EQ((*c)->list_adapters(false)->list_adapters().adapters_size(), 0);
 }
 
-namespace {
-// Raw socket for frame-level abuse.
-int raw_connect(const std::string & path) {
-    int         fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
-    sockaddr_un a{};
-    a.sun_family = AF_UNIX;
-    std::strcpy(a.sun_path, path.c_str());
-    if (::connect(fd, reinterpret_cast<sockaddr *>(&a), sizeof a) != 0) return -1;
-    return fd;
-}
-}  // namespace
-
 TEST_F(ServiceTest, MalformedFramesGetErrorsAndOthersKeepBeingServed) {
     DaemonProcess d(fresh_dir("frames"), fw_);
     ASSERT_TRUE(d.start());

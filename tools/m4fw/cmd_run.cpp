@@ -91,7 +91,7 @@ Status run_run(const RunArgs & a) {
         if (spec.modality == model::Modality::Text) {
             if (runtime::guess_modality(in) != model::Modality::Text)
                 return invalid_argument(in + ": the " + std::string(model::path_name(man.path)) + " path takes text");
-            spec.text = in;
+            M4_ASSIGN_OR_RETURN(spec.text, runtime::read_text_input(in));
         } else {
             M4_ASSIGN_OR_RETURN(spec.signal, runtime::load_modal_input(in, fw->config().encoder(man.modality)));
         }

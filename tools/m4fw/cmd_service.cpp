@@ -38,10 +38,11 @@ int with_client(const ServiceArgs & a, const std::function<int(client::Client &)
     return fn(**c);
 }
 
-void print_infer(const v1::InferReply & rep, const std::vector<std::string> & inputs) {
+void print_infer(const v1::InferReply & rep, const std::vector<std::string> & inputs, size_t first) {
     for (int i = 0; i < rep.results_size(); ++i) {
         const auto & res = rep.results(i);
-        fmt::print("[{}] {}\n", i + 1, i < static_cast<int>(inputs.size()) ? inputs[i] : "");
+        const size_t k   = first + static_cast<size_t>(i);
+        fmt::print("[{}] {}\n", k + 1, k < inputs.size() ? inputs[k] : "");
         for (int k = 0; k < std::min(5, res.scores_size()); ++k)
             fmt::print("  {:<24} {:.4f}\n", res.scores(k).label(), res.scores(k).score());
         if (res.values_size()) {
@@ -54,7 +55,9 @@ void print_infer(const v1::InferReply & rep, const std::vector<std::string> & in
     fmt::print("batch of {} rows · queued {:.1f} ms · ran {:.1f} ms\n", rep.batch_rows(), rep.queue_ms(), rep.run_ms());
 }
 
-int run_infer(const ServiceArgs & a, client::Client & c) {
+// Sends inputs [first, last) as one request: files travel as descriptors (the daemon reads them,
+// nothing is copied into the message), .npy arrays as signals, anything else as text.
+int infer_chunk(const ServiceArgs & a, client::Client & c, size_t first, size_t last) {
     v1::Infer req;
     req.set_adapter(a.adapter);
     req.set_prompt(a.prompt);
@@ -65,31 +68,44 @@ int run_infer(const ServiceArgs & a, client::Client & c) {
     if (a.path == "backbone") req.set_path(v1::PATH_BACKBONE);
     if (a.path == "full") req.set_path(v1::PATH_FULL);
     std::vector<int> fds;
-    for (const auto & in : a.inputs) {
-        auto *          x   = req.add_inputs();
-        model::Modality mod = runtime::guess_modality(in);
+    auto             close_all = [&] {
+        for (int fd : fds) ::close(fd);
+    };
+    for (size_t k = first; k < last; ++k) {
+        const std::string & in  = a.inputs[k];
+        auto *              x   = req.add_inputs();
+        model::Modality     mod = runtime::guess_modality(in);
         if (!a.modality.empty()) model::parse_modality(a.modality, &mod);
         if (mod == model::Modality::Text) {
-            x->set_text(in);
+            auto text = runtime::read_text_input(in);
+            if (!text) return close_all(), report(text.status());
+            x->set_text(*text);
             continue;
         }
         x->set_modality(model::modality_name(mod));
         if (in.size() > 4 && in.substr(in.size() - 4) == ".npy") {
             auto arr = runtime::read_npy(in);
-            if (!arr) return report(arr.status());
+            if (!arr) return close_all(), report(arr.status());
             x->mutable_signal()->mutable_values()->Add(arr->f32.begin(), arr->f32.end());
             continue;
         }
-        // Files travel as descriptors: the daemon reads them, nothing is copied into the message.
         int fd = ::open(in.c_str(), O_RDONLY | O_CLOEXEC);
-        if (fd < 0) return report(not_found(in + ": cannot open"));
+        if (fd < 0) return close_all(), report(not_found(in + ": cannot open"));
         fds.push_back(fd);
         x->set_fd_attached(true);
     }
     auto r = c.infer(req, fds);
-    for (int fd : fds) ::close(fd);
+    close_all();
     if (int rc = answer(r)) return rc;
-    print_infer(r->infer(), a.inputs);
+    print_infer(r->infer(), a.inputs, first);
+    return 0;
+}
+
+int run_infer(const ServiceArgs & a, client::Client & c) {
+    // More inputs than the daemon takes in one request are sent as several requests.
+    const size_t per = std::max<uint32_t>(1, c.hello().max_inputs_per_request() ? c.hello().max_inputs_per_request() : 4);
+    for (size_t first = 0; first < a.inputs.size(); first += per)
+        if (int rc = infer_chunk(a, c, first, std::min(a.inputs.size(), first + per))) return rc;
     return 0;
 }
 
@@ -100,8 +116,10 @@ int run_status(client::Client & c) {
     fmt::print("firmware: {} {}\nslot: {}\nkernels: {}\nresident: {:.1f} MiB\nadapters cached: {} ({:.1f} KiB)\n",
                s.firmware_name(), s.firmware_fingerprint(), s.active_slot(), s.isa(), s.resident_bytes() / 1048576.0,
                s.adapters_cached(), s.adapter_cache_bytes() / 1024.0);
-    fmt::print("queues: foreground {} background {}\nuptime: {:.1f} s\n", s.queue_foreground(), s.queue_background(),
-               s.uptime_ms() / 1000.0);
+    fmt::print("queues: foreground {} background {}\nuptime: {:.1f} s\nconnections: {}\nqueued input: {:.1f} KiB\n",
+               s.queue_foreground(), s.queue_background(), s.uptime_ms() / 1000.0, s.connections(),
+               s.queued_input_bytes() / 1024.0);
+    for (const auto & n : s.notices()) fmt::print("notice: {}\n", n);
     for (const auto & a : s.apps())
         fmt::print("app {} (uid {}): {} requests, {} items, {} errors, {} busy, {} adapters ({} bytes)\n", a.app(),
                    a.uid(), a.requests(), a.items(), a.errors(), a.busy(), a.adapters(), a.adapter_bytes());
@@ -186,12 +204,14 @@ void add_service_commands(CLI::App & app, CLI::App & adapter_group, int * rc) {
     add_socket(ins);
     ins->callback([a, rc] {
         *rc = with_client(*a, [&](client::Client & c) {
-            auto bytes = read_file_bytes(a->file);
-            if (!bytes) return report(bytes.status());
+            // The image travels as a descriptor: no frame limit, no copy into the message.
+            int fd = ::open(a->file.c_str(), O_RDONLY | O_CLOEXEC);
+            if (fd < 0) return report(not_found(a->file + ": cannot open"));
             v1::Request r;
-            r.mutable_install_firmware()->set_firmware(*bytes);
+            r.mutable_install_firmware()->set_fd_attached(true);
             r.mutable_install_firmware()->set_activate(a->activate);
-            auto resp = c.call(r);
+            auto resp = c.call(r, {fd});
+            ::close(fd);
             if (int e = answer(resp)) return e;
             const auto & x = resp->install_firmware();
             fmt::print("installed into slot {}: {}{}\n", x.slot(), x.fingerprint(), x.activated() ? " (active)" : "");
