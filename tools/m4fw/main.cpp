@@ -70,6 +70,7 @@ int main(int argc, char ** argv) {
     m4::cli::add_bench_service_command(m4::cli::bench_group(app), &rc);
     m4::cli::add_bench_kernels_command(m4::cli::bench_group(app), &rc);
     m4::cli::add_bench_model_command(m4::cli::bench_group(app), &rc);
+    m4::cli::add_bench_contention_command(m4::cli::bench_group(app), &rc);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError & e) {
