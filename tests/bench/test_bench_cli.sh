@@ -84,15 +84,24 @@ expect_fail 3 "either --adapter A or --zero-shot" -- "$m4fw" eval --firmware fw.
 check qcost.log "img.shapes \[test\] adapters/img.shapes.m4a: accuracy fw.m4fw [0-9.]* → fw-i8.m4fw [0-9.]* (change [-+][0-9.]*"
 "$m4fw" quantize fw.m4fw fw-bf16.m4fw --dtype bf16 --check 0 --eval-task img.shapes --data d > qzs.log
 check qzs.log "img.shapes \[test\] zero-shot: accuracy fw.m4fw [0-9.]* → fw-bf16.m4fw [0-9.]*"
-# The parent's adapter binds to the quantized sibling only when asked (the service never asks),
-# and never to the sibling of another firmware.
-expect_fail 5 "adapters/img.shapes.m4a: trained for firmware" -- \
+# The parent's adapter binds to the quantized sibling only when the parent reference is vouched
+# for: verified against the parent (--parent), or signed by the trusted key (--public-key); never to
+# the sibling of another firmware, nor to one whose header names a parent it was not made from.
+expect_fail 5 "not vouched for" -- \
   "$m4fw" eval --firmware fw-i8.m4fw --adapter adapters/img.shapes.m4a --task img.shapes --data d
-"$m4fw" eval --firmware fw-i8.m4fw --adapter adapters/img.shapes.m4a --task img.shapes --data d --on-quantized > qeval.log
+"$m4fw" eval --firmware fw-i8.m4fw --adapter adapters/img.shapes.m4a --task img.shapes --data d --parent fw.m4fw > qeval.log
 check qeval.log "img.shapes \[test\] adapters/img.shapes.m4a: accuracy"
+"$m4fw" keygen --out qkey > /dev/null
+"$m4fw" quantize fw.m4fw fw-i8s.m4fw --dtype i8 --check 0 --sign qkey.key > /dev/null
+"$m4fw" eval --firmware fw-i8s.m4fw --public-key qkey.pub --adapter adapters/img.shapes.m4a --task img.shapes --data d > qeval2.log
+check qeval2.log "img.shapes \[test\] adapters/img.shapes.m4a: accuracy"
+expect_fail 5 "not vouched for" -- \
+  "$m4fw" eval --firmware fw-i8s.m4fw --adapter adapters/img.shapes.m4a --task img.shapes --data d
 "$m4fw" quantize other.m4fw other-i8.m4fw --dtype i8 --check 0 > /dev/null
 expect_fail 5 "adapters/img.shapes.m4a: trained for firmware" -- \
-  "$m4fw" eval --firmware other-i8.m4fw --adapter adapters/img.shapes.m4a --task img.shapes --data d --on-quantized
+  "$m4fw" eval --firmware other-i8.m4fw --adapter adapters/img.shapes.m4a --task img.shapes --data d
+expect_fail 5 "quantized from" -- \
+  "$m4fw" eval --firmware other-i8.m4fw --adapter adapters/img.shapes.m4a --task img.shapes --data d --parent fw.m4fw
 expect_fail 3 "--adapter needs --eval-task" -- \
   "$m4fw" quantize fw.m4fw x.m4fw --dtype i8 --adapter adapters/img.shapes.m4a
 echo "bench_cli: ok"
