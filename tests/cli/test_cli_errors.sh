@@ -36,6 +36,12 @@ expect_ok() {
 
 cfg="$root/tests/oracle/oracle_config.json"
 expect_ok "init" "$m4fw" init --config "$cfg" --out fw.m4fw --seed 3
+# init prints its one line and nothing on stderr (SentencePiece's trainer used to log its command there).
+if "$m4fw" init --config "$cfg" --out quiet.m4fw --seed 3 >/dev/null 2>init.err && ! test -s init.err; then
+  pass=$((pass + 1)); echo "PASS init is quiet on stderr"
+else
+  fail=$((fail + 1)); echo "FAIL init is quiet on stderr:"; cat init.err
+fi
 expect_ok "init other" "$m4fw" init --config "$cfg" --out other.m4fw --seed 4
 expect_ok "keygen" "$m4fw" keygen --out dev
 expect_ok "keygen other" "$m4fw" keygen --out evil
