@@ -9,6 +9,7 @@
 #include "../unit/fixture.h"
 #include "base/mapped_file.h"
 #include "daemon_harness.h"
+#include "model/quantize.h"
 
 using namespace m4;
 using namespace m4::test;
@@ -168,6 +169,52 @@ TEST_F(ServiceTest, BadRegistrationsAreRefused) {
     r = (*c)->register_adapter("foreign", read_file_bytes(p).value());
     EXPECT_EQ(r->status(), v1::STATUS_INCOMPATIBLE) << r->message();
     EXPECT_EQ((*c)->list_adapters(false)->list_adapters().adapters_size(), 0);
+}
+
+// A firmware quantized from fw_ (m4fw quantize) takes fw_'s adapters when the daemon trusts its
+// signature (the signed header vouches for the parent reference); unsigned, it refuses them.
+TEST_F(ServiceTest, QuantizedSiblingTakesParentAdaptersOnlyWhenSignedByTheTrustedKey) {
+    auto parent = model::Model::load(fw_);
+    ASSERT_TRUE(parent.is_ok());
+    auto w = model::quantized_sibling(**parent, DType::I8);
+    ASSERT_TRUE(w.is_ok()) << w.status().message();
+    PublicKey pk;
+    SecretKey sk;
+    ed25519_keypair(&pk, &sk);
+    const std::string dir = fresh_dir("sibling"), key = dir + "/trusted.pub";
+    std::ofstream(key) << to_hex(pk) << "\n";
+    ASSERT_TRUE(w->write(dir + "/fw-i8-signed.m4fw", &sk).is_ok());
+    ASSERT_TRUE(w->write(dir + "/fw-i8.m4fw").is_ok());
+    {
+        DaemonProcess d(dir + "/signed", dir + "/fw-i8-signed.m4fw", R"({"public_key": ")" + key + R"("})");
+        std::filesystem::create_directories(dir + "/signed");
+        ::chmod((dir + "/signed").c_str(), 0777);
+        ASSERT_TRUE(d.start());
+        auto c = client::Client::connect(d.socket());
+        ASSERT_TRUE(c.is_ok());
+        auto r = (*c)->register_adapter("parents", adapters_[0]);
+        ASSERT_TRUE(r.is_ok());
+        EXPECT_EQ(r->status(), v1::STATUS_OK) << r->message();
+        // One name for one thing: the digest RegisterAdapter reports is the adapter's container
+        // digest, the one `m4fw inspect` prints (it was the hash of the whole file).
+        auto view = format::parse_container(reinterpret_cast<const uint8_t *>(adapters_[0].data()), adapters_[0].size(),
+                                            "imu0.m4a", format::FileKind::Adapter);
+        ASSERT_TRUE(view.is_ok());
+        EXPECT_EQ(r->register_adapter().digest(), to_hex(view->digest));
+        auto out = (*c)->infer(imu_request("parents"));
+        ASSERT_TRUE(out.is_ok());
+        EXPECT_EQ(out->status(), v1::STATUS_OK) << out->message();
+    }
+    DaemonProcess d(dir + "/unsigned", dir + "/fw-i8.m4fw");
+    std::filesystem::create_directories(dir + "/unsigned");
+    ::chmod((dir + "/unsigned").c_str(), 0777);
+    ASSERT_TRUE(d.start());
+    auto c = client::Client::connect(d.socket());
+    ASSERT_TRUE(c.is_ok());
+    auto r = (*c)->register_adapter("parents", adapters_[0]);
+    ASSERT_TRUE(r.is_ok());
+    EXPECT_EQ(r->status(), v1::STATUS_INCOMPATIBLE) << r->message();
+    EXPECT_NE(r->message().find("not vouched for"), std::string::npos) << r->message();
 }
 
 namespace {
