@@ -146,6 +146,31 @@ TEST_F(ServiceTest, QuotaRefusalKeepsEarlierAdapters) {
               0);
 }
 
+// The byte quota: adapters of one app may take at most quota_bytes; replacing one counts its
+// new size instead of the old one.
+TEST_F(ServiceTest, ByteQuotaRefusesWhatWouldExceedIt) {
+    const size_t size = adapters_[0].size();
+    ASSERT_EQ(adapters_[1].size(), size);
+    ASSERT_EQ(adapters_[2].size(), size);
+    DaemonProcess d(fresh_dir("quota_bytes"), fw_, R"({"quota_bytes": )" + std::to_string(size * 5 / 2) + "}");
+    ASSERT_TRUE(d.start());
+    EXPECT_EQ(as_uid(kAppA, [&] {
+                  auto c = client::Client::connect(d.socket());
+                  CHILD_CHECK(c.is_ok(), "connect");
+                  for (int i = 0; i < 2; ++i)
+                      CHILD_CHECK((*c)->register_adapter("b" + std::to_string(i), adapters_[i])->status() == v1::STATUS_OK,
+                                  "within the byte quota");
+                  auto r = (*c)->register_adapter("b2", adapters_[2]);
+                  CHILD_CHECK(r.is_ok() && r->status() == v1::STATUS_QUOTA_EXCEEDED, "third adapter refused by bytes");
+                  CHILD_CHECK(r->message().find("bytes") != std::string::npos, "message names the byte limit");
+                  auto rep = (*c)->register_adapter("b1", adapters_[2], /*replace=*/true);
+                  CHILD_CHECK(rep.is_ok() && rep->status() == v1::STATUS_OK, "replacing one stays within the quota");
+                  CHILD_CHECK((*c)->list_adapters(false)->list_adapters().adapters_size() == 2, "two adapters kept");
+                  return 0;
+              }),
+              0);
+}
+
 TEST_F(ServiceTest, BadRegistrationsAreRefused) {
     DaemonProcess d(fresh_dir("badreg"), fw_);
     ASSERT_TRUE(d.start());
