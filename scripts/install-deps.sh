@@ -15,8 +15,9 @@ packages=(
   # oneDNN: only the baseline inside `m4fw bench kernels` (the engine never links it)
   # (its CMake config needs OpenCL's headers and library even for the CPU engine; apt only recommends them)
   libdnnl-dev ocl-icd-opencl-dev opencl-c-headers
-  # numerics oracle (PyTorch under /usr/bin/python3); OpenMP OpenBLAS so torch and BLAS share the cores
-  python3 python3-torch python3-numpy libopenblas0-openmp
+  # numerics oracle (PyTorch under /usr/bin/python3; cryptography: the Ed25519 check of tests/oracle/test_m4file.py);
+  # OpenMP OpenBLAS so torch and BLAS share the cores
+  python3 python3-torch python3-numpy python3-cryptography libopenblas0-openmp
   # zlib (gzip members of packaged data sets)
   zlib1g-dev
   # ---- benchmark data sources (m4fw data build; docs/benchmark.md). About 100 MB to download,

@@ -1,5 +1,7 @@
 #include "adapter/adapter.h"
 
+#include "model/quantize.h"
+
 #include <cmath>
 #include <random>
 
@@ -202,27 +204,30 @@ Result<Adapter> Adapter::load_unbound(const std::string & path) {
 }
 
 namespace {
-// The fingerprint of the firmware `fw` was quantized from ("" if it was not).
-std::string quantized_from(const model::Model & fw) {
-    const nlohmann::json & h = fw.file().header();
-    if (!h.contains("provenance") || !h["provenance"].is_object()) return "";
-    const nlohmann::json & p = h["provenance"];
-    if (!p.contains("quantized") || !p["quantized"].is_object()) return "";
-    const nlohmann::json & q = p["quantized"];
-    return q.contains("from") && q["from"].is_string() ? q["from"].get<std::string>() : "";
+// Whether an adapter trained on firmware `want` binds to `fw` under `binding` (see Binding).
+Status check_binding(const std::string & path, const std::string & want, const model::Model & fw, Binding binding,
+                     const std::string & verified_parent) {
+    if (want == fw.fingerprint()) return Status::ok();
+    const std::string trained = path + ": trained for firmware " + want.substr(0, 12) +
+                                "…, but the loaded firmware is " + fw.fingerprint().substr(0, 12) + "…";
+    const model::QuantizedFrom q = model::quantized_from(fw);
+    if (binding != Binding::Sibling || want.empty() || q.parent != want)
+        return incompatible(trained + "; retrain it with `m4fw adapter train`");
+    if (fw.file().signature() == format::SignatureState::Verified || verified_parent == want) return Status::ok();
+    return incompatible(trained + ", which says it was quantized (" + q.dtype + ") from the adapter's firmware; that " +
+                        "claim is not vouched for: the firmware's signature was not verified against a trusted key (" +
+                        format::signature_state_name(fw.file().signature()) +
+                        "). Sign it (`m4fw quantize --sign KEY`) and load it with the public key, or give the parent " +
+                        "firmware (--parent) to verify it");
 }
 }  // namespace
 
-Result<Adapter> Adapter::load(const std::string & path, const model::Model & fw, Binding binding) {
+Result<Adapter> Adapter::load(const std::string & path, const model::Model & fw, Binding binding,
+                              const std::string & verified_parent) {
     M4_ASSIGN_OR_RETURN(Adapter a, load_unbound(path));
-    const Manifest & m   = a.manifest_;
-    const auto & c       = fw.config();
-    const bool parent_ok = binding == Binding::QuantizedFromParent && !m.firmware_fingerprint.empty() &&
-                           quantized_from(fw) == m.firmware_fingerprint;
-    if (m.firmware_fingerprint != fw.fingerprint() && !parent_ok)
-        return incompatible(path + ": trained for firmware " + m.firmware_fingerprint.substr(0, 12) +
-                            "…, but the loaded firmware is " + fw.fingerprint().substr(0, 12) +
-                            "…; retrain it with `m4fw adapter train`");
+    const Manifest & m = a.manifest_;
+    const auto & c     = fw.config();
+    M4_RETURN_IF_ERROR(check_binding(path, m.firmware_fingerprint, fw, binding, verified_parent));
     if (m.path != Path::Backbone && !c.has_encoder(m.modality))
         return incompatible(path + ": needs a " + std::string(model::modality_name(m.modality)) +
                             " encoder, which the firmware lacks");

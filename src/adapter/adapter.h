@@ -41,17 +41,22 @@ struct Manifest {
 Result<Manifest> parse_manifest(const nlohmann::json & j);
 nlohmann::json manifest_to_json(const Manifest & m);
 
-// Which firmware an adapter may bind to. Exact is the rule everywhere an adapter serves requests.
-// QuantizedFromParent also accepts a firmware made by `m4fw quantize` from the adapter's firmware
-// (its header's provenance.quantized.from is the adapter's fingerprint): only for measuring what
-// quantization costs an existing adapter (m4fw quantize --eval-task, m4fw eval --on-quantized).
-enum class Binding { Exact, QuantizedFromParent };
+// Which firmware an adapter may bind to (docs/formats.md, "Quantized siblings").
+// Exact: only the firmware it was trained on (same fingerprint).
+// Sibling (the rule everywhere, the service included): also a firmware quantized from that one,
+// when its claim (provenance.quantized.from = the adapter's fingerprint) is vouched for — the
+// firmware's signature was verified against the trusted key it was loaded with (the claim is in
+// the signed header), or the caller verified it against the parent itself
+// (model::verify_quantized_sibling) and passes the parent's fingerprint as verified_parent. An
+// unsigned or unchecked claim is refused: anyone can write a header.
+enum class Binding { Exact, Sibling };
 
 class Adapter {
   public:
     // Loads and binds to `fw`: fingerprint (per `binding`), path/modality, targets and shapes are
     // checked.
-    static Result<Adapter> load(const std::string & path, const model::Model & fw, Binding binding = Binding::Exact);
+    static Result<Adapter> load(const std::string & path, const model::Model & fw, Binding binding = Binding::Sibling,
+                                const std::string & verified_parent = "");
     // Loads without a firmware (m4fw inspect): digest and manifest only.
     static Result<Adapter> load_unbound(const std::string & path);
 

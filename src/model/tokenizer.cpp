@@ -2,6 +2,7 @@
 
 #include <sentencepiece_processor.h>
 #include <sentencepiece_trainer.h>
+#include <unordered_map>
 
 #include <unistd.h>
 
@@ -60,7 +61,9 @@ int32_t Tokenizer::pad_id() const {
 int32_t Tokenizer::unk_id() const {
     return sp_->unk_id();
 }
-float Tokenizer::score(int32_t id) const { return sp_->GetScore(id); }
+float Tokenizer::score(int32_t id) const {
+    return sp_->GetScore(id);
+}
 int32_t Tokenizer::piece_type(int32_t id) const {
     if (sp_->IsUnknown(id)) return 2;
     if (sp_->IsControl(id)) return 3;
@@ -72,11 +75,20 @@ int32_t Tokenizer::piece_type(int32_t id) const {
 Result<std::string> train_tokenizer(const TokenizerTrainOptions & o) {
     if (::access(o.corpus_path.c_str(), R_OK) != 0) return not_found(o.corpus_path + ": tokenizer corpus not readable");
     std::string prefix = "/tmp/m4_spm_" + std::to_string(::getpid());
-    std::string args   = "--input=" + o.corpus_path + " --model_prefix=" + prefix +
-                       " --vocab_size=" + std::to_string(o.vocab_size) + " --model_type=" + o.model_type +
-                       " --pad_id=0 --bos_id=1 --eos_id=2 --unk_id=3 --character_coverage=1.0" +
-                       " --input_sentence_size=" + std::to_string(o.max_sentences) +
-                       " --shuffle_input_sentence=false --num_threads=1 --minloglevel=2 --hard_vocab_limit=false";
+    // The keyword form: the string form logs "Running command: …" to stderr before it has read
+    // --minloglevel, and every `m4fw init` printed it.
+    std::unordered_map<std::string, std::string> args = {{"vocab_size", std::to_string(o.vocab_size)},
+                                                         {"model_type", o.model_type},
+                                                         {"pad_id", "0"},
+                                                         {"bos_id", "1"},
+                                                         {"eos_id", "2"},
+                                                         {"unk_id", "3"},
+                                                         {"character_coverage", "1.0"},
+                                                         {"input_sentence_size", std::to_string(o.max_sentences)},
+                                                         {"shuffle_input_sentence", "false"},
+                                                         {"num_threads", "1"},
+                                                         {"minloglevel", "2"},
+                                                         {"hard_vocab_limit", "false"}};
     if (o.path_free) {
         // Lines of the corpus through an iterator; the model proto comes back in memory.
         class Lines : public sentencepiece::SentenceIterator {
@@ -92,17 +104,14 @@ Result<std::string> train_tokenizer(const TokenizerTrainOptions & o) {
             std::string line_;
             bool done_ = false;
         } lines(o.corpus_path);
-        const std::string a =
-            "--vocab_size=" + std::to_string(o.vocab_size) + " --model_type=" + o.model_type +
-            " --pad_id=0 --bos_id=1 --eos_id=2 --unk_id=3 --character_coverage=1.0" +
-            " --input_sentence_size=" + std::to_string(o.max_sentences) +
-            " --shuffle_input_sentence=false --num_threads=1 --minloglevel=2 --hard_vocab_limit=false";
         std::string proto;
-        auto st = sentencepiece::SentencePieceTrainer::Train(a, &lines, &proto);
+        auto st = sentencepiece::SentencePieceTrainer::Train(args, &lines, &proto);
         if (!st.ok()) return invalid_argument(o.corpus_path + ": tokenizer training failed (" + st.ToString() + ")");
         return proto;
     }
-    auto st = sentencepiece::SentencePieceTrainer::Train(args);
+    args["input"]        = o.corpus_path;
+    args["model_prefix"] = prefix;
+    auto st              = sentencepiece::SentencePieceTrainer::Train(args);
     if (!st.ok()) return invalid_argument(o.corpus_path + ": tokenizer training failed (" + st.ToString() + ")");
     auto bytes = read_file_bytes(prefix + ".model");
     std::remove((prefix + ".model").c_str());

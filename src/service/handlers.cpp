@@ -98,13 +98,15 @@ Status Daemon::handle_register(Connection & c, const v1::RegisterAdapter & req, 
     auto e = engine();
     // The temp file is verified (digest, manifest, binding to the running firmware) before it
     // becomes visible under its name.
+    std::string digest;  // the container digest, as `m4fw inspect` and ListAdapters show it
     auto verify = [&](const std::string & tmp) {
         auto a = adapter::Adapter::load(tmp, e->model());
+        if (a.is_ok()) digest = a->file().fingerprint();
         return a.is_ok() ? Status::ok() : Status(a.status().code(), "adapter '" + req.name() + "': " + a.status().message());
     };
     M4_ASSIGN_OR_RETURN(std::string path, store_.put(c.uid, req.name(), req.adapter(), req.replace(), config_.quota, verify));
     e->evict(path);  // a replaced adapter must not be served from the cache
-    out->mutable_register_adapter()->set_digest(to_hex(sha256(req.adapter().data(), req.adapter().size())));
+    out->mutable_register_adapter()->set_digest(digest);
     return Status::ok();
 }
 

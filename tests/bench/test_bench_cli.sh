@@ -26,16 +26,18 @@ check() {  # check FILE PATTERN
   grep -q -- "$2" "$1" || { echo "expected '$2' in $1:"; cat "$1"; exit 1; }
 }
 
-# Classification: default output path adapters/<task>.m4a, validation metrics in the manifest.
+# Classification: default output path trained/<task>.m4a (never the committed adapters/), validation
+# metrics in the manifest.
 "$m4fw" adapter train --firmware fw.m4fw --task img.shapes --data d --steps 3 --progress off > train.log 2>&1
 check train.log "validation accuracy"
-test -s adapters/img.shapes.m4a
-"$m4fw" inspect adapters/img.shapes.m4a > inspect.log
+test -s trained/img.shapes.m4a
+test ! -e adapters/img.shapes.m4a || { echo "adapter train wrote adapters/ without --out"; exit 1; }
+"$m4fw" inspect trained/img.shapes.m4a > inspect.log
 check inspect.log '"validation"'
 check inspect.log "circle"
-"$m4fw" eval --firmware fw.m4fw --adapter adapters/img.shapes.m4a --task img.shapes --data d > eval.log
-check eval.log "img.shapes \[test\] adapters/img.shapes.m4a: accuracy [0-9.]* (chance [0-9.]*"
-"$m4fw" eval --firmware fw.m4fw --adapter adapters/img.shapes.m4a --task img.shapes --data d --limit 5 --json > eval.json
+"$m4fw" eval --firmware fw.m4fw --adapter trained/img.shapes.m4a --task img.shapes --data d > eval.log
+check eval.log "img.shapes \[test\] trained/img.shapes.m4a: accuracy [0-9.]* (chance [0-9.]*"
+"$m4fw" eval --firmware fw.m4fw --adapter trained/img.shapes.m4a --task img.shapes --data d --limit 5 --json > eval.json
 /usr/bin/python3 -c "import json,sys; j=json.load(open('eval.json')); assert j['examples']==5 and 0<=j['score']<=1 and j['metric']=='accuracy', j"
 "$m4fw" eval --firmware fw.m4fw --zero-shot --task img.shapes --data d > zs.log
 check zs.log "zero-shot: accuracy"
@@ -69,8 +71,8 @@ expect_fail 4 "unknown task 'img.nope'" -- "$m4fw" adapter train --firmware fw.m
 expect_fail 4 "unknown task 'img.nope'" -- "$m4fw" eval --firmware fw.m4fw --zero-shot --task img.nope --data d
 expect_fail 4 "nodata/img.shapes/manifest.json: task 'img.shapes' is not built" -- \
   "$m4fw" adapter train --firmware fw.m4fw --task img.shapes --data nodata
-expect_fail 5 "adapters/img.shapes.m4a: trained for firmware" -- \
-  "$m4fw" eval --firmware other.m4fw --adapter adapters/img.shapes.m4a --task img.shapes --data d
+expect_fail 5 "trained/img.shapes.m4a: trained for firmware" -- \
+  "$m4fw" eval --firmware other.m4fw --adapter trained/img.shapes.m4a --task img.shapes --data d
 expect_fail 5 "cad.m4a: the adapter reads imu inputs, task 'img.shapes' has image inputs" -- \
   "$m4fw" eval --firmware fw.m4fw --adapter cad.m4a --task img.shapes --data d
 expect_fail 3 "needs a classification task" -- \
@@ -80,19 +82,28 @@ expect_fail 3 "either --adapter A or --zero-shot" -- "$m4fw" eval --firmware fw.
 # Quantization cost on an eval set: the task's adapter scored on fw.m4fw and on its int8 sibling,
 # and zero-shot on its bf16 sibling.
 "$m4fw" quantize fw.m4fw fw-i8.m4fw --dtype i8 --check 0 --eval-task img.shapes --data d \
-  --adapter adapters/img.shapes.m4a > qcost.log
-check qcost.log "img.shapes \[test\] adapters/img.shapes.m4a: accuracy fw.m4fw [0-9.]* → fw-i8.m4fw [0-9.]* (change [-+][0-9.]*"
+  --adapter trained/img.shapes.m4a > qcost.log
+check qcost.log "img.shapes \[test\] trained/img.shapes.m4a: accuracy fw.m4fw [0-9.]* → fw-i8.m4fw [0-9.]* (change [-+][0-9.]*"
 "$m4fw" quantize fw.m4fw fw-bf16.m4fw --dtype bf16 --check 0 --eval-task img.shapes --data d > qzs.log
 check qzs.log "img.shapes \[test\] zero-shot: accuracy fw.m4fw [0-9.]* → fw-bf16.m4fw [0-9.]*"
-# The parent's adapter binds to the quantized sibling only when asked (the service never asks),
-# and never to the sibling of another firmware.
-expect_fail 5 "adapters/img.shapes.m4a: trained for firmware" -- \
-  "$m4fw" eval --firmware fw-i8.m4fw --adapter adapters/img.shapes.m4a --task img.shapes --data d
-"$m4fw" eval --firmware fw-i8.m4fw --adapter adapters/img.shapes.m4a --task img.shapes --data d --on-quantized > qeval.log
-check qeval.log "img.shapes \[test\] adapters/img.shapes.m4a: accuracy"
+# The parent's adapter binds to the quantized sibling only when the parent reference is vouched
+# for: verified against the parent (--parent), or signed by the trusted key (--public-key); never to
+# the sibling of another firmware, nor to one whose header names a parent it was not made from.
+expect_fail 5 "not vouched for" -- \
+  "$m4fw" eval --firmware fw-i8.m4fw --adapter trained/img.shapes.m4a --task img.shapes --data d
+"$m4fw" eval --firmware fw-i8.m4fw --adapter trained/img.shapes.m4a --task img.shapes --data d --parent fw.m4fw > qeval.log
+check qeval.log "img.shapes \[test\] trained/img.shapes.m4a: accuracy"
+"$m4fw" keygen --out qkey > /dev/null
+"$m4fw" quantize fw.m4fw fw-i8s.m4fw --dtype i8 --check 0 --sign qkey.key > /dev/null
+"$m4fw" eval --firmware fw-i8s.m4fw --public-key qkey.pub --adapter trained/img.shapes.m4a --task img.shapes --data d > qeval2.log
+check qeval2.log "img.shapes \[test\] trained/img.shapes.m4a: accuracy"
+expect_fail 5 "not vouched for" -- \
+  "$m4fw" eval --firmware fw-i8s.m4fw --adapter trained/img.shapes.m4a --task img.shapes --data d
 "$m4fw" quantize other.m4fw other-i8.m4fw --dtype i8 --check 0 > /dev/null
-expect_fail 5 "adapters/img.shapes.m4a: trained for firmware" -- \
-  "$m4fw" eval --firmware other-i8.m4fw --adapter adapters/img.shapes.m4a --task img.shapes --data d --on-quantized
+expect_fail 5 "trained/img.shapes.m4a: trained for firmware" -- \
+  "$m4fw" eval --firmware other-i8.m4fw --adapter trained/img.shapes.m4a --task img.shapes --data d
+expect_fail 5 "quantized from" -- \
+  "$m4fw" eval --firmware other-i8.m4fw --adapter trained/img.shapes.m4a --task img.shapes --data d --parent fw.m4fw
 expect_fail 3 "--adapter needs --eval-task" -- \
-  "$m4fw" quantize fw.m4fw x.m4fw --dtype i8 --adapter adapters/img.shapes.m4a
+  "$m4fw" quantize fw.m4fw x.m4fw --dtype i8 --adapter trained/img.shapes.m4a
 echo "bench_cli: ok"

@@ -36,6 +36,12 @@ expect_ok() {
 
 cfg="$root/tests/oracle/oracle_config.json"
 expect_ok "init" "$m4fw" init --config "$cfg" --out fw.m4fw --seed 3
+# init prints its one line and nothing on stderr (SentencePiece's trainer used to log its command there).
+if "$m4fw" init --config "$cfg" --out quiet.m4fw --seed 3 >/dev/null 2>init.err && ! test -s init.err; then
+  pass=$((pass + 1)); echo "PASS init is quiet on stderr"
+else
+  fail=$((fail + 1)); echo "FAIL init is quiet on stderr:"; cat init.err
+fi
 expect_ok "init other" "$m4fw" init --config "$cfg" --out other.m4fw --seed 4
 expect_ok "keygen" "$m4fw" keygen --out dev
 expect_ok "keygen other" "$m4fw" keygen --out evil
@@ -107,6 +113,26 @@ else
   fail=$((fail + 1)); echo "FAIL quantize i8: $out"
 fi
 expect_fail "quantize bad dtype" "--dtype" -- "$m4fw" quantize fw.m4fw x.m4fw --dtype fp4
+
+# m4fwd without --firmware installs the same default firmware as m4fw ($M4_FIRMWARE here); it
+# used to refuse to start.
+m4fwd="$(cd "$(dirname "$m4fw")/../m4fwd" && pwd)/m4fwd"
+mkdir -p svc && chmod 700 svc
+M4_FIRMWARE="$work/fw.m4fw" "$m4fwd" --socket "$work/svc/s.sock" --state-dir "$work/svc/state" \
+  > svc/daemon.log 2>&1 < /dev/null &
+dpid=$!
+trap 'kill $dpid 2>/dev/null' EXIT
+for _ in $(seq 1 100); do
+  "$m4fw" status --socket "$work/svc/s.sock" > svc/status.log 2>&1 && break
+  sleep 0.1
+done
+kill $dpid 2>/dev/null; wait $dpid 2>/dev/null
+fp=$("$m4fw" inspect fw.m4fw 2>/dev/null | awk '/^fingerprint:/ {print $2}')
+if [ -n "$fp" ] && grep -q "$fp" svc/status.log; then
+  pass=$((pass + 1)); echo "PASS m4fwd defaults to m4fw's firmware"
+else
+  fail=$((fail + 1)); echo "FAIL m4fwd defaults to m4fw's firmware:"; cat svc/status.log svc/daemon.log
+fi
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -39,5 +39,7 @@ set +e
 "$m4fw" data build no.such_task --dir "$work/d" 2> "$work/unknown.log"
 rc=$?
 set -e
-test "$rc" -eq 4 && grep -q "unknown task" "$work/unknown.log"
+# Two separate checks: under set -e, `test … && grep …` never fails the script.
+test "$rc" -eq 4 || { echo "data build no.such_task: expected exit 4, got $rc"; cat "$work/unknown.log"; exit 1; }
+grep -q "unknown task" "$work/unknown.log" || { echo "expected 'unknown task' in:"; cat "$work/unknown.log"; exit 1; }
 echo "data_cli: ok"

@@ -9,6 +9,7 @@
 #include "../unit/fixture.h"
 #include "base/mapped_file.h"
 #include "daemon_harness.h"
+#include "model/quantize.h"
 
 using namespace m4;
 using namespace m4::test;
@@ -145,6 +146,31 @@ TEST_F(ServiceTest, QuotaRefusalKeepsEarlierAdapters) {
               0);
 }
 
+// The byte quota: adapters of one app may take at most quota_bytes; replacing one counts its
+// new size instead of the old one.
+TEST_F(ServiceTest, ByteQuotaRefusesWhatWouldExceedIt) {
+    const size_t size = adapters_[0].size();
+    ASSERT_EQ(adapters_[1].size(), size);
+    ASSERT_EQ(adapters_[2].size(), size);
+    DaemonProcess d(fresh_dir("quota_bytes"), fw_, R"({"quota_bytes": )" + std::to_string(size * 5 / 2) + "}");
+    ASSERT_TRUE(d.start());
+    EXPECT_EQ(as_uid(kAppA, [&] {
+                  auto c = client::Client::connect(d.socket());
+                  CHILD_CHECK(c.is_ok(), "connect");
+                  for (int i = 0; i < 2; ++i)
+                      CHILD_CHECK((*c)->register_adapter("b" + std::to_string(i), adapters_[i])->status() == v1::STATUS_OK,
+                                  "within the byte quota");
+                  auto r = (*c)->register_adapter("b2", adapters_[2]);
+                  CHILD_CHECK(r.is_ok() && r->status() == v1::STATUS_QUOTA_EXCEEDED, "third adapter refused by bytes");
+                  CHILD_CHECK(r->message().find("bytes") != std::string::npos, "message names the byte limit");
+                  auto rep = (*c)->register_adapter("b1", adapters_[2], /*replace=*/true);
+                  CHILD_CHECK(rep.is_ok() && rep->status() == v1::STATUS_OK, "replacing one stays within the quota");
+                  CHILD_CHECK((*c)->list_adapters(false)->list_adapters().adapters_size() == 2, "two adapters kept");
+                  return 0;
+              }),
+              0);
+}
+
 TEST_F(ServiceTest, BadRegistrationsAreRefused) {
     DaemonProcess d(fresh_dir("badreg"), fw_);
     ASSERT_TRUE(d.start());
@@ -168,6 +194,52 @@ TEST_F(ServiceTest, BadRegistrationsAreRefused) {
     r = (*c)->register_adapter("foreign", read_file_bytes(p).value());
     EXPECT_EQ(r->status(), v1::STATUS_INCOMPATIBLE) << r->message();
     EXPECT_EQ((*c)->list_adapters(false)->list_adapters().adapters_size(), 0);
+}
+
+// A firmware quantized from fw_ (m4fw quantize) takes fw_'s adapters when the daemon trusts its
+// signature (the signed header vouches for the parent reference); unsigned, it refuses them.
+TEST_F(ServiceTest, QuantizedSiblingTakesParentAdaptersOnlyWhenSignedByTheTrustedKey) {
+    auto parent = model::Model::load(fw_);
+    ASSERT_TRUE(parent.is_ok());
+    auto w = model::quantized_sibling(**parent, DType::I8);
+    ASSERT_TRUE(w.is_ok()) << w.status().message();
+    PublicKey pk;
+    SecretKey sk;
+    ed25519_keypair(&pk, &sk);
+    const std::string dir = fresh_dir("sibling"), key = dir + "/trusted.pub";
+    std::ofstream(key) << to_hex(pk) << "\n";
+    ASSERT_TRUE(w->write(dir + "/fw-i8-signed.m4fw", &sk).is_ok());
+    ASSERT_TRUE(w->write(dir + "/fw-i8.m4fw").is_ok());
+    {
+        DaemonProcess d(dir + "/signed", dir + "/fw-i8-signed.m4fw", R"({"public_key": ")" + key + R"("})");
+        std::filesystem::create_directories(dir + "/signed");
+        ::chmod((dir + "/signed").c_str(), 0777);
+        ASSERT_TRUE(d.start());
+        auto c = client::Client::connect(d.socket());
+        ASSERT_TRUE(c.is_ok());
+        auto r = (*c)->register_adapter("parents", adapters_[0]);
+        ASSERT_TRUE(r.is_ok());
+        EXPECT_EQ(r->status(), v1::STATUS_OK) << r->message();
+        // One name for one thing: the digest RegisterAdapter reports is the adapter's container
+        // digest, the one `m4fw inspect` prints (it was the hash of the whole file).
+        auto view = format::parse_container(reinterpret_cast<const uint8_t *>(adapters_[0].data()), adapters_[0].size(),
+                                            "imu0.m4a", format::FileKind::Adapter);
+        ASSERT_TRUE(view.is_ok());
+        EXPECT_EQ(r->register_adapter().digest(), to_hex(view->digest));
+        auto out = (*c)->infer(imu_request("parents"));
+        ASSERT_TRUE(out.is_ok());
+        EXPECT_EQ(out->status(), v1::STATUS_OK) << out->message();
+    }
+    DaemonProcess d(dir + "/unsigned", dir + "/fw-i8.m4fw");
+    std::filesystem::create_directories(dir + "/unsigned");
+    ::chmod((dir + "/unsigned").c_str(), 0777);
+    ASSERT_TRUE(d.start());
+    auto c = client::Client::connect(d.socket());
+    ASSERT_TRUE(c.is_ok());
+    auto r = (*c)->register_adapter("parents", adapters_[0]);
+    ASSERT_TRUE(r.is_ok());
+    EXPECT_EQ(r->status(), v1::STATUS_INCOMPATIBLE) << r->message();
+    EXPECT_NE(r->message().find("not vouched for"), std::string::npos) << r->message();
 }
 
 TEST_F(ServiceTest, MalformedFramesGetErrorsAndOthersKeepBeingServed) {

@@ -3,6 +3,9 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <condition_variable>
+#include <future>
+#include <mutex>
 #include <thread>
 
 #include "base/arena.h"
@@ -49,6 +52,138 @@ TEST(ThreadPool, HandsOverWhileSpinningAndAfterSleeping) {
         });
         for (int64_t i = 0; i < n; ++i) ASSERT_EQ(hits[i].load(), 1) << "rep " << rep << " item " << i;
     }
+}
+
+// A worker the OS has descheduled is played by one blocked in before_claim until released.
+struct BlockedWorker {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool released = false;
+    std::atomic<int> arrived{0};
+    void block(int) {
+        arrived++;
+        std::unique_lock<std::mutex> lock(mu);
+        cv.wait(lock, [&] { return released; });
+    }
+    void release() {
+        {
+            std::lock_guard<std::mutex> lock(mu);
+            released = true;
+        }
+        cv.notify_all();
+    }
+};
+
+// Per-item work whose result depends only on the item, so any split gives the same output.
+void square_roots(int64_t b, int64_t e, std::vector<double> & out) {
+    for (int64_t i = b; i < e; ++i) {
+        double x = 0;
+        for (int k = 1; k <= 50; ++k) x += std::sqrt(double(i * k + 1));
+        out[i] = x;
+    }
+}
+
+std::vector<double> serial_square_roots(int64_t n) {
+    std::vector<double> out(n);
+    square_roots(0, n, out);
+    return out;
+}
+
+// The old pool gave each worker a fixed part and waited for it: a worker that never ran held up
+// every job forever. Now the caller claims the parts nobody has claimed and finishes alone.
+TEST(ThreadPool, JobCompletesWhileAWorkerNeverShowsUp) {
+    BlockedWorker blocked;
+    ThreadPool pool(3, /*adaptive=*/false, [&](int w) {
+        if (w == 2) blocked.block(w);
+    });
+    const std::vector<double> want = serial_square_roots(5001);
+    auto result                    = std::async(std::launch::async, [&] {
+        std::vector<std::vector<double>> outs;
+        for (int rep = 0; rep < 30; ++rep) {
+            std::vector<double> out(5001, -1.0);
+            pool.parallel_for(5001, [&](int64_t b, int64_t e) { square_roots(b, e, out); });
+            outs.push_back(std::move(out));
+        }
+        return outs;
+    });
+    const bool finished            = result.wait_for(std::chrono::seconds(20)) == std::future_status::ready;
+    EXPECT_TRUE(finished) << "parallel_for waited for a worker that was blocked";
+    EXPECT_EQ(blocked.arrived.load(), 1);
+    blocked.release();  // lets a hung pool finish, so the test ends either way
+    for (const auto & out : result.get()) EXPECT_EQ(out, want);
+    const ThreadPool::Stats st = pool.stats();
+    EXPECT_EQ(st.jobs, 30u);
+    EXPECT_EQ(st.inline_jobs, 0u);  // a fixed pool never narrows
+    EXPECT_EQ(st.explored, 0u);
+    // After the release the blocked worker claims chunks again.
+    std::vector<double> out(5001, -1.0);
+    pool.parallel_for(5001, [&](int64_t b, int64_t e) { square_roots(b, e, out); });
+    EXPECT_EQ(out, want);
+}
+
+// An adaptive pool times each call site with and without its workers: where the worker is slow
+// (it sleeps inside every chunk it takes, as a descheduled thread would) the caller runs the site
+// alone; it keeps re-timing the workers, so once they are fast again they take chunks again.
+TEST(ThreadPool, AdaptivePoolRunsASiteAloneWhereItsWorkersAreSlow) {
+    std::atomic<bool> slow{true};
+    const std::thread::id caller = std::this_thread::get_id();
+    ThreadPool pool(2, /*adaptive=*/true, {}, [] { return 0.0; });
+    const std::vector<double> want = serial_square_roots(20000);
+    std::vector<double> out(20000);
+    auto job = [&] {
+        std::fill(out.begin(), out.end(), -1.0);
+        pool.parallel_for(20000, [&](int64_t b, int64_t e) {
+            if (slow && std::this_thread::get_id() != caller)
+                std::this_thread::sleep_for(std::chrono::milliseconds(30));
+            square_roots(b, e, out);
+        });
+        ASSERT_EQ(out, want);
+    };
+    for (int rep = 0; rep < 64; ++rep) job();
+    ThreadPool::Stats st = pool.stats();
+    EXPECT_GE(st.inline_jobs, 32u) << "the caller should run most calls alone";
+    slow                         = false;
+    const uint64_t worker_chunks = st.worker_chunks;
+    for (int rep = 0; rep < 2000 && pool.stats().worker_chunks == worker_chunks; ++rep) job();
+    EXPECT_GT(pool.stats().worker_chunks, worker_chunks) << "the workers should be timed again";
+}
+
+// width() is the cores that other runnable threads leave; while it is 1, a call site that has not
+// been timed yet starts on the caller alone.
+TEST(ThreadPool, AdaptivePoolSeesTheCoresOthersLeave) {
+    const double cpus = std::max(1u, std::thread::hardware_concurrency());
+    std::atomic<double> others{cpus - 1};
+    ThreadPool pool(2, /*adaptive=*/true, {}, [&] { return others.load(); });
+    const std::vector<double> want = serial_square_roots(3000);
+    std::vector<double> out(3000);
+    pool.parallel_for(3000, [&](int64_t b, int64_t e) { square_roots(b, e, out); });
+    EXPECT_EQ(out, want);
+    EXPECT_EQ(pool.width(), 1);
+    EXPECT_EQ(pool.stats().load_narrowed, 1u);
+    EXPECT_EQ(pool.stats().worker_chunks, 0u);
+    others         = 0;
+    const auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(50);
+    while (std::chrono::steady_clock::now() < end) {
+        pool.parallel_for(3000, [&](int64_t b, int64_t e) { square_roots(b, e, out); });
+        ASSERT_EQ(out, want);
+    }
+    EXPECT_EQ(pool.width(), std::min(2, static_cast<int>(cpus)));
+}
+
+TEST(ThreadPool, ResetChangesTheThreadCount) {
+    ThreadPool pool(2);
+    pool.reset(3, /*adaptive=*/true);
+    EXPECT_EQ(pool.size(), 3);
+    EXPECT_TRUE(pool.adaptive());
+    const std::vector<double> want = serial_square_roots(777);
+    std::vector<double> out(777, -1.0);
+    pool.parallel_for(777, [&](int64_t b, int64_t e) { square_roots(b, e, out); });
+    EXPECT_EQ(out, want);
+    pool.reset(1, /*adaptive=*/false);
+    EXPECT_EQ(pool.size(), 1);
+    std::fill(out.begin(), out.end(), -1.0);
+    pool.parallel_for(777, [&](int64_t b, int64_t e) { square_roots(b, e, out); });
+    EXPECT_EQ(out, want);
 }
 
 TEST(Arena, AlignedAndReusable) {

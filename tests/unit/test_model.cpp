@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "fixture.h"
+#include "runtime/engine.h"
 #include "runtime/inputs.h"
 
 using namespace m4;
@@ -307,4 +308,70 @@ TEST_F(ModelTest, SamplingIsSeededAndRespectsTopK) {
     auto s2 = model_->generate(model::Path::Backbone, model::Modality::Text, {&r, 1}, g);
     ASSERT_TRUE(s1.is_ok() && s2.is_ok());
     EXPECT_EQ((*s1)[0].tokens, (*s2)[0].tokens);  // same seed, same text
+}
+
+// Stop strings: generation ends at the first occurrence of a stop string in the decoded text, and
+// the text is cut just before it.
+TEST_F(ModelTest, StopStringsEndGenerationAndCutTheText) {
+    model::Request r;
+    r.tokens = {21, 22, 23};
+    model::GenerateOptions g;
+    g.max_new_tokens = 16;
+    auto free_run    = model_->generate(model::Path::Backbone, model::Modality::Text, {&r, 1}, g);
+    ASSERT_TRUE(free_run.is_ok()) << free_run.status().message();
+    const std::string text = (*free_run)[0].text;
+    if (text.size() < 4) GTEST_SKIP() << "the random firmware generated only '" << text << "'";
+    const std::string stop = text.substr(text.size() / 2, 2);
+    const size_t at        = text.find(stop);
+    g.stop                 = {"never-generated-string", stop};
+    auto stopped           = model_->generate(model::Path::Backbone, model::Modality::Text, {&r, 1}, g);
+    ASSERT_TRUE(stopped.is_ok());
+    const auto & s = (*stopped)[0];
+    EXPECT_EQ(s.stop_reason, "stop");
+    EXPECT_EQ(s.text, text.substr(0, at));
+    EXPECT_LT(s.tokens.size(), (*free_run)[0].tokens.size() + 1);
+    // Greedy decoding: the stopped run is a prefix of the free one.
+    for (size_t i = 0; i < s.tokens.size(); ++i) EXPECT_EQ(s.tokens[i], (*free_run)[0].tokens[i]) << i;
+    // An empty stop string never matches.
+    g.stop    = {""};
+    auto none = model_->generate(model::Path::Backbone, model::Modality::Text, {&r, 1}, g);
+    ASSERT_TRUE(none.is_ok());
+    EXPECT_EQ((*none)[0].text, text);
+    EXPECT_NE((*none)[0].stop_reason, "stop");
+}
+
+// The engine's adapter cache: least recently used out first, within the memory budget; an
+// evicted adapter is loaded again on its next use, a cached one is not.
+TEST_F(ModelTest, EngineAdapterCacheEvictsLeastRecentlyUsedWithinItsBudget) {
+    std::vector<std::string> paths;
+    for (int i = 0; i < 3; ++i)
+        paths.push_back(adapter("lru" + std::to_string(i), adapter::Task::Classify, model::Path::Encoder,
+                                model::Modality::Imu, 300 + i));
+    const uint64_t size = std::filesystem::file_size(paths[0]);
+    for (const auto & p : paths) ASSERT_EQ(std::filesystem::file_size(p), size);
+    auto engine = runtime::Engine::open(fw_path_, {.adapter_budget_bytes = size * 5 / 2});
+    ASSERT_TRUE(engine.is_ok()) << engine.status().message();
+    auto & e = **engine;
+    auto a0  = e.adapter(paths[0]);
+    auto a1  = e.adapter(paths[1]);
+    ASSERT_TRUE(a0.is_ok() && a1.is_ok());
+    EXPECT_EQ(e.adapters_cached(), 2u);
+    EXPECT_EQ(e.adapter(paths[0])->get(), a0->get());  // a hit, and 0 is now the most recent
+    auto a2 = e.adapter(paths[2]);                     // over budget: 1 (least recent) goes
+    ASSERT_TRUE(a2.is_ok());
+    EXPECT_EQ(e.adapters_cached(), 2u);
+    EXPECT_LE(e.adapter_cache_bytes(), size * 5 / 2);
+    EXPECT_EQ(e.adapter(paths[0])->get(), a0->get()) << "the recently used adapter was evicted";
+    auto again = e.adapter(paths[1]);
+    ASSERT_TRUE(again.is_ok());
+    EXPECT_NE(again->get(), a1->get()) << "the least recently used adapter stayed cached";
+    // A budget below one adapter still keeps the one in use.
+    auto tiny = runtime::Engine::open(fw_path_, {.adapter_budget_bytes = 1});
+    ASSERT_TRUE(tiny.is_ok());
+    ASSERT_TRUE((*tiny)->adapter(paths[0]).is_ok());
+    ASSERT_TRUE((*tiny)->adapter(paths[1]).is_ok());
+    EXPECT_EQ((*tiny)->adapters_cached(), 1u);
+    (*tiny)->evict(paths[1]);
+    EXPECT_EQ((*tiny)->adapters_cached(), 0u);
+    EXPECT_EQ((*tiny)->adapter_cache_bytes(), 0u);
 }

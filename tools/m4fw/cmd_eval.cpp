@@ -17,9 +17,9 @@ namespace m4::cli {
 namespace {
 
 struct EvalArgs {
-    std::string firmware, adapter, task, data = "data", split = "test", prompts;
+    std::string firmware, adapter, task, data = "data", split = "test", prompts, parent, public_key;
     int64_t limit = 0, batch = 64;
-    bool zero_shot = false, json = false, plan = false, validation = false, on_quantized = false;
+    bool zero_shot = false, json = false, plan = false, validation = false;
 };
 
 void print_report(const bench::EvalReport & r, bool zero_shot) {
@@ -40,7 +40,11 @@ Status run_eval(const EvalArgs & a) {
         return Status::ok();
     }
     if (a.zero_shot == !a.adapter.empty()) return invalid_argument("m4fw eval: give either --adapter A or --zero-shot");
-    M4_ASSIGN_OR_RETURN(auto fw, model::Model::load(a.firmware));
+    PublicKey pk;
+    if (!a.public_key.empty()) {
+        M4_ASSIGN_OR_RETURN(pk, read_public_key(a.public_key));
+    }
+    M4_ASSIGN_OR_RETURN(auto fw, model::Model::load(a.firmware, {.public_key = a.public_key.empty() ? nullptr : &pk}));
     M4_ASSIGN_OR_RETURN(bench::TaskPlan plan, bench::plan_task(a.data, a.task, fw->config()));
     if (!a.prompts.empty()) {
         plan.zero_shot_templates.clear();
@@ -60,8 +64,9 @@ Status run_eval(const EvalArgs & a) {
     if (a.zero_shot) {
         M4_ASSIGN_OR_RETURN(r, bench::evaluate_zero_shot(*fw, plan, a.data, o));
     } else {
-        const auto binding = a.on_quantized ? adapter::Binding::QuantizedFromParent : adapter::Binding::Exact;
-        M4_ASSIGN_OR_RETURN(adapter::Adapter ad, adapter::Adapter::load(a.adapter, *fw, binding));
+        M4_ASSIGN_OR_RETURN(const std::string parent, verified_parent(a.parent, *fw));
+        M4_ASSIGN_OR_RETURN(adapter::Adapter ad,
+                            adapter::Adapter::load(a.adapter, *fw, adapter::Binding::Sibling, parent));
         M4_ASSIGN_OR_RETURN(r, bench::evaluate_adapter(*fw, ad, a.adapter, plan, a.data, o));
     }
     if (a.json) {
@@ -93,9 +98,11 @@ void add_eval_command(CLI::App & app, int * rc) {
     cmd->add_option("--batch", a->batch, "requests per model call");
     cmd->add_flag("--json", a->json, "print one JSON object");
     cmd->add_option("--prompts", a->prompts, "zero-shot: label prompt templates with {label}, separated by |");
-    cmd->add_flag("--on-quantized", a->on_quantized,
-                  "also accept an adapter of the firmware this one was quantized from (m4fw quantize), to measure "
-                  "what quantization costs it; the service still refuses such an adapter");
+    cmd->add_option("--parent", a->parent,
+                    "the firmware this one was quantized from: verified, then its adapters bind (docs/formats.md)");
+    cmd->add_option("--public-key", a->public_key,
+                    "require the firmware to be signed by this key (a signed quantized sibling then takes its "
+                    "parent's adapters)");
     cmd->add_flag("--plan", a->plan, "print the task's plan (approach, defaults) as JSON and exit");
     cmd->callback([a, rc] { *rc = report(run_eval(*a)); });
 }

@@ -1,8 +1,10 @@
 // m4fw quantize IN OUT --dtype bf16|i8 [--check N] [--sign KEY]
 //                [--eval-task T --data DIR [--adapter A] [--split S] [--limit N]]
 // Converts the weights of every linear layer and the token embedding to bf16 or int8 (per output
-// channel); norms, biases, position embeddings and the tokenizer stay as they are. The new firmware
-// has a new fingerprint (adapters must be retrained for it) and records IN's in its provenance.
+// channel); norms, biases, position embeddings and the tokenizer stay as they are
+// (model/quantize.h). The new firmware has a new fingerprint and records IN's and the dtype in its
+// header's provenance.quantized; IN's adapters bind to it once that claim is vouched for (signed
+// with --sign and loaded with the public key, or verified with --parent IN; docs/formats.md).
 // --check runs N random inputs per path through both firmwares and prints how far the outputs
 // moved. --eval-task scores IN and OUT on a benchmark task's split and prints the change: the
 // accuracy cost of the quantization on that eval set, with the task's adapter for IN (scored on
@@ -11,13 +13,13 @@
 
 #include <cmath>
 #include <random>
-#include <set>
 
 #include "adapter/adapter.h"
 #include "bench/evaluate.h"
 #include "commands.h"
 #include "format/container.h"
 #include "model/model.h"
+#include "model/quantize.h"
 
 namespace m4::cli {
 namespace {
@@ -83,8 +85,10 @@ Status eval_cost(const QuantizeArgs & a, const model::Model & in, const model::M
         if (a.adapter.empty()) {
             M4_ASSIGN_OR_RETURN(r, bench::evaluate_zero_shot(*fw, plan, a.data, o));
         } else {
-            const auto binding = fw == &in ? adapter::Binding::Exact : adapter::Binding::QuantizedFromParent;
-            M4_ASSIGN_OR_RETURN(adapter::Adapter ad, adapter::Adapter::load(a.adapter, *fw, binding));
+            // OUT was verified against IN in run_quantize, so IN's adapter binds to it.
+            const std::string parent = fw == &in ? "" : in.fingerprint();
+            M4_ASSIGN_OR_RETURN(adapter::Adapter ad,
+                                adapter::Adapter::load(a.adapter, *fw, adapter::Binding::Sibling, parent));
             M4_ASSIGN_OR_RETURN(r, bench::evaluate_adapter(*fw, ad, a.adapter, plan, a.data, o));
         }
         reports.push_back(std::move(r));
@@ -101,39 +105,37 @@ Status eval_cost(const QuantizeArgs & a, const model::Model & in, const model::M
 Status run_quantize(const QuantizeArgs & a) {
     if (!a.adapter.empty() && a.eval_task.empty()) return invalid_argument("--adapter needs --eval-task");
     DType to;
-    if (!parse_dtype(a.dtype, &to) || (to != DType::BF16 && to != DType::I8 && to != DType::F32))
-        return invalid_argument("--dtype must be bf16, i8 or f32");
+    if (!parse_dtype(a.dtype, &to) || (to != DType::BF16 && to != DType::I8))
+        return invalid_argument("--dtype must be bf16 or i8");
     M4_ASSIGN_OR_RETURN(auto src, model::Model::load(a.in));
-    std::set<std::string> quantisable;
-    for (const auto & spec : model::expected_tensors(src->config()))
-        if (spec.role == model::TensorRole::LinearWeight || spec.role == model::TensorRole::Embedding)
-            quantisable.insert(spec.name);
-    format::ContainerWriter w(format::FileKind::Firmware);
-    nlohmann::json header             = src->file().header();
-    header["provenance"]["quantized"] = {{"from", src->fingerprint()}, {"dtype", a.dtype}};
-    w.set_header(header);
+    M4_ASSIGN_OR_RETURN(format::ContainerWriter w, model::quantized_sibling(*src, to));
     uint64_t before = 0, after = 0;
-    for (const auto & e : src->file().entries()) {
-        Tensor t = src->file().tensor(e.name);
-        before += e.nbytes;
-        Tensor out = quantisable.count(e.name) ? convert(t, to) : t;
-        after += format::tensor_nbytes(out.dtype(), out.shape());
-        w.add(e.name, out);
-    }
+    for (const auto & e : src->file().entries()) before += e.nbytes;
     SecretKey sk;
     if (!a.sign_key.empty()) {
         M4_ASSIGN_OR_RETURN(sk, read_secret_key(a.sign_key));
     }
     M4_RETURN_IF_ERROR(w.write(a.out, a.sign_key.empty() ? nullptr : &sk));
     M4_ASSIGN_OR_RETURN(auto q, model::Model::load(a.out));
+    for (const auto & e : q->file().entries()) after += e.nbytes;
     fmt::print("wrote {}: tensor data {:.2f} MiB → {:.2f} MiB ({}), fingerprint {}\n", a.out, before / 1048576.0,
                after / 1048576.0, a.dtype, q->fingerprint());
     if (a.check > 0) M4_RETURN_IF_ERROR(check_outputs(*src, *q, a.check));
-    if (!a.eval_task.empty()) M4_RETURN_IF_ERROR(eval_cost(a, *src, *q));
+    if (!a.eval_task.empty()) {
+        M4_RETURN_IF_ERROR(model::verify_quantized_sibling(*q, *src));
+        M4_RETURN_IF_ERROR(eval_cost(a, *src, *q));
+    }
     return Status::ok();
 }
 
 }  // namespace
+
+Result<std::string> verified_parent(const std::string & parent_path, const model::Model & fw) {
+    if (parent_path.empty()) return std::string();
+    M4_ASSIGN_OR_RETURN(auto parent, model::Model::load(parent_path));
+    M4_RETURN_IF_ERROR(model::verify_quantized_sibling(fw, *parent));
+    return parent->fingerprint();
+}
 
 void add_quantize_command(CLI::App & app, int * rc) {
     auto a     = std::make_shared<QuantizeArgs>();
@@ -142,7 +144,8 @@ void add_quantize_command(CLI::App & app, int * rc) {
     cmd->add_option("out", a->out, "output .m4fw")->required();
     cmd->add_option("--dtype", a->dtype, "bf16 | i8 (int8 with per-output-channel scales)");
     cmd->add_option("--check", a->check, "random inputs per path to compare with the input firmware (0: skip)");
-    cmd->add_option("--sign", a->sign_key, "Ed25519 secret key file to sign with");
+    cmd->add_option("--sign", a->sign_key,
+                    "Ed25519 secret key file to sign with (vouches for the parent reference: IN's adapters bind)");
     cmd->add_option("--eval-task", a->eval_task, "score both firmwares on this benchmark task (m4fw data list)");
     cmd->add_option("--data", a->data, "--eval-task: data directory (m4fw data build)");
     cmd->add_option("--adapter", a->adapter, "--eval-task: the task's adapter for IN (default: zero-shot)");

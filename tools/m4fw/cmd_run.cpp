@@ -17,7 +17,7 @@ namespace m4::cli {
 namespace {
 
 struct RunArgs {
-    std::string firmware, adapter, public_key, path, prompt, modality, kv_dtype = "f32";
+    std::string firmware, adapter, public_key, parent, path, prompt, modality, kv_dtype = "f32";
     std::vector<std::string> inputs;
     int top = 5, max_new_tokens = -1, top_k = -1;
     float temperature = -1, top_p = -1;
@@ -63,7 +63,8 @@ Status run_run(const RunArgs & a) {
     std::optional<adapter::Adapter> ad;
     adapter::Manifest man;
     if (!a.adapter.empty()) {
-        M4_ASSIGN_OR_RETURN(ad, adapter::Adapter::load(a.adapter, *fw));
+        M4_ASSIGN_OR_RETURN(const std::string parent, verified_parent(a.parent, *fw));
+        M4_ASSIGN_OR_RETURN(ad, adapter::Adapter::load(a.adapter, *fw, adapter::Binding::Sibling, parent));
         man = ad->manifest();
     } else {
         // No adapter: pick path and modality from the first input.
@@ -157,6 +158,8 @@ void add_run_command(CLI::App & app, int * rc) {
     add_firmware_option(cmd, &a->firmware);
     cmd->add_option("--adapter", a->adapter, "adapter .m4a (its path, modality and head decide the output)");
     cmd->add_option("--public-key", a->public_key, "require the firmware to be signed by this key");
+    cmd->add_option("--parent", a->parent,
+                    "the firmware this one was quantized from: verified, then its adapters bind (docs/formats.md)");
     cmd->add_option("--path", a->path, "without an adapter: encoder, backbone or full");
     cmd->add_option("--modality", a->modality, "without an adapter: image, audio, imu or text (needed for .npy)");
     cmd->add_option("--prompt", a->prompt, "text prompt for the full path");

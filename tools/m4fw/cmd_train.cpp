@@ -4,7 +4,8 @@
 //   m4fw train adapter --firmware F --task T --out A.m4a   LoRA + head on a frozen F (also: m4fw adapter train)
 //   m4fw adapter train --task img.fashion_mnist [--data data] [--shots K]
 //                                                           a benchmark task: every setting defaults from its
-//                                                           plan (src/bench/task_plan.cpp), adapters/<task>.m4a
+//                                                           plan (src/bench/task_plan.cpp), trained/<task>.m4a
+//                                                           (never the committed adapters/ unless --out says so)
 //   m4fw train full    --firmware F --task T[,T…] --out N.m4fw [--bf16]   every tensor learns (pretraining)
 //   m4fw bench train   --firmware F                         f32 vs bf16 full training: tokens/s, samples/s, peak RSS
 //
@@ -174,8 +175,8 @@ Status run_benchmark_adapter(const TrainArgs & a) {
     train::TrainerOptions o = trainer_options(t);
     M4_ASSIGN_OR_RETURN(o.progress, parse_progress(a.progress));
     const std::string out = !a.out.empty() ? a.out
-                            : a.shots > 0  ? fmt::format("adapters/{}.{}shot.m4a", a.task, a.shots)
-                                           : "adapters/" + a.task + ".m4a";
+                            : a.shots > 0  ? fmt::format("trained/{}.{}shot.m4a", a.task, a.shots)
+                                           : "trained/" + a.task + ".m4a";
     fmt::print(stderr, "training {} ({}): {}; rank {}, targets {}, {} steps × batch {}, lr {}; {} parameters learn\n",
                a.task, a.shots > 0 ? fmt::format("{}-shot", a.shots) : "train split", plan.approach, plan.train.rank,
                plan.train.targets, plan.train.steps, plan.train.batch, plan.train.lr, tm->params().numel());

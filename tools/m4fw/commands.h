@@ -7,6 +7,7 @@
 #include <string>
 
 #include "base/status.h"
+#include "model/model.h"
 
 namespace m4::cli {
 
@@ -35,12 +36,18 @@ CLI::App & bench_group(CLI::App & app);
 void add_bench_service_command(CLI::App & bench, int * rc);
 void add_bench_kernels_command(CLI::App & bench, int * rc);
 void add_bench_model_command(CLI::App & bench, int * rc);
+// `m4fw bench contention` (cmd_bench_contention.cpp).
+void add_bench_contention_command(CLI::App & bench, int * rc);
 
 // The default firmware every command uses without --firmware: $M4_FIRMWARE, else the repository's
 // firmware/m4-tiny.m4fw (this build's source tree), else the installed share/m4/firmware/m4-tiny.m4fw.
 std::string default_firmware();
 // Adds `--firmware` defaulting to default_firmware().
 CLI::Option * add_firmware_option(CLI::App * cmd, std::string * firmware, const std::string & what = "firmware .m4fw");
+
+// --parent P of run/eval: "" without P; else P's fingerprint once `fw` is verified to be P's
+// quantized sibling (model::verify_quantized_sibling), for adapter::Adapter::load.
+Result<std::string> verified_parent(const std::string & parent_path, const model::Model & fw);
 
 // Prints "m4fw: <message>" to stderr and returns the exit status for the status code.
 int report(const Status & st);

@@ -5,15 +5,13 @@
 
 #include <cstdlib>
 
+#include "../common/default_firmware.h"
 #include "commands.h"
 
 namespace m4::cli {
 
 std::string default_firmware() {
-    if (const char * env = std::getenv("M4_FIRMWARE"); env && *env) return env;
-    struct stat st {};
-    if (::stat(M4_SOURCE_FIRMWARE, &st) == 0) return M4_SOURCE_FIRMWARE;
-    return M4_INSTALLED_FIRMWARE;
+    return tools::default_firmware();
 }
 
 CLI::Option * add_firmware_option(CLI::App * cmd, std::string * firmware, const std::string & what) {
@@ -70,6 +68,7 @@ int main(int argc, char ** argv) {
     m4::cli::add_bench_service_command(m4::cli::bench_group(app), &rc);
     m4::cli::add_bench_kernels_command(m4::cli::bench_group(app), &rc);
     m4::cli::add_bench_model_command(m4::cli::bench_group(app), &rc);
+    m4::cli::add_bench_contention_command(m4::cli::bench_group(app), &rc);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError & e) {
