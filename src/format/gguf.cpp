@@ -10,7 +10,7 @@ namespace {
 
 enum : uint32_t { kU8, kI8, kU16, kI16, kU32, kI32, kF32, kBool, kString, kArray, kU64, kI64, kF64 };
 constexpr size_t kScalarSize[] = {1, 1, 2, 2, 4, 4, 4, 1, 8, 12, 8, 8, 8};  // string/array: minimum bytes
-constexpr int64_t kQ8Block     = 32;                                         // Q8_0: f16 scale + 32 int8
+constexpr int64_t kQ8Block     = 32;                                        // Q8_0: f16 scale + 32 int8
 
 // Bounds-checked little-endian cursor; the first fault sticks and later reads return zeros.
 struct Cursor {
@@ -26,7 +26,8 @@ struct Cursor {
         }
         return true;
     }
-    template <class T> T get(const std::string & what) {
+    template <class T>
+    T get(const std::string & what) {
         T v{};
         if (need(sizeof(T), what)) std::memcpy(&v, p + pos, sizeof(T)), pos += sizeof(T);
         return v;
@@ -42,18 +43,30 @@ struct Cursor {
 
 nlohmann::json read_value(Cursor & c, uint32_t type, const std::string & key, int depth) {
     switch (type) {
-        case kU8: return c.get<uint8_t>(key);
-        case kI8: return c.get<int8_t>(key);
-        case kU16: return c.get<uint16_t>(key);
-        case kI16: return c.get<int16_t>(key);
-        case kU32: return c.get<uint32_t>(key);
-        case kI32: return c.get<int32_t>(key);
-        case kF32: return c.get<float>(key);
-        case kBool: return c.get<uint8_t>(key) != 0;
-        case kString: return c.str(key);
-        case kU64: return c.get<uint64_t>(key);
-        case kI64: return c.get<int64_t>(key);
-        case kF64: return c.get<double>(key);
+        case kU8:
+            return c.get<uint8_t>(key);
+        case kI8:
+            return c.get<int8_t>(key);
+        case kU16:
+            return c.get<uint16_t>(key);
+        case kI16:
+            return c.get<int16_t>(key);
+        case kU32:
+            return c.get<uint32_t>(key);
+        case kI32:
+            return c.get<int32_t>(key);
+        case kF32:
+            return c.get<float>(key);
+        case kBool:
+            return c.get<uint8_t>(key) != 0;
+        case kString:
+            return c.str(key);
+        case kU64:
+            return c.get<uint64_t>(key);
+        case kI64:
+            return c.get<int64_t>(key);
+        case kF64:
+            return c.get<double>(key);
         case kArray: {
             uint32_t et = c.get<uint32_t>(key);
             uint64_t n  = c.get<uint64_t>(key);
@@ -79,21 +92,26 @@ nlohmann::json read_value(Cursor & c, uint32_t type, const std::string & key, in
 uint64_t type_nbytes(uint32_t type, int64_t numel, int64_t ne0, bool * known) {
     *known = true;
     switch (type) {
-        case kGgmlF32: return static_cast<uint64_t>(numel) * 4;
+        case kGgmlF32:
+            return static_cast<uint64_t>(numel) * 4;
         case kGgmlF16:
-        case kGgmlBF16: return static_cast<uint64_t>(numel) * 2;
-        case kGgmlQ8_0: return ne0 % kQ8Block ? 0 : static_cast<uint64_t>(numel / kQ8Block) * 34;
-        default: *known = false; return 0;
+        case kGgmlBF16:
+            return static_cast<uint64_t>(numel) * 2;
+        case kGgmlQ8_0:
+            return ne0 % kQ8Block ? 0 : static_cast<uint64_t>(numel / kQ8Block) * 34;
+        default:
+            *known = false;
+            return 0;
     }
 }
 
 }  // namespace
 
 const char * ggml_type_name(uint32_t t) {
-    static const char * names[] = {"F32",  "F16",  "Q4_0", "Q4_1", "Q4_2", "Q4_3", "Q5_0", "Q5_1",
-                                   "Q8_0", "Q8_1", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "Q8_K",
-                                   "IQ2_XXS", "IQ2_XS", "IQ3_XXS", "IQ1_S", "IQ4_NL", "IQ3_S", "IQ2_S",
-                                   "IQ4_XS", "I8", "I16", "I32", "I64", "F64", "IQ1_M", "BF16"};
+    static const char * names[] = {"F32",     "F16",    "Q4_0",    "Q4_1",  "Q4_2",   "Q4_3",  "Q5_0",  "Q5_1",
+                                   "Q8_0",    "Q8_1",   "Q2_K",    "Q3_K",  "Q4_K",   "Q5_K",  "Q6_K",  "Q8_K",
+                                   "IQ2_XXS", "IQ2_XS", "IQ3_XXS", "IQ1_S", "IQ4_NL", "IQ3_S", "IQ2_S", "IQ4_XS",
+                                   "I8",      "I16",    "I32",     "I64",   "F64",    "IQ1_M", "BF16"};
     return t < sizeof(names) / sizeof(names[0]) ? names[t] : "unknown";
 }
 
@@ -162,9 +180,9 @@ Result<GgufTensor> GgufView::load(const GgufTensorInfo & info) const {
             for (int64_t i = 0; i < kQ8Block; ++i)
                 o[b * kQ8Block + i] = d * static_cast<float>(static_cast<int8_t>(p[34 * b + 2 + i]));
         }
-        out.t            = quantize_rows_i8(deq);
-        const int64_t C  = shape.cols();
-        float max_abs    = 0, max_err = 0;
+        out.t           = quantize_rows_i8(deq);
+        const int64_t C = shape.cols();
+        float max_abs = 0, max_err = 0;
         for (int64_t i = 0; i < n; ++i) {
             float back = static_cast<float>(out.t.i8()[i]) * out.t.scales()[i / C];
             max_err    = std::max(max_err, std::fabs(back - o[i]));
@@ -228,7 +246,8 @@ Result<GgufView> parse_gguf(const uint8_t * data, size_t size, const std::string
         if (known && t.nbytes == 0)
             return fail("tensor '" + t.name + "': Q8_0 rows of " + std::to_string(t.ne[0]) +
                         " values are not whole blocks of 32");
-        if (t.offset % v.alignment) return fail("tensor '" + t.name + "': offset not aligned to " + std::to_string(v.alignment));
+        if (t.offset % v.alignment)
+            return fail("tensor '" + t.name + "': offset not aligned to " + std::to_string(v.alignment));
         if (v.index.count(t.name)) return fail("tensor '" + t.name + "' appears twice");
         v.index[t.name] = v.tensors.size();
         v.tensors.push_back(std::move(t));

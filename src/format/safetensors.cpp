@@ -46,8 +46,8 @@ int64_t SafetensorsEntry::numel() const {
 
 size_t safetensors_dtype_size(const std::string & d) {
     static const std::map<std::string, size_t> sizes = {
-        {"BOOL", 1}, {"U8", 1},  {"I8", 1},  {"F8_E4M3", 1}, {"F8_E5M2", 1}, {"I16", 2}, {"U16", 2},
-        {"F16", 2},  {"BF16", 2}, {"I32", 4}, {"U32", 4},     {"F32", 4},     {"I64", 8}, {"U64", 8}, {"F64", 8}};
+        {"BOOL", 1}, {"U8", 1},  {"I8", 1},  {"F8_E4M3", 1}, {"F8_E5M2", 1}, {"I16", 2}, {"U16", 2}, {"F16", 2},
+        {"BF16", 2}, {"I32", 4}, {"U32", 4}, {"F32", 4},     {"I64", 8},     {"U64", 8}, {"F64", 8}};
     auto it = sizes.find(d);
     return it == sizes.end() ? 0 : it->second;
 }
@@ -92,7 +92,8 @@ Result<Tensor> SafetensorsView::to_tensor(const SafetensorsEntry & e) const {
 Result<SafetensorsView> parse_safetensors(const uint8_t * data, size_t size, const std::string & where) {
     SafetensorsView v;
     v.where = where;
-    if (size < 8) return invalid_argument(where + ": " + std::to_string(size) + " bytes, too short for a safetensors file");
+    if (size < 8)
+        return invalid_argument(where + ": " + std::to_string(size) + " bytes, too short for a safetensors file");
     uint64_t n;
     std::memcpy(&n, data, 8);
     if (n > size - 8)
@@ -109,7 +110,8 @@ Result<SafetensorsView> parse_safetensors(const uint8_t * data, size_t size, con
         if (name == "__metadata__") {
             if (!t.is_object()) return invalid_argument(where + ": __metadata__ must be an object");
             for (auto & [k, val] : t.items())
-                if (!val.is_string()) return invalid_argument(where + ": __metadata__ value '" + k + "' is not a string");
+                if (!val.is_string())
+                    return invalid_argument(where + ": __metadata__ value '" + k + "' is not a string");
             v.metadata = t;
             continue;
         }
@@ -149,9 +151,8 @@ Result<SafetensorsView> parse_safetensors(const uint8_t * data, size_t size, con
     // The buffer must be covered exactly once: no overlaps (one byte read as two tensors), no holes.
     std::vector<const SafetensorsEntry *> by_offset;
     for (const auto & e : v.entries) by_offset.push_back(&e);
-    std::sort(by_offset.begin(), by_offset.end(), [](auto * a, auto * b) {
-        return a->begin != b->begin ? a->begin < b->begin : a->end < b->end;
-    });
+    std::sort(by_offset.begin(), by_offset.end(),
+              [](auto * a, auto * b) { return a->begin != b->begin ? a->begin < b->begin : a->end < b->end; });
     uint64_t at = 0;
     for (const auto * e : by_offset) {
         if (e->begin < at)

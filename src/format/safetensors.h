@@ -24,9 +24,9 @@ namespace m4::format {
 
 struct SafetensorsEntry {
     std::string name;
-    std::string dtype;           // as written: "F32", "F16", "BF16", "I8", …
-    std::vector<int64_t> shape;  // outermost first (row-major, like PyTorch)
-    uint64_t begin = 0, end = 0; // byte range in the data buffer
+    std::string dtype;            // as written: "F32", "F16", "BF16", "I8", …
+    std::vector<int64_t> shape;   // outermost first (row-major, like PyTorch)
+    uint64_t begin = 0, end = 0;  // byte range in the data buffer
     int64_t numel() const;
 };
 

@@ -32,7 +32,7 @@ struct Part {
     Role role = Role::Backbone;
     // Backbone: {"text": {...}, "backbone": {...}}; image: the encoder's config object.
     nlohmann::json config;
-    std::map<std::string, Tensor> tensors;  // m4 tensor name → tensor (f32, bf16 or i8)
+    std::map<std::string, Tensor> tensors;      // m4 tensor name → tensor (f32, bf16 or i8)
     std::map<std::string, std::string> origin;  // m4 tensor name → "file: tensor 'source name'"
     std::string tokenizer_model;                // SentencePiece bytes (backbone parts)
     nlohmann::json source;                      // provenance: format, path, notes, drift
@@ -48,12 +48,12 @@ Result<Part> import_gguf_llama(const std::string & path);
 Result<Part> import_firmware_part(const std::string & path, Role role);
 
 struct BuildOptions {
-    std::string name;           // firmware name (default: the backbone source's name)
-    int64_t embed_dim = 0;      // shared embedding width E (0: from a firmware part, else the backbone width)
-    int64_t max_seq   = 0;      // 0: the checkpoint's context length, capped at 4096
-    uint64_t seed     = 1;      // initialisation of the tensors no part brings
+    std::string name;                // firmware name (default: the backbone source's name)
+    int64_t embed_dim          = 0;  // shared embedding width E (0: from a firmware part, else the backbone width)
+    int64_t max_seq            = 0;  // 0: the checkpoint's context length, capped at 4096
+    uint64_t seed              = 1;  // initialisation of the tensors no part brings
     const SecretKey * sign_key = nullptr;
-    nlohmann::json recipe = nlohmann::json::object();  // the command line, stored in the header
+    nlohmann::json recipe      = nlohmann::json::object();  // the command line, stored in the header
 };
 
 struct BuildReport {

@@ -57,7 +57,8 @@ Result<Part> import_firmware_part(const std::string & path, Role role) {
         Tensor tb = f.tensor("tokenizer.model");
         part.tokenizer_model.assign(reinterpret_cast<const char *>(tb.data()), tb.nbytes());
     } else {
-        if (!c.has_encoder(model::Modality::Image)) return invalid_argument(path + ": the firmware has no image encoder");
+        if (!c.has_encoder(model::Modality::Image))
+            return invalid_argument(path + ": the firmware has no image encoder");
         part.config              = cj["encoders"]["image"];
         part.config["embed_dim"] = c.embed_dim;
         prefix                   = "encoders.image.";
@@ -79,17 +80,19 @@ Result<BuildReport> build_firmware(const std::vector<Part> & parts, const BuildO
         *slot = &p;
     }
     if (!bb) return invalid_argument("a firmware needs a backbone part");
-    nlohmann::json cfg = {{"format", "m4fw"}, {"version", "1.0.0"}, {"text", bb->config["text"]},
-                          {"backbone", bb->config["backbone"]}};
-    cfg["name"]        = !o.name.empty() ? o.name : bb->source.value("name", std::string("imported"));
+    nlohmann::json cfg = {
+        {"format", "m4fw"}, {"version", "1.0.0"}, {"text", bb->config["text"]}, {"backbone", bb->config["backbone"]}};
+    cfg["name"] = !o.name.empty() ? o.name : bb->source.value("name", std::string("imported"));
     // The shared embedding width: asked for, else kept from a firmware part, else the backbone width.
     int64_t E = o.embed_dim;
     for (const Part * p : {bb, img})
         if (!E && p && p->config.contains("embed_dim")) E = p->config["embed_dim"].get<int64_t>();
     if (!E) E = cfg["backbone"]["width"].get<int64_t>();
     cfg["embed_dim"] = E;
-    if (o.max_seq > 0) cfg["backbone"]["max_seq"] = o.max_seq;
-    else cfg["backbone"]["max_seq"] = std::min<int64_t>(cfg["backbone"]["max_seq"].get<int64_t>(), 4096);
+    if (o.max_seq > 0)
+        cfg["backbone"]["max_seq"] = o.max_seq;
+    else
+        cfg["backbone"]["max_seq"] = std::min<int64_t>(cfg["backbone"]["max_seq"].get<int64_t>(), 4096);
     cfg["encoders"] = nlohmann::json::object();
     if (img) {
         cfg["encoders"]["image"] = img->config;
@@ -101,7 +104,7 @@ Result<BuildReport> build_firmware(const std::vector<Part> & parts, const BuildO
     for (const Part * p : {bb, img})
         if (p)
             for (const auto & [n, t] : p->tensors) have[n] = {t, p->origin.count(n) ? p->origin.at(n) : n};
-    auto fresh = model::random_weights(c, o.seed, DType::F32);
+    auto fresh                                 = model::random_weights(c, o.seed, DType::F32);
     const std::vector<model::TensorSpec> specs = model::expected_tensors(c);
     format::ContainerWriter w(format::FileKind::Firmware);
     BuildReport r;
@@ -125,7 +128,8 @@ Result<BuildReport> build_firmware(const std::vector<Part> & parts, const BuildO
                 return invalid_argument(it->second.second + " has shape " + t.shape().str() +
                                         " but the composed configuration requires " + s.shape.str() + " for '" +
                                         s.name + "'");
-            const bool quantisable = s.role == model::TensorRole::LinearWeight || s.role == model::TensorRole::Embedding;
+            const bool quantisable =
+                s.role == model::TensorRole::LinearWeight || s.role == model::TensorRole::Embedding;
             if (!quantisable && t.dtype() != DType::F32) t = to_f32(t);
             have.erase(it);
         }
@@ -134,8 +138,8 @@ Result<BuildReport> build_firmware(const std::vector<Part> & parts, const BuildO
     }
     for (const auto & [n, t] : have)  // e.g. a firmware part's lm_head when the new config ties it
         return invalid_argument(t.second + " ('" + n + "') has no place in the composed configuration");
-    nlohmann::json header = model::model_config_to_json(c);
-    header["format"]      = "m4fw";
+    nlohmann::json header  = model::model_config_to_json(c);
+    header["format"]       = "m4fw";
     nlohmann::json sources = nlohmann::json::object();
     sources["backbone"]    = bb->source;
     if (img) sources["image"] = img->source;

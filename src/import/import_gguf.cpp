@@ -16,8 +16,7 @@ Result<Part> import_gguf_llama(const std::string & path) {
     M4_ASSIGN_OR_RETURN(format::GgufFile file, format::GgufFile::open(path));
     const format::GgufView & g = file.view();
     M4_ASSIGN_OR_RETURN(std::string arch, g.get_string("general.architecture"));
-    if (arch != "llama")
-        return unsupported(path + ": architecture '" + arch + "' is not one m4 imports (llama)");
+    if (arch != "llama") return unsupported(path + ": architecture '" + arch + "' is not one m4 imports (llama)");
     auto key = [&](const char * k) { return "llama." + std::string(k); };
     M4_ASSIGN_OR_RETURN(int64_t C, g.get_int(key("embedding_length")));
     M4_ASSIGN_OR_RETURN(int64_t L, g.get_int(key("block_count")));
@@ -41,8 +40,9 @@ Result<Part> import_gguf_llama(const std::string & path) {
     const int64_t D = C / H;
     if (g.kv.count(key("rope.dimension_count"))) {
         M4_ASSIGN_OR_RETURN(int64_t rd, g.get_int(key("rope.dimension_count")));
-        if (rd != D) return unsupported(path + ": llama.rope.dimension_count " + std::to_string(rd) +
-                                        " ≠ head dimension " + std::to_string(D) + " (m4 rotates whole heads)");
+        if (rd != D)
+            return unsupported(path + ": llama.rope.dimension_count " + std::to_string(rd) + " ≠ head dimension " +
+                               std::to_string(D) + " (m4 rotates whole heads)");
     }
     if (g.kv.count(key("rope.scaling.type")) && g.kv.at(key("rope.scaling.type")) != "none")
         return unsupported(path + ": llama.rope.scaling.type " + g.kv.at(key("rope.scaling.type")).dump() +
@@ -55,8 +55,9 @@ Result<Part> import_gguf_llama(const std::string & path) {
     // Vocabulary: SentencePiece ("llama") only.
     M4_ASSIGN_OR_RETURN(std::string tmodel, g.get_string("tokenizer.ggml.model"));
     if (tmodel == "gpt2")
-        return unsupported(path + ": tokenizer.ggml.model is 'gpt2' (byte-level BPE), which m4's SentencePiece "
-                                  "tokenizer cannot represent");
+        return unsupported(path +
+                           ": tokenizer.ggml.model is 'gpt2' (byte-level BPE), which m4's SentencePiece "
+                           "tokenizer cannot represent");
     if (tmodel != "llama") return unsupported(path + ": tokenizer.ggml.model '" + tmodel + "' (m4 reads 'llama')");
     SpVocab voc;
     try {
@@ -73,15 +74,16 @@ Result<Part> import_gguf_llama(const std::string & path) {
         auto it = g.kv.find(std::string("tokenizer.ggml.") + k);
         return it != g.kv.end() && it->second.is_number_integer() ? it->second.get<int32_t>() : def;
     };
-    voc.bos_id = id("bos_token_id", 1);
-    voc.eos_id = id("eos_token_id", 2);
-    voc.unk_id = id("unknown_token_id", 0);
-    voc.pad_id = id("padding_token_id", -1);
+    voc.bos_id      = id("bos_token_id", 1);
+    voc.eos_id      = id("eos_token_id", 2);
+    voc.unk_id      = id("unknown_token_id", 0);
+    voc.pad_id      = id("padding_token_id", -1);
     const int64_t V = static_cast<int64_t>(voc.pieces.size());
     if (g.kv.count(key("vocab_size"))) {
         M4_ASSIGN_OR_RETURN(int64_t v2, g.get_int(key("vocab_size")));
-        if (v2 != V) return invalid_argument(path + ": llama.vocab_size " + std::to_string(v2) + " but " +
-                                             std::to_string(V) + " tokenizer.ggml.tokens");
+        if (v2 != V)
+            return invalid_argument(path + ": llama.vocab_size " + std::to_string(v2) + " but " + std::to_string(V) +
+                                    " tokenizer.ggml.tokens");
     }
     Part part;
     part.role = Role::Backbone;
@@ -94,10 +96,18 @@ Result<Part> import_gguf_llama(const std::string & path) {
                      {"unk_id", voc.unk_id},
                      {"pad_id", voc.pad_id >= 0 ? voc.pad_id : 0}}},
                    {"backbone",
-                    {{"width", C}, {"layers", L}, {"heads", H}, {"kv_heads", G}, {"ffn", F}, {"max_seq", ctx},
-                     {"rope_theta", theta}, {"norm_eps", eps}, {"tie_lm_head", g.find("output.weight") == nullptr}}}};
+                    {{"width", C},
+                     {"layers", L},
+                     {"heads", H},
+                     {"kv_heads", G},
+                     {"ffn", F},
+                     {"max_seq", ctx},
+                     {"rope_theta", theta},
+                     {"norm_eps", eps},
+                     {"tie_lm_head", g.find("output.weight") == nullptr}}}};
     part.source = {{"format", "gguf"}, {"path", path}, {"gguf_version", g.version}};
-    if (g.kv.count("general.name") && g.kv.at("general.name").is_string()) part.source["name"] = g.kv.at("general.name");
+    if (g.kv.count("general.name") && g.kv.at("general.name").is_string())
+        part.source["name"] = g.kv.at("general.name");
 
     std::map<std::string, std::pair<std::string, Shape>> table;  // gguf name → m4 name, row-major shape
     table["token_embd.weight"] = {"backbone.tok_embed.weight", Shape{V, C}};

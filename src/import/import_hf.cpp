@@ -45,7 +45,8 @@ Result<Checkpoint> open_checkpoint(const std::string & dir) {
         const format::SafetensorsFile * fp = ck.files.back().get();
         for (const auto & e : fp->view().entries) {
             if (ck.tensors.count(e.name))
-                return invalid_argument(path + ": tensor '" + e.name + "' is also in " + ck.tensors[e.name].first->path());
+                return invalid_argument(path + ": tensor '" + e.name + "' is also in " +
+                                        ck.tensors[e.name].first->path());
             ck.tensors[e.name] = {fp, &e};
         }
         return fp;
@@ -61,8 +62,8 @@ Result<Checkpoint> open_checkpoint(const std::string & dir) {
                 return invalid_argument(index + ": weight_map entry '" + name + "' is not a file name");
             const std::string s = shard.get<std::string>();
             if (!shards.count(s)) {
-        M4_ASSIGN_OR_RETURN(shards[s], add_file(dir + "/" + s));
-    }
+                M4_ASSIGN_OR_RETURN(shards[s], add_file(dir + "/" + s));
+            }
             auto it = ck.tensors.find(name);
             if (it == ck.tensors.end() || it->second.first != shards[s])
                 return invalid_argument(index + ": weight_map puts tensor '" + name + "' in " + s + ", which lacks it");
@@ -114,8 +115,8 @@ Status take_tensors(const Checkpoint & ck, const std::map<std::string, std::stri
         if (e->shape.size() > 4) return invalid_argument(ck.where(src) + " has more than 4 dimensions");
         for (int64_t d : e->shape) have.dims[have.ndim++] = d;
         if (!(have == want))
-            return invalid_argument(ck.where(src) + " has shape " + have.str() + " but " + config_file +
-                                    " requires " + want.str());
+            return invalid_argument(ck.where(src) + " has shape " + have.str() + " but " + config_file + " requires " +
+                                    want.str());
         M4_ASSIGN_OR_RETURN(Tensor t, ck.load(src, /*keep_bf16=*/true));
         part->tensors[dst] = std::move(t);
         part->origin[dst]  = ck.where(src);
@@ -135,8 +136,8 @@ Result<nlohmann::json> read_json_file(const std::string & path) {
 Tensor permute_rope_rows(const Tensor & w, int64_t heads) {
     M4_CHECK(w.ndim() == 2 && w.dtype() != DType::U8 && w.dim(0) % heads == 0 && (w.dim(0) / heads) % 2 == 0);
     const int64_t D = w.dim(0) / heads, K = w.dim(1);
-    Tensor out      = Tensor::empty(w.dtype(), w.shape());
-    const size_t rb = static_cast<size_t>(K) * dtype_size(w.dtype());
+    Tensor out       = Tensor::empty(w.dtype(), w.shape());
+    const size_t rb  = static_cast<size_t>(K) * dtype_size(w.dtype());
     const auto * src = static_cast<const uint8_t *>(w.data());
     auto * dst       = static_cast<uint8_t *>(out.mutable_data());
     for (int64_t h = 0; h < heads; ++h)
@@ -162,8 +163,10 @@ Result<Part> import_hf_llama(const std::string & dir) {
     M4_ASSIGN_OR_RETURN(int64_t F, r.integer("intermediate_size"));
     M4_ASSIGN_OR_RETURN(int64_t V, r.integer("vocab_size"));
     const int64_t G = r.integer_or("num_key_value_heads", H);
-    if (H <= 0 || C % H != 0) return invalid_argument(cfg_file + ": hidden_size must be divisible by num_attention_heads");
-    if (G <= 0 || H % G != 0) return invalid_argument(cfg_file + ": num_attention_heads must be divisible by num_key_value_heads");
+    if (H <= 0 || C % H != 0)
+        return invalid_argument(cfg_file + ": hidden_size must be divisible by num_attention_heads");
+    if (G <= 0 || H % G != 0)
+        return invalid_argument(cfg_file + ": num_attention_heads must be divisible by num_key_value_heads");
     const int64_t D = C / H;
     if (r.integer_or("head_dim", D) != D)
         return unsupported(cfg_file + ": head_dim " + std::to_string(r.integer_or("head_dim", D)) +
@@ -175,14 +178,19 @@ Result<Part> import_hf_llama(const std::string & dir) {
         return unsupported(cfg_file + ": attention_bias / mlp_bias (m4's backbone linears have no bias)");
     const bool tied = j.value("tie_word_embeddings", false);
     Part part;
-    part.role      = Role::Backbone;
-    part.config    = {{"text", {{"vocab_size", V}}},
-                      {"backbone",
-                       {{"width", C}, {"layers", L}, {"heads", H}, {"kv_heads", G}, {"ffn", F},
-                        {"max_seq", r.integer_or("max_position_embeddings", 2048)},
-                        {"rope_theta", r.number_or("rope_theta", 10000.0)},
-                        {"norm_eps", r.number_or("rms_norm_eps", 1e-6)}, {"tie_lm_head", tied}}}};
-    part.source    = {{"format", "hf-llama"}, {"path", dir}, {"model_type", type}};
+    part.role   = Role::Backbone;
+    part.config = {{"text", {{"vocab_size", V}}},
+                   {"backbone",
+                    {{"width", C},
+                     {"layers", L},
+                     {"heads", H},
+                     {"kv_heads", G},
+                     {"ffn", F},
+                     {"max_seq", r.integer_or("max_position_embeddings", 2048)},
+                     {"rope_theta", r.number_or("rope_theta", 10000.0)},
+                     {"norm_eps", r.number_or("rms_norm_eps", 1e-6)},
+                     {"tie_lm_head", tied}}}};
+    part.source = {{"format", "hf-llama"}, {"path", dir}, {"model_type", type}};
     if (j.contains("_name_or_path") && j["_name_or_path"].is_string()) part.source["name"] = j["_name_or_path"];
     // Tokenizer: only SentencePiece models; a byte-level BPE tokenizer.json is refused by name.
     const std::string spm = dir + "/tokenizer.model";
@@ -190,9 +198,11 @@ Result<Part> import_hf_llama(const std::string & dir) {
         std::string why = "no tokenizer.model (m4's tokenizer is SentencePiece)";
         if (exists(dir + "/tokenizer.json")) {
             auto tj = read_json_file(dir + "/tokenizer.json");
-            if (tj && tj->contains("pre_tokenizer") && tj->at("pre_tokenizer").dump().find("ByteLevel") != std::string::npos)
-                why = "tokenizer.json is a GPT-2 byte-level BPE vocabulary, which m4's SentencePiece tokenizer cannot "
-                      "represent, and there is no tokenizer.model";
+            if (tj && tj->contains("pre_tokenizer") &&
+                tj->at("pre_tokenizer").dump().find("ByteLevel") != std::string::npos)
+                why =
+                    "tokenizer.json is a GPT-2 byte-level BPE vocabulary, which m4's SentencePiece tokenizer cannot "
+                    "represent, and there is no tokenizer.model";
         }
         return unsupported(dir + ": " + why);
     }
@@ -231,7 +241,7 @@ Result<Part> import_hf_llama(const std::string & dir) {
     };
     M4_RETURN_IF_ERROR(take_tensors(ck, table, shapes, cfg_file, &part, ignore));
     for (int64_t l = 0; l < L; ++l) {
-        const std::string d = fmt::format("backbone.layers.{}.", l);
+        const std::string d               = fmt::format("backbone.layers.{}.", l);
         part.tensors[d + "attn.q.weight"] = permute_rope_rows(part.tensors[d + "attn.q.weight"], H);
         part.tensors[d + "attn.k.weight"] = permute_rope_rows(part.tensors[d + "attn.k.weight"], G);
     }
@@ -243,7 +253,8 @@ Result<Part> import_hf_vision(const std::string & dir) {
     M4_ASSIGN_OR_RETURN(nlohmann::json top, read_json_file(cfg_file));
     const std::string type = top.value("model_type", "");
     nlohmann::json j       = top;
-    if (type == "siglip" && top.contains("vision_config")) j = top["vision_config"];
+    if (type == "siglip" && top.contains("vision_config"))
+        j = top["vision_config"];
     else if (type != "siglip_vision_model")
         return unsupported(cfg_file + ": model_type '" + type +
                            "' is not a vision tower m4 maps (siglip_vision_model; see docs/import.md for ViT/CLIP)");
@@ -262,8 +273,9 @@ Result<Part> import_hf_vision(const std::string & dir) {
     const int64_t T = (S / p) * (S / p);
     Part part;
     part.role   = Role::Image;
-    part.config = {{"image_size", S}, {"patch_size", p}, {"channels", 3}, {"width", W}, {"layers", L},
-                   {"heads", Hm},     {"ffn", Fm},       {"norm_eps", r.number_or("layer_norm_eps", 1e-6)}};
+    part.config = {
+        {"image_size", S}, {"patch_size", p}, {"channels", 3}, {"width", W},
+        {"layers", L},     {"heads", Hm},     {"ffn", Fm},     {"norm_eps", r.number_or("layer_norm_eps", 1e-6)}};
     part.source = {{"format", "hf-siglip-vision"}, {"path", dir}};
     M4_ASSIGN_OR_RETURN(Checkpoint ck, open_checkpoint(dir));
     // A full SigLIP checkpoint also holds the text tower: its tensors are left out.
@@ -300,10 +312,12 @@ Result<Part> import_hf_vision(const std::string & dir) {
     bool dropped_head = false;
     auto ignore       = [&](const std::string & n) {
         if (n.rfind(pre + "head.", 0) == 0) return dropped_head = true;  // attention-pooling head: m4 mean-pools
-        return !pre.empty() && n.rfind(pre, 0) != 0;                      // the text tower of a full checkpoint
+        return !pre.empty() && n.rfind(pre, 0) != 0;                     // the text tower of a full checkpoint
     };
     M4_RETURN_IF_ERROR(take_tensors(ck, table, shapes, cfg_file, &part, ignore));
-    if (dropped_head) part.source["notes"].push_back("attention-pooling head (vision_model.head.*) not imported: m4 mean-pools the tokens");
+    if (dropped_head)
+        part.source["notes"].push_back(
+            "attention-pooling head (vision_model.head.*) not imported: m4 mean-pools the tokens");
     // Conv weight [W, c, dy, dx] → m4's patch vector order (dy, dx, c): [W, p·p·3].
     Tensor conv = to_f32(part.tensors["encoders.image.patch_embed.weight"]);
     Tensor pe   = Tensor::empty(DType::F32, Shape{W, p * p * 3});

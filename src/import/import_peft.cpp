@@ -17,22 +17,22 @@ namespace m4::import {
 namespace {
 
 struct Module {
-    std::string m4;    // linear name
-    bool rope = false; // q or k: B's rows are permuted like the base weight
+    std::string m4;     // linear name
+    bool rope = false;  // q or k: B's rows are permuted like the base weight
 };
 
 // "model.layers.3.self_attn.q_proj" → backbone.layers.3.attn.q; "lm_head" → backbone.lm_head.
 bool map_module(const std::string & hf, Module * out) {
     static const std::regex layer(R"(model\.layers\.(\d+)\.(self_attn|mlp)\.(\w+))");
     static const std::map<std::string, std::pair<std::string, bool>> names = {
-        {"q_proj", {"attn.q", true}},   {"k_proj", {"attn.k", true}}, {"v_proj", {"attn.v", false}},
-        {"o_proj", {"attn.o", false}},  {"gate_proj", {"ffn.gate", false}}, {"up_proj", {"ffn.up", false}},
+        {"q_proj", {"attn.q", true}},      {"k_proj", {"attn.k", true}},       {"v_proj", {"attn.v", false}},
+        {"o_proj", {"attn.o", false}},     {"gate_proj", {"ffn.gate", false}}, {"up_proj", {"ffn.up", false}},
         {"down_proj", {"ffn.down", false}}};
     std::smatch m;
     if (hf == "lm_head") return *out = {"backbone.lm_head", false}, true;
     if (!std::regex_match(hf, m, layer) || !names.count(m[3])) return false;
     const auto & [n, rope] = names.at(m[3]);
-    *out = {"backbone.layers." + m[1].str() + "." + n, rope};
+    *out                   = {"backbone.layers." + m[1].str() + "." + n, rope};
     return true;
 }
 
@@ -60,7 +60,7 @@ Result<AdapterReport> import_peft_adapter(const std::string & dir, const std::st
                            " (fully trained modules cannot be expressed as LoRA)");
     // rsLoRA scales by alpha / √r; m4 by alpha / R, so the stored alpha absorbs the difference.
     if (j.value("use_rslora", false)) alpha *= std::sqrt(static_cast<float>(R));
-    auto targets = j.value("target_modules", nlohmann::json());
+    auto targets  = j.value("target_modules", nlohmann::json());
     auto targeted = [&](const std::string & module) {
         if (targets.is_string()) return std::regex_match(module, std::regex(targets.get<std::string>()));
         for (const auto & t : targets)
@@ -93,19 +93,18 @@ Result<AdapterReport> import_peft_adapter(const std::string & dir, const std::st
         const Shape want = is_a ? Shape{R, in} : Shape{out, R};
         M4_ASSIGN_OR_RETURN(Tensor t, st.view().to_f32(e));
         if (!(t.shape() == want))
-            return invalid_argument(tw + " has shape " + t.shape().str() + " but r = " + std::to_string(R) +
-                                    " and " + firmware_path + "'s '" + mod.m4 + "' require " + want.str());
+            return invalid_argument(tw + " has shape " + t.shape().str() + " but r = " + std::to_string(R) + " and " +
+                                    firmware_path + "'s '" + mod.m4 + "' require " + want.str());
         (is_a ? lora[mod.m4].a : lora[mod.m4].b) = t;
-        lora[mod.m4].scale = alpha / static_cast<float>(R);
-        rope[mod.m4]       = mod.rope;
+        lora[mod.m4].scale                       = alpha / static_cast<float>(R);
+        rope[mod.m4]                             = mod.rope;
         got[mod.m4] |= is_a ? 1 : 2;
     }
     if (lora.empty()) return invalid_argument(st_file + ": no LoRA weights");
     AdapterReport rep{R, alpha, {}};
     const int64_t D = c.backbone.head_dim();
     for (auto & [n, p] : lora) {
-        if (got[n] != 3)
-            return invalid_argument(st_file + ": '" + n + "' has only one of lora_A / lora_B");
+        if (got[n] != 3) return invalid_argument(st_file + ": '" + n + "' has only one of lora_A / lora_B");
         if (rope[n]) p.b = permute_rope_rows(p.b, p.b.dim(0) / D);
         rep.targets.push_back(n);
     }
@@ -118,8 +117,8 @@ Result<AdapterReport> import_peft_adapter(const std::string & dir, const std::st
     man.lora_rank            = R;
     man.lora_alpha           = alpha;
     man.targets              = rep.targets;
-    man.metrics              = {{"imported_from", {{"format", "peft-lora"}, {"path", dir},
-                                                   {"base_model", j.value("base_model_name_or_path", "")}}}};
+    man.metrics              = {{"imported_from",
+                                 {{"format", "peft-lora"}, {"path", dir}, {"base_model", j.value("base_model_name_or_path", "")}}}};
     M4_RETURN_IF_ERROR(adapter::write_adapter(out_path, man, lora, Tensor(), Tensor()));
     M4_RETURN_IF_ERROR(adapter::Adapter::load(out_path, *fw).status());  // binds and checks every shape
     return rep;

@@ -10,9 +10,15 @@ void varint(std::string & o, uint64_t v) {
     while (v >= 0x80) o += static_cast<char>((v & 0x7f) | 0x80), v >>= 7;
     o += static_cast<char>(v);
 }
-void tag(std::string & o, int field, int wire) { varint(o, static_cast<uint64_t>(field) << 3 | wire); }
-void put_int(std::string & o, int field, int64_t v) { tag(o, field, 0), varint(o, static_cast<uint64_t>(v)); }
-void put_str(std::string & o, int field, const std::string & s) { tag(o, field, 2), varint(o, s.size()), o += s; }
+void tag(std::string & o, int field, int wire) {
+    varint(o, static_cast<uint64_t>(field) << 3 | wire);
+}
+void put_int(std::string & o, int field, int64_t v) {
+    tag(o, field, 0), varint(o, static_cast<uint64_t>(v));
+}
+void put_str(std::string & o, int field, const std::string & s) {
+    tag(o, field, 2), varint(o, s.size()), o += s;
+}
 void put_f32(std::string & o, int field, float f) {
     tag(o, field, 5);
     char b[4];
@@ -39,7 +45,9 @@ Result<std::string> sentencepiece_model_bytes(const SpVocab & v, const std::stri
         unknowns += v.types[i] == 2;
         has_byte |= v.types[i] == 6;
     }
-    if (unknowns != 1) return invalid_argument(where + ": the vocabulary needs exactly one unknown token, has " + std::to_string(unknowns));
+    if (unknowns != 1)
+        return invalid_argument(where + ": the vocabulary needs exactly one unknown token, has " +
+                                std::to_string(unknowns));
     auto in_range = [&](int32_t id) { return id >= 0 && static_cast<size_t>(id) < n; };
     if (!in_range(v.unk_id) || v.types[v.unk_id] != 2)
         return invalid_argument(where + ": unknown-token id " + std::to_string(v.unk_id) + " is not the unknown piece");

@@ -17,8 +17,8 @@ namespace m4::import {
 
 struct SpVocab {
     std::vector<std::string> pieces;
-    std::vector<float> scores;    // one per piece
-    std::vector<int32_t> types;   // GGUF numbering: 1 normal, 2 unknown, 3 control, 4 user-defined, 5 unused, 6 byte
+    std::vector<float> scores;   // one per piece
+    std::vector<int32_t> types;  // GGUF numbering: 1 normal, 2 unknown, 3 control, 4 user-defined, 5 unused, 6 byte
     int32_t unk_id = 0, bos_id = 1, eos_id = 2, pad_id = -1;
 };
 

@@ -138,7 +138,8 @@ def make_tokenizer(d):
     run(["spm_train", "--input=" + os.path.join(d, "corpus.txt"), "--model_prefix=" + os.path.join(d, "spm"),
          "--vocab_size=160", "--model_type=bpe", "--pad_id=0", "--bos_id=1", "--eos_id=2", "--unk_id=3",
          "--character_coverage=1.0", "--minloglevel=2"])
-    return open(os.path.join(d, "spm.model"), "rb").read()
+    with open(os.path.join(d, "spm.model"), "rb") as f:
+        return f.read()
 
 
 def llama_checkpoint(spm):
@@ -262,6 +263,7 @@ def gguf_from_llama(path, cfg, t, spm, qtype, version=3, arch="llama", tok_model
 # ---------------------------------------------------------------------------------------------
 
 def dump(fw, cases, tag, adapters=()):
+    tag = "".join(ch if ch.isalnum() else "_" for ch in tag)
     out = os.path.join(W, "out_" + tag)
     os.makedirs(out, exist_ok=True)
     path = os.path.join(W, "cases_%s.json" % tag)
@@ -302,7 +304,7 @@ class Import(unittest.TestCase):
             ours = np.load(os.path.join(out, "bb%d.0.npy" % i))
             ref = hf_llama_logits(self.cfg, t64(tensors), [1] + toks, lora).numpy()
             errs.append(rel_err(ours, ref))
-        print("%-28s max rel error %.2e (bound %.0e)" % (tag, max(errs), tol))
+        print("%-28s max rel error %.2e (bound %.1e)" % (tag, max(errs), tol))
         self.assertLess(max(errs), tol, tag)
         return max(errs)
 
@@ -324,9 +326,10 @@ class Import(unittest.TestCase):
         os.makedirs(d, exist_ok=True)
         R, alpha = 4, 8.0
         mods = ["q_proj", "k_proj", "v_proj", "down_proj"]
-        json.dump({"peft_type": "LORA", "r": R, "lora_alpha": alpha, "target_modules": mods, "lora_dropout": 0.0,
-                   "bias": "none", "fan_in_fan_out": False, "task_type": "CAUSAL_LM",
-                   "base_model_name_or_path": "test-llama"}, open(os.path.join(d, "adapter_config.json"), "w"))
+        with open(os.path.join(d, "adapter_config.json"), "w") as fh:
+            json.dump({"peft_type": "LORA", "r": R, "lora_alpha": alpha, "target_modules": mods, "lora_dropout": 0.0,
+                       "bias": "none", "fan_in_fan_out": False, "task_type": "CAUSAL_LM",
+                       "base_model_name_or_path": "test-llama"}, fh)
         tensors, lora = [], {}
         for l in range(L):
             for m in mods:
@@ -431,9 +434,130 @@ class Import(unittest.TestCase):
         emb = st["model.embed_tokens.weight"]
         x = torch.cat([emb[[1]], tok @ P.T + pb, emb[TOKENS[1]]], 0)
         e2 = rel_err(np.load(os.path.join(o, "full.0.npy")), hf_llama_from_inputs(self.cfg, st, x).numpy())
-        print("compose siglip encoder path  max rel error %.2e; full path %.2e (bound %.0e)" % (e1, e2, TOL))
+        print("compose siglip encoder path  max rel error %.2e; full path %.2e (bound %.1e)" % (e1, e2, TOL))
         self.assertLess(e1, TOL)
         self.assertLess(e2, TOL)
+
+
+
+def read_safetensors_raw(path):
+    with open(path, "rb") as f:
+        data = f.read()
+    n = int.from_bytes(data[:8], "little")
+    return json.loads(data[8:8 + n]), data[8 + n:]
+
+
+class Refusals(unittest.TestCase):
+    """Every fault: a non-zero exit and a message naming the file and the key or tensor."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.spm = make_tokenizer(W)
+        cls.cfg, cls.t = llama_checkpoint(cls.spm)
+        cls.tensors = [(n, "F32", a) for n, a in sorted(cls.t.items())]
+
+    def hf_dir(self, name, cfg=None, spm=True):
+        d = os.path.join(W, "bad_" + name)
+        shutil.rmtree(d, ignore_errors=True)
+        cw.write_hf_dir(d, cfg or self.cfg, self.tensors, self.spm if spm else None)
+        return d
+
+    def refuse(self, src, *needles, cmd="import"):
+        out = os.path.join(W, "refused.m4fw")
+        args = [ARGS.m4fw, cmd] + (src if isinstance(src, list) else [src, "--out", out])
+        p = run(args, ok=False)
+        self.assertNotEqual(p.returncode, 0, p.stdout)
+        self.assertLess(p.returncode, 128, "crashed: " + p.stderr)
+        for n in needles:
+            self.assertIn(n, p.stderr)
+        print("refused:", p.stderr.strip().replace("m4fw: error: ", "")[:150])
+
+    def mutate(self, name, fn):
+        d = self.hf_dir(name)
+        f = os.path.join(d, "model.safetensors")
+        header, buf = read_safetensors_raw(f)
+        header, buf = fn(header, buf)
+        cw.write_raw_safetensors(f, header, buf)
+        return d, f
+
+    def test_safetensors_header_larger_than_file(self):
+        d = self.hf_dir("hdr")
+        f = os.path.join(d, "model.safetensors")
+        with open(f, "r+b") as fh:
+            size = len(fh.read())
+            fh.seek(0)
+            fh.write((size * 2).to_bytes(8, "little"))
+        self.refuse(d, f, "larger than the file")
+
+    def test_safetensors_offsets_out_of_range(self):
+        def fn(h, buf):
+            h["model.norm.weight"]["data_offsets"][1] = len(buf) + 64
+            return h, buf
+        d, f = self.mutate("range", fn)
+        self.refuse(d, f, "model.norm.weight", "outside")
+
+    def test_safetensors_overlap(self):
+        def fn(h, buf):
+            a, b = h["model.layers.0.input_layernorm.weight"], h["model.layers.0.post_attention_layernorm.weight"]
+            b["data_offsets"] = list(a["data_offsets"])
+            return h, buf
+        d, f = self.mutate("overlap", fn)
+        self.refuse(d, f, "overlaps")
+
+    def test_safetensors_bytes_mismatch(self):
+        def fn(h, buf):
+            h["model.norm.weight"]["shape"] = [C + 1]
+            return h, buf
+        d, f = self.mutate("nbytes", fn)
+        self.refuse(d, f, "model.norm.weight", "do not match")
+
+    def test_unknown_architecture(self):
+        self.refuse(self.hf_dir("arch", dict(self.cfg, model_type="gpt_neox")), "config.json", "gpt_neox")
+        g = os.path.join(W, "gpt2arch.gguf")
+        gguf_from_llama(g, self.cfg, self.t, self.spm, cw.GGML_F16, arch="gpt2")
+        self.refuse(g, g, "architecture 'gpt2'")
+
+    def test_gpt2_byte_level_vocabulary(self):
+        g = os.path.join(W, "bpe.gguf")
+        gguf_from_llama(g, self.cfg, self.t, self.spm, cw.GGML_F16, tok_model="gpt2")
+        self.refuse(g, g, "byte-level BPE")
+        d = self.hf_dir("bpe", spm=False)
+        with open(os.path.join(d, "tokenizer.json"), "w") as fh:
+            json.dump({"model": {"type": "BPE"}, "pre_tokenizer": {"type": "ByteLevel"}}, fh)
+        self.refuse(d, d, "GPT-2 byte-level BPE")
+
+    def test_unsupported_quantisation(self):
+        g = os.path.join(W, "q4k.gguf")
+        gguf_from_llama(g, self.cfg, self.t, self.spm, cw.GGML_F16,
+                        extra=[("blk.0.attn_q_extra.weight", np.zeros((4, 256), np.float32), cw.GGML_Q4_K)])
+        self.refuse(g, g, "blk.0.attn_q_extra.weight")
+        g2 = os.path.join(W, "q4k2.gguf")
+        # A llama file whose every matrix is Q4_K: refused at the first tensor, naming its type.
+        gguf_from_llama(g2, self.cfg, self.t, self.spm, cw.GGML_Q4_K)
+        self.refuse(g2, g2, "Q4_K")
+
+    def test_shape_contradicts_config(self):
+        self.refuse(self.hf_dir("shape", dict(self.cfg, num_key_value_heads=4)), "model.safetensors",
+                    "self_attn.k_proj.weight", "config.json requires")
+
+    def test_peft_refusals(self):
+        fw = os.path.join(W, "refusal_base.m4fw")
+        run([ARGS.m4fw, "import", self.hf_dir("peftbase"), "--out", fw, "--embed-dim", "32"])
+        d = os.path.join(W, "bad_peft")
+        os.makedirs(d, exist_ok=True)
+        A = np.zeros((4, C), np.float32)
+        B = np.zeros((C, 4), np.float32)
+        cw.write_safetensors(os.path.join(d, "adapter_model.safetensors"),
+                             [("base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight", "F32", A),
+                              ("base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight", "F32", B)])
+        cfgp = os.path.join(d, "adapter_config.json")
+        with open(cfgp, "w") as fh:
+            json.dump({"peft_type": "LORA", "r": 4, "lora_alpha": 8, "target_modules": ["q_proj"], "use_dora": True}, fh)
+        self.refuse([d, "--firmware", fw, "--out", os.path.join(W, "x.m4a")], cfgp, "use_dora", cmd="import-adapter")
+        with open(cfgp, "w") as fh:
+            json.dump({"peft_type": "LORA", "r": 8, "lora_alpha": 8, "target_modules": ["q_proj"]}, fh)
+        self.refuse([d, "--firmware", fw, "--out", os.path.join(W, "x.m4a")], "q_proj.lora_A.weight", "r = 8",
+                    cmd="import-adapter")
 
 
 if __name__ == "__main__":

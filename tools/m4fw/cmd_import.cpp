@@ -42,8 +42,9 @@ Status run_build(const BuildArgs & a, const char * command) {
     for (const auto & p : parts) {
         fmt::print("{}: {} ({} tensors)\n", import::role_name(p.role), p.source.value("path", ""), p.tensors.size());
         if (p.source.contains("q8_0_requant"))
-            fmt::print("  Q8_0 → int8 per row: max drift {:.3e} of the tensor's largest value (bound 1/254 = 3.94e-03)\n",
-                       p.source["q8_0_requant"]["max_rel"].get<double>());
+            fmt::print(
+                "  Q8_0 → int8 per row: max drift {:.3e} of the tensor's largest value (bound 1/254 = 3.94e-03)\n",
+                p.source["q8_0_requant"]["max_rel"].get<double>());
         if (p.source.contains("notes"))
             for (const auto & n : p.source["notes"]) fmt::print("  note: {}\n", n.get<std::string>());
     }
@@ -57,7 +58,8 @@ void add_build_options(CLI::App * cmd, BuildArgs * a) {
     cmd->add_option("--out", a->out, "output .m4fw")->required();
     cmd->add_option("--sign", a->sign_key, "Ed25519 secret key file to sign with");
     cmd->add_option("--name", a->name, "firmware name (default: the backbone's)");
-    cmd->add_option("--embed-dim", a->embed_dim, "shared embedding width (default: a firmware part's, else the backbone width)");
+    cmd->add_option("--embed-dim", a->embed_dim,
+                    "shared embedding width (default: a firmware part's, else the backbone width)");
     cmd->add_option("--max-seq", a->max_seq, "backbone context length (default: the checkpoint's, at most 4096)");
     cmd->add_option("--seed", a->seed, "seed of the tensors no checkpoint brings");
 }
@@ -72,7 +74,8 @@ void add_import_commands(CLI::App & app, int * rc) {
     c->callback([imp, rc] { *rc = report(run_build(*imp, "import")); });
 
     auto comp = std::make_shared<BuildArgs>();
-    auto * k  = app.add_subcommand("compose", "a firmware from parts: backbone and image encoder from checkpoints or firmware");
+    auto * k =
+        app.add_subcommand("compose", "a firmware from parts: backbone and image encoder from checkpoints or firmware");
     k->add_option("--backbone", comp->backbone, "HF LLaMA directory, .gguf or .m4fw")->required();
     k->add_option("--image", comp->image, "HF SigLIP-style vision directory or .m4fw");
     add_build_options(k, comp.get());
@@ -95,7 +98,8 @@ void add_import_commands(CLI::App & app, int * rc) {
             name = d.substr(d.find_last_of('/') + 1);
         }
         auto r = import::import_peft_adapter(ad->dir, ad->firmware, ad->out, name);
-        if (r) fmt::print("wrote {}: LoRA rank {}, alpha {}, {} targets\n", ad->out, r->rank, r->alpha, r->targets.size());
+        if (r)
+            fmt::print("wrote {}: LoRA rank {}, alpha {}, {} targets\n", ad->out, r->rank, r->alpha, r->targets.size());
         *rc = report(r.status());
     });
 }
