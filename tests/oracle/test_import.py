@@ -388,6 +388,16 @@ class Import(unittest.TestCase):
                                max(f.header["provenance"]["sources"]["backbone"]["q8_0_requant"]["per_tensor"].values()))
         self.check_logits(fw, stored, Q8_TOL, "gguf v2 q8_0 (W8A8)")
 
+    def test_signed_import(self):
+        key = os.path.join(W, "dev")
+        run([ARGS.m4fw, "keygen", "--out", key])
+        fw = os.path.join(W, "signed.m4fw")
+        run([ARGS.m4fw, "import", self.hf, "--out", fw, "--embed-dim", "32", "--seed", "3", "--sign", key + ".key"])
+        out = run([ARGS.m4fw, "inspect", fw, "--public-key", key + ".pub"]).stdout
+        self.assertIn("verified", out)
+        # Signing rewrites only the trailer: same fingerprint as the unsigned import with the same seed.
+        self.assertEqual(M4File.load(fw).fingerprint, M4File.load(self.fw).fingerprint)
+
     def test_export_gguf_roundtrip_bit_exact(self):
         g = os.path.join(W, "export.gguf")
         run([ARGS.m4fw, "export-gguf", "--firmware", self.fw, "--out", g])
