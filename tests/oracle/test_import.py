@@ -207,7 +207,7 @@ def t64(d):
     return {k: torch.as_tensor(np.asarray(v, dtype=np.float64)) for k, v in d.items()}
 
 
-def gguf_from_llama(path, cfg, t, spm, qtype, version=3, arch="llama", tok_model="llama", extra=None):
+def gguf_from_llama(path, cfg, t, spm, qtype, version=3, arch="llama", tok_model="llama", extra=None, tied=False):
     """The llama checkpoint as llama.cpp's converter lays it out; q/k rows back in the adjacent-pair
     RoPE layout (the inverse of HF's permutation). Returns the stored (dequantised) values by HF name."""
     g = cw.GgufWriter(version=version)
@@ -241,6 +241,8 @@ def gguf_from_llama(path, cfg, t, spm, qtype, version=3, arch="llama", tok_model
                        ("mlp.gate_proj", "ffn_gate"), ("mlp.up_proj", "ffn_up"), ("mlp.down_proj", "ffn_down")):
             names["model.layers.%d.%s.weight" % (l, hf)] = "blk.%d.%s.weight" % (l, gg)
     stored = {}
+    if tied:
+        del names["lm_head.weight"]
     for hf, gg in names.items():
         w = t[hf]
         if "q_proj" in hf:
@@ -366,6 +368,25 @@ class Import(unittest.TestCase):
         self.assertEqual(cw.spm_pieces(bytes(f.tensors["tokenizer.model"]))[:len(cw.spm_pieces(self.spm))],
                          cw.spm_pieces(self.spm))
         self.check_logits(fw, stored, TOL, "gguf v3 f16")
+
+    def test_gguf_bf16_tied(self):
+        g = os.path.join(W, "bf16.gguf")
+        cfg = dict(self.cfg, tie_word_embeddings=True)
+        stored = gguf_from_llama(g, cfg, self.t, self.spm, cw.GGML_BF16, tied=True)
+        fw = os.path.join(W, "gguf_bf16.m4fw")
+        run([ARGS.m4fw, "import", g, "--out", fw, "--embed-dim", "32"])
+        f = M4File.load(fw)
+        self.assertTrue(f.header["backbone"]["tie_lm_head"])
+        self.assertNotIn("backbone.lm_head.weight", f.tensors)
+        self.assertEqual(f.dtypes["backbone.layers.1.ffn.gate.weight"], "bf16")
+        np.testing.assert_array_equal(f.dequant("backbone.layers.1.ffn.gate.weight"),
+                                      stored["model.layers.1.mlp.gate_proj.weight"])
+        # bf16 matmuls round the activations to bf16 (docs/architecture.md): the oracle's plain bf16 bound.
+        old, self.cfg = self.cfg, cfg
+        try:
+            self.check_logits(fw, stored, 1e-1, "gguf v3 bf16, tied head")
+        finally:
+            self.cfg = old
 
     def test_gguf_q8_0(self):
         g = os.path.join(W, "q8.gguf")
