@@ -468,6 +468,17 @@ class Import(unittest.TestCase):
         print("compose siglip encoder path  max rel error %.2e; full path %.2e (bound %.1e)" % (e1, e2, TOL))
         self.assertLess(e1, TOL)
         self.assertLess(e2, TOL)
+        # Parts of existing firmware: backbone of the imported LLaMA, image encoder of the composed one.
+        fw2 = os.path.join(W, "recomposed.m4fw")
+        run([ARGS.m4fw, "compose", "--backbone", self.fw, "--image", fw, "--out", fw2, "--seed", "9"])
+        g, base = M4File.load(fw2), M4File.load(self.fw)
+        self.assertEqual(g.header["provenance"]["initialised"], ["projectors.image.weight", "projectors.image.bias"])
+        self.assertEqual(g.header["provenance"]["sources"]["image"]["fingerprint"], f.fingerprint)
+        self.assertEqual(g.header["embed_dim"], 32)
+        for n in g.tensors:
+            src = f if n.startswith("encoders.") else base if n.startswith("backbone.") or n == "tokenizer.model" else None
+            if src is not None:
+                np.testing.assert_array_equal(np.asarray(g.tensors[n]), np.asarray(src.tensors[n]), err_msg=n)
 
 
 
