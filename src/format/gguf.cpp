@@ -197,7 +197,7 @@ Result<GgufTensor> GgufView::load(const GgufTensorInfo & info) const {
 Result<GgufView> parse_gguf(const uint8_t * data, size_t size, const std::string & where) {
     GgufView v;
     v.where = where;
-    Cursor c{data, size};
+    Cursor c{data, size, 0, {}};
     auto fail = [&](const std::string & m) { return invalid_argument(where + ": " + m); };
     if (size < 24 || std::memcmp(data, "GGUF", 4) != 0) return fail("not a GGUF file (bad magic or too short)");
     c.pos     = 4;

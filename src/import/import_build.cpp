@@ -28,8 +28,6 @@ const char * role_name(Role r) {
 
 Result<Part> import_checkpoint(const std::string & path, Role role) {
     if (is_dir(path)) {
-        M4_ASSIGN_OR_RETURN(nlohmann::json j, read_json_file(path + "/config.json"));
-        const std::string type = j.value("model_type", "");
         if (role == Role::Backbone) return import_hf_llama(path);
         return import_hf_vision(path);
     }

@@ -171,12 +171,20 @@ Result<Part> import_hf_llama(const std::string & dir) {
     if (r.integer_or("head_dim", D) != D)
         return unsupported(cfg_file + ": head_dim " + std::to_string(r.integer_or("head_dim", D)) +
                            " differs from hidden_size / num_attention_heads (m4 requires D = C / H)");
-    if (j.value("hidden_act", "silu") != "silu") return unsupported(cfg_file + ": hidden_act must be silu (SwiGLU)");
+    if (j.contains("hidden_act") && j["hidden_act"] != "silu")
+        return unsupported(cfg_file + ": hidden_act must be silu (SwiGLU)");
     if (j.contains("rope_scaling") && !j["rope_scaling"].is_null())
         return unsupported(cfg_file + ": rope_scaling " + j["rope_scaling"].dump() + " (m4's RoPE has no scaling)");
-    if (j.value("attention_bias", false) || j.value("mlp_bias", false))
-        return unsupported(cfg_file + ": attention_bias / mlp_bias (m4's backbone linears have no bias)");
-    const bool tied = j.value("tie_word_embeddings", false);
+    if (j.contains("attention_bias") && j["attention_bias"] == true)
+        return unsupported(cfg_file + ": attention_bias (m4's backbone linears have no bias)");
+    if (j.contains("mlp_bias") && j["mlp_bias"] == true)
+        return unsupported(cfg_file + ": mlp_bias (m4's backbone linears have no bias)");
+    if (j.contains("sliding_window") && j["sliding_window"].is_number_integer() &&
+        j["sliding_window"].get<int64_t>() < r.integer_or("max_position_embeddings", 2048))
+        return unsupported(cfg_file + ": sliding_window " + j["sliding_window"].dump() +
+                           " (m4's attention sees the whole context)");
+    const bool tied = j.contains("tie_word_embeddings") && j["tie_word_embeddings"].is_boolean() &&
+                      j["tie_word_embeddings"].get<bool>();
     Part part;
     part.role   = Role::Backbone;
     part.config = {{"text", {{"vocab_size", V}}},
@@ -211,8 +219,12 @@ Result<Part> import_hf_llama(const std::string & dir) {
     if (tok.vocab_size() > V)
         return invalid_argument(spm + ": " + std::to_string(tok.vocab_size()) + " pieces, more than " + cfg_file +
                                 " vocab_size " + std::to_string(V));
-    part.config["text"]["bos_id"] = j.value("bos_token_id", tok.bos_id());
-    part.config["text"]["eos_id"] = j["eos_token_id"].is_number_integer() ? j["eos_token_id"].get<int>() : tok.eos_id();
+    // Special ids: config.json's when it gives one integer (Llama 3 lists several eos ids), else the model's.
+    auto id = [&](const char * key, int32_t def) {
+        return j.contains(key) && j[key].is_number_integer() ? j[key].get<int32_t>() : def;
+    };
+    part.config["text"]["bos_id"] = id("bos_token_id", tok.bos_id());
+    part.config["text"]["eos_id"] = id("eos_token_id", tok.eos_id());
     part.config["text"]["pad_id"] = tok.pad_id() >= 0 ? tok.pad_id() : 0;
     part.config["text"]["unk_id"] = tok.unk_id();
 
@@ -265,7 +277,9 @@ Result<Part> import_hf_vision(const std::string & dir) {
     M4_ASSIGN_OR_RETURN(int64_t Fm, r.integer("intermediate_size"));
     M4_ASSIGN_OR_RETURN(int64_t S, r.integer("image_size"));
     M4_ASSIGN_OR_RETURN(int64_t p, r.integer("patch_size"));
-    const std::string act = j.value("hidden_act", "gelu_pytorch_tanh");
+    const std::string act = j.contains("hidden_act") && j["hidden_act"].is_string()
+                                ? j["hidden_act"].get<std::string>()
+                                : "gelu_pytorch_tanh";  // SiglipVisionConfig's default
     if (act != "gelu")
         return unsupported(cfg_file + ": hidden_act '" + act + "' (m4's encoder MLP uses the erf GELU, \"gelu\")");
     if (r.integer_or("num_channels", 3) != 3) return unsupported(cfg_file + ": num_channels must be 3 (RGB)");
