@@ -9,6 +9,7 @@
 #include <cstring>
 #include <functional>
 #include <memory>
+#include <set>
 
 #include "base/mapped_file.h"
 #include "format/safetensors.h"
@@ -265,11 +266,11 @@ Result<Part> import_hf_vision(const std::string & dir) {
     M4_ASSIGN_OR_RETURN(nlohmann::json top, read_json_file(cfg_file));
     const std::string type = top.value("model_type", "");
     nlohmann::json j       = top;
-    if (type == "siglip" && top.contains("vision_config"))
-        j = top["vision_config"];
-    else if (type != "siglip_vision_model")
+    if (type == "siglip" && top.contains("vision_config")) j = top["vision_config"];
+    const bool vit = type == "vit";  // class token, pos [1, T+1, W]; else SigLIP (no class token)
+    if (!vit && type != "siglip" && type != "siglip_vision_model")
         return unsupported(cfg_file + ": model_type '" + type +
-                           "' is not a vision tower m4 maps (siglip_vision_model; see docs/import.md for ViT/CLIP)");
+                           "' is not a vision tower m4 maps (siglip_vision_model, vit; docs/import.md)");
     ConfigReader r{j, cfg_file};
     M4_ASSIGN_OR_RETURN(int64_t W, r.integer("hidden_size"));
     M4_ASSIGN_OR_RETURN(int64_t L, r.integer("num_hidden_layers"));
@@ -277,24 +278,30 @@ Result<Part> import_hf_vision(const std::string & dir) {
     M4_ASSIGN_OR_RETURN(int64_t Fm, r.integer("intermediate_size"));
     M4_ASSIGN_OR_RETURN(int64_t S, r.integer("image_size"));
     M4_ASSIGN_OR_RETURN(int64_t p, r.integer("patch_size"));
-    const std::string act = j.contains("hidden_act") && j["hidden_act"].is_string()
-                                ? j["hidden_act"].get<std::string>()
-                                : "gelu_pytorch_tanh";  // SiglipVisionConfig's default
+    const std::string act = j.contains("hidden_act") && j["hidden_act"].is_string() ? j["hidden_act"].get<std::string>()
+                            : vit                                                   ? "gelu"
+                                  : "gelu_pytorch_tanh";  // the configs' defaults
     if (act != "gelu")
         return unsupported(cfg_file + ": hidden_act '" + act + "' (m4's encoder MLP uses the erf GELU, \"gelu\")");
     if (r.integer_or("num_channels", 3) != 3) return unsupported(cfg_file + ": num_channels must be 3 (RGB)");
+    if (vit && j.contains("qkv_bias") && j["qkv_bias"] == false)
+        return unsupported(cfg_file + ": qkv_bias false (m4's encoder attention has biases)");
     if (S % p) return invalid_argument(cfg_file + ": image_size must be a multiple of patch_size");
-    const int64_t T = (S / p) * (S / p);
+    const int64_t Np = (S / p) * (S / p), T = Np + (vit ? 1 : 0);
     Part part;
     part.role   = Role::Image;
-    part.config = {
-        {"image_size", S}, {"patch_size", p}, {"channels", 3}, {"width", W},
-        {"layers", L},     {"heads", Hm},     {"ffn", Fm},     {"norm_eps", r.number_or("layer_norm_eps", 1e-6)}};
-    part.source = {{"format", "hf-siglip-vision"}, {"path", dir}};
+    part.config = {{"image_size", S}, {"patch_size", p},
+                   {"channels", 3},   {"width", W},
+                   {"layers", L},     {"heads", Hm},
+                   {"ffn", Fm},       {"norm_eps", r.number_or("layer_norm_eps", vit ? 1e-12 : 1e-6)}};
+    if (vit) part.config["cls_token"] = true;
+    part.source = {{"format", vit ? "hf-vit" : "hf-siglip-vision"}, {"path", dir}};
     M4_ASSIGN_OR_RETURN(Checkpoint ck, open_checkpoint(dir));
-    // A full SigLIP checkpoint also holds the text tower: its tensors are left out.
-    std::string pre = "vision_model.";
-    if (!ck.tensors.count(pre + "embeddings.patch_embedding.weight")) pre = "";
+    // Prefixes: SigLIP's vision tower (a full checkpoint also holds the text tower, left out); ViT's
+    // "vit." inside ViTForImageClassification, none in a ViTModel.
+    std::string pre         = vit ? "vit." : "vision_model.";
+    const std::string probe = vit ? "embeddings.cls_token" : "embeddings.patch_embedding.weight";
+    if (!ck.tensors.count(pre + probe)) pre = "";
     std::map<std::string, std::string> table;
     std::map<std::string, Shape> shapes;
     auto map = [&](const std::string & src, const std::string & dst, Shape s) {
@@ -308,39 +315,69 @@ Result<Part> import_hf_vision(const std::string & dir) {
         map(src + ".weight", dst + ".weight", Shape{W});
         map(src + ".bias", dst + ".bias", Shape{W});
     };
-    map("embeddings.patch_embedding.weight", "encoders.image.patch_embed.weight", Shape{W, 3, p, p});
-    map("embeddings.patch_embedding.bias", "encoders.image.patch_embed.bias", Shape{W});
-    map("embeddings.position_embedding.weight", "encoders.image.pos_embed", Shape{T, W});
-    for (int64_t l = 0; l < L; ++l) {
-        const std::string s = fmt::format("encoder.layers.{}.", l), d = fmt::format("encoders.image.layers.{}.", l);
-        norm(s + "layer_norm1", d + "ln1");
-        lin(s + "self_attn.q_proj", d + "attn.q", W, W);
-        lin(s + "self_attn.k_proj", d + "attn.k", W, W);
-        lin(s + "self_attn.v_proj", d + "attn.v", W, W);
-        lin(s + "self_attn.out_proj", d + "attn.o", W, W);
-        norm(s + "layer_norm2", d + "ln2");
-        lin(s + "mlp.fc1", d + "mlp.fc1", Fm, W);
-        lin(s + "mlp.fc2", d + "mlp.fc2", W, Fm);
+    const std::string e = "encoders.image.";
+    if (vit) {
+        map("embeddings.cls_token", e + "cls_token", Shape{1, 1, W});
+        map("embeddings.position_embeddings", e + "pos_embed", Shape{1, T, W});
+        map("embeddings.patch_embeddings.projection.weight", e + "patch_embed.weight", Shape{W, 3, p, p});
+        map("embeddings.patch_embeddings.projection.bias", e + "patch_embed.bias", Shape{W});
+    } else {
+        map("embeddings.patch_embedding.weight", e + "patch_embed.weight", Shape{W, 3, p, p});
+        map("embeddings.patch_embedding.bias", e + "patch_embed.bias", Shape{W});
+        map("embeddings.position_embedding.weight", e + "pos_embed", Shape{T, W});
     }
-    norm("post_layernorm", "encoders.image.norm");
-    bool dropped_head = false;
-    auto ignore       = [&](const std::string & n) {
-        if (n.rfind(pre + "head.", 0) == 0) return dropped_head = true;  // attention-pooling head: m4 mean-pools
-        return !pre.empty() && n.rfind(pre, 0) != 0;                     // the text tower of a full checkpoint
+    for (int64_t l = 0; l < L; ++l) {
+        const std::string d = fmt::format("{}layers.{}.", e, l);
+        if (vit) {
+            const std::string s = fmt::format("encoder.layer.{}.", l);
+            norm(s + "layernorm_before", d + "ln1");
+            lin(s + "attention.attention.query", d + "attn.q", W, W);
+            lin(s + "attention.attention.key", d + "attn.k", W, W);
+            lin(s + "attention.attention.value", d + "attn.v", W, W);
+            lin(s + "attention.output.dense", d + "attn.o", W, W);
+            norm(s + "layernorm_after", d + "ln2");
+            lin(s + "intermediate.dense", d + "mlp.fc1", Fm, W);
+            lin(s + "output.dense", d + "mlp.fc2", W, Fm);
+        } else {
+            const std::string s = fmt::format("encoder.layers.{}.", l);
+            norm(s + "layer_norm1", d + "ln1");
+            lin(s + "self_attn.q_proj", d + "attn.q", W, W);
+            lin(s + "self_attn.k_proj", d + "attn.k", W, W);
+            lin(s + "self_attn.v_proj", d + "attn.v", W, W);
+            lin(s + "self_attn.out_proj", d + "attn.o", W, W);
+            norm(s + "layer_norm2", d + "ln2");
+            lin(s + "mlp.fc1", d + "mlp.fc1", Fm, W);
+            lin(s + "mlp.fc2", d + "mlp.fc2", W, Fm);
+        }
+    }
+    norm(vit ? "layernorm" : "post_layernorm", e + "norm");
+    std::set<std::string> dropped;
+    auto ignore = [&](const std::string & n) {
+        // Heads m4 replaces (it mean-pools into embed_proj): SigLIP's attention pooling, ViT's
+        // pooler and classifier. Other towers of a full checkpoint (SigLIP's text tower) are left out.
+        for (const char * h : {"head.", "pooler.", "classifier."})
+            if (n.rfind(pre + h, 0) == 0 || n.rfind(h, 0) == 0) {
+                dropped.insert(h);
+                return true;
+            }
+        return !pre.empty() && n.rfind(pre, 0) != 0;
     };
     M4_RETURN_IF_ERROR(take_tensors(ck, table, shapes, cfg_file, &part, ignore));
-    if (dropped_head)
-        part.source["notes"].push_back(
-            "attention-pooling head (vision_model.head.*) not imported: m4 mean-pools the tokens");
+    for (const auto & h : dropped)
+        part.source["notes"].push_back(h + std::string("* not imported: m4 mean-pools the tokens into embed_proj"));
+    if (vit) {
+        part.tensors[e + "cls_token"] = part.tensors[e + "cls_token"].reshaped(Shape{W});
+        part.tensors[e + "pos_embed"] = part.tensors[e + "pos_embed"].reshaped(Shape{T, W});
+    }
     // Conv weight [W, c, dy, dx] → m4's patch vector order (dy, dx, c): [W, p·p·3].
-    Tensor conv = to_f32(part.tensors["encoders.image.patch_embed.weight"]);
+    Tensor conv = to_f32(part.tensors[e + "patch_embed.weight"]);
     Tensor pe   = Tensor::empty(DType::F32, Shape{W, p * p * 3});
     for (int64_t o = 0; o < W; ++o)
         for (int64_t c = 0; c < 3; ++c)
             for (int64_t dy = 0; dy < p; ++dy)
                 for (int64_t dx = 0; dx < p; ++dx)
                     pe.f32()[o * p * p * 3 + (dy * p + dx) * 3 + c] = conv.f32()[((o * 3 + c) * p + dy) * p + dx];
-    part.tensors["encoders.image.patch_embed.weight"] = pe;
+    part.tensors[e + "patch_embed.weight"] = pe;
     return part;
 }
 

@@ -125,6 +125,31 @@ def siglip_tokens(cfg, t, img):
     return ln(x, (Wd,), t[pre + "post_layernorm.weight"], t[pre + "post_layernorm.bias"], eps)
 
 
+def vit_tokens(cfg, t, img):
+    """HF ViTModel: img [S, S, 3] (already normalised) -> final-layernorm tokens [1 + patches, W]."""
+    eps, nh = cfg["layer_norm_eps"], cfg["num_attention_heads"]
+    e = "vit.embeddings."
+    px = torch.as_tensor(img, dtype=torch.float64).permute(2, 0, 1)[None]
+    x = torch.nn.functional.conv2d(px, t[e + "patch_embeddings.projection.weight"],
+                                   t[e + "patch_embeddings.projection.bias"], stride=cfg["patch_size"])
+    x = torch.cat([t[e + "cls_token"][0], x.flatten(2).transpose(1, 2)[0]], 0) + t[e + "position_embeddings"][0]
+    T, Wd = x.shape
+    D = Wd // nh
+    ln = torch.nn.functional.layer_norm
+    for l in range(cfg["num_hidden_layers"]):
+        p = "vit.encoder.layer.%d." % l
+
+        def lin(h, m):
+            return h @ t[p + m + ".weight"].T + t[p + m + ".bias"]
+        h = ln(x, (Wd,), t[p + "layernorm_before.weight"], t[p + "layernorm_before.bias"], eps)
+        q, k, v = (lin(h, "attention.attention." + n).view(T, nh, D).transpose(0, 1) for n in ("query", "key", "value"))
+        a = torch.softmax(q @ k.transpose(1, 2) / math.sqrt(D), -1) @ v
+        x = x + lin(a.transpose(0, 1).reshape(T, Wd), "attention.output.dense")
+        h = ln(x, (Wd,), t[p + "layernorm_after.weight"], t[p + "layernorm_after.bias"], eps)
+        x = x + lin(torch.nn.functional.gelu(lin(h, "intermediate.dense")), "output.dense")
+    return ln(x, (Wd,), t["vit.layernorm.weight"], t["vit.layernorm.bias"], eps)
+
+
 # ---------------------------------------------------------------------------------------------
 # Checkpoints
 
@@ -201,6 +226,32 @@ def siglip_checkpoint():
     # The attention-pooling head a SigLIP tower may carry (not imported: m4 mean-pools).
     t[pre + "head.probe"] = RNG.standard_normal((1, 1, Wd)).astype(np.float32)
     return cfg, t
+
+
+def vit_checkpoint():
+    """A ViTForImageClassification-style checkpoint: class token, pos [1, T+1, W], pooler, classifier."""
+    cfg = {"model_type": "vit", "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+           "num_attention_heads": 4, "image_size": 16, "patch_size": 4, "num_channels": 3, "hidden_act": "gelu",
+           "layer_norm_eps": 1e-12, "qkv_bias": True}
+    Wd, p, T = 32, 4, 17
+    t = {"vit.embeddings.cls_token": 0.5 * RNG.standard_normal((1, 1, Wd)),
+         "vit.embeddings.position_embeddings": 0.1 * RNG.standard_normal((1, T, Wd)),
+         "vit.embeddings.patch_embeddings.projection.weight": RNG.standard_normal((Wd, 3, p, p)) / math.sqrt(48),
+         "vit.embeddings.patch_embeddings.projection.bias": 0.1 * RNG.standard_normal(Wd),
+         "vit.layernorm.weight": 1 + 0.1 * RNG.standard_normal(Wd), "vit.layernorm.bias": 0.1 * RNG.standard_normal(Wd),
+         "vit.pooler.dense.weight": RNG.standard_normal((Wd, Wd)), "vit.pooler.dense.bias": RNG.standard_normal(Wd),
+         "classifier.weight": RNG.standard_normal((10, Wd)), "classifier.bias": RNG.standard_normal(10)}
+    for l in range(2):
+        q = "vit.encoder.layer.%d." % l
+        for m, (o, i) in {"attention.attention.query": (Wd, Wd), "attention.attention.key": (Wd, Wd),
+                          "attention.attention.value": (Wd, Wd), "attention.output.dense": (Wd, Wd),
+                          "intermediate.dense": (64, Wd), "output.dense": (Wd, 64)}.items():
+            t[q + m + ".weight"] = RNG.standard_normal((o, i)) / math.sqrt(i)
+            t[q + m + ".bias"] = 0.1 * RNG.standard_normal(o)
+        for m in ("layernorm_before", "layernorm_after"):
+            t[q + m + ".weight"] = 1 + 0.1 * RNG.standard_normal(Wd)
+            t[q + m + ".bias"] = 0.1 * RNG.standard_normal(Wd)
+    return cfg, {k: v.astype(np.float32) for k, v in t.items()}
 
 
 def t64(d):
@@ -436,13 +487,47 @@ class Import(unittest.TestCase):
         pa = cw.spm_pieces(bytes(a.tensors["tokenizer.model"]))
         self.assertEqual(cw.spm_pieces(bytes(b.tensors["tokenizer.model"]))[:len(pa)], pa)
 
+    def test_compose_vit_class_token(self):
+        vcfg, vt = vit_checkpoint()
+        d = os.path.join(W, "vit")
+        cw.write_hf_dir(d, vcfg, [(k, "F32", v) for k, v in sorted(vt.items())])
+        fw = os.path.join(W, "composed_vit.m4fw")
+        out = run([ARGS.m4fw, "compose", "--backbone", self.hf, "--image", d, "--out", fw, "--embed-dim", "32"]).stdout
+        self.assertIn("pooler.* not imported", out)
+        self.assertIn("classifier.* not imported", out)
+        f = M4File.load(fw)
+        self.assertTrue(f.header["encoders"]["image"]["cls_token"])
+        self.assertEqual(f.tensors["encoders.image.pos_embed"].shape, (17, 32))
+        img = RNG.uniform(-1, 1, (16, 16, 3)).astype(np.float32)
+        np.save(os.path.join(W, "img_vit.npy"), img)
+        cases = [{"name": "enc", "path": "encoder", "modality": "image", "items": [{"input": os.path.join(W, "img_vit.npy")}]},
+                 {"name": "full", "path": "full", "modality": "image",
+                  "items": [{"input": os.path.join(W, "img_vit.npy"), "tokens": TOKENS[0]}]}]
+        o = dump(fw, cases, "compose_vit")
+        tok = vit_tokens(vcfg, t64(vt), img)
+        z = tok.mean(0) @ torch.as_tensor(f.tensors["encoders.image.embed_proj.weight"], dtype=torch.float64).T
+        e1 = rel_err(np.load(os.path.join(o, "enc.0.npy")), (z / z.norm()).numpy())
+        P = torch.as_tensor(f.tensors["projectors.image.weight"], dtype=torch.float64)
+        pb = torch.as_tensor(f.tensors["projectors.image.bias"], dtype=torch.float64)
+        emb = t64(self.stored)["model.embed_tokens.weight"]
+        x = torch.cat([emb[[1]], tok @ P.T + pb, emb[TOKENS[0]]], 0)
+        e2 = rel_err(np.load(os.path.join(o, "full.0.npy")), hf_llama_from_inputs(self.cfg, t64(self.stored), x).numpy())
+        print("compose vit (class token)    encoder path %.2e; full path %.2e (bound %.1e)" % (e1, e2, TOL))
+        self.assertLess(e1, TOL)
+        self.assertLess(e2, TOL)
+        # Training through a class-token encoder is not implemented: refused, not trained wrongly.
+        p = run([ARGS.m4fw, "adapter", "train", "--firmware", fw, "--task", "image-grid", "--steps", "1",
+                 "--out", os.path.join(W, "no.m4a")], ok=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("class token", p.stderr)
+
     def test_compose_siglip_image_encoder(self):
         vcfg, vt = siglip_checkpoint()
         d = os.path.join(W, "siglip")
         cw.write_hf_dir(d, vcfg, [(k, "F32", v) for k, v in sorted(vt.items())])
         fw = os.path.join(W, "composed.m4fw")
         out = run([ARGS.m4fw, "compose", "--backbone", self.hf, "--image", d, "--out", fw, "--embed-dim", "32"]).stdout
-        self.assertIn("attention-pooling head", out)
+        self.assertIn("head.* not imported", out)
         f = M4File.load(fw)
         prov = f.header["provenance"]
         self.assertEqual(prov["kind"], "compose")
