@@ -12,6 +12,7 @@ declare -A allowed=(
   [data]="base tensor format data"
   [model]="base tensor kernels ops format model"
   [adapter]="base tensor kernels ops format model adapter"
+  [import]="base tensor kernels ops format model adapter import"
   [runtime]="base tensor kernels ops format model adapter runtime"
   [train]="base tensor kernels ops format model adapter train"
   [bench]="base tensor kernels ops format data model adapter runtime train bench"

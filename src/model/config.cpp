@@ -48,15 +48,23 @@ int64_t EncoderConfig::n_frames() const {
 
 int64_t EncoderConfig::input_values() const {
     switch (modality) {
-        case Modality::Image: return image_size * image_size * 3;
-        case Modality::Audio: return clip_samples;
-        case Modality::Imu: return window * 6;
-        case Modality::Text: break;
+        case Modality::Image:
+            return image_size * image_size * 3;
+        case Modality::Audio:
+            return clip_samples;
+        case Modality::Imu:
+            return window * 6;
+        case Modality::Text:
+            break;
     }
     return 0;
 }
 
 int64_t EncoderConfig::tokens() const {
+    return patches() + (cls_token ? 1 : 0);
+}
+
+int64_t EncoderConfig::patches() const {
     switch (modality) {
         case Modality::Image:
             return (image_size / patch_size) * (image_size / patch_size);
@@ -218,8 +226,12 @@ Result<ModelConfig> parse_unchecked(const nlohmann::json & j) {
             ec.heads    = r.pos_int("heads");
             ec.ffn      = r.pos_int("ffn");
             ec.norm_eps = r.pos_float("norm_eps", 1e-5f);
+            if (e.contains("cls_token")) {
+                r.require(e["cls_token"].is_boolean(), "cls_token must be true or false");
+                if (e["cls_token"].is_boolean()) ec.cls_token = e["cls_token"].get<bool>();
+            }
             r.require(ec.heads > 0 && ec.width % ec.heads == 0, "width must be divisible by heads");
-            if (err.is_ok()) r.require(ec.tokens() >= 1, "input too short for one patch");
+            if (err.is_ok()) r.require(ec.patches() >= 1, "input too short for one patch");
             c.encoders[static_cast<int>(m)] = ec;
         }
     }
@@ -265,6 +277,7 @@ nlohmann::json model_config_to_json(const ModelConfig & c) {
                             {"heads", e.heads},
                             {"ffn", e.ffn},
                             {"norm_eps", short_decimal(e.norm_eps)}};
+        if (e.cls_token) o["cls_token"] = true;  // written only when set: older headers stay byte-identical
         if (e.modality == Modality::Image) {
             o["image_size"] = e.image_size;
             o["patch_size"] = e.patch_size;

@@ -32,8 +32,12 @@ struct EncoderConfig {
     // transformer
     int64_t width = 0, layers = 0, heads = 0, ffn = 0;
     float norm_eps = 1e-5f;
+    // A learned class token prepended to the patch tokens (ViT-style towers): the encoder then
+    // outputs T = patches + 1 tokens, token 0 the class token.
+    bool cls_token = false;
 
-    int64_t tokens() const;     // T: patches per input
+    int64_t patches() const;    // patches per input
+    int64_t tokens() const;     // T: tokens the encoder outputs (patches, + 1 with a class token)
     int64_t patch_dim() const;  // P: values per patch
     int64_t n_frames() const;   // audio only
     // Values of one full-size input: image S·S·3, audio clip_samples, IMU window·6.

@@ -1,6 +1,8 @@
 // Encoder: x = patches·Wpᵀ + bp + pos; per layer x += o(Attn(LN1 x)); x += fc2(gelu(fc1(LN2 x)));
-// tokens = LN(x). Shapes: B samples × T tokens, width W, heads Hm, D = W / Hm.
+// tokens = LN(x). Shapes: B samples × T tokens, width W, heads Hm, D = W / Hm. With a class token,
+// x[b, 0] = cls + pos[0] and the Np = T − 1 patches fill rows 1 … T − 1.
 #include <cmath>
+#include <cstring>
 
 #include "base/arena.h"
 #include "base/thread_pool.h"
@@ -16,7 +18,20 @@ void encoder_forward(const EncoderConfig & c, const EncoderWeights & w, const fl
     float *x = scope.alloc<float>(N * W), *h = scope.alloc<float>(N * W), *q = scope.alloc<float>(N * W);
     float *k = scope.alloc<float>(N * W), *v = scope.alloc<float>(N * W), *a = scope.alloc<float>(N * W);
     float * f = scope.alloc<float>(N * F);
-    linear(w.patch_embed, patches, N, x, seg);  // x[N, W]
+    if (!c.cls_token) {
+        linear(w.patch_embed, patches, N, x, seg);  // x[N, W]
+    } else {
+        // Patch rows [B·Np, P] → h, then per sample x = [cls; h rows] (the segments, given over
+        // token rows, are mapped onto patch rows sample by sample).
+        const int64_t Np = c.patches();
+        std::vector<RowSegment> pseg;
+        for (const auto & sg : seg) pseg.push_back({sg.begin / T * Np, sg.end / T * Np, sg.adapter});
+        linear(w.patch_embed, patches, B * Np, h, pseg);  // h[B·Np, W]
+        for (int64_t b = 0; b < B; ++b) {
+            std::memcpy(x + b * T * W, w.cls_token, static_cast<size_t>(W) * 4);
+            std::memcpy(x + (b * T + 1) * W, h + b * Np * W, static_cast<size_t>(Np * W) * 4);
+        }
+    }
     ops::add(x, w.pos_embed, x, N * W, T * W);  // + pos (per sample)
     for (const auto & L : w.layers) {
         ops::layernorm(x, L.ln1_w, L.ln1_b, h, N, W, c.norm_eps);

@@ -99,11 +99,11 @@ void audio_patches(const EncoderConfig & c, const AudioFrontEnd & fe, const floa
     std::vector<float> logmel(static_cast<size_t>(c.n_frames() * c.n_mels));
     audio_log_mel(c, fe, samples, n, logmel.data());
     // Patches are consecutive runs of patch_frames rows: a reshape of the first T·patch_frames rows.
-    std::memcpy(patches, logmel.data(), static_cast<size_t>(c.tokens() * c.patch_dim()) * 4);
+    std::memcpy(patches, logmel.data(), static_cast<size_t>(c.patches() * c.patch_dim()) * 4);
 }
 
 void imu_patches(const EncoderConfig & c, const float * samples, int64_t n, float * patches) {
-    const int64_t total = c.tokens() * c.patch_dim();
+    const int64_t total = c.patches() * c.patch_dim();
     const int64_t have  = std::min(n * 6, total);
     std::memcpy(patches, samples, static_cast<size_t>(have) * 4);
     std::fill(patches + have, patches + total, 0.0f);

@@ -68,12 +68,12 @@ Status Model::validate(Path path, Modality modality, std::span<const Request> ba
 void Model::encode_tokens(Modality modality, std::span<const Request> batch, std::vector<float> * tokens) const {
     const auto & ec = config_.encoder(modality);
     const auto & ew = weights_.encoders[static_cast<int>(modality)];
-    const int64_t B = static_cast<int64_t>(batch.size()), T = ec.tokens(), P = ec.patch_dim();
-    std::vector<float> patches(B * T * P);
+    const int64_t B = static_cast<int64_t>(batch.size()), T = ec.tokens(), Np = ec.patches(), P = ec.patch_dim();
+    std::vector<float> patches(B * Np * P);
     std::vector<RowSegment> seg;
     for (int64_t b = 0; b < B; ++b) {
         const Request & r = batch[b];
-        float * p         = patches.data() + b * T * P;
+        float * p         = patches.data() + b * Np * P;
         int64_t n         = static_cast<int64_t>(r.signal.size());
         if (modality == Modality::Image) image_patches(ec, r.signal.data(), p);
         if (modality == Modality::Audio) audio_patches(ec, audio_fe_, r.signal.data(), n, p);

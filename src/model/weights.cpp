@@ -46,6 +46,7 @@ std::vector<TensorSpec> expected_tensors(const ModelConfig & c) {
         const auto & e   = *c.encoders[m];
         std::string base = std::string("encoders.") + modality_name(e.modality);
         lin(base + ".patch_embed", e.width, e.patch_dim(), true);
+        if (e.cls_token) s.push_back({base + ".cls_token", Shape{e.width}, TensorRole::Position, 0.02f});
         s.push_back({base + ".pos_embed", Shape{e.tokens(), e.width}, TensorRole::Position, 0.02f});
         for (int64_t l = 0; l < e.layers; ++l) {
             std::string p = layer_prefix(base, l);
@@ -84,7 +85,8 @@ Status resolve_weights(const format::ContainerFile & file, const ModelConfig & c
             return invalid_argument(file.path() + ": tensor '" + spec.name + "' has dtype " + dtype_name(e->dtype) +
                                     (quantisable ? " (expected f32, bf16 or i8)" : " (expected f32)"));
     }
-    bind_weights(c, [&](const std::string & n) { return file.tensor(n); }, out);
+    bind_weights(
+        c, [&](const std::string & n) { return file.tensor(n); }, out);
     return Status::ok();
 }
 
@@ -129,6 +131,7 @@ void bind_weights(const ModelConfig & c, const std::function<Tensor(const std::s
         auto & ew        = out->encoders[m];
         ew.patch_embed   = lin(base + ".patch_embed", true);
         ew.pos_embed     = f32(base + ".pos_embed");
+        ew.cls_token     = e.cls_token ? f32(base + ".cls_token") : nullptr;
         ew.layers.resize(e.layers);
         for (int64_t l = 0; l < e.layers; ++l) {
             std::string p = layer_prefix(base, l);

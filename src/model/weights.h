@@ -36,6 +36,7 @@ struct EncoderLayer {
 
 struct EncoderWeights {
     Linear patch_embed;                 // [W, P] + bias
+    const float * cls_token = nullptr;  // [W] (cls_token configs only)
     const float * pos_embed = nullptr;  // [T, W]
     std::vector<EncoderLayer> layers;
     const float *norm_w = nullptr, *norm_b = nullptr;  // [W]

@@ -1,6 +1,8 @@
 // Writes a few valid firmware and adapter containers into DIR as a seed corpus for fuzz_container.
 #include <fmt/format.h>
 
+#include <cstring>
+
 #include "adapter/adapter.h"
 #include "base/mapped_file.h"
 #include "format/container.h"
@@ -40,6 +42,25 @@ int main(int argc, char ** argv) {
     ad.add("head.bias", Tensor::zeros(DType::F32, {2}));
     b = ad.serialize();
     if (!write_file_atomic(dir + "/seed_adapter", b.data(), b.size()).is_ok()) return 1;
+    // Seeds for fuzz_import: a small safetensors file and a small GGUF file (F32 and Q8_0 tensors).
+    std::string st = R"({"a":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]},)"
+                     R"("b":{"dtype":"BF16","shape":[2],"data_offsets":[16,20]},"__metadata__":{"format":"pt"}})";
+    std::string sf(8, '\0');
+    uint64_t n = st.size();
+    std::memcpy(sf.data(), &n, 8);
+    sf += st + std::string(20, '\x11');
+    if (!write_file_atomic(dir + "/seed_safetensors", sf.data(), sf.size()).is_ok()) return 1;
+    std::string g = "GGUF";
+    auto put      = [&](auto v) { g.append(reinterpret_cast<const char *>(&v), sizeof v); };
+    auto str      = [&](const std::string & s) { put(uint64_t(s.size())), g += s; };
+    put(uint32_t{3}), put(uint64_t{2}), put(uint64_t{2});
+    str("general.architecture"), put(uint32_t{8}), str("llama");
+    str("tokenizer.ggml.scores"), put(uint32_t{9}), put(uint32_t{6}), put(uint64_t{2}), put(1.0f), put(2.0f);
+    str("w"), put(uint32_t{2}), put(uint64_t{2}), put(uint64_t{2}), put(uint32_t{0}), put(uint64_t{0});
+    str("q"), put(uint32_t{1}), put(uint64_t{32}), put(uint32_t{8}), put(uint64_t{32});
+    g.resize((g.size() + 31) / 32 * 32, '\0');
+    g += std::string(32, '\x01') + std::string(34, '\x02');
+    if (!write_file_atomic(dir + "/seed_gguf", g.data(), g.size()).is_ok()) return 1;
     fmt::print("seed corpus written to {}\n", dir);
     return 0;
 }

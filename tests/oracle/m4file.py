@@ -246,6 +246,12 @@ ENCODER_FIELDS = ("width", "layers", "heads", "ffn", "norm_eps")
 
 
 def encoder_tokens_and_patch(mod, cfg):
+    """(T, P): tokens the encoder outputs (patches, + 1 with a class token) and values per patch."""
+    n, P = _patches(mod, cfg)
+    return n + (1 if cfg.get("cls_token", False) else 0), P
+
+
+def _patches(mod, cfg):
     if mod == "image":
         return (cfg["image_size"] // cfg["patch_size"]) ** 2, \
             cfg["patch_size"] ** 2 * cfg.get("channels", 3)
@@ -289,6 +295,8 @@ def expected_firmware_shapes(header):
         out[p + "patch_embed.weight"] = ((W, P), LIN)
         out[p + "patch_embed.bias"] = ((W,), F32)
         out[p + "pos_embed"] = ((T, W), F32)
+        if ec.get("cls_token", False):
+            out[p + "cls_token"] = ((W,), F32)
         for L in range(ec["layers"]):
             q = p + "layers.%d." % L
             for n in ("ln1", "ln2"):

@@ -241,6 +241,8 @@ class Model:
         eps, nh = cfg["norm_eps"], cfg["heads"]
         pre = "encoders.%s." % mod
         x = self.linear(self.patches(mod, inp), pre + "patch_embed", adapter)
+        if cfg.get("cls_token", False):          # a learned class token before the patches
+            x = torch.cat([self.p(pre + "cls_token")[None, :], x], 0)
         x = x + self.p(pre + "pos_embed")
         T, W = x.shape
         D = W // nh

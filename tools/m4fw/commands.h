@@ -26,6 +26,8 @@ void add_demo_command(CLI::App & app, int * rc);
 void add_key_commands(CLI::App & app, int * rc);
 void add_quantize_command(CLI::App & app, int * rc);
 void add_export_gguf_command(CLI::App & app, int * rc);
+// `m4fw import`, `m4fw compose`, `m4fw import-adapter` (cmd_import.cpp, docs/import.md).
+void add_import_commands(CLI::App & app, int * rc);
 // `m4fw data build|list|audit|show` (benchmark data sets).
 void add_data_commands(CLI::App & app, int * rc);
 // Daemon clients; `adapter_group` is the `m4fw adapter` subcommand.

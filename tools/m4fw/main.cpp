@@ -64,6 +64,7 @@ int main(int argc, char ** argv) {
     m4::cli::add_key_commands(app, &rc);
     m4::cli::add_quantize_command(app, &rc);
     m4::cli::add_export_gguf_command(app, &rc);
+    m4::cli::add_import_commands(app, &rc);
     m4::cli::add_data_commands(app, &rc);
     m4::cli::add_bench_service_command(m4::cli::bench_group(app), &rc);
     m4::cli::add_bench_kernels_command(m4::cli::bench_group(app), &rc);
