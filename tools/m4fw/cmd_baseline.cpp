@@ -1,0 +1,132 @@
+// m4fw baseline train — the task-specific baseline of a benchmark task (src/bench/baseline.h):
+//
+//   m4fw baseline train --task img.fashion_mnist [--data data] [--firmware F]
+//        [--grid s:1e-3,m:3e-3] [--steps N | --steps-mult X] [--batch N] [--val-limit N] [--test-limit N]
+//        [--model-dir baselines] [--out-dir results/baselines] [--work-dir build-baselines] [--quiet]
+//
+// Trains every grid variant from scratch on the train split (validation share held out), keeps
+// the best on validation as baselines/<task>.m4fw + .m4a, scores it once on the test split and
+// writes results/baselines/<task>.json. Variants already trained with the same settings (in
+// --work-dir) are reused, so a killed run resumes.
+#include <fmt/format.h>
+
+#include "bench/baseline.h"
+#include "commands.h"
+
+namespace m4::cli {
+namespace {
+
+struct BaselineArgs {
+    std::string task, grid, sizes;
+    bench::BaselineOptions o;
+    int64_t steps = 0;
+};
+
+// "s:1e-3,m:3e-3" → variants (steps from --steps, else the multiplier).
+Result<std::vector<bench::BaselineVariant>> parse_grid(const std::string & s, int64_t steps) {
+    std::vector<bench::BaselineVariant> g;
+    size_t at = 0;
+    while (at < s.size()) {
+        size_t comma = s.find(',', at);
+        if (comma == std::string::npos) comma = s.size();
+        const std::string item = s.substr(at, comma - at);
+        const size_t colon     = item.find(':');
+        if (colon == std::string::npos || colon == 0)
+            return invalid_argument("--grid: '" + item + "' is not SIZE:LR (e.g. s:1e-3)");
+        try {
+            g.push_back({item.substr(0, colon), std::stof(item.substr(colon + 1)), steps});
+        } catch (const std::exception &) {
+            return invalid_argument("--grid: '" + item + "': the learning rate is not a number");
+        }
+        at = comma + 1;
+    }
+    return g;
+}
+
+// "NAME:ENC_WIDTH:ENC_LAYERS:DEC_WIDTH:DEC_LAYERS,…" (ffn = 4 × encoder width, 2.75 × decoder width).
+Result<std::vector<bench::BaselineSize>> parse_sizes(const std::string & s) {
+    std::vector<bench::BaselineSize> out;
+    size_t at = 0;
+    while (at < s.size()) {
+        size_t comma = s.find(',', at);
+        if (comma == std::string::npos) comma = s.size();
+        const std::string item = s.substr(at, comma - at);
+        std::vector<std::string> f;
+        for (size_t p = 0; p <= item.size();) {
+            size_t c = item.find(':', p);
+            if (c == std::string::npos) c = item.size();
+            f.push_back(item.substr(p, c - p));
+            p = c + 1;
+        }
+        if (f.size() != 5) return invalid_argument("--sizes: '" + item + "' is not NAME:EW:EL:DW:DL");
+        try {
+            bench::BaselineSize z{f[0], std::stoll(f[1]), std::stoll(f[2]), 0, std::stoll(f[3]), std::stoll(f[4]), 0};
+            z.enc_ffn = 4 * z.enc_width;
+            z.dec_ffn = (z.dec_width * 11 / 4 + 7) / 8 * 8;
+            out.push_back(z);
+        } catch (const std::exception &) {
+            return invalid_argument("--sizes: '" + item + "': widths and layers must be integers");
+        }
+        at = comma + 1;
+    }
+    return out;
+}
+
+Status run_baseline(BaselineArgs a, const std::string & argv_line) {
+    if (!a.sizes.empty()) {
+        M4_ASSIGN_OR_RETURN(a.o.sizes, parse_sizes(a.sizes));
+    }
+    if (!a.grid.empty()) {
+        M4_ASSIGN_OR_RETURN(a.o.grid, parse_grid(a.grid, a.steps));
+    }
+    if (a.grid.empty() && a.steps > 0)
+        for (const auto & s : a.o.sizes.empty() ? bench::default_baseline_sizes() : a.o.sizes)
+            for (float lr : {1e-3f, 3e-3f}) a.o.grid.push_back({s.name, lr, a.steps});
+    a.o.command = argv_line;
+    M4_ASSIGN_OR_RETURN(nlohmann::json r, bench::train_baseline(a.task, a.o));
+    fmt::print(
+        "{} task-specific ({} {}, {} parameters, {} + {} bytes): test {} {:.4f} (chance {:.4f}) on {} "
+        "examples; {} variants tuned in {:.1f} s, wall {:.1f} s\n",
+        a.task, r["path"].get<std::string>(), r["model"]["size"].get<std::string>(),
+        r["model"]["parameters"].get<int64_t>(), r["model"]["firmware_bytes"].get<int64_t>(),
+        r["model"]["adapter_bytes"].get<int64_t>(), r["metric"].get<std::string>(), r["score"].get<double>(),
+        r["chance"].get<double>(), r["test"]["examples"].get<int64_t>(), r["tuning"]["variant_count"].get<int64_t>(),
+        r["tuning"]["seconds"].get<double>(), r["wall_seconds"].get<double>());
+    fmt::print("wrote {}/{}.json\n", a.o.out_dir, a.task);
+    return Status::ok();
+}
+
+}  // namespace
+
+void add_baseline_commands(CLI::App & app, int * rc) {
+    auto * grp = app.add_subcommand("baseline", "task-specific baselines (eAIBench's comparison)");
+    grp->require_subcommand(1);
+    auto a = std::make_shared<BaselineArgs>();
+    auto * cmd =
+        grp->add_subcommand("train", "train a task-specific model from scratch and score it on the test split");
+    add_firmware_option(cmd, &a->o.firmware, "the m4 firmware (architecture family, tokenizer, fingerprint)");
+    cmd->add_option("--task", a->task, "benchmark task (m4fw data list)")->required();
+    cmd->add_option("--data", a->o.data_dir, "data directory (m4fw data build)");
+    cmd->add_option("--grid", a->grid, "variants SIZE:LR,… (default: every size × 1e-3, 3e-3)");
+    cmd->add_option("--sizes", a->sizes, "sizes NAME:ENC_WIDTH:ENC_LAYERS:DEC_WIDTH:DEC_LAYERS,… (default s, m)");
+    cmd->add_option("--steps", a->steps, "updates per variant (default: --steps-mult × the adapter plan's)");
+    cmd->add_option("--steps-mult", a->o.steps_mult, "updates per variant as a multiple of the adapter plan's");
+    cmd->add_option("--batch", a->o.batch, "samples per update (default: the adapter plan's)");
+    cmd->add_option("--val-share", a->o.val_share, "share of the train split held out for validation");
+    cmd->add_option("--val-limit", a->o.val_limit, "validation examples scored per variant");
+    cmd->add_option("--test-limit", a->o.test_limit, "test examples scored (default: the plan's, as for m4)");
+    cmd->add_option("--model-dir", a->o.model_dir, "where <task>.m4fw and <task>.m4a go");
+    cmd->add_option("--out-dir", a->o.out_dir, "where <task>.json goes");
+    cmd->add_option("--work-dir", a->o.work_dir, "per-variant files (reused on a rerun)");
+    cmd->add_option("--seed", a->o.seed, "initialisation and data seed");
+    cmd->add_flag("--quiet", a->o.quiet, "no training progress");
+    cmd->callback([a, rc] {
+        std::string line = "m4fw baseline train --task " + a->task + " --data " + a->o.data_dir;
+        if (!a->grid.empty()) line += " --grid " + a->grid;
+        if (!a->sizes.empty()) line += " --sizes " + a->sizes;
+        if (a->steps > 0) line += fmt::format(" --steps {}", a->steps);
+        *rc = report(run_baseline(*a, line));
+    });
+}
+
+}  // namespace m4::cli
