@@ -17,6 +17,8 @@ packages=(
   libdnnl-dev ocl-icd-opencl-dev opencl-c-headers
   # numerics oracle (PyTorch under /usr/bin/python3); OpenMP OpenBLAS so torch and BLAS share the cores
   python3 python3-torch python3-numpy libopenblas0-openmp
+  # eAIBench report figures (scripts/eaibench-report.py)
+  python3-matplotlib
   # zlib (gzip members of packaged data sets)
   zlib1g-dev
   # ---- benchmark data sources (m4fw data build; docs/benchmark.md). About 100 MB to download,
