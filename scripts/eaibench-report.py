@@ -225,6 +225,42 @@ def draw(rows, a, fp):
     return figs
 
 
+def read_ops(path):
+    """'operator types per path:' lines of m4fw inspect → {(path, modality): [ops]}."""
+    out = {}
+    try:
+        with open(path) as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) >= 4 and parts[3] == "types:":
+                    out[(parts[0], parts[1])] = parts[4:]
+    except OSError:
+        pass
+    return out
+
+
+def ops_section(rows, a):
+    m4 = read_ops(os.path.join(a.results, "ops", "m4.txt"))
+    if not m4:
+        return []
+    L = ["", "## Operator types", "",
+         "Op types the task's path executes (`m4fw inspect`), m4 firmware vs the task-specific model. "
+         "The task-specific models are built from the firmware's own family, so they need no operator m4 "
+         "lacks; the point of the comparison is that m4 serves every task with one op set "
+         f"({len(set(o for v in m4.values() for o in v))} types over all paths), while separately built "
+         "apps would each bring their own.", "", "| task | path | m4 | task-specific |", "|---|---|---|---|"]
+    for r in rows:
+        if not r["bl"]:
+            continue
+        ts = read_ops(os.path.join(a.results, "ops", f"{r['task']}.txt"))
+        path = r["bl"]["path"]
+        mod = "text" if path == "backbone" else r["bl"].get("modality") or next(
+            (k[1] for k in ts if k[0] == path), "?")
+        L.append(f"| {r['task']} | {path} {mod} | {' '.join(m4.get((path, mod), ['–']))} | "
+                 f"{' '.join(ts.get((path, mod), ['–']))} |")
+    return L
+
+
 def write_md(rows, a, figs):
     fp = a.firmware_fingerprint
     ok = [r for r in rows if r["ok"]]
@@ -298,6 +334,30 @@ def write_md(rows, a, figs):
     if not res:
         L += ["", "Memory serving k tasks and per-request latency: not measured yet (no "
               f"`{a.results}/resources.json`)."]
+    if res and res.get("memory"):
+        mt = res.get("memory_tasks", [])
+        L += ["", "## Memory serving k tasks (measured)", "",
+              f"`m4fw bench eaibench` (`{a.results}/resources.json`): each setup's processes load their models, answer "
+              "one real test request per task and hold; PSS and RSS are read from /proc/<pid>/smaps_rollup while all "
+              "are alive (sums over processes), peak RSS from VmHWM. Tasks cycled: "
+              f"{', '.join(mt)} (beyond {len(mt)} tasks each model is a distinct file copy, so no page-cache "
+              "sharing). The firmware is memory-mapped: its PSS counts only the pages the served paths touch.", "",
+              "| k | m4: firmware + k adapters, PSS MiB | k task-specific processes, PSS MiB | one process with k "
+              "models, PSS MiB | m4 RSS MiB | separate RSS MiB | separate / m4 (PSS) |", "|---|---|---|---|---|---|---|"]
+        for m in res["memory"]:
+            L.append(f"| {m['k']} | {m['m4_pss_kib'] / 1024:.1f} | {m['separate_pss_kib'] / 1024:.1f} | "
+                     f"{m['one_process_pss_kib'] / 1024:.1f} | {m['m4_rss_kib'] / 1024:.1f} | "
+                     f"{m['separate_rss_kib'] / 1024:.1f} | {m['separate_pss_kib'] / m['m4_pss_kib']:.2f}× |")
+    if res and res.get("latency"):
+        L += ["", "## Per-request latency (measured, in-process)", "",
+              f"One request at a time, the same test input (example 0) through both, alternating A/B, "
+              f"M4_THREADS={res.get('threads') or 'default'}; {res['latency'][0]['repeats']} calls per side.", "",
+              "| task | m4 median ms | m4 p99 ms | task-specific median ms | task-specific p99 ms | m4 / task-specific |",
+              "|---|---|---|---|---|---|"]
+        for x in res["latency"]:
+            L.append(f"| {x['task']} | {x['m4_median_ms']:.3f} | {x['m4_p99_ms']:.3f} | {x['ts_median_ms']:.3f} | "
+                     f"{x['ts_p99_ms']:.3f} | {x['m4_median_ms'] / x['ts_median_ms']:.2f}× |")
+    L += ops_section(rows, a)
     L += ["", "## Tuning budgets", "",
           "| task | adapter plan steps | task-specific variants | task-specific updates (all variants) | "
           "tuning seconds | wall seconds |", "|---|---|---|---|---|---|"]

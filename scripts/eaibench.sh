@@ -8,18 +8,21 @@
 #   scripts/eaibench.sh [--data DIR] [--tasks "T1 T2 …"] [--results DIR] [--adapters DIR]
 #                       [--train-adapters] [--baseline-args "…"] [--out FILE.md] [--figures DIR]
 #                       [--models DIR] [--work DIR] [--report-only] [--m4fw BIN] [--firmware F]
+#                       [--measure [--ks 1,2,4,8,16,32]]
 #
 # Defaults: data/, every task with a plan (m4fw data list), results/, adapters/, docs/eaibench.md,
 # docs/figures/, baselines/, build-baselines/. --train-adapters trains each task's adapter first
 # (m4fw adapter train, plan defaults) when --adapters has none. Retrieval tasks get no baseline yet
-# (bench/baseline.h says why); the report marks them.
+# (bench/baseline.h says why); the report marks them. --measure then measures memory serving k
+# tasks and per-request latency (m4fw bench eaibench, at M4_THREADS=2) over the tasks that have
+# both an adapter and a task-specific model → RESULTS/resources.json.
 set -uo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 m4fw="${M4FW:-$root/build/tools/m4fw/m4fw}"
 firmware="${M4_FIRMWARE:-$root/firmware/m4-tiny.m4fw}"
 data="$root/data" results="$root/results" adapters="$root/adapters" out="$root/docs/eaibench.md"
 figures="$root/docs/figures" models="$root/baselines" work="$root/build-baselines"
-tasks="" baseline_args="" report_only=0 train_adapters=0
+tasks="" baseline_args="" report_only=0 train_adapters=0 measure=0 ks="1,2,4,8,16,32"
 while [ $# -gt 0 ]; do
   case "$1" in
     --data) data="$2"; shift 2 ;;
@@ -33,9 +36,11 @@ while [ $# -gt 0 ]; do
     --models) models="$2"; shift 2 ;;
     --work) work="$2"; shift 2 ;;
     --report-only) report_only=1; shift ;;
+    --measure) measure=1; shift ;;
+    --ks) ks="$2"; shift 2 ;;
     --m4fw) m4fw="$2"; shift 2 ;;
     --firmware) firmware="$2"; shift 2 ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
     *) echo "eaibench.sh: unknown option '$1' (--help lists them)" >&2; exit 2 ;;
   esac
 done
@@ -117,6 +122,25 @@ if [ "$report_only" -eq 0 ]; then
   echo "eaibench.sh: baselines trained $scored, current $skipped, failed $failed"
 fi
 
+if [ "$measure" -eq 1 ]; then
+  both=""
+  for bl in "$results"/baselines/*.json; do
+    t=$(basename "$bl" .json)
+    [ -f "$adapters/$t.m4a" ] && [ -f "$models/$t.m4fw" ] && both="$both${both:+,}$t"
+  done
+  [ -n "$both" ] || { echo "eaibench.sh: --measure: no task has both an adapter and a task-specific model" >&2; exit 1; }
+  M4_THREADS=2 "$m4fw" bench eaibench --tasks "$both" --data "$data" --firmware "$firmware" --adapters "$adapters" \
+    --models "$models" --work-dir "$work/serving" --ks "$ks" --out "$results/resources.json" || exit 1
+fi
+
+# operator types per path (m4fw inspect) of the firmware and of every task-specific model
+mkdir -p "$results/ops"
+"$m4fw" inspect "$firmware" | sed -n '/^operator types per path:/,$p' > "$results/ops/m4.txt"
+for bl in "$results"/baselines/*.json; do
+  [ -f "$bl" ] || continue
+  t=$(basename "$bl" .json) mf=$(json "$bl" model firmware)
+  [ -f "$mf" ] && "$m4fw" inspect "$mf" | sed -n '/^operator types per path:/,$p' > "$results/ops/$t.txt"
+done
 mkdir -p "$(dirname "$out")" "$figures"
 /usr/bin/python3 "$root/scripts/eaibench-report.py" --results "$results" --firmware-fingerprint "$fp" \
   --firmware-bytes "$fw_bytes" --data "$data" --out "$out" --figures "$figures" --root "$root" || exit 1

@@ -16,7 +16,7 @@ run() {
     --adapters "$repo/adapters" --out "$work/eaibench.md" --figures "$work/figures" --models "$work/models" \
     --work "$work/variants" --baseline-args "--grid s:3e-3,s:1e-2 --steps 40 --sizes s:32:1:64:1 --val-limit 60 --quiet" "$@"
 }
-run > "$work/run1.log" 2>&1 || { cat "$work/run1.log"; fail "eaibench.sh (first run)"; }
+run --measure --ks 1,3 > "$work/run1.log" 2>&1 || { cat "$work/run1.log"; fail "eaibench.sh (first run)"; }
 grep -q "baselines trained 2, current 0, failed 0" "$work/run1.log" || { cat "$work/run1.log"; fail "two baselines trained"; }
 grep -q "wall time" "$work/run1.log" || fail "no wall time printed"
 md="$work/eaibench.md"
@@ -46,7 +46,21 @@ assert e["examples"] == r["test"]["examples"] > 0
 print(f"{r['task']}: task-specific {r['metric']} {r['score']:.3f} reproduced by m4fw eval ({e['examples']} examples)")
 PY
 done
-for f in eaibench-delta eaibench-storage; do
+# measured memory (k = 3 > 2 tasks: a file copy) and latency, from /proc and the clock
+/usr/bin/python3 - "$work/results/resources.json" <<'PY' || fail "resources.json"
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert [m["k"] for m in r["memory"]] == [1, 3], r["memory"]
+for m in r["memory"]:
+    for key in ("m4", "separate", "one_process"):
+        assert m[key + "_pss_kib"] > 0 and m[key + "_rss_kib"] >= m[key + "_pss_kib"], (key, m)
+assert r["memory"][1]["separate_rss_kib"] > r["memory"][0]["separate_rss_kib"], "3 processes hold more than 1"
+assert sorted(x["task"] for x in r["latency"]) == ["imu.har", "txt.topic"]
+assert all(x["m4_median_ms"] > 0 and x["ts_p99_ms"] >= x["ts_median_ms"] > 0 for x in r["latency"])
+PY
+grep -q "^## Memory serving k tasks" "$md" || fail "no memory table in the report"
+grep -q "^## Operator types" "$md" || fail "no operator types in the report"
+for f in eaibench-delta eaibench-storage eaibench-memory eaibench-latency; do
   for ext in png svg; do [ -s "$work/figures/$f.$ext" ] || fail "figure $f.$ext missing"; done
   head -c 8 "$work/figures/$f.png" | grep -q PNG || fail "$f.png is not a PNG"
 done

@@ -10,7 +10,14 @@
 // --work-dir) are reused, so a killed run resumes.
 #include <fmt/format.h>
 
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+
+#include "base/mapped_file.h"
 #include "bench/baseline.h"
+#include "bench/serving.h"
 #include "commands.h"
 
 namespace m4::cli {
@@ -96,6 +103,70 @@ Status run_baseline(BaselineArgs a, const std::string & argv_line) {
     return Status::ok();
 }
 
+struct ServingArgs {
+    bench::ServingOptions o;
+    std::string tasks, ks, out = "results/resources.json";
+    std::vector<std::string> models;
+    bool no_memory = false, no_latency = false;
+};
+
+Status run_serving(ServingArgs a) {
+    auto split = [](const std::string & s) {
+        std::vector<std::string> v;
+        for (size_t at = 0; at <= s.size();) {
+            size_t c = s.find(',', at);
+            if (c == std::string::npos) c = s.size();
+            if (c > at) v.push_back(s.substr(at, c - at));
+            at = c + 1;
+        }
+        return v;
+    };
+    a.o.tasks = split(a.tasks);
+    if (!a.ks.empty()) {
+        a.o.ks.clear();
+        for (const auto & k : split(a.ks)) {
+            try {
+                a.o.ks.push_back(std::stoll(k));
+            } catch (const std::exception &) {
+                return invalid_argument("--ks: '" + k + "' is not a number");
+            }
+        }
+    }
+    a.o.exe            = std::filesystem::read_symlink("/proc/self/exe").string();
+    nlohmann::json out = {{"firmware", a.o.firmware},
+                          {"threads", std::getenv("M4_THREADS") ? std::getenv("M4_THREADS") : ""}};
+    if (!a.no_memory) {
+        M4_ASSIGN_OR_RETURN(nlohmann::json m, bench::measure_memory(a.o));
+        out.update(m);
+    }
+    if (!a.no_latency) {
+        M4_ASSIGN_OR_RETURN(nlohmann::json l, bench::measure_latency(a.o));
+        out.update(l);
+    }
+    const std::string text = out.dump(1) + "\n";
+    M4_RETURN_IF_ERROR(write_file_atomic(a.out, text.data(), text.size()));
+    fmt::print("wrote {}\n", a.out);
+    return Status::ok();
+}
+
+// The child of `m4fw bench eaibench`: load, answer, report ready, hold until stdin closes.
+Status run_serving_child(const std::vector<std::string> & specs, const std::string & data) {
+    std::vector<bench::ServedModel> models;
+    for (const auto & s : specs) {
+        const size_t a = s.find('|'), b = s.rfind('|');
+        if (a == std::string::npos || a == b)
+            return invalid_argument("--model: '" + s + "' is not FIRMWARE|ADAPTER|TASK");
+        models.push_back({s.substr(0, a), s.substr(a + 1, b - a - 1), s.substr(b + 1)});
+    }
+    M4_ASSIGN_OR_RETURN(nlohmann::json r, bench::serve_models(models, data));
+    fmt::print("ready {}\n", r.dump());
+    std::fflush(stdout);
+    char buf[64];
+    while (read(0, buf, sizeof buf) > 0) {
+    }
+    return Status::ok();
+}
+
 }  // namespace
 
 void add_baseline_commands(CLI::App & app, int * rc) {
@@ -127,6 +198,30 @@ void add_baseline_commands(CLI::App & app, int * rc) {
         if (a->steps > 0) line += fmt::format(" --steps {}", a->steps);
         *rc = report(run_baseline(*a, line));
     });
+
+    auto sv    = std::make_shared<ServingArgs>();
+    auto * bcm = bench_group(app).add_subcommand(
+        "eaibench", "memory serving k tasks (m4 vs task-specific, /proc PSS/RSS) and per-request latency");
+    add_firmware_option(bcm, &sv->o.firmware, "the m4 firmware");
+    bcm->add_option("--tasks", sv->tasks, "tasks with an adapter and a task-specific model, comma-separated")
+        ->required();
+    bcm->add_option("--data", sv->o.data_dir, "data directory (test example 0 of each task is the request)");
+    bcm->add_option("--adapters", sv->o.adapter_dir, "directory of the m4 adapters <task>.m4a");
+    bcm->add_option("--models", sv->o.model_dir, "directory of the task-specific models <task>.m4fw/.m4a");
+    bcm->add_option("--work-dir", sv->o.work_dir, "file copies for k beyond the distinct tasks");
+    bcm->add_option("--ks", sv->ks, "k values, comma-separated (default 1,2,4,8,16,32)");
+    bcm->add_option("--repeats", sv->o.repeats, "latency: single-request calls per task and side");
+    bcm->add_option("--out", sv->out, "result JSON");
+    bcm->add_flag("--no-memory", sv->no_memory, "skip the memory measurement");
+    bcm->add_flag("--no-latency", sv->no_latency, "skip the latency measurement");
+    bcm->callback([sv, rc] { *rc = report(run_serving(*sv)); });
+    auto child    = std::make_shared<std::pair<std::vector<std::string>, std::string>>();
+    child->second = "data";
+    auto * ccm = bench_group(app).add_subcommand("eaibench-child", "internal: one serving process of bench eaibench");
+    ccm->group("");
+    ccm->add_option("--model", child->first, "FIRMWARE|ADAPTER|TASK")->required();
+    ccm->add_option("--data", child->second, "data directory");
+    ccm->callback([child, rc] { *rc = report(run_serving_child(child->first, child->second)); });
 }
 
 }  // namespace m4::cli
