@@ -99,6 +99,16 @@ if [ "$report_only" -eq 0 ]; then
         echo "$task: no adapter $ad (--train-adapters trains one)" >&2
       fi
     fi
+    # the classic second column: logistic regression on raw features (encoder-path classification)
+    cl="$results/baselines/$task.classic.json"
+    if [ "$(json "$plan" path)" = encoder ] && [ "$(json "$plan" kind)" = classify ]; then
+      if [ "$(json "$cl" data manifest_sha256)" = "$(manifest_sha "$task")" ]; then
+        echo "$task: logistic regression current ($cl)"
+      else
+        "$m4fw" baseline classic --task "$task" --data "$data" --firmware "$firmware" --out-dir "$results/baselines" \
+          || echo "$task: logistic regression failed" >&2
+      fi
+    fi
     # the task-specific baseline
     bl="$results/baselines/$task.json"
     if [ "$(json "$plan" kind)" = "retrieve" ]; then
@@ -125,6 +135,7 @@ fi
 if [ "$measure" -eq 1 ]; then
   both=""
   for bl in "$results"/baselines/*.json; do
+    case "$bl" in *.classic.json) continue ;; esac
     t=$(basename "$bl" .json)
     [ -f "$adapters/$t.m4a" ] && [ -f "$models/$t.m4fw" ] && both="$both${both:+,}$t"
   done
@@ -137,6 +148,7 @@ fi
 mkdir -p "$results/ops"
 "$m4fw" inspect "$firmware" | sed -n '/^operator types per path:/,$p' > "$results/ops/m4.txt"
 for bl in "$results"/baselines/*.json; do
+  case "$bl" in *.classic.json) continue ;; esac
   [ -f "$bl" ] || continue
   t=$(basename "$bl" .json) mf=$(json "$bl" model firmware)
   [ -f "$mf" ] && "$m4fw" inspect "$mf" | sed -n '/^operator types per path:/,$p' > "$results/ops/$t.txt"

@@ -22,6 +22,9 @@ grep -q "wall time" "$work/run1.log" || fail "no wall time printed"
 md="$work/eaibench.md"
 [ -s "$md" ] || fail "no report"
 grep -q "Parity: [0-9]* of 2 compared tasks" "$md" || { cat "$md"; fail "the parity line counts 2 compared tasks"; }
+[ -s "$work/results/baselines/imu.har.classic.json" ] || fail "no logistic regression for imu.har"
+[ ! -e "$work/results/baselines/txt.topic.classic.json" ] || fail "a logistic regression for a text task"
+grep "^| imu.har |" "$md" | awk -F'|' '{ exit !($8 ~ /[0-9]\.[0-9]+/) }' || fail "no logistic-regression column for imu.har"
 for t in $tasks; do
   row=$(grep "^| $t |" "$md") || fail "no row for $t"
   # m4 and task-specific columns hold numbers

@@ -17,8 +17,10 @@
 
 #include "base/mapped_file.h"
 #include "bench/baseline.h"
+#include "bench/classic.h"
 #include "bench/serving.h"
 #include "commands.h"
+#include "model/model.h"
 
 namespace m4::cli {
 namespace {
@@ -197,6 +199,35 @@ void add_baseline_commands(CLI::App & app, int * rc) {
         if (!a->sizes.empty()) line += " --sizes " + a->sizes;
         if (a->steps > 0) line += fmt::format(" --steps {}", a->steps);
         *rc = report(run_baseline(*a, line));
+    });
+
+    struct ClassicArgs {
+        std::string task, data = "data", firmware, out_dir = "results/baselines";
+        bench::ClassicOptions o;
+    };
+    auto ca     = std::make_shared<ClassicArgs>();
+    auto * ccls = grp->add_subcommand(
+        "classic", "logistic regression on raw features (pixels / log-mel / IMU) for encoder-path classification");
+    add_firmware_option(ccls, &ca->firmware, "the m4 firmware (its front-end settings)");
+    ccls->add_option("--task", ca->task, "benchmark task")->required();
+    ccls->add_option("--data", ca->data, "data directory");
+    ccls->add_option("--out-dir", ca->out_dir, "where <task>.classic.json goes");
+    ccls->add_option("--epochs", ca->o.epochs, "passes over the training share");
+    ccls->add_option("--lrs", ca->o.lrs, "learning rates compared on validation")->delimiter(',');
+    ccls->callback([ca, rc] {
+        *rc = report([&]() -> Status {
+            M4_ASSIGN_OR_RETURN(auto fw, model::Model::load(ca->firmware));
+            ca->o.out = ca->out_dir + "/" + ca->task + ".classic.json";
+            std::error_code ec;
+            std::filesystem::create_directories(ca->out_dir, ec);
+            M4_ASSIGN_OR_RETURN(nlohmann::json r, bench::train_classic(ca->task, ca->data, fw->config(), ca->o));
+            fmt::print(
+                "{} logistic regression ({}): test accuracy {:.4f} (chance {:.4f}) on {} examples, lr {} "
+                "chosen on validation; wall {:.1f} s\nwrote {}\n",
+                ca->task, r["features"].get<std::string>(), r["score"].get<double>(), r["chance"].get<double>(),
+                r["test_examples"].get<int64_t>(), r["lr"].get<float>(), r["wall_seconds"].get<double>(), ca->o.out);
+            return Status::ok();
+        }());
     });
 
     auto sv    = std::make_shared<ServingArgs>();
