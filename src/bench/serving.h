@@ -15,6 +15,7 @@
 //            median and p99 (nearest rank) of `repeats` single-request calls.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -29,9 +30,11 @@ struct ServedModel {
     std::string firmware, adapter, task;
 };
 
-// The child side: loads `models` (each distinct firmware file once), answers one request each and
-// returns {load_seconds, run_seconds, models}. Called by `m4fw bench eaibench-child`.
-Result<nlohmann::json> serve_models(const std::vector<ServedModel> & models, const std::string & data_dir);
+// The child side: loads `models` (each distinct firmware file once), answers one request each, then
+// calls `hold` with {load_seconds, run_seconds, models} while every model is still loaded (the child
+// reports ready there and waits to be measured). Called by `m4fw bench eaibench-child`.
+Status serve_models(const std::vector<ServedModel> & models, const std::string & data_dir,
+                    const std::function<void(const nlohmann::json &)> & hold);
 
 struct ServingOptions {
     std::string exe;  // the m4fw binary (children run `exe bench eaibench-child`)

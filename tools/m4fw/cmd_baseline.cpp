@@ -160,13 +160,13 @@ Status run_serving_child(const std::vector<std::string> & specs, const std::stri
             return invalid_argument("--model: '" + s + "' is not FIRMWARE|ADAPTER|TASK");
         models.push_back({s.substr(0, a), s.substr(a + 1, b - a - 1), s.substr(b + 1)});
     }
-    M4_ASSIGN_OR_RETURN(nlohmann::json r, bench::serve_models(models, data));
-    fmt::print("ready {}\n", r.dump());
-    std::fflush(stdout);
-    char buf[64];
-    while (read(0, buf, sizeof buf) > 0) {
-    }
-    return Status::ok();
+    return bench::serve_models(models, data, [](const nlohmann::json & r) {
+        fmt::print("ready {}\n", r.dump());
+        std::fflush(stdout);
+        char buf[64];
+        while (read(0, buf, sizeof buf) > 0) {
+        }
+    });
 }
 
 }  // namespace
