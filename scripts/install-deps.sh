@@ -18,6 +18,8 @@ packages=(
   # numerics oracle (PyTorch under /usr/bin/python3; cryptography: the Ed25519 check of tests/oracle/test_m4file.py);
   # OpenMP OpenBLAS so torch and BLAS share the cores
   python3 python3-torch python3-numpy python3-cryptography libopenblas0-openmp
+  # eAIBench report figures (scripts/eaibench-report.py)
+  python3-matplotlib
   # zlib (gzip members of packaged data sets)
   zlib1g-dev
   # ---- benchmark data sources (m4fw data build; docs/benchmark.md). About 100 MB to download,

@@ -272,6 +272,11 @@ Status check_adapter(const adapter::Manifest & m, const std::string & ad_path, c
 
 }  // namespace
 
+Result<model::Request> request_for_example(const model::Model & fw, model::Path path, const adapter::Manifest * man,
+                                           const data::Dataset & ds, size_t i, int64_t reserve) {
+    return make_request(fw, path, man, ds, i, reserve);
+}
+
 // ---- metrics -------------------------------------------------------------------------------
 
 double exact_match(const std::vector<std::string> & pred, const std::vector<std::string> & ref) {

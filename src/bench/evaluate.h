@@ -31,6 +31,7 @@
 
 #include "adapter/adapter.h"
 #include "bench/task_plan.h"
+#include "data/dataset.h"
 
 namespace m4::bench {
 
@@ -65,6 +66,11 @@ Result<EvalReport> evaluate_adapter(const model::Model & fw, const adapter::Adap
 // the nearest label wins. For retrieval tasks: the firmware's own image ↔ caption embeddings.
 Result<EvalReport> evaluate_zero_shot(const model::Model & fw, const TaskPlan & plan, const std::string & data_dir,
                                       const EvalOptions & o);
+
+// The request the runtime builds for example `i` of `ds` (the adapter's prompt template, the
+// tokenizer; text cut to what the backbone holds, leaving `reserve` positions for generation).
+Result<model::Request> request_for_example(const model::Model & fw, model::Path path, const adapter::Manifest * man,
+                                           const data::Dataset & ds, size_t i, int64_t reserve = 0);
 
 // The firmware's normalised text embeddings of `texts` (backbone path, no adapter), in batches.
 Result<std::vector<std::vector<float>>> text_embeddings(const model::Model & fw, const std::vector<std::string> & texts,

@@ -394,16 +394,17 @@ Result<std::unique_ptr<train::DataSource>> make_task_source(const TaskPlan & pla
 }
 
 Status export_task_adapter(const train::TrainModel & tm, const TaskPlan & plan, const std::string & path,
-                           const std::string & name, const nlohmann::json & metrics) {
-    if (tm.options().mode != train::Mode::Adapter || tm.tasks().size() != 1)
-        return invalid_argument(path + ": only a single-task adapter run exports an adapter");
+                           const std::string & name, const nlohmann::json & metrics, const std::string & fingerprint) {
+    if (tm.tasks().size() != 1) return invalid_argument(path + ": only a single-task run exports an adapter");
+    if (tm.options().mode == train::Mode::Full && fingerprint.empty())
+        return invalid_argument(path + ": a full-mode run's head needs the fingerprint of the firmware it exported");
     const train::TaskSpec & t    = tm.tasks()[0];
     const model::ModelConfig & c = tm.base().config();
     adapter::Manifest m;
     m.name                 = name;
     m.path                 = t.path;
     m.modality             = t.modality;
-    m.firmware_fingerprint = tm.base().fingerprint();
+    m.firmware_fingerprint = fingerprint.empty() ? tm.base().fingerprint() : fingerprint;
     m.metrics              = metrics;
     m.labels               = t.labels;
     m.prompt               = plan.recipe.prompt;

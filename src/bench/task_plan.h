@@ -94,9 +94,12 @@ Result<std::unique_ptr<train::DataSource>> make_task_source(const TaskPlan & pla
 
 // Writes the adapter of a plan's training run (atomically): LoRA pairs and head (a regression head
 // converted back from standardised units), bound to the base firmware, with the plan's labels,
-// prompt template, decoding settings and `metrics` in the manifest.
+// prompt template, decoding settings and `metrics` in the manifest. A full-mode run (a task-specific
+// baseline, bench/baseline.h) exports its head alone, bound to `fingerprint`: the firmware that
+// run exported (the base's fingerprint is that of its random start).
 Status export_task_adapter(const train::TrainModel & tm, const TaskPlan & plan, const std::string & path,
-                           const std::string & name, const nlohmann::json & metrics);
+                           const std::string & name, const nlohmann::json & metrics,
+                           const std::string & fingerprint = {});
 
 // Starts a classification head at the zero-shot classifier (CLIP-style): row k = the firmware's
 // averaged text embedding of label k's prompts, scaled so that the logits of the `probe` samples

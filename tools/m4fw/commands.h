@@ -21,6 +21,8 @@ void add_train_commands(CLI::App & app, int * rc);
 void add_pretrain_command(CLI::App & app, int * rc);
 // `m4fw eval --adapter A --task T` (cmd_eval.cpp).
 void add_eval_command(CLI::App & app, int * rc);
+// `m4fw baseline train --task T`: a task-specific model from scratch (cmd_baseline.cpp).
+void add_baseline_commands(CLI::App & app, int * rc);
 // `m4fw demo`: the main job on the default firmware (cmd_demo.cpp).
 void add_demo_command(CLI::App & app, int * rc);
 void add_key_commands(CLI::App & app, int * rc);

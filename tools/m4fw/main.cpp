@@ -60,6 +60,7 @@ int main(int argc, char ** argv) {
     m4::cli::add_train_commands(app, &rc);  // after adapter: adds `m4fw adapter train` too
     m4::cli::add_pretrain_command(app, &rc);
     m4::cli::add_eval_command(app, &rc);
+    m4::cli::add_baseline_commands(app, &rc);
     m4::cli::add_demo_command(app, &rc);
     m4::cli::add_key_commands(app, &rc);
     m4::cli::add_quantize_command(app, &rc);
