@@ -205,6 +205,15 @@ TEST_F(ServiceAdversarial, ManyInputsWorkUpToTheLimitAndTheCliSplits) {
     while (std::fgets(buf, sizeof buf, p)) out += buf;
     EXPECT_EQ(WEXITSTATUS(::pclose(p)), 0) << out;
     EXPECT_NE(out.find("[40]"), std::string::npos) << out;
+    // A text file given to `m4fw infer` is read (and the CLI says so), not sent as its path.
+    std::string notes = dir_ + "/many/notes.txt";
+    std::ofstream(notes) << "the quick brown fox";
+    p = ::popen((std::string(M4FW_PATH) + " infer --socket " + d.socket() + " --max-new-tokens 2 " + notes + " 2>&1").c_str(),
+                "r");
+    out.clear();
+    while (std::fgets(buf, sizeof buf, p)) out += buf;
+    EXPECT_EQ(WEXITSTATUS(::pclose(p)), 0) << out;
+    EXPECT_NE(out.find("text read from the file " + notes + " (19 bytes)"), std::string::npos) << out;
 }
 
 // Attack 8 and 9: a firmware larger than a frame, installed by descriptor while serving; a
@@ -344,10 +353,13 @@ TEST_F(ServiceAdversarial, OneDaemonPerSocketAndEveryAcceptedRequestIsAnswered) 
     std::set<uint64_t> ids;
     std::map<int, int> statuses;
     std::thread        writer([&] {
+        // Generation requests (slower than classification), so some are running, some queued and
+        // some being prepared when SIGTERM arrives.
         for (int i = 1; i <= 3000 && !stop.load(); ++i) {
             v1::Request r;
             r.set_id(static_cast<uint64_t>(i));
-            *r.mutable_infer() = imu_request("a");
+            r.mutable_infer()->set_max_new_tokens(16);
+            r.mutable_infer()->add_inputs()->set_text("generate a few tokens");
             if (!send_request(fd, r)) break;
             sent = i;
         }

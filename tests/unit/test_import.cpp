@@ -51,7 +51,8 @@ std::string valid_st() {
 }
 
 TEST(ImportSafetensors, ParsesAndConvertsExactly) {
-    auto v = parse_st(valid_st());
+    const std::string bytes = valid_st();  // the view points into these bytes: keep them alive
+    auto              v     = parse_st(bytes);
     ASSERT_TRUE(v.is_ok()) << v.status().message();
     EXPECT_EQ(v->entries.size(), 3u);
     EXPECT_EQ(v->metadata["format"], "pt");
