@@ -32,6 +32,41 @@ bool parse_task(const std::string & s, Task * out) {
     return false;
 }
 
+const char * output_kind_name(OutputKind k) {
+    switch (k) {
+        case OutputKind::Label:
+            return "label";
+        case OutputKind::Vector:
+            return "vector";
+        case OutputKind::Text:
+            return "text";
+        case OutputKind::Image:
+            return "image";
+        case OutputKind::Audio:
+            return "audio";
+    }
+    return "?";
+}
+
+bool parse_output_kind(const std::string & s, OutputKind * out) {
+    for (int i = 0; i < 5; ++i)
+        if (s == output_kind_name(static_cast<OutputKind>(i))) return *out = static_cast<OutputKind>(i), true;
+    return false;
+}
+
+OutputKind default_output(Task t, Path p) {
+    switch (t) {
+        case Task::Classify:
+            return OutputKind::Label;
+        case Task::Regress:
+        case Task::Embed:
+            return OutputKind::Vector;
+        case Task::Generate:
+            return p == Path::Generator ? OutputKind::Image : OutputKind::Text;
+    }
+    return OutputKind::Label;
+}
+
 Result<Manifest> parse_manifest(const nlohmann::json & j) {
     auto bad = [](const std::string & m) { return invalid_argument("manifest: " + m); };
     Manifest m;
@@ -41,7 +76,8 @@ Result<Manifest> parse_manifest(const nlohmann::json & j) {
         m.version = j.value("version", "1.0.0");
         if (!parse_task(j.value("task", ""), &m.task))
             return bad("\"task\" must be classify, regress, embed or generate");
-        if (!model::parse_path(j.value("path", ""), &m.path)) return bad("\"path\" must be encoder, backbone or full");
+        if (!model::parse_path(j.value("path", ""), &m.path))
+            return bad("\"path\" must be encoder, backbone, full or generator");
         if (!model::parse_modality(j.value("modality", ""), &m.modality))
             return bad("\"modality\" must be image, audio, imu or text");
         if ((m.path == Path::Backbone) != (m.modality == Modality::Text))
@@ -56,8 +92,19 @@ Result<Manifest> parse_manifest(const nlohmann::json & j) {
             m.targets      = l.at("targets").get<std::vector<std::string>>();
             if (m.lora_rank <= 0) return bad("\"lora.rank\" must be positive");
         }
+        if (m.path == Path::Generator && m.task != Task::Generate)
+            return bad("the generator path runs a decoder alone: its task is generate");
+        m.output = default_output(m.task, m.path);
+        if (j.contains("output")) {
+            const std::string o = j["output"].is_string() ? j["output"].get<std::string>() : "";
+            if (!parse_output_kind(o, &m.output)) return bad("\"output\" must be label, vector, text, image or audio");
+            if (m.output != default_output(m.task, m.path))
+                return bad(std::string("a ") + task_name(m.task) + " adapter on the " + model::path_name(m.path) +
+                           " path outputs " + output_kind_name(default_output(m.task, m.path)) + ", not " +
+                           output_kind_name(m.output));
+        }
         if (m.task == Task::Generate) {
-            if (m.path == Path::Encoder) return bad("a generate adapter needs the backbone or full path");
+            if (m.path == Path::Encoder) return bad("a generate adapter needs the backbone, full or generator path");
             if (j.contains("head") && !j["head"].is_null()) return bad("a generate adapter has no head");
         } else {
             if (!j.contains("head")) return bad("missing \"head\"");
@@ -101,6 +148,9 @@ nlohmann::json manifest_to_json(const Manifest & m) {
                         {"path", model::path_name(m.path)},
                         {"modality", model::modality_name(m.modality)},
                         {"firmware_fingerprint", m.firmware_fingerprint}};
+    // Written for the new output kinds only: manifests of the older tasks stay byte-identical.
+    const OutputKind out = default_output(m.task, m.path);
+    if (out == OutputKind::Image || out == OutputKind::Audio) j["output"] = output_kind_name(out);
     if (m.lora_rank > 0) j["lora"] = {{"rank", m.lora_rank}, {"alpha", m.lora_alpha}, {"targets", m.targets}};
     if (m.head_type != HeadType::None)
         j["head"] = {{"type", model::head_type_name(m.head_type)},
@@ -131,6 +181,8 @@ std::vector<std::string> path_prefixes(Path path, Modality modality) {
             return {"backbone."};
         case Path::Full:
             return {enc, prj, "backbone."};
+        case Path::Generator:
+            return {std::string("decoders.") + model::modality_name(modality) + "."};
     }
     return {};
 }
@@ -228,7 +280,10 @@ Result<Adapter> Adapter::load(const std::string & path, const model::Model & fw,
     const Manifest & m = a.manifest_;
     const auto & c     = fw.config();
     M4_RETURN_IF_ERROR(check_binding(path, m.firmware_fingerprint, fw, binding, verified_parent));
-    if (m.path != Path::Backbone && !c.has_encoder(m.modality))
+    if (m.path == Path::Generator && !c.has_decoder(m.modality))
+        return incompatible(path + ": needs a " + std::string(model::modality_name(m.modality)) +
+                            " decoder (generator path), which the firmware lacks");
+    if (m.path != Path::Backbone && m.path != Path::Generator && !c.has_encoder(m.modality))
         return incompatible(path + ": needs a " + std::string(model::modality_name(m.modality)) +
                             " encoder, which the firmware lacks");
     auto tensor_f32 = [&](const std::string & name, const Shape & shape) -> Result<Tensor> {

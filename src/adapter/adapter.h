@@ -19,11 +19,20 @@ enum class Task { Classify = 0, Regress, Embed, Generate };
 const char * task_name(Task t);
 bool parse_task(const std::string & s, Task * out);
 
+// What an adapter's task answers with (manifest "output"): a class label, a vector (regression,
+// embedding), text, an image or audio. Absent in older manifests: derived from the task and path.
+enum class OutputKind { Label = 0, Vector, Text, Image, Audio };
+const char * output_kind_name(OutputKind k);
+bool parse_output_kind(const std::string & s, OutputKind * out);
+// The output a task on a path gives: generate → text (image on the generator path), classify → label, …
+OutputKind default_output(Task t, model::Path p);
+
 struct Manifest {
     std::string name = "adapter", version = "1.0.0";
     Task task                = Task::Classify;
     model::Path path         = model::Path::Encoder;
     model::Modality modality = model::Modality::Image;
+    OutputKind output        = OutputKind::Label;
     std::string firmware_fingerprint;
     int64_t lora_rank = 0;  // 0: no LoRA
     float lora_alpha  = 0;

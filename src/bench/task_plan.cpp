@@ -422,6 +422,9 @@ Status export_task_adapter(const train::TrainModel & tm, const TaskPlan & plan, 
             m.task       = adapter::Task::Generate;
             m.generation = plan.generation;
             break;
+        case Objective::Reconstruct:
+            m.task = adapter::Task::Generate;  // the generator path: an image-output adapter
+            break;
         case Objective::Contrastive:
             return invalid_argument(path + ": a contrastive run has no adapter to export");
     }

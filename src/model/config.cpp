@@ -32,6 +32,8 @@ const char * path_name(Path p) {
             return "backbone";
         case Path::Full:
             return "full";
+        case Path::Generator:
+            return "generator";
     }
     return "?";
 }
@@ -94,6 +96,10 @@ int64_t EncoderConfig::patch_dim() const {
 
 bool ModelConfig::has_encoder(Modality m) const {
     return m != Modality::Text && encoders[static_cast<int>(m)].has_value();
+}
+
+bool ModelConfig::has_decoder(Modality m) const {
+    return m == Modality::Image && image_decoder.has_value();
 }
 
 const EncoderConfig & ModelConfig::encoder(Modality m) const {
@@ -235,6 +241,29 @@ Result<ModelConfig> parse_unchecked(const nlohmann::json & j) {
             c.encoders[static_cast<int>(m)] = ec;
         }
     }
+    if (j.contains("decoders")) {
+        if (!j["decoders"].is_object()) return invalid_argument("config: \"decoders\" must be an object");
+        for (auto & [key, e] : j["decoders"].items()) {
+            if (key != "image") return invalid_argument("config: unknown decoder \"" + key + "\" (image)");
+            if (!e.is_object()) return invalid_argument("config: decoders." + key + " must be an object");
+            Reader r{e, "decoders." + key, &err};
+            EncoderConfig dc;
+            dc.modality   = Modality::Image;
+            dc.image_size = r.pos_int("image_size");
+            dc.patch_size = r.pos_int("patch_size");
+            dc.channels   = r.pos_int("channels", false, 3);
+            r.require(dc.channels == 3, "channels must be 3 (RGB)");
+            r.require(dc.patch_size > 0 && dc.image_size % dc.patch_size == 0,
+                      "image_size must be a multiple of patch_size");
+            dc.width    = r.pos_int("width");
+            dc.layers   = r.pos_int("layers");
+            dc.heads    = r.pos_int("heads");
+            dc.ffn      = r.pos_int("ffn");
+            dc.norm_eps = r.pos_float("norm_eps", 1e-5f);
+            r.require(dc.heads > 0 && dc.width % dc.heads == 0, "width must be divisible by heads");
+            c.image_decoder = dc;
+        }
+    }
     if (!err.is_ok()) return err;
     return c;
 }
@@ -298,6 +327,17 @@ nlohmann::json model_config_to_json(const ModelConfig & c) {
         enc[modality_name(e.modality)] = o;
     }
     j["encoders"] = enc;
+    if (c.image_decoder) {  // written only when present: headers without decoders stay byte-identical
+        const auto & d         = *c.image_decoder;
+        j["decoders"]["image"] = {{"image_size", d.image_size},
+                                  {"patch_size", d.patch_size},
+                                  {"channels", d.channels},
+                                  {"width", d.width},
+                                  {"layers", d.layers},
+                                  {"heads", d.heads},
+                                  {"ffn", d.ffn},
+                                  {"norm_eps", short_decimal(d.norm_eps)}};
+    }
     return j;
 }
 

@@ -16,9 +16,9 @@ inline constexpr int kEncoderModalities = 3;  // image, audio, imu have encoders
 const char * modality_name(Modality m);
 bool parse_modality(const std::string & s, Modality * out);
 
-// Execution paths of the paper (path 3 / 2 / 1). Kept an open set: a generator-only path comes later.
-enum class Path { Encoder = 0, Backbone = 1, Full = 2 };
-inline constexpr int kPathCount = 3;
+// Execution paths of the paper (path 3 / 2 / 1, and path 4: one decoder alone).
+enum class Path { Encoder = 0, Backbone = 1, Full = 2, Generator = 3 };
+inline constexpr int kPathCount = 4;
 const char * path_name(Path p);
 bool parse_path(const std::string & s, Path * out);
 
@@ -62,9 +62,16 @@ struct ModelConfig {
     TextConfig text;
     BackboneConfig backbone;
     std::array<std::optional<EncoderConfig>, kEncoderModalities> encoders;
+    // IMG-Dec (header "decoders": {"image": {…}}): a transformer from a token sequence to image
+    // patches, un-patchified into an image [S, S, 3]. Its trunk has exactly the shape of an image
+    // encoder (patch embedding of P = p²·3 values, positions, pre-norm bidirectional layers, final
+    // layernorm), so it is described by an EncoderConfig with modality Image; an output projection
+    // [P, W] maps its tokens back to patches. Absent: the firmware has no image decoder.
+    std::optional<EncoderConfig> image_decoder;
 
     bool has_encoder(Modality m) const;
     const EncoderConfig & encoder(Modality m) const;  // M4_CHECKs has_encoder
+    bool has_decoder(Modality m) const;               // image only for now
 };
 
 // Parses and validates (positive sizes, width divisible by heads, heads by kv_heads, head dim

@@ -10,7 +10,9 @@ namespace m4::model {
 
 Result<std::vector<Generation>> Model::generate(Path path, Modality modality, std::span<const Request> batch,
                                                 const GenerateOptions & o) const {
-    if (path == Path::Encoder) return invalid_argument("generation needs the backbone or full path");
+    if (path == Path::Encoder || path == Path::Generator)
+        return invalid_argument(std::string("text generation needs the backbone or full path, not the ") +
+                                path_name(path) + " path");
     M4_RETURN_IF_ERROR(validate(path, modality, batch));
     if (o.max_new_tokens < 0) return invalid_argument("max_new_tokens must be ≥ 0");
     if (o.kv_dtype != DType::F32 && o.kv_dtype != DType::BF16)

@@ -32,6 +32,26 @@ Result<std::unique_ptr<Model>> Model::load(const std::string & path, const forma
 
 Status Model::validate(Path path, Modality modality, std::span<const Request> batch) const {
     if (batch.empty()) return invalid_argument("empty batch");
+    if (path == Path::Generator) {
+        if (modality != Modality::Image)
+            return incompatible(std::string("the generator path has no ") + modality_name(modality) +
+                                " decoder (image only)");
+        if (!config_.has_decoder(Modality::Image))
+            return incompatible("the firmware has no image decoder (\"decoders.image\") for the generator path");
+        const int64_t S = config_.image_decoder->image_size;
+        for (size_t i = 0; i < batch.size(); ++i) {
+            const Request & r = batch[i];
+            auto item = [&](const std::string & m) { return invalid_argument("item " + std::to_string(i) + ": " + m); };
+            if (static_cast<int64_t>(r.signal.size()) != S * S * 3)
+                return item("image: expected " + std::to_string(S) + "x" + std::to_string(S) +
+                            "x3 values (the decoder's grid), got " + std::to_string(r.signal.size()));
+            if (!r.tokens.empty()) return item("the generator path takes no text");
+            if (r.adapter && r.adapter->head.type != HeadType::None)
+                return incompatible("item " + std::to_string(i) +
+                                    ": an adapter with a head cannot run on the generator path");
+        }
+        return Status::ok();
+    }
     const bool needs_encoder = path != Path::Backbone;
     if (needs_encoder && (modality == Modality::Text || !config_.has_encoder(modality)))
         return incompatible(std::string("the firmware has no ") + modality_name(modality) + " encoder for the " +
@@ -150,6 +170,10 @@ Result<std::vector<Output>> Model::run(Path path, Modality modality, std::span<c
     M4_RETURN_IF_ERROR(validate(path, modality, batch));
     const int64_t B = static_cast<int64_t>(batch.size()), E = config_.embed_dim;
     std::vector<Output> outs(B);
+    if (path == Path::Generator) {
+        run_generator(batch, outs.data());
+        return outs;
+    }
     if (path == Path::Encoder) {
         const auto & ec = config_.encoder(modality);
         std::vector<float> tokens, z(B * E);
@@ -216,6 +240,24 @@ void Model::run_backbone_pass(Path path, Modality modality, std::span<const Requ
         outs[b].logits.resize((n - first) * V);
         std::vector<RowSegment> seg{{0, n - first, ad}};
         linear(weights_.backbone.lm_head, h + first * C, n - first, outs[b].logits.data(), seg);
+    }
+}
+
+void Model::run_generator(std::span<const Request> batch, Output * outs) const {
+    const auto & dc = *config_.image_decoder;
+    const int64_t B = static_cast<int64_t>(batch.size()), T = dc.tokens(), P = dc.patch_dim(), S = dc.image_size;
+    std::vector<float> x(B * T * P), y(B * T * P);
+    std::vector<RowSegment> seg;
+    for (int64_t b = 0; b < B; ++b) {
+        image_patches(dc, batch[b].signal.data(), x.data() + b * T * P);
+        seg.push_back({b * T, (b + 1) * T, batch[b].adapter});
+    }
+    image_decoder_forward(dc, weights_.image_decoder, x.data(), B, seg, y.data());
+    ops::add(x.data(), y.data(), y.data(), B * T * P, B * T * P);  // the decoder predicts a correction
+    for (int64_t b = 0; b < B; ++b) {
+        outs[b].image.resize(S * S * 3);
+        outs[b].image_size = S;
+        image_unpatchify(dc, y.data() + b * T * P, outs[b].image.data());
     }
 }
 

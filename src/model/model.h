@@ -14,6 +14,7 @@
 
 #include "format/container.h"
 #include "model/config.h"
+#include "model/decoder.h"
 #include "model/encoder.h"
 #include "model/frontend.h"
 #include "model/tokenizer.h"
@@ -21,7 +22,8 @@
 namespace m4::model {
 
 // One item of a batch. `signal` is the modality input (image [S,S,3] normalised, audio samples,
-// IMU rows of 6), `tokens` the text token ids without BOS (the model prepends it).
+// IMU rows of 6; on the generator path the image on the decoder's S×S grid, see resample_bicubic),
+// `tokens` the text token ids without BOS (the model prepends it).
 struct Request {
     const AdapterWeights * adapter = nullptr;
     std::vector<float> signal;
@@ -33,6 +35,8 @@ struct Output {
     std::vector<float> embedding;  // normalised shared embedding (modality on the encoder path, text otherwise)
     std::vector<float> logits;     // LM logits: last position [V], or all positions [n_positions, V]
     int64_t n_positions = 0;
+    std::vector<float> image;  // generator path: [image_size, image_size, 3], normalised like inputs
+    int64_t image_size = 0;
 };
 
 struct RunOptions {
@@ -92,6 +96,8 @@ class Model {
                                std::vector<int64_t> * lens) const;
     void encode_tokens(Modality modality, std::span<const Request> batch, std::vector<float> * tokens) const;
     void apply_head(const HeadWeights & head, const float * z, Output * out) const;
+    // Path 4 on images: out = unpatchify(x + IMG-Dec(x)), x the patches of the input.
+    void run_generator(std::span<const Request> batch, Output * outs) const;
 
     format::ContainerFile file_;
     ModelConfig config_;

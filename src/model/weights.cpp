@@ -60,6 +60,22 @@ std::vector<TensorSpec> expected_tensors(const ModelConfig & c) {
         lin(base + ".embed_proj", c.embed_dim, e.width, false);
         lin(std::string("projectors.") + modality_name(e.modality), C, e.width, true);
     }
+    if (c.image_decoder) {
+        const auto & d         = *c.image_decoder;
+        const std::string base = "decoders.image";
+        lin(base + ".patch_embed", d.width, d.patch_dim(), true);
+        s.push_back({base + ".pos_embed", Shape{d.tokens(), d.width}, TensorRole::Position, 0.02f});
+        for (int64_t l = 0; l < d.layers; ++l) {
+            std::string p = layer_prefix(base, l);
+            norm(p + "ln1", d.width, true);
+            for (const char * n : {"attn.q", "attn.k", "attn.v", "attn.o"}) lin(p + n, d.width, d.width, true);
+            norm(p + "ln2", d.width, true);
+            lin(p + "mlp.fc1", d.ffn, d.width, true);
+            lin(p + "mlp.fc2", d.width, d.ffn, true);
+        }
+        norm(base + ".norm", d.width, true);
+        lin(base + ".out_proj", d.patch_dim(), d.width, true);
+    }
     return s;
 }
 
@@ -124,14 +140,11 @@ void bind_weights(const ModelConfig & c, const std::function<Tensor(const std::s
         bw.lm_head = lin("backbone.lm_head", false);
     }
     bw.text_proj = lin("backbone.text_proj", false);
-    for (int m = 0; m < kEncoderModalities; ++m) {
-        if (!c.encoders[m]) continue;
-        const auto & e   = *c.encoders[m];
-        std::string base = std::string("encoders.") + modality_name(e.modality);
-        auto & ew        = out->encoders[m];
-        ew.patch_embed   = lin(base + ".patch_embed", true);
-        ew.pos_embed     = f32(base + ".pos_embed");
-        ew.cls_token     = e.cls_token ? f32(base + ".cls_token") : nullptr;
+    // The transformer trunk shared by encoders and the image decoder.
+    auto trunk = [&](const EncoderConfig & e, const std::string & base, EncoderWeights & ew) {
+        ew.patch_embed = lin(base + ".patch_embed", true);
+        ew.pos_embed   = f32(base + ".pos_embed");
+        ew.cls_token   = e.cls_token ? f32(base + ".cls_token") : nullptr;
         ew.layers.resize(e.layers);
         for (int64_t l = 0; l < e.layers; ++l) {
             std::string p = layer_prefix(base, l);
@@ -147,10 +160,21 @@ void bind_weights(const ModelConfig & c, const std::function<Tensor(const std::s
             L.fc1         = lin(p + "mlp.fc1", true);
             L.fc2         = lin(p + "mlp.fc2", true);
         }
-        ew.norm_w     = f32(base + ".norm.weight");
-        ew.norm_b     = f32(base + ".norm.bias");
+        ew.norm_w = f32(base + ".norm.weight");
+        ew.norm_b = f32(base + ".norm.bias");
+    };
+    for (int m = 0; m < kEncoderModalities; ++m) {
+        if (!c.encoders[m]) continue;
+        const auto & e   = *c.encoders[m];
+        std::string base = std::string("encoders.") + modality_name(e.modality);
+        auto & ew        = out->encoders[m];
+        trunk(e, base, ew);
         ew.embed_proj = lin(base + ".embed_proj", false);
         ew.projector  = lin(std::string("projectors.") + modality_name(e.modality), true);
+    }
+    if (c.image_decoder) {
+        trunk(*c.image_decoder, "decoders.image", out->image_decoder.trunk);
+        out->image_decoder.out_proj = lin("decoders.image.out_proj", true);
     }
     // 2. index every linear by name (stable addresses: vectors are sized above and not resized)
     out->linears.clear();
@@ -167,6 +191,13 @@ void bind_weights(const ModelConfig & c, const std::function<Tensor(const std::s
             for (const Linear * l : {&L.q, &L.k, &L.v, &L.o, &L.fc1, &L.fc2}) add(*l);
         add(ew.embed_proj);
         add(ew.projector);
+    }
+    if (c.image_decoder) {
+        auto & dw = out->image_decoder;
+        add(dw.trunk.patch_embed);
+        for (auto & L : dw.trunk.layers)
+            for (const Linear * l : {&L.q, &L.k, &L.v, &L.o, &L.fc1, &L.fc2}) add(*l);
+        add(dw.out_proj);
     }
 }
 

@@ -62,9 +62,17 @@ struct BackboneWeights {
     Linear text_proj;              // [E, C]
 };
 
+// IMG-Dec: the trunk is an encoder's (its patch_embed is the decoder's input projection; embed_proj
+// and projector stay empty), then out_proj maps tokens back to patches.
+struct DecoderWeights {
+    EncoderWeights trunk;  // patch_embed [W, P] + bias, pos_embed [T, W], layers, norm [W]
+    Linear out_proj;       // [P, W] + bias
+};
+
 struct Weights {
     BackboneWeights backbone;
     std::array<EncoderWeights, kEncoderModalities> encoders;
+    DecoderWeights image_decoder;                             // (image_decoder configs only)
     std::unordered_map<std::string, const Linear *> linears;  // every linear by linear name (LoRA targets)
 };
 

@@ -1,5 +1,6 @@
 #include "runtime/engine.h"
 
+#include "runtime/images.h"
 #include "runtime/inputs.h"
 
 namespace m4::runtime {
@@ -35,7 +36,7 @@ Result<std::shared_ptr<const adapter::Adapter>> Engine::adapter(const std::strin
 
 void Engine::evict(const std::string & path) {
     std::lock_guard<std::mutex> lock(mu_);
-    auto                        it = cache_.find(path);
+    auto it = cache_.find(path);
     if (it == cache_.end()) return;
     cache_bytes_ -= it->second.adapter->file_size();
     lru_.erase(it->second.lru);
@@ -55,7 +56,7 @@ uint64_t Engine::adapter_cache_bytes() const {
 namespace {
 std::string apply_template(const std::string & tmpl, const std::string & input) {
     std::string out = tmpl.empty() ? "{input}" : tmpl;
-    auto        at  = out.find("{input}");
+    auto at         = out.find("{input}");
     if (at == std::string::npos) return out + input;
     return out.replace(at, 7, input);
 }
@@ -82,11 +83,34 @@ Result<model::Request> prepare_item(const model::Model & m, model::Path path, co
     const std::string tmpl = manifest ? manifest->prompt : "{input}";
     if (path == model::Path::Backbone) {
         if (in.modality != model::Modality::Text)
-            return invalid_argument(in.name + ": the backbone path takes text, not " + model::modality_name(in.modality));
+            return invalid_argument(in.name + ": the backbone path takes text, not " +
+                                    model::modality_name(in.modality));
         M4_RETURN_IF_ERROR(check_text_length(m, in.text, in.name));
         auto ids = m.tokenizer().encode(apply_template(tmpl, in.text));
         if (!ids) return ids.status().with_context(in.name);
         r.tokens = std::move(ids).value();
+        return r;
+    }
+    if (path == model::Path::Generator) {
+        // Path 4: the input goes to a decoder alone (an image, enlarged onto its grid).
+        if (in.modality != model::Modality::Image)
+            return invalid_argument(in.name + ": the generator path (" +
+                                    (manifest ? "an image-output adapter" : std::string("image decoder")) +
+                                    ") takes an image, not " + model::modality_name(in.modality));
+        if (!m.config().has_decoder(model::Modality::Image))
+            return incompatible(in.name + ": the firmware has no image decoder (\"decoders.image\")");
+        const auto & dc = *m.config().image_decoder;
+        if (!in.signal.empty()) {
+            if (static_cast<int64_t>(in.signal.size()) != dc.input_values())
+                return invalid_argument(in.name + ": expected " + std::to_string(dc.image_size) + "x" +
+                                        std::to_string(dc.image_size) + "x3 values on the decoder's grid, got " +
+                                        std::to_string(in.signal.size()));
+            r.signal = in.signal;
+        } else {
+            M4_ASSIGN_OR_RETURN(DecodedImage img, decode_image_native(in.encoded, in.name));
+            M4_ASSIGN_OR_RETURN(r.signal, image_to_decoder_grid(img, dc, in.name));
+        }
+        M4_RETURN_IF_ERROR(check_finite(r.signal, in.name));
         return r;
     }
     if (in.modality == model::Modality::Text || !m.config().has_encoder(in.modality))

@@ -29,6 +29,8 @@ const char * objective_name(Objective o) {
             return "embed";
         case Objective::Contrastive:
             return "contrastive";
+        case Objective::Reconstruct:
+            return "reconstruct";
     }
     return "?";
 }
@@ -40,7 +42,15 @@ bool TaskSpec::has_head() const {
 namespace {
 
 Status check_task(const model::ModelConfig & c, const TaskSpec & t) {
-    auto bad                 = [&](const std::string & m) { return invalid_argument("task '" + t.name + "': " + m); };
+    auto bad = [&](const std::string & m) { return invalid_argument("task '" + t.name + "': " + m); };
+    if (t.path == Path::Generator || t.objective == Objective::Reconstruct) {
+        if (t.path != Path::Generator || t.objective != Objective::Reconstruct)
+            return bad("the generator path trains with the reconstruct objective, and only it");
+        if (t.modality != Modality::Image) return bad("the generator path has an image decoder only");
+        if (!c.has_decoder(Modality::Image))
+            return incompatible("task '" + t.name + "': the firmware has no image decoder");
+        return Status::ok();
+    }
     const bool needs_encoder = t.path != Path::Backbone;
     if (needs_encoder && (t.modality == Modality::Text || !c.has_encoder(t.modality)))
         return incompatible("task '" + t.name + "': the firmware has no " + model::modality_name(t.modality) +
@@ -79,7 +89,8 @@ Status TrainModel::init(const std::vector<TaskSpec> & tasks, const ModelOptions 
     for (const auto & t : tasks) M4_RETURN_IF_ERROR(check_task(c, t));
     // The training graph has no class token yet (docs/import.md): refuse rather than train a different model.
     for (const auto & t : tasks)
-        if (t.path != model::Path::Backbone && c.has_encoder(t.modality) && c.encoder(t.modality).cls_token)
+        if (t.path != model::Path::Backbone && t.path != model::Path::Generator && c.has_encoder(t.modality) &&
+            c.encoder(t.modality).cls_token)
             return unsupported(std::string("training through the ") + model::modality_name(t.modality) +
                                " encoder: it has a class token (cls_token), which the training graph does not "
                                "implement yet; backbone-path tasks train");
@@ -190,6 +201,13 @@ bool TrainModel::projector_learns(Modality m) const {
     const std::string name = std::string("projectors.") + model::modality_name(m);
     for (const auto & t : targets_)
         if (t == name) return true;
+    return false;
+}
+
+bool TrainModel::decoder_learns() const {
+    if (options_.mode == Mode::Full) return true;
+    for (const auto & t : targets_)
+        if (t.rfind("decoders.image.", 0) == 0) return true;
     return false;
 }
 

@@ -34,8 +34,10 @@ const char * mode_name(Mode m);
 
 // What a task optimises. Heads (classify, regress, embed) are the adapter's; LanguageModel uses
 // the firmware's LM head; Contrastive aligns the encoder's pooled embedding with the backbone's
-// text embedding (pretraining; the task's path is `encoder`, the text tower is implied).
-enum class Objective { LanguageModel = 0, Classify, Regress, Embed, Contrastive };
+// text embedding (pretraining; the task's path is `encoder`, the text tower is implied);
+// Reconstruct trains the image decoder on the generator path: the output image against a target
+// image (mean squared error over its values; super-resolution, and the decoder's pretraining).
+enum class Objective { LanguageModel = 0, Classify, Regress, Embed, Contrastive, Reconstruct };
 const char * objective_name(Objective o);
 
 struct TaskSpec {
@@ -57,7 +59,8 @@ struct Sample {
     std::vector<int32_t> tokens;
     std::vector<uint8_t> loss_mask;  // LanguageModel: per text token, 1 = predicted (empty: all)
     int32_t label = -1;              // Classify
-    std::vector<float> target;       // Regress: out_dim values; Embed: out_dim-vector (any norm)
+    std::vector<float> target;       // Regress: out_dim values; Embed: out_dim-vector (any norm);
+                                     // Reconstruct: the target image [S, S, 3] (normalised)
 };
 using Batch = std::vector<Sample>;
 
@@ -123,6 +126,9 @@ class TrainModel {
     Status make_patches(model::Modality m, const Batch & batch, Buf * patches) const;
     // Encoder forward of the batch's signals → acts (tokens) and z = embed_proj(mean tokens) [B, E].
     Status encoder_z(model::Modality m, const Batch & batch, Buf * z);
+    // Reconstruct on the generator path (train_decoder.cpp).
+    Result<StepStats> run_reconstruct(const TaskSpec & task, const Batch & batch, float weight, bool backward,
+                                      std::vector<std::vector<float>> * outputs);
     // Backward of encoder_z given dz [B, E] (only when something in the encoder or embed_proj learns).
     void encoder_z_backward(model::Modality m, int64_t B, const Buf & dz);
     // Backbone forward of [BOS, projected modality tokens (full path), text] per sample.
@@ -132,6 +138,7 @@ class TrainModel {
     bool encoder_learns(model::Modality m) const;
     bool projector_learns(model::Modality m) const;
     bool backbone_learns() const;
+    bool decoder_learns() const;
 
     const model::Model & base_;
     ModelOptions options_;
@@ -145,6 +152,8 @@ class TrainModel {
     std::vector<model::AudioFrontEnd> audio_fe_;       // [0] when the firmware has audio
     // activations of the current batch
     EncoderActs enc_;
+    EncoderActs dec_;    // the image decoder's trunk
+    Buf dec_x_, dec_y_;  // decoder input patches and output patches (after the residual) [B·T, P]
     BackboneActs bb_;
     Buf enc_pooled_, prefix_;
     std::vector<int64_t> prefix_len_;  // per sample: BOS + modality tokens

@@ -27,6 +27,9 @@ Status validate_targets(const TaskSpec & t, const Batch & batch) {
         };
         if (t.objective == Objective::Classify && (s.label < 0 || s.label >= t.out_dim))
             return bad("label " + std::to_string(s.label) + " outside [0, " + std::to_string(t.out_dim) + ")");
+        if (t.objective == Objective::Reconstruct && s.target.size() != s.signal.size())
+            return bad("the target image has " + std::to_string(s.target.size()) + " values, the input " +
+                       std::to_string(s.signal.size()));
         if ((t.objective == Objective::Regress || t.objective == Objective::Embed) &&
             static_cast<int64_t>(s.target.size()) != t.out_dim)
             return bad("target has " + std::to_string(s.target.size()) + " values, the head " +
@@ -60,6 +63,7 @@ Result<StepStats> TrainModel::run(const TaskSpec & task, const Batch & batch, fl
     const Modality m = task.modality;
     const GradSink sink{&params_, &adapter_, options_.bf16 ? Precision::Bf16 : Precision::F32};
     if (outputs) outputs->assign(static_cast<size_t>(B), {});
+    if (task.objective == Objective::Reconstruct) return run_reconstruct(task, batch, weight, backward, outputs);
     StepStats st;
     st.samples = B;
 

@@ -31,6 +31,16 @@ void zeros(Buf & b, int64_t n) {
 Status TrainModel::validate(const TaskSpec & task, const Batch & batch) const {
     const model::ModelConfig & c = base_.config();
     if (batch.empty()) return invalid_argument("task '" + task.name + "': empty batch");
+    if (task.path == Path::Generator) {
+        const int64_t n = c.image_decoder->image_size * c.image_decoder->image_size * 3;
+        for (size_t i = 0; i < batch.size(); ++i) {
+            const std::string where = "task '" + task.name + "': sample " + std::to_string(i) + ": ";
+            if (static_cast<int64_t>(batch[i].signal.size()) != n)
+                return invalid_argument(where + "the input image has " + std::to_string(batch[i].signal.size()) +
+                                        " values, the decoder's grid " + std::to_string(n));
+        }
+        return Status::ok();
+    }
     const bool signal = task.path != Path::Backbone;
     const bool text   = task.path != Path::Encoder || task.objective == Objective::Contrastive;
     for (size_t i = 0; i < batch.size(); ++i) {

@@ -314,6 +314,30 @@ def expected_firmware_shapes(header):
         out[p + "embed_proj.weight"] = ((E, W), LIN)
         out["projectors.%s.weight" % mod] = ((C, W), LIN)
         out["projectors.%s.bias" % mod] = ((C,), F32)
+    for mod, dc in header.get("decoders", {}).items():
+        # IMG-Dec: an encoder-shaped trunk ("patch_embed" is its input projection) + out_proj.
+        T, P = encoder_tokens_and_patch(mod, dc)
+        W, Fm = dc["width"], dc["ffn"]
+        p = "decoders.%s." % mod
+        out[p + "patch_embed.weight"] = ((W, P), LIN)
+        out[p + "patch_embed.bias"] = ((W,), F32)
+        out[p + "pos_embed"] = ((T, W), F32)
+        for L in range(dc["layers"]):
+            q = p + "layers.%d." % L
+            for n in ("ln1", "ln2"):
+                out[q + n + ".weight"] = ((W,), F32)
+                out[q + n + ".bias"] = ((W,), F32)
+            for n in "qkvo":
+                out[q + "attn.%s.weight" % n] = ((W, W), LIN)
+                out[q + "attn.%s.bias" % n] = ((W,), F32)
+            out[q + "mlp.fc1.weight"] = ((Fm, W), LIN)
+            out[q + "mlp.fc1.bias"] = ((Fm,), F32)
+            out[q + "mlp.fc2.weight"] = ((W, Fm), LIN)
+            out[q + "mlp.fc2.bias"] = ((W,), F32)
+        out[p + "norm.weight"] = ((W,), F32)
+        out[p + "norm.bias"] = ((W,), F32)
+        out[p + "out_proj.weight"] = ((P, W), LIN)
+        out[p + "out_proj.bias"] = ((P,), F32)
     return out
 
 

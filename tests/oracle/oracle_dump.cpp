@@ -70,7 +70,10 @@ Status run_cases(const std::string & path) {
         M4_ASSIGN_OR_RETURN(auto outs, fw->run(p, m, batch, {.all_logits = true}));
         for (size_t i = 0; i < outs.size(); ++i) {
             const auto & o = outs[i];
-            if (!o.head.empty()) {
+            if (p == model::Path::Generator) {
+                const int64_t S = o.image_size;
+                M4_RETURN_IF_ERROR(runtime::write_npy_f32(file(i, ""), o.image.data(), {S, S, 3}));
+            } else if (!o.head.empty()) {
                 M4_RETURN_IF_ERROR(runtime::write_npy_f32(file(i, ""), o.head.data(), {int64_t(o.head.size())}));
             } else if (p == model::Path::Encoder) {
                 M4_RETURN_IF_ERROR(

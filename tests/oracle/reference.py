@@ -237,10 +237,12 @@ class Model:
         return PATCHIFY[mod](inp, self.h["encoders"][mod]).to(self.dt)
 
     def encoder_tokens(self, mod, inp, adapter):
-        cfg = self.h["encoders"][mod]
+        return self.trunk(self.h["encoders"][mod], "encoders.%s." % mod, self.patches(mod, inp), adapter)
+
+    def trunk(self, cfg, pre, patches, adapter):
+        """Encoder-shaped transformer (encoders, and the image decoder's trunk): patches -> tokens."""
         eps, nh = cfg["norm_eps"], cfg["heads"]
-        pre = "encoders.%s." % mod
-        x = self.linear(self.patches(mod, inp), pre + "patch_embed", adapter)
+        x = self.linear(patches, pre + "patch_embed", adapter)
         if cfg.get("cls_token", False):          # a learned class token before the patches
             x = torch.cat([self.p(pre + "cls_token")[None, :], x], 0)
         x = x + self.p(pre + "pos_embed")
@@ -270,6 +272,18 @@ class Model:
         if adapter is None or adapter.head is None:
             return normalise(z)
         return adapter.apply_head(z)
+
+    # -- path 4: the image decoder alone ------------------------------------------------------
+    def generator_path(self, img, adapter=None):
+        """img [S, S, 3] on the decoder's grid -> image [S, S, 3] = unpatchify(x + IMG-Dec(x))."""
+        cfg = self.h["decoders"]["image"]
+        x = image_patches(img, cfg).to(self.dt)
+        tok = self.trunk(cfg, "decoders.image.", x, adapter)
+        y = x + self.linear(tok, "decoders.image.out_proj", adapter)
+        S, p = cfg["image_size"], cfg["patch_size"]
+        n = S // p
+        # [gy, gx, dy, dx, c] -> [gy, dy, gx, dx, c]
+        return y.reshape(n, n, p, p, 3).permute(0, 2, 1, 3, 4).reshape(S, S, 3)
 
     # -- backbone ---------------------------------------------------------------------------
     def embed_tokens(self, ids):

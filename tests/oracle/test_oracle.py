@@ -53,6 +53,7 @@ ADAPTERS = [
     ("bb_emb", "embed", "backbone", "text", ["--out-dim", "5", "--pool", "mean"]),
     ("full_aud_reg", "regress", "full", "audio", ["--out-dim", "2", "--pool", "last"]),
     ("imu_cls", "classify", "encoder", "imu", ["--labels", "u,v"]),
+    ("gen_img", "generate", "generator", "image", []),
 ]
 AD = {a[0]: i for i, a in enumerate(ADAPTERS)}
 
@@ -120,6 +121,8 @@ def make_cases(inp, V):
          "max_new_tokens": 6, "items": [it("bb_gen", tokens=tok(2)), it(None, tokens=tok(3))]},
         {"name": "gen_full", "kind": "generate", "path": "full", "modality": "audio",
          "max_new_tokens": 4, "items": [it("full_aud_gen", "a0", tok(2)), it(None, "a1", tok(1))]},
+        {"name": "generator", "kind": F, "path": "generator", "modality": "image",
+         "items": [it("gen_img", "img0"), it(None, "img1"), it("gen_img", "img2")]},
         {"name": "mel", "kind": "logmel",
          "items": [{"input": inp["a0"]}, {"input": inp["a1"]}, {"input": inp["a2"]}]},
     ]
@@ -242,6 +245,8 @@ class OracleBase:
             return m.encoder_path(c["modality"], inp, ad).numpy(), ad
         if c["path"] == "backbone":
             return m.backbone_path(item["tokens"], ad).numpy(), ad
+        if c["path"] == "generator":
+            return m.generator_path(inp, ad).numpy(), ad
         return m.full_path(c["modality"], inp, item["tokens"], ad).numpy(), ad
 
     def describe(self, idx):
@@ -271,7 +276,9 @@ class OracleBase:
         self.compare(isa, c["name"], i, self.describe(item["adapter"]), ours, refs)
         if ad is not None and ad.lora:
             unused = set(ad.lora) - ad.used
-            if c["path"] != "encoder":   # encoder path legitimately skips the backbone
+            if c["path"] == "generator":   # every target is a decoder linear, all of them run
+                self.assertEqual(unused, set(), "LoRA targets the reference never applied")
+            elif c["path"] != "encoder":   # encoder path legitimately skips the backbone
                 unused = {x for x in unused if not x.endswith("embed_proj")
                           and not x.startswith("backbone.text_proj")
                           and not (x == "backbone.lm_head" and ad.head is not None)
@@ -351,7 +358,7 @@ class OracleBase:
 
 
 CASE_NAMES = ["enc_image", "enc_audio", "enc_imu", "bb", "full_image", "full_audio", "full_imu",
-              "full_imu_notext", "gen", "gen_full", "mel"]
+              "full_imu_notext", "gen", "gen_full", "generator", "mel"]
 
 
 def _case_test(name):

@@ -36,6 +36,7 @@ class TrainModelTest : public ::testing::Test {
 std::vector<float> run_output(const model::Output & o, const TaskSpec & t) {
     if (t.has_head()) return o.head;
     if (t.objective == Objective::LanguageModel) return o.logits;
+    if (t.objective == Objective::Reconstruct) return o.image;
     return o.embedding;
 }
 
@@ -87,7 +88,7 @@ TEST_F(TrainModelTest, AdapterInferEqualsModelRunOnEveryPathAndBaseDtype) {
 
 TEST_F(TrainModelTest, FullInferEqualsModelRunOfTheExportedFirmware) {
     const model::Model & base   = *models_[0];
-    std::vector<TaskSpec> tasks = {all_tasks()[5], all_tasks()[6], contrastive_task(Modality::Audio)};
+    std::vector<TaskSpec> tasks = {all_tasks()[5], all_tasks()[6], contrastive_task(Modality::Audio), all_tasks()[9]};
     for (bool bf16 : {false, true}) {
         train::ModelOptions o;
         o.mode  = train::Mode::Full;

@@ -33,6 +33,7 @@ inline std::vector<TaskSpec> all_tasks() {
     t.push_back({"full-image-lm", Objective::LanguageModel, Path::Full, Modality::Image});
     t.push_back({"full-imu-classify", Objective::Classify, Path::Full, Modality::Imu, 3, model::HeadPool::Mean});
     t.push_back({"full-audio-embed", Objective::Embed, Path::Full, Modality::Audio, 4, model::HeadPool::Last});
+    t.push_back({"gen-image-reconstruct", Objective::Reconstruct, Path::Generator, Modality::Image});
     return t;
 }
 
@@ -44,6 +45,12 @@ inline TaskSpec contrastive_task(Modality m) {
 inline train::Sample random_sample(const model::ModelConfig & c, const TaskSpec & t, train::Rng & rng,
                                    int64_t n_tokens) {
     train::Sample s;
+    if (t.path == Path::Generator) {  // an input image on the decoder's grid and a target image
+        const int64_t n = c.image_decoder->image_size * c.image_decoder->image_size * 3;
+        for (int64_t i = 0; i < n; ++i) s.signal.push_back(rng.uniform(-1.0f, 1.0f));
+        for (int64_t i = 0; i < n; ++i) s.target.push_back(rng.uniform(-1.0f, 1.0f));
+        return s;
+    }
     const bool signal = t.path != Path::Backbone;
     const bool text   = t.path != Path::Encoder || t.objective == Objective::Contrastive;
     if (signal) {

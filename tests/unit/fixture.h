@@ -24,6 +24,9 @@ inline nlohmann::json tiny_config() {
         "audio": {"sample_rate": 16000, "clip_samples": 2000, "n_fft": 400, "hop": 160, "n_mels": 16,
                   "patch_frames": 2, "width": 16, "layers": 1, "heads": 2, "ffn": 32},
         "imu": {"sample_rate": 50, "window": 20, "patch_size": 5, "width": 16, "layers": 1, "heads": 2, "ffn": 32}
+      },
+      "decoders": {
+        "image": {"image_size": 8, "patch_size": 4, "width": 16, "layers": 1, "heads": 2, "ffn": 32}
       }})");
 }
 

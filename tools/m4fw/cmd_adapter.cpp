@@ -21,12 +21,17 @@ Status run_adapter_init(const AdapterInitArgs & a) {
     adapter::Manifest m;
     m.name = a.name;
     if (!adapter::parse_task(a.task, &m.task)) return invalid_argument("--task: classify, regress, embed or generate");
-    if (!model::parse_path(a.path, &m.path)) return invalid_argument("--path: encoder, backbone or full");
+    if (!model::parse_path(a.path, &m.path)) return invalid_argument("--path: encoder, backbone, full or generator");
     if (!model::parse_modality(a.modality, &m.modality))
         return invalid_argument("--modality: image, audio, imu or text");
     if ((m.path == model::Path::Backbone) != (m.modality == model::Modality::Text))
         return invalid_argument("--modality text goes with --path backbone, and only with it");
-    if (m.path != model::Path::Backbone && !fw->config().has_encoder(m.modality))
+    if (m.path == model::Path::Generator && !fw->config().has_decoder(m.modality))
+        return incompatible(a.firmware + ": no " + a.modality + " decoder (\"decoders." + a.modality +
+                            "\") for the generator path");
+    if (m.path == model::Path::Generator && m.task != adapter::Task::Generate)
+        return invalid_argument("--path generator runs a decoder alone: --task generate");
+    if (m.path != model::Path::Backbone && m.path != model::Path::Generator && !fw->config().has_encoder(m.modality))
         return incompatible(a.firmware + ": no " + a.modality + " encoder");
     if (m.task == adapter::Task::Generate && m.path == model::Path::Encoder)
         return invalid_argument("--task generate needs --path backbone or full");

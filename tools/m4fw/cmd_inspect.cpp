@@ -44,9 +44,17 @@ void print_tensors(const format::ContainerFile & f, bool all) {
 // Runs one dummy item through a path under an OpRecorder and returns the op names it used.
 std::vector<std::string> path_ops(const model::Model & m, model::Path path, model::Modality mod) {
     model::Request r;
+    if (path == model::Path::Generator) {  // an image on the decoder's grid, no text
+        const int64_t n = m.config().image_decoder->input_values();
+        r.signal.resize(n);
+        for (int64_t i = 0; i < n; ++i) r.signal[i] = 0.1f * float((i * 7919) % 13) - 0.6f;
+        ops::OpRecorder rec;
+        (void)m.run(path, mod, {&r, 1});
+        return rec.used_names();
+    }
     if (path != model::Path::Backbone) {
         const auto & ec = m.config().encoder(mod);
-        int64_t n = ec.input_values();
+        int64_t n       = ec.input_values();
         r.signal.resize(n);
         for (int64_t i = 0; i < n; ++i) r.signal[i] = 0.1f * float((i * 7919) % 13) - 0.6f;
     }
@@ -79,6 +87,11 @@ Status inspect_firmware(const InspectArgs & a, const PublicKey * pk) {
         fmt::print("encoder {}: width {} layers {} heads {} ffn {} tokens {} patch_dim {}\n",
                    model::modality_name(e.modality), e.width, e.layers, e.heads, e.ffn, e.tokens(), e.patch_dim());
     }
+    if (c.image_decoder) {
+        const auto & d = *c.image_decoder;
+        fmt::print("decoder image: {}x{} output, patch {}, width {} layers {} heads {} ffn {} tokens {}\n",
+                   d.image_size, d.image_size, d.patch_size, d.width, d.layers, d.heads, d.ffn, d.tokens());
+    }
     if (f.header().contains("provenance")) fmt::print("provenance: {}\n", f.header()["provenance"].dump());
     print_tensors(f, a.tensors);
     fmt::print("cpu: {}\nkernels: {} (M4_ISA ceiling; detected {})\n", cpu_features().describe(),
@@ -94,6 +107,7 @@ Status inspect_firmware(const InspectArgs & a, const PublicKey * pk) {
     show(model::Path::Backbone, model::Modality::Text);
     for (int i = 0; i < model::kEncoderModalities; ++i)
         if (c.encoders[i]) show(model::Path::Full, static_cast<model::Modality>(i));
+    if (c.image_decoder) show(model::Path::Generator, model::Modality::Image);
     return Status::ok();
 }
 
@@ -102,8 +116,8 @@ Status inspect_adapter(const InspectArgs & a) {
     const auto & m = ad.manifest();
     fmt::print("adapter: {}\nname: {} {}\nsize: {}\ndigest: {}\n", a.file, m.name, m.version,
                human_bytes(ad.file_size()), ad.file().fingerprint());
-    fmt::print("task: {}  path: {}  modality: {}\n", adapter::task_name(m.task), model::path_name(m.path),
-               model::modality_name(m.modality));
+    fmt::print("task: {}  path: {}  modality: {}  output: {}\n", adapter::task_name(m.task), model::path_name(m.path),
+               model::modality_name(m.modality), adapter::output_kind_name(m.output));
     fmt::print("bound to firmware: {}\n", m.firmware_fingerprint);
     if (m.lora_rank > 0)
         fmt::print("lora: rank {} alpha {} on {} linear layers\n", m.lora_rank, m.lora_alpha, m.targets.size());

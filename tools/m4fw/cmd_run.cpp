@@ -1,7 +1,8 @@
 // m4fw run --firmware F [--adapter A] INPUT…
 // Runs inputs in-process (no daemon) through the adapter's path, or without an adapter:
 // modality files → encoder path (shared embedding), text → backbone generation,
-// a modality file with --path full → generation conditioned on it (--prompt).
+// a modality file with --path full → generation conditioned on it (--prompt), an image with
+// --path generator (or a generator adapter) → the image decoder alone, written to --out.
 #include <fmt/format.h>
 
 #include <chrono>
@@ -11,13 +12,14 @@
 #include "adapter/adapter.h"
 #include "commands.h"
 #include "runtime/engine.h"
+#include "runtime/images.h"
 #include "runtime/inputs.h"
 
 namespace m4::cli {
 namespace {
 
 struct RunArgs {
-    std::string firmware, adapter, public_key, parent, path, prompt, modality, kv_dtype = "f32";
+    std::string firmware, adapter, public_key, parent, path, prompt, modality, kv_dtype = "f32", out;
     std::vector<std::string> inputs;
     int top = 5, max_new_tokens = -1, top_k = -1;
     float temperature = -1, top_p = -1;
@@ -54,6 +56,39 @@ void print_vector(const char * what, const std::vector<float> & v, nlohmann::jso
     fmt::print("{}\n", v.size() > 8 ? "…" : "");
 }
 
+// Path 4: each image input → the image decoder → a PNG (--out; with several inputs, --out names a
+// directory and each output is <input name>.png in it).
+Status run_generator(const RunArgs & a, const model::Model & fw, const adapter::Adapter * ad,
+                     const adapter::Manifest & man) {
+    const std::string who = ad ? a.adapter + " (an " + std::string(adapter::output_kind_name(man.output)) +
+                                     "-output adapter, generator path)"
+                               : std::string("the generator path");
+    if (man.modality != model::Modality::Image || !fw.config().has_decoder(model::Modality::Image))
+        return incompatible(a.firmware + ": no image decoder (\"decoders.image\") for " + who);
+    if (a.out.empty()) return invalid_argument("--out: " + who + " writes an image; give --out FILE.png");
+    if (a.inputs.size() != 1) return invalid_argument("--out: one input per run on the generator path");
+    M4_RETURN_IF_ERROR(runtime::check_output_path(a.out, "png"));
+    const std::string & in = a.inputs[0];
+    if (runtime::guess_modality(in) != model::Modality::Image && (in.size() < 4 || in.substr(in.size() - 4) != ".npy"))
+        return invalid_argument(in + ": " + who + " takes an image (png, jpg, bmp, gif, ppm or .npy), not text");
+    runtime::InputSpec spec;
+    spec.name     = in;
+    spec.modality = model::Modality::Image;
+    M4_ASSIGN_OR_RETURN(spec.signal, runtime::load_image_for_decoder(in, *fw.config().image_decoder));
+    M4_ASSIGN_OR_RETURN(model::Request r, runtime::prepare_item(fw, man.path, ad ? &man : nullptr, spec, ""));
+    r.adapter     = ad ? &ad->weights() : nullptr;
+    const auto t0 = std::chrono::steady_clock::now();
+    M4_ASSIGN_OR_RETURN(auto outs, fw.run(model::Path::Generator, model::Modality::Image, {&r, 1}));
+    const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    const int64_t S = outs[0].image_size;
+    M4_RETURN_IF_ERROR(runtime::write_image_png(a.out, outs[0].image.data(), S, S));
+    if (a.json)
+        fmt::print("{}\n", nlohmann::json::array({{{"input", in}, {"output", a.out}, {"size", {S, S}}}}).dump(2));
+    else
+        fmt::print("[1] {}\n  → {} ({}x{} image)\npath generator · 1 item(s) · {:.1f} ms\n", in, a.out, S, S, ms);
+    return Status::ok();
+}
+
 Status run_run(const RunArgs & a) {
     PublicKey pk;
     if (!a.public_key.empty()) {
@@ -72,16 +107,23 @@ Status run_run(const RunArgs & a) {
         man.modality = runtime::guess_modality(a.inputs[0]);
         if (!a.modality.empty() && !model::parse_modality(a.modality, &man.modality))
             return invalid_argument("--modality: image, audio, imu or text");
-        if (a.modality.empty() && a.inputs[0].size() > 4 && a.inputs[0].substr(a.inputs[0].size() - 4) == ".npy")
+        if (a.path == "generator" && a.modality.empty()) man.modality = model::Modality::Image;  // its one decoder
+        if (a.modality.empty() && a.path != "generator" && a.inputs[0].size() > 4 &&
+            a.inputs[0].substr(a.inputs[0].size() - 4) == ".npy")
             return invalid_argument(a.inputs[0] + ": a .npy input needs --modality image, audio or imu");
         man.path = man.modality == model::Modality::Text ? model::Path::Backbone : model::Path::Encoder;
         if (!a.path.empty() && !model::parse_path(a.path, &man.path))
-            return invalid_argument("--path: encoder, backbone or full");
+            return invalid_argument("--path: encoder, backbone, full or generator");
         if ((man.path == model::Path::Backbone) != (man.modality == model::Modality::Text))
             return invalid_argument(std::string("the ") + model::path_name(man.path) + " path cannot take " +
                                     model::modality_name(man.modality) + " input");
         if (man.path == model::Path::Encoder) man.task = adapter::Task::Embed;
+        man.output = adapter::default_output(man.task, man.path);
     }
+    if (man.path == model::Path::Generator) return run_generator(a, *fw, ad ? &*ad : nullptr, man);
+    if (!a.out.empty())
+        return invalid_argument("--out: the " + std::string(model::path_name(man.path)) + " path outputs " +
+                                adapter::output_kind_name(man.output) + ", which is printed, not written to a file");
     if (man.path != model::Path::Backbone && !fw->config().has_encoder(man.modality))
         return incompatible(a.firmware + ": no " + std::string(model::modality_name(man.modality)) + " encoder");
     std::vector<model::Request> batch;
@@ -160,7 +202,8 @@ void add_run_command(CLI::App & app, int * rc) {
     cmd->add_option("--public-key", a->public_key, "require the firmware to be signed by this key");
     cmd->add_option("--parent", a->parent,
                     "the firmware this one was quantized from: verified, then its adapters bind (docs/formats.md)");
-    cmd->add_option("--path", a->path, "without an adapter: encoder, backbone or full");
+    cmd->add_option("--path", a->path, "without an adapter: encoder, backbone, full or generator");
+    cmd->add_option("--out", a->out, "generator path: the output file (.png for an image)");
     cmd->add_option("--modality", a->modality, "without an adapter: image, audio, imu or text (needed for .npy)");
     cmd->add_option("--prompt", a->prompt, "text prompt for the full path");
     cmd->add_option("--top", a->top, "labels to show for classification");

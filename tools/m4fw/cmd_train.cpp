@@ -140,7 +140,7 @@ Status run_benchmark_adapter(const TrainArgs & a) {
     apply_flags(a, &plan);
     if (!a.path.empty()) {
         model::Path p;
-        if (!model::parse_path(a.path, &p)) return invalid_argument("--path: encoder, backbone or full");
+        if (!model::parse_path(a.path, &p)) return invalid_argument("--path: encoder, backbone, full or generator");
         plan.spec.path = plan.recipe.path = p;
         if (p != model::Path::Encoder) plan.zero_shot_templates.clear();
     }

@@ -1,0 +1,42 @@
+// Image inputs and outputs of the generator path (path 4, the image decoder alone):
+// an input image is decoded at its own size and resampled bicubically onto the decoder's S×S grid
+// (model::resample_bicubic, on the op set); the decoder's output image is written as PNG.
+//
+//     auto x = load_image_for_decoder("small.png", *fw.config().image_decoder);   // [S, S, 3]
+//     … Model::run(Path::Generator, Modality::Image, …) → out.image …
+//     write_image_png("big.png", out.image.data(), S, S);
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "model/config.h"
+
+namespace m4::runtime {
+
+// Pixels [h, w, 3], normalised (v/255 − 0.5)/0.5, at the image's own size.
+struct DecodedImage {
+    int64_t height = 0, width = 0;
+    std::vector<float> values;
+};
+// PNG/JPEG/BMP/GIF bytes (grey replicated, alpha dropped). Errors name `name`.
+Result<DecodedImage> decode_image_native(const std::string & bytes, const std::string & name);
+
+// An image for the decoder `dec`: at most S×S (the decoder enlarges, it does not shrink), resampled
+// bicubically to S×S. `img` normalised [h, w, 3].
+Result<std::vector<float>> image_to_decoder_grid(const DecodedImage & img, const model::EncoderConfig & dec,
+                                                 const std::string & name);
+// A file (image, or .npy [h, w, 3] float32 normalised) → [S, S, 3] for the decoder.
+Result<std::vector<float>> load_image_for_decoder(const std::string & path, const model::EncoderConfig & dec);
+
+// Normalised [h, w, 3] → 8-bit RGB (clamped) → PNG at `path` (written to a temporary file, then
+// renamed). Errors name the path.
+Status write_image_png(const std::string & path, const float * img, int64_t h, int64_t w);
+// Normalised values → 8-bit pixels: round((v·0.5 + 0.5)·255), clamped to [0, 255].
+std::vector<uint8_t> image_to_u8(const float * img, int64_t n);
+
+// Checks an output path before anything runs: the extension fits the output kind ("png" for an
+// image, "wav" for audio) and the directory exists and is writable.
+Status check_output_path(const std::string & path, const std::string & ext);
+
+}  // namespace m4::runtime
