@@ -27,23 +27,23 @@ namespace m4::svc {
 
 struct InferJob : Job {
     enum State : int { Waiting = 0, Running = 1, Answered = 2 };
-    std::atomic<int> state{Waiting};
-    std::atomic<bool> reserved{false};     // holds a scheduler reservation
-    std::atomic<uint64_t> input_bytes{0};  // counted in the app's queued input
-    std::shared_ptr<Connection> conn;
-    std::shared_ptr<runtime::Engine> engine;          // the firmware the inputs were prepared for
-    std::shared_ptr<const adapter::Adapter> adapter;  // null: firmware only
-    std::string adapter_name;
-    model::Path path         = model::Path::Encoder;
-    model::Modality modality = model::Modality::Text;
-    v1::Path requested_path  = v1::PATH_UNSPECIFIED;
-    bool generate            = false;
-    model::GenerateOptions gen;
-    std::vector<runtime::InputSpec> inputs;
-    std::vector<int> fds;                  // per input: a passed descriptor or -1 (owned)
-    std::vector<uint64_t> fd_bytes;        // its size when it was checked
-    std::vector<model::Request> prepared;  // the inputs as the model takes them
-    std::string prompt;
+    std::atomic<int>                         state{Waiting};
+    std::atomic<bool>                        reserved{false};  // holds a scheduler reservation
+    std::atomic<uint64_t>                    input_bytes{0};   // counted in the app's queued input
+    std::shared_ptr<Connection>              conn;
+    std::shared_ptr<runtime::Engine>         engine;   // the firmware the inputs were prepared for
+    std::shared_ptr<const adapter::Adapter>  adapter;  // null: firmware only
+    std::string                              adapter_name;
+    model::Path                              path     = model::Path::Encoder;
+    model::Modality                          modality = model::Modality::Text;
+    v1::Path                                 requested_path = v1::PATH_UNSPECIFIED;
+    bool                                     generate = false;
+    model::GenerateOptions                   gen;
+    std::vector<runtime::InputSpec>          inputs;
+    std::vector<int>                         fds;       // per input: a passed descriptor or -1 (owned)
+    std::vector<uint64_t>                    fd_bytes;  // its size when it was checked
+    std::vector<model::Request>              prepared;  // the inputs as the model takes them
+    std::string                              prompt;
     ~InferJob() override {
         for (int fd : fds)
             if (fd >= 0) ::close(fd);
@@ -55,8 +55,8 @@ namespace {
 void fill_result(const adapter::Manifest * m, const model::Output & o, v1::Result * r) {
     if (m && m->task == adapter::Task::Classify) {
         std::vector<float> p(o.head);
-        float mx = *std::max_element(p.begin(), p.end());
-        double s = 0;
+        float              mx = *std::max_element(p.begin(), p.end());
+        double             s  = 0;
         for (float & v : p) s += v = std::exp(v - mx);
         std::vector<int> idx(p.size());
         std::iota(idx.begin(), idx.end(), 0);
@@ -77,7 +77,7 @@ void fill_result(const adapter::Manifest * m, const model::Output & o, v1::Resul
 // sender's file offset is not moved); a file that shrank since is an error, growth is ignored.
 Result<std::string> read_descriptor(int fd, uint64_t size, const std::string & name) {
     std::string out(size, '\0');
-    uint64_t off = 0;
+    uint64_t    off = 0;
     while (off < size) {
         ssize_t n = ::pread(fd, out.data() + off, size - off, static_cast<off_t>(off));
         if (n < 0 && errno == EINTR) continue;
@@ -105,7 +105,7 @@ void Daemon::count(uint32_t uid, uint64_t AppCounters::*field, uint64_t n) {
 
 void Daemon::account_input(uint32_t uid, int64_t delta) {
     std::lock_guard<std::mutex> lock(input_mu_);
-    uint64_t & v = queued_input_[uid];
+    uint64_t &                  v = queued_input_[uid];
     v = delta < 0 ? v - std::min<uint64_t>(v, static_cast<uint64_t>(-delta)) : v + static_cast<uint64_t>(delta);
 }
 
@@ -115,11 +115,11 @@ void Daemon::finish_job(InferJob & j, const v1::Response & r, const char * what)
     account_input(j.uid, -static_cast<int64_t>(j.input_bytes.exchange(0)));
     for (int & fd : j.fds)
         if (fd >= 0) ::close(fd), fd = -1;
-    if (r.status() != v1::STATUS_OK)
-        count(j.uid, r.status() == v1::STATUS_BUSY ? &AppCounters::busy : &AppCounters::errors);
+    if (r.status() != v1::STATUS_OK) count(j.uid, r.status() == v1::STATUS_BUSY ? &AppCounters::busy : &AppCounters::errors);
     j.conn->send(r);
     j.conn->in_flight--;
-    log_request(*j.conn, what, r.status(), std::chrono::duration<double, std::milli>(Clock::now() - j.arrival).count());
+    log_request(*j.conn, what, r.status(),
+                std::chrono::duration<double, std::milli>(Clock::now() - j.arrival).count());
 }
 
 namespace {
@@ -141,8 +141,8 @@ void Daemon::submit_infer(const std::shared_ptr<Connection> & c, uint64_t id, co
         respond_error(*c, id, st, "infer");
     };
     const auto & b = config_.bounds;
-    auto e         = engine();
-    const int n    = req.inputs_size();
+    auto         e = engine();
+    const int    n = req.inputs_size();
     if (n == 0) return refuse(invalid_argument("no inputs"));
     if (static_cast<uint32_t>(n) > config_.max_inputs())
         return refuse(invalid_argument(std::to_string(n) + " inputs in one request; the limit is " +
@@ -152,17 +152,17 @@ void Daemon::submit_infer(const std::shared_ptr<Connection> & c, uint64_t id, co
     if (static_cast<size_t>(attached) != fds.size())
         return refuse(invalid_argument(std::to_string(attached) + " inputs are marked fd_attached but " +
                                        std::to_string(fds.size()) + " descriptors came with the request"));
-    auto job          = std::make_shared<InferJob>();
-    job->engine       = e;
+    auto job         = std::make_shared<InferJob>();
+    job->engine      = e;
     job->adapter_name = req.adapter();
     job->fds.assign(static_cast<size_t>(n), -1);
     job->fd_bytes.assign(static_cast<size_t>(n), 0);
-    uint64_t bytes                = req.prompt().size();
-    size_t next_fd                = 0;
+    uint64_t bytes   = req.prompt().size();
+    size_t   next_fd = 0;
     const model::ModelConfig & mc = e->model().config();
     M4_CHECK(mc.backbone.max_seq >= 0);
     for (int i = 0; i < n; ++i) {
-        const v1::Input & in = req.inputs(i);
+        const v1::Input &  in = req.inputs(i);
         runtime::InputSpec spec;
         spec.name = "input " + std::to_string(i);
         if (in.value_case() == v1::Input::kText) {
@@ -177,9 +177,9 @@ void Daemon::submit_infer(const std::shared_ptr<Connection> & c, uint64_t id, co
         if (!model::parse_modality(in.modality(), &spec.modality) || spec.modality == model::Modality::Text)
             return refuse(invalid_argument(spec.name + ": \"modality\" must be image, audio or imu"));
         if (!mc.has_encoder(spec.modality))
-            return refuse(
-                incompatible(spec.name + ": the firmware has no " + model::modality_name(spec.modality) + " encoder"));
-        const auto & ec          = mc.encoder(spec.modality);
+            return refuse(incompatible(spec.name + ": the firmware has no " + model::modality_name(spec.modality) +
+                                       " encoder"));
+        const auto &   ec        = mc.encoder(spec.modality);
         const uint64_t max_bytes = runtime::max_encoded_bytes(ec, b.max_input_file_bytes);
         if (in.value_case() == v1::Input::kSignal) {
             if (in.signal().values_size() > ec.input_values())
@@ -190,19 +190,19 @@ void Daemon::submit_infer(const std::shared_ptr<Connection> & c, uint64_t id, co
             bytes += spec.signal.size() * sizeof(float);
         } else if (in.value_case() == v1::Input::kEncoded) {
             if (in.encoded().size() > max_bytes)
-                return refuse(invalid_argument(spec.name + ": " + std::to_string(in.encoded().size()) + " bytes; a " +
-                                               model::modality_name(spec.modality) + " input is at most " +
-                                               std::to_string(max_bytes) + " bytes"));
+                return refuse(invalid_argument(spec.name + ": " + std::to_string(in.encoded().size()) +
+                                               " bytes; a " + model::modality_name(spec.modality) +
+                                               " input is at most " + std::to_string(max_bytes) + " bytes"));
             spec.encoded = in.encoded();
             bytes += spec.encoded.size();
         } else if (in.value_case() == v1::Input::kFdAttached) {
             // Only a regular file can be read without blocking on its owner; its size is checked
             // here, it is read later on the prep pool.
-            int fd = fds[next_fd];
+            int         fd = fds[next_fd];
             struct stat st {};
             if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
                 return refuse(invalid_argument(spec.name + ": the descriptor is not a regular file (pipes, "
-                                                           "sockets and devices are refused)"));
+                                               "sockets and devices are refused)"));
             if (static_cast<uint64_t>(st.st_size) > max_bytes)
                 return refuse(invalid_argument(spec.name + ": the file has " + std::to_string(st.st_size) +
                                                " bytes; a " + model::modality_name(spec.modality) +
@@ -225,7 +225,7 @@ void Daemon::submit_infer(const std::shared_ptr<Connection> & c, uint64_t id, co
                                        std::to_string(b.max_queued_input_per_app)));
     {
         std::lock_guard<std::mutex> lock(input_mu_);
-        uint64_t & held = queued_input_[c->uid];
+        uint64_t &                  held = queued_input_[c->uid];
         if (held + bytes > b.max_queued_input_per_app) {
             v1::Response r;
             r.set_id(id);
@@ -254,14 +254,14 @@ void Daemon::submit_infer(const std::shared_ptr<Connection> & c, uint64_t id, co
         log_request(*c, "infer", r.status(), 0);
         return;
     }
-    job->reserved           = true;
-    job->requested_path     = req.path();
-    job->prompt             = req.prompt();
-    job->id                 = id;
-    job->uid                = c->uid;
-    job->priority           = req.priority() == v1::PRIORITY_BACKGROUND ? 1 : 0;
-    job->items              = n;
-    job->conn               = c;
+    job->reserved       = true;
+    job->requested_path = req.path();
+    job->prompt         = req.prompt();
+    job->id             = id;
+    job->uid            = c->uid;
+    job->priority       = req.priority() == v1::PRIORITY_BACKGROUND ? 1 : 0;
+    job->items          = n;
+    job->conn           = c;
     job->gen.max_new_tokens = static_cast<int>(req.max_new_tokens());
     job->gen.temperature    = req.temperature();
     job->gen.top_k          = static_cast<int>(req.top_k());
@@ -284,10 +284,10 @@ void Daemon::submit_infer(const std::shared_ptr<Connection> & c, uint64_t id, co
     };
     c->in_flight++;
     if (c->pending.size() > 256)
-        for (auto it = c->pending.begin(); it != c->pending.end();)
-            it = it->second.expired() ? c->pending.erase(it) : ++it;
+        for (auto it = c->pending.begin(); it != c->pending.end();) it = it->second.expired() ? c->pending.erase(it) : ++it;
     c->pending[id] = job;
-    prep_->submit(c->uid, {[this, job] { prepare_job(job); }, [job] { job->on_dropped(JobEnd::Shutdown); }});
+    prep_->submit(c->uid, {[this, job] { prepare_job(job); },
+                           [job] { job->on_dropped(JobEnd::Shutdown); }});
 }
 
 void Daemon::expire_deadlines(Clock::time_point now) {
@@ -332,22 +332,18 @@ void Daemon::prepare_job(const std::shared_ptr<InferJob> & job) {
     for (const auto & in : j.inputs)
         if (in.modality != j.modality)
             return fail(invalid_argument(in.name + ": all inputs of a request must share one modality"));
-    if (m)
-        j.path = m->path;
-    else if (j.requested_path != v1::PATH_UNSPECIFIED)
-        j.path = static_cast<model::Path>(j.requested_path - 1);
-    else
-        j.path = j.modality == model::Modality::Text ? model::Path::Backbone : model::Path::Encoder;
+    if (m) j.path = m->path;
+    else if (j.requested_path != v1::PATH_UNSPECIFIED) j.path = static_cast<model::Path>(j.requested_path - 1);
+    else j.path = j.modality == model::Modality::Text ? model::Path::Backbone : model::Path::Encoder;
     if ((j.path == model::Path::Backbone) != (j.modality == model::Modality::Text))
         return fail(invalid_argument(std::string("the ") + model::path_name(j.path) + " path cannot take " +
                                      model::modality_name(j.modality) + " input"));
     if (j.path == model::Path::Generator)  // image outputs have no field in the protocol yet (issue 18)
-        return fail(
-            unsupported("the generator path's image output is not served by m4fwd yet; run it in-process "
-                        "with `m4fw run --path generator … --out FILE.png`"));
-    j.generate                     = j.path != model::Path::Encoder && (!m || m->task == adapter::Task::Generate);
+        return fail(unsupported("the generator path's image output is not served by m4fwd yet; run it in-process "
+                                "with `m4fw run --path generator … --out FILE.png`"));
+    j.generate            = j.path != model::Path::Encoder && (!m || m->task == adapter::Task::Generate);
     model::GenerateOptions req_gen = j.gen;
-    j.gen                          = m ? m->generation : model::GenerateOptions{};
+    j.gen                 = m ? m->generation : model::GenerateOptions{};
     if (req_gen.max_new_tokens) j.gen.max_new_tokens = req_gen.max_new_tokens;
     if (req_gen.temperature > 0) j.gen.temperature = req_gen.temperature;
     if (req_gen.top_k) j.gen.top_k = req_gen.top_k;
@@ -356,7 +352,7 @@ void Daemon::prepare_job(const std::shared_ptr<InferJob> & job) {
     j.gen.kv_dtype = config_.kv_dtype;
     if (j.generate) {
         const auto & bc = e->model().config().backbone;
-        uint64_t kv     = 2ull * bc.layers * bc.max_seq * bc.kv_heads * bc.head_dim() * dtype_size(config_.kv_dtype) *
+        uint64_t     kv = 2ull * bc.layers * bc.max_seq * bc.kv_heads * bc.head_dim() * dtype_size(config_.kv_dtype) *
                       j.inputs.size();
         if (kv > config_.kv_budget_bytes)
             return fail(resource_exhausted("generation needs up to " + std::to_string(kv >> 20) +
@@ -379,30 +375,29 @@ void Daemon::prepare_job(const std::shared_ptr<InferJob> & job) {
     const int64_t delta = static_cast<int64_t>(prepared) - static_cast<int64_t>(j.input_bytes.exchange(prepared));
     account_input(j.uid, delta);
     // Same path + modality (+ generation settings) may share one forward pass.
-    j.batch_key = fmt::format(
-        "{}/{}/{}", model::path_name(j.path), model::modality_name(j.modality),
-        j.generate ? fmt::format("gen:{}:{}:{}:{}", j.gen.max_new_tokens, j.gen.temperature, j.gen.top_k, j.gen.top_p)
-                   : "run");
+    j.batch_key = fmt::format("{}/{}/{}", model::path_name(j.path), model::modality_name(j.modality),
+                              j.generate ? fmt::format("gen:{}:{}:{}:{}", j.gen.max_new_tokens, j.gen.temperature,
+                                                       j.gen.top_k, j.gen.top_p)
+                                         : "run");
     if (!j.reserved.exchange(false)) return;  // answered meanwhile (deadline, cancel): released there
     scheduler_->enqueue_reserved(job);
 }
 
 void Daemon::run_batch(std::vector<std::shared_ptr<Job>> & batch) {
-    auto t0 = Clock::now();
-    auto e  = engine();
+    auto                                   t0 = Clock::now();
+    auto                                   e  = engine();
     std::vector<std::shared_ptr<InferJob>> jobs;
-    std::vector<model::Request> items;
-    std::vector<size_t> first;
+    std::vector<model::Request>            items;
+    std::vector<size_t>                    first;
     for (auto & b : batch) {
-        auto j       = std::static_pointer_cast<InferJob>(b);
-        int expected = InferJob::Waiting;
+        auto j        = std::static_pointer_cast<InferJob>(b);
+        int  expected = InferJob::Waiting;
         if (!j->state.compare_exchange_strong(expected, InferJob::Running)) continue;  // answered already
         if (j->engine != e) {
             // The firmware switched after the inputs were prepared for the old one.
             j->state = InferJob::Answered;
-            finish_job(*j,
-                       error_response(j->id, Status(StatusCode::Internal, ""),
-                                      "infer: the firmware changed while the request was queued; send it again"),
+            finish_job(*j, error_response(j->id, Status(StatusCode::Internal, ""),
+                                          "infer: the firmware changed while the request was queued; send it again"),
                        "infer");
             continue;
         }
@@ -411,22 +406,18 @@ void Daemon::run_batch(std::vector<std::shared_ptr<Job>> & batch) {
         jobs.push_back(j);
     }
     if (jobs.empty()) return;
-    const auto & head = *jobs[0];
-    std::vector<model::Output> outs;
+    const auto &                   head = *jobs[0];
+    std::vector<model::Output>     outs;
     std::vector<model::Generation> gens;
-    Status st;
+    Status                         st;
     if (head.generate) {
         auto g = e->model().generate(head.path, head.modality, items, head.gen);
-        if (g)
-            gens = std::move(g).value();
-        else
-            st = g.status();
+        if (g) gens = std::move(g).value();
+        else st = g.status();
     } else {
         auto o = e->model().run(head.path, head.modality, items);
-        if (o)
-            outs = std::move(o).value();
-        else
-            st = o.status();
+        if (o) outs = std::move(o).value();
+        else st = o.status();
     }
     const double run_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
     for (size_t k = 0; k < jobs.size(); ++k) {
