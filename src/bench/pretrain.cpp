@@ -59,12 +59,15 @@ Result<PretrainObjective> parse_objective(const nlohmann::json & j, const std::s
     M4_ASSIGN_OR_RETURN(std::string mod, value_or<std::string>(j, "modality", "text", where));
     if (o.name.empty() || o.split.empty())
         return invalid_argument(where + ": every objective needs \"name\" and \"split\"");
-    if (o.kind != "lm" && o.kind != "contrastive" && o.kind != "caption")
-        return invalid_argument(where + ": \"kind\" must be lm, contrastive or caption (got \"" + o.kind + "\")");
+    if (o.kind != "lm" && o.kind != "contrastive" && o.kind != "caption" && o.kind != "reconstruct")
+        return invalid_argument(where + ": \"kind\" must be lm, contrastive, caption or reconstruct (got \"" + o.kind +
+                                "\")");
     if (!model::parse_modality(mod, &o.modality)) return invalid_argument(where + ": unknown modality \"" + mod + "\"");
     if ((o.kind == "lm") != (o.modality == model::Modality::Text))
         return invalid_argument(where +
                                 ": \"lm\" objectives read text; contrastive and caption ones image, audio or imu");
+    if (o.kind == "reconstruct" && o.modality != model::Modality::Image)
+        return invalid_argument(where + ": \"reconstruct\" trains the image decoder: \"modality\": \"image\"");
     if (!(o.weight > 0) || o.batch < 0) return invalid_argument(where + ": \"weight\" must be > 0 and \"batch\" ≥ 0");
     return o;
 }
@@ -226,6 +229,11 @@ Result<std::unique_ptr<train::DataSource>> make_source(const PretrainObjective &
     if (obj.kind == "contrastive") {
         spec.objective = sr.objective = train::Objective::Contrastive;
         spec.path = sr.path = model::Path::Encoder;
+    } else if (obj.kind == "reconstruct") {
+        // The image decoder: ×2 / ×4 reductions of the split's images back to their originals
+        // (bench/super_resolution.h); the captions are not used.
+        spec.objective = sr.objective = train::Objective::Reconstruct;
+        spec.path = sr.path = model::Path::Generator;
     } else {
         spec.objective = sr.objective = train::Objective::LanguageModel;
         spec.path = sr.path = model::Path::Full;

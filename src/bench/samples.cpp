@@ -1,5 +1,7 @@
 #include "bench/samples.h"
 
+#include "bench/super_resolution.h"
+
 #include <stb/stb_image_resize.h>
 
 #include <algorithm>
@@ -77,6 +79,15 @@ Result<train::Sample> to_sample(const data::Dataset & ds, size_t i, const Sample
     const std::string where = example_name(ds, i);
     const auto & tok        = fw.tokenizer();
     train::Sample s;
+    if (r.objective == train::Objective::Reconstruct) {
+        // img.super_resolution: examples alternate between ×2 and ×4 reductions of the original.
+        if (!fw.config().has_decoder(model::Modality::Image))
+            return incompatible(where + ": the firmware has no image decoder");
+        M4_ASSIGN_OR_RETURN(SrPair p, sr_pair(ex, *fw.config().image_decoder, kSrScales[i % 2], where));
+        s.signal = std::move(p.input);
+        s.target = std::move(p.target);
+        return s;
+    }
     const bool modal = ds.modality() != data::Modality::Text;
     // Modality input: every path but the backbone's reads it (contrastive too: encoder ↔ text).
     if (modal && r.path != model::Path::Backbone) {
@@ -97,7 +108,7 @@ Result<train::Sample> to_sample(const data::Dataset & ds, size_t i, const Sample
     };
     switch (r.objective) {
         case train::Objective::Reconstruct:
-            return unsupported(where + ": reconstruct (image decoder) samples are not made from data sets yet");
+            break;  // handled above
         case train::Objective::Classify:
             if (ex.label < 0) return invalid_argument(where + ": no class label");
             s.label = ex.label;

@@ -29,7 +29,8 @@ std::vector<std::string> split_metric(const std::string & s) {
 }
 
 bool known_metric(const std::string & m) {
-    static const char * kKnown[] = {"accuracy", "exact_match", "token_f1", "top1_accuracy", "chrf", "mae", "wer"};
+    static const char * kKnown[] = {"accuracy", "exact_match", "token_f1", "top1_accuracy", "chrf",
+                                    "mae",      "wer",         "psnr",     "ssim"};
     for (const char * k : kKnown)
         if (m == k) return true;
     return m.rfind("recall@", 0) == 0 && m.size() > 7 && std::isdigit(static_cast<unsigned char>(m[7]));
@@ -221,9 +222,14 @@ Result<TaskPlan> make_plan(const TaskFacts & facts, const model::ModelConfig & c
     if (text && path != Path::Backbone) return fail("a text task needs the backbone path");
     if (!text && path == Path::Backbone) return fail("a modality task cannot run on the backbone path");
     const auto mm = text ? model::Modality::Text : static_cast<model::Modality>(static_cast<int>(facts.modality));
-    if (!text && !c.has_encoder(mm))
+    if (path == Path::Generator) {
+        if (!c.has_decoder(mm))
+            return incompatible("task '" + name + "': the firmware has no " + data::modality_name(facts.modality) +
+                                " decoder");
+    } else if (!text && !c.has_encoder(mm)) {
         return incompatible("task '" + name + "': the firmware has no " + data::modality_name(facts.modality) +
                             " encoder");
+    }
     p.spec.name                 = name;
     p.spec.path                 = path;
     p.spec.modality             = mm;
@@ -268,12 +274,24 @@ Result<TaskPlan> make_plan(const TaskFacts & facts, const model::ModelConfig & c
         p.train.train_projector = path == Path::Full;
         p.approach = fmt::format("language modelling on the {} path (LoRA on {} attention{}), greedy decoding",
                                  model::path_name(path), where, path == Path::Full ? ", projector learns" : "");
+    } else if (facts.kind == "reconstruct") {
+        if (path != Path::Generator) return fail("a reconstruct task runs on the generator path");
+        p.spec.objective = Objective::Reconstruct;
+        p.recipe.path    = Path::Generator;
+        p.train.targets  = "all";
+        p.train.lr       = 1e-3f;
+        p.approach =
+            "LoRA on every linear of the image decoder (generator path: bicubic enlargement + decoder "
+            "correction), mean squared error against the original; ×2 and ×4 inputs alternate";
     } else {
         return fail("unknown kind '" + facts.kind + "'");
     }
     // The budget: all adapters plus the few-shot runs train in about half an hour on 2 cores, so
     // steps × batch follow what a step costs on each path (measured; docs/results.md).
-    if (path == Path::Encoder) {
+    if (path == Path::Generator) {
+        p.train.batch = 16;
+        p.train.steps = 200;
+    } else if (path == Path::Encoder) {
         p.train.steps = facts.modality == data::Modality::Image ? 100 : 200;
         if (facts.kind == "retrieve") p.train.steps = 150;
     } else if (path == Path::Backbone) {

@@ -93,6 +93,11 @@ void register_text_tasks(std::vector<Task> & out);
 void register_audio_tasks(std::vector<Task> & out);
 void register_imu_tasks(std::vector<Task> & out);
 void register_multimodal_tasks(std::vector<Task> & out);
+void register_decoder_tasks(std::vector<Task> & out);  // tasks_decoder.cpp: answered by a decoder (path 4)
+
+// img.super_resolution's degradation: px [size, size, 3] → [size/f, size/f, 3], each output pixel
+// the rounded mean of an f×f block.
+std::vector<uint8_t> sr_reduce(const uint8_t * px, int size, int factor);
 
 // Adds one example, turning "dropped as duplicate" into a plain count; for builder loops.
 inline Status put(DatasetWriter * w, const ExampleIn & ex) {

@@ -4,13 +4,19 @@
 //   m4fw eval --zero-shot --task img.fashion_mnist        no adapter: nearest label prompt in the shared
 //                                                         embedding space (encoder-path tasks)
 //
+//   m4fw eval --task img.super_resolution [--adapter sr.m4a]   PSNR / SSIM at ×2 and ×4 against bicubic
+//                                                         (--zero-shot: the firmware's decoder, no adapter)
+//
 //   m4fw eval --plan --task T                            the task's plan as JSON (how it is trained, defaults)
 //
 // Common: --firmware F (default: the default firmware), --data DIR (default: data), --batch N,
 // --json (one JSON object on stdout instead of the text lines).
 #include <fmt/format.h>
 
+#include <optional>
+
 #include "bench/evaluate.h"
+#include "bench/super_resolution.h"
 #include "commands.h"
 
 namespace m4::cli {
@@ -61,7 +67,15 @@ Status run_eval(const EvalArgs & a) {
     o.limit      = a.limit;
     o.batch      = a.batch;
     bench::EvalReport r;
-    if (a.zero_shot) {
+    if (plan.facts.kind == "reconstruct") {  // PSNR / SSIM against the bicubic baseline (decoder tasks)
+        std::optional<adapter::Adapter> ad;
+        if (!a.adapter.empty()) {
+            M4_ASSIGN_OR_RETURN(const std::string parent, verified_parent(a.parent, *fw));
+            M4_ASSIGN_OR_RETURN(ad, adapter::Adapter::load(a.adapter, *fw, adapter::Binding::Sibling, parent));
+        }
+        if (a.validation) return invalid_argument("--validation: " + a.task + " has its own split (--split val)");
+        M4_ASSIGN_OR_RETURN(r, bench::evaluate_super_resolution(*fw, ad ? &*ad : nullptr, a.adapter, plan, a.data, o));
+    } else if (a.zero_shot) {
         M4_ASSIGN_OR_RETURN(r, bench::evaluate_zero_shot(*fw, plan, a.data, o));
     } else {
         M4_ASSIGN_OR_RETURN(const std::string parent, verified_parent(a.parent, *fw));

@@ -25,6 +25,7 @@
 #include <set>
 
 #include "bench/evaluate.h"
+#include "bench/super_resolution.h"
 #include "commands.h"
 #include "data/task.h"
 #include "train/export.h"
@@ -216,7 +217,15 @@ Status run_benchmark_adapter(const TrainArgs & a) {
                : a.shots > 0                                            ? 500
                : plan.spec.objective == train::Objective::LanguageModel ? 200
                                                                         : 1000;
-    M4_ASSIGN_OR_RETURN(bench::EvalReport v, bench::evaluate_adapter(*fw, ad, out, plan, a.data, eo));
+    bench::EvalReport v;
+    if (plan.facts.kind == "reconstruct") {  // decoder tasks hold a validation split of their own
+        eo.split      = "val";
+        eo.validation = false;
+        eo.limit      = a.val_limit >= 0 ? a.val_limit : 200;
+        M4_ASSIGN_OR_RETURN(v, bench::evaluate_super_resolution(*fw, &ad, out, plan, a.data, eo));
+    } else {
+        M4_ASSIGN_OR_RETURN(v, bench::evaluate_adapter(*fw, ad, out, plan, a.data, eo));
+    }
     metrics["validation"] = v.to_json();
     metrics["validation"].erase("adapter");
     M4_RETURN_IF_ERROR(bench::export_task_adapter(*tm, plan, out, name, metrics));
