@@ -23,13 +23,19 @@ using namespace m4::train;
 namespace {
 
 Result<Objective> parse_objective(const std::string & s) {
-    for (int i = 0; i <= static_cast<int>(Objective::Contrastive); ++i)
+    for (int i = 0; i <= static_cast<int>(Objective::Reconstruct); ++i)
         if (s == objective_name(static_cast<Objective>(i))) return static_cast<Objective>(i);
     return invalid_argument("bad objective " + s);
 }
 
 Sample random_sample(const model::ModelConfig & c, const TaskSpec & t, Rng & rng, int64_t n_tokens) {
     Sample s;
+    if (t.path == model::Path::Generator) {  // an input image on the decoder's grid and a target image
+        const int64_t n = c.image_decoder->input_values();
+        for (int64_t i = 0; i < n; ++i) s.signal.push_back(rng.uniform(-1.0f, 1.0f));
+        for (int64_t i = 0; i < n; ++i) s.target.push_back(rng.uniform(-1.0f, 1.0f));
+        return s;
+    }
     if (t.path != model::Path::Backbone) {
         const auto & ec = c.encoder(t.modality);
         int64_t n       = ec.image_size * ec.image_size * 3;
@@ -96,7 +102,8 @@ Status run_case(const model::Model & fw, const nlohmann::json & c, const std::st
             const std::string p        = fmt::format("{}/{}.s{}.npy", out, name, i);
             std::vector<int64_t> shape = {static_cast<int64_t>(s.signal.size())};
             if (t.modality == model::Modality::Image) {
-                const int64_t S = fw.config().encoder(t.modality).image_size;
+                const int64_t S = t.path == model::Path::Generator ? fw.config().image_decoder->image_size
+                                                                   : fw.config().encoder(t.modality).image_size;
                 shape           = {S, S, 3};
             }
             if (t.modality == model::Modality::Imu) shape = {static_cast<int64_t>(s.signal.size()) / 6, 6};

@@ -11,8 +11,8 @@ definition (docs/training.md) and differentiates it with autograd.
         --dump build/tests/train/m4_grad_dump [--workdir DIR] [-v]
 
 Bound: per parameter tensor, max|g_cpp − g_ref| / max|g_ref| ≤ 1e-4 (f32 engine vs float64
-reference); the loss itself within 1e-5 relative. Covered: all three paths (every modality), every
-objective (LM with a loss mask, classify, regress, embed, contrastive), LoRA on every linear of the
+reference); the loss itself within 1e-5 relative. Covered: all four paths (every modality), every
+objective (LM with a loss mask, classify, regress, embed, contrastive, reconstruct), LoRA on every linear of the
 path (adapter mode) and every firmware tensor (full mode).
 """
 
@@ -58,6 +58,8 @@ CASES = [
     ("full_full_audio_lm", "full", "lm", "full", "audio", 0, "mean"),
     ("full_enc_image_classify", "full", "classify", "encoder", "image", 3, "mean"),
     ("full_contrastive_imu", "full", "contrastive", "encoder", "imu", 0, "mean"),
+    ("ad_gen_reconstruct", "adapter", "reconstruct", "generator", "image", 0, "mean"),
+    ("full_gen_reconstruct", "full", "reconstruct", "generator", "image", 0, "mean"),
 ]
 
 
@@ -131,6 +133,10 @@ def batch_loss(m, ad, case, samples, log_scale):
         zt = torch.stack([m.text_embedding(m.backbone_hidden(m.build_inputs(s["tokens"]), None), None)
                           for s in samples])
         return info_nce(zm, zt, log_scale)
+    if objective == "reconstruct":   # mean squared error of the generator path's image
+        y = torch.stack([m.generator_path(signal(s), ad) for s in samples])
+        t = torch.as_tensor(np.array([s["target"] for s in samples]), dtype=DT).reshape(y.shape)
+        return ((y - t) ** 2).mean()
     if objective == "lm":
         rows, targets = [], []
         for s in samples:
