@@ -292,6 +292,13 @@ Result<PretrainRecipe> parse_pretrain_recipe(const nlohmann::json & j, const std
         r.objectives.push_back(std::move(o));
     }
     if (r.objectives.empty()) return invalid_argument(where + ": \"objectives\" is empty");
+    for (const auto & o : r.objectives)
+        if (o.kind == "reconstruct" &&
+            !(r.architecture.contains("decoders") && r.architecture["decoders"].is_object() &&
+              r.architecture["decoders"].contains("image")))
+            return invalid_argument(
+                where + ": objective \"" + o.name +
+                "\" trains the image decoder, but the architecture has no \"decoders\": {\"image\"}");
     M4_ASSIGN_OR_RETURN(nlohmann::json training, member(j, "training", where, VT::object));
     M4_RETURN_IF_ERROR(parse_training(training, where + ": training", &r));
     for (const auto & o : r.objectives) {

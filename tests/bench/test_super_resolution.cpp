@@ -4,7 +4,9 @@
 
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 
+#include "bench/pretrain.h"
 #include "bench/super_resolution.h"
 #include "data/task.h"
 #include "unit/fixture.h"
@@ -113,4 +115,22 @@ TEST(SuperResolution, PlanTrainsTheDecoderOnTheGeneratorPath) {
     auto nodec = model::parse_model_config(cfg);
     auto bad   = bench::make_plan(bench::facts_from_info(t->info), *nodec);
     EXPECT_EQ(bad.status().code(), StatusCode::Incompatible) << bad.status().message();
+}
+
+TEST(SuperResolution, RecipesTrainTheDecoderWithReconstruct) {
+    std::ifstream in(std::string(M4_SOURCE_DIR) + "/recipes/sr-decoder.json");
+    ASSERT_TRUE(in.good());
+    nlohmann::json j = nlohmann::json::parse(in);
+    auto r           = bench::parse_pretrain_recipe(j, "sr-decoder.json");
+    ASSERT_TRUE(r.is_ok()) << r.status().message();
+    ASSERT_EQ(r->objectives.size(), 1u);
+    EXPECT_EQ(r->objectives[0].kind, "reconstruct");
+    nlohmann::json bad               = j;
+    bad["objectives"][0]["modality"] = "audio";
+    EXPECT_NE(bench::parse_pretrain_recipe(bad, "r.json").status().message().find("\"modality\": \"image\""),
+              std::string::npos);
+    bad = j;
+    bad["architecture"].erase("decoders");
+    const auto st = bench::parse_pretrain_recipe(bad, "r.json").status();
+    EXPECT_NE(st.message().find("no \"decoders\""), std::string::npos) << st.message();
 }
