@@ -12,8 +12,7 @@
 #
 # Defaults: data/, every task with a plan (m4fw data list), results/, adapters/, docs/eaibench.md,
 # docs/figures/, baselines/, build-baselines/. --train-adapters trains each task's adapter first
-# (m4fw adapter train, plan defaults) when --adapters has none. Retrieval tasks get no baseline yet
-# (bench/baseline.h says why); the report marks them. --measure then measures memory serving k
+# (m4fw adapter train, plan defaults) when --adapters has none. --measure then measures memory serving k
 # tasks and per-request latency (m4fw bench eaibench, at M4_THREADS=2) over the tasks that have
 # both an adapter and a task-specific model → RESULTS/resources.json.
 set -uo pipefail
@@ -111,10 +110,6 @@ if [ "$report_only" -eq 0 ]; then
     fi
     # the task-specific baseline
     bl="$results/baselines/$task.json"
-    if [ "$(json "$plan" kind)" = "retrieve" ]; then
-      echo "$task: no task-specific baseline for retrieval yet (marked in the report)"
-      continue
-    fi
     if [ "$(json "$bl" m4_firmware fingerprint)" = "$fp" ] && [ "$(json "$bl" data manifest_sha256)" = "$(manifest_sha "$task")" ]; then
       echo "$task: baseline current ($bl), skipped"
       skipped=$((skipped + 1))
