@@ -60,9 +60,16 @@ for m in r["memory"]:
 assert r["memory"][1]["separate_rss_kib"] > r["memory"][0]["separate_rss_kib"], "3 processes hold more than 1"
 assert sorted(x["task"] for x in r["latency"]) == ["imu.har", "txt.topic"]
 assert all(x["m4_median_ms"] > 0 and x["ts_p99_ms"] >= x["ts_median_ms"] > 0 for x in r["latency"])
+# the m4 side through m4fwd: a daemon per k, its own /proc numbers, and latency through the socket
+assert [m["k"] for m in r["service_memory"]] == [1, 3], r.get("service_memory")
+assert all(m["rss_kib"] >= m["pss_kib"] > 0 and m["hwm_kib"] > 0 for m in r["service_memory"]), r["service_memory"]
+assert sorted(x["task"] for x in r["service_latency"]) == ["imu.har", "txt.topic"]
+assert all(x["p99_ms"] >= x["median_ms"] > 0 for x in r["service_latency"])
 PY
 grep -q "^## Memory serving k tasks" "$md" || fail "no memory table in the report"
 grep -q "^## Operator types" "$md" || fail "no operator types in the report"
+grep -q "^## Memory serving k tasks through m4fwd" "$md" || fail "no m4fwd memory table in the report"
+grep -q "^## Per-request latency through m4fwd" "$md" || fail "no m4fwd latency table in the report"
 for f in eaibench-delta eaibench-storage eaibench-memory eaibench-latency; do
   for ext in png svg; do [ -s "$work/figures/$f.$ext" ] || fail "figure $f.$ext missing"; done
   head -c 8 "$work/figures/$f.png" | grep -q PNG || fail "$f.png is not a PNG"
