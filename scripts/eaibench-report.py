@@ -164,6 +164,16 @@ def main():
           f"{sum(1 for r in ok if r['parity'])} at parity; wrote {a.out} and {len(figs)} figures under {a.figures}")
 
 
+def scaled_delta(r):
+    """Δ in [0, 1]-metric points, > 0 when m4 is better: chrF / 100, MAE relative to the task-specific MAE."""
+    d = r["delta"] if r["higher"] else -r["delta"]
+    if r["metric"] == "chrf":
+        return d / 100.0
+    if r["metric"] == "mae":
+        return d / abs(r["ts"]) if r["ts"] else d
+    return d
+
+
 def adapter_tuning(results):
     """results/tuning.tsv → {task: [steps of each adapter variant (None: the plan's)]}, few-shot rows excluded."""
     out = {}
@@ -214,8 +224,8 @@ def draw(rows, a, fp):
     # Δ per task, sorted, coloured by group (lower-is-better metrics flipped so > 0 is m4 better).
     fig, ax = plt.subplots(figsize=(8, max(2.5, 0.32 * len(ok) + 1)))
     if ok:
-        d = sorted(ok, key=lambda r: (r["delta"] if r["higher"] else -r["delta"]))
-        vals = [(r["delta"] if r["higher"] else -r["delta"]) for r in d]
+        d = sorted(ok, key=scaled_delta)
+        vals = [scaled_delta(r) for r in d]
         ax.barh([r["task"] for r in d], vals, color=[GROUP_COLOUR.get(r["group"], "grey") for r in d])
         ax.axvline(0, color="black", lw=0.8)
         ax.axvline(-0.01, color="grey", lw=0.8, ls="--")
@@ -223,7 +233,7 @@ def draw(rows, a, fp):
         ax.legend(handles, GROUP_ORDER, loc="lower right", fontsize=8)
     else:
         ax.text(0.5, 0.5, "no task with both scores", ha="center", transform=ax.transAxes)
-    ax.set_xlabel("m4 − task-specific (metric units; sign flipped for lower-is-better metrics)")
+    ax.set_xlabel("m4 − task-specific ([0, 1] metric points; chrF / 100; MAE relative; > 0: m4 better)")
     ax.set_title("eAIBench: m4 firmware + adapter vs task-specific model (test split)")
     save(fig, "eaibench-delta", "Δ per task")
 
@@ -243,16 +253,19 @@ def draw(rows, a, fp):
     if res and res.get("memory"):
         mem = res["memory"]
         fig, ax = plt.subplots(figsize=(6, 4))
-        for key, label in (("m4_pss_kib", "m4fwd + k adapters (PSS)"),
-                           ("separate_pss_kib", "k task-specific processes (PSS sum)"),
-                           ("one_process_pss_kib", "k task-specific models, one process (PSS)")):
-            pts = [(m["k"], m[key] / 1024) for m in mem if m.get(key) is not None]
+        series = [([(m["k"], m[key] / 1024) for m in mem if m.get(key) is not None], label)
+                  for key, label in (("m4_pss_kib", "m4: firmware + k adapters, in-process (PSS)"),
+                                     ("separate_pss_kib", "k task-specific processes (PSS sum)"),
+                                     ("one_process_pss_kib", "k task-specific models, one process (PSS)"))]
+        series.append(([(m["k"], m["pss_kib"] / 1024) for m in res.get("service_memory", [])
+                        if m.get("pss_kib") is not None], "m4fwd + k adapters (PSS)"))
+        for pts, label in series:
             if pts:
                 ax.plot(*zip(*pts), marker="o", label=label)
         ax.set_xscale("log", base=2)
         ax.set_xlabel("tasks served at once k")
         ax.set_ylabel("MiB")
-        ax.set_title("Peak memory serving k tasks (measured, /proc)")
+        ax.set_title("Memory serving k tasks, one request each answered (measured, /proc)")
         ax.legend(fontsize=8)
         save(fig, "eaibench-memory", "memory vs k")
     if res and res.get("latency"):
@@ -349,14 +362,14 @@ def write_md(rows, a, figs):
                      f"{fmt_score(r['metric'], r['ts'])} | {fmt_score(r['metric'], r['nn'])} | {lr} | "
                      f"{fmt_score(r['metric'], r['chance'])} | {d} | {p} | {model} | "
                      f"{'; '.join(r['marks'] + (['note: both at or below chance'] if r.get('both_at_chance') else []))} |")
-    L += ["", "## Per input group", "", "| group | tasks | compared | at parity | mean Δ (direction-adjusted) |",
+    L += ["", "## Per input group", "", "| group | tasks | compared | at parity | mean Δ (direction-adjusted; chrF / 100, MAE relative) |",
           "|---|---|---|---|---|"]
     for g in GROUP_ORDER:
         gr = [r for r in rows if r["group"] == g]
         if not gr:
             continue
         go = [r for r in gr if r["ok"]]
-        md = (sum((r["delta"] if r["higher"] else -r["delta"]) for r in go) / len(go)) if go else None
+        md = (sum(scaled_delta(r) for r in go) / len(go)) if go else None
         L.append(f"| {g} | {len(gr)} | {len(go)} | {sum(1 for r in go if r['parity'])} | "
                  f"{'–' if md is None else f'{md:+.3f}'} |")
     ks, m4, ts, cross = storage_series(rows, a.firmware_bytes)
@@ -371,7 +384,7 @@ def write_md(rows, a, figs):
                  + (f"Crossover (m4 ≤ task-specific) at k = {cross}." if cross else
                     "No crossover within the compared tasks."))
         enc = [r for r in rows if r["ok"] and r["adapter_bytes"] is not None and r["bl"]["path"] == "encoder"
-               and r["kept"] == "model"]
+               and r["kept"] == "model" and "recall" not in r["metric"]]  # retrieval's text tower uses it
         tok = sum(r["bl"]["model"].get("tokenizer_bytes") or 0 for r in enc)
         if tok:
             L.append(f"The file format requires a tokenizer, so each of the {len(enc)} encoder-path task-specific "
@@ -398,7 +411,8 @@ def write_md(rows, a, figs):
               "are alive (sums over processes), peak RSS from VmHWM. Tasks cycled: "
               f"{', '.join(mt)} (beyond {len(mt)} tasks each model is a distinct file copy, so no page-cache "
               "sharing). The firmware is memory-mapped read-only; its load-time digest check reads every page, so all of it "
-              "is resident.", "",
+              "is resident. PSS splits a shared page among the processes that map it, so another process mapping the "
+              "same firmware file (a training run, another engineer's job) lowers m4's PSS; RSS is not split.", "",
               "| k | m4: firmware + k adapters, PSS MiB | k task-specific processes, PSS MiB | one process with k "
               "models, PSS MiB | m4 RSS MiB | separate RSS MiB | separate / m4 (PSS) |", "|---|---|---|---|---|---|---|"]
         for m in res["memory"]:
