@@ -126,6 +126,28 @@ class BindingTest(unittest.TestCase):
             self.c.classify("no-such-adapter", "hello")
         self.assertEqual(e.exception.name, "NOT_FOUND")
 
+    def test_constrained_output(self):
+        choices = ["yes", "no", "not sure"]
+        for seed in range(3):
+            g = self.c.generate(None, "is the sky blue?", choices=choices, temperature=1.5, seed=seed)
+            self.assertIn(g.text, choices)
+        schema = {"type": "object", "properties": {"name": {"type": "string"}, "age": {"type": "integer"},
+                                                   "tags": {"type": "array", "items": {"enum": ["a", "b"]}}},
+                  "required": ["name", "age"]}
+        for seed in range(3):
+            g = self.c.generate(None, "a person:", json_schema=schema, max_new_tokens=30, temperature=1.0, seed=seed)
+            v = json.loads(g.text)
+            self.assertIsInstance(v["name"], str)
+            self.assertIsInstance(v["age"], int)
+            self.assertLessEqual(set(v), {"name", "age", "tags"})
+        with self.assertRaises(m4.Error) as e:
+            self.c.generate(None, "x", json_schema={"type": "string", "pattern": "a"})
+        self.assertEqual(e.exception.name, "INVALID_ARGUMENT")
+        self.assertIn('keyword "pattern"', e.exception.message)
+        with self.assertRaises(m4.Error) as e:
+            self.c.generate(None, "x", choices=["\u2603 snowman"])
+        self.assertIn("cannot be spelled", e.exception.message)
+
     def test_status_reports_usage(self):
         self.c.generate(None, "count my tokens", max_new_tokens=3, temperature=0)
         st = self.c.status()

@@ -4,6 +4,7 @@
 // in the shared space, and the same through the C ABI.
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <mutex>
@@ -62,6 +63,11 @@ class ServiceApi : public ::testing::Test {
         r.adapter            = &adapter_->weights();
         model::GenerateOptions g = model::with_overrides(adapter_->manifest().generation, o);
         g.seed *= 0x9e3779b97f4a7c15ull;
+        if (!o.choices.empty())
+            g.constraint = model::TokenConstraint::choices(o.choices, model_->tokenizer(), g.max_new_tokens).value();
+        if (!o.json_schema.empty())
+            g.constraint =
+                model::TokenConstraint::json_schema(o.json_schema, model_->tokenizer(), g.max_new_tokens).value();
         auto out = model_->generate(model::Path::Backbone, model::Modality::Text, {&r, 1}, {&g, 1});
         EXPECT_TRUE(out.is_ok());
         return out.is_ok() ? (*out)[0] : model::Generation{};
@@ -382,4 +388,85 @@ TEST_F(ServiceApi, UsageIsCountedPerAppAndShownToItsOwnerAndTheAdmin) {
     std::set<uint32_t> seen;
     for (const auto & u : st->status_reply().apps()) seen.insert(u.uid());
     EXPECT_TRUE(seen.count(kA) && seen.count(kB)) << "the admin sees every app";
+}
+
+// Constrained output over the service and the C ABI: choices and schemas give outputs that match
+// the in-process model and parse; bad constraints are refused by name and the daemon keeps serving.
+TEST_F(ServiceApi, ConstrainedOutputOverTheServiceAndTheCAbi) {
+    DaemonProcess d(fresh_dir("constrained"), fw_);
+    ASSERT_TRUE(d.start()) << d.log();
+    auto c = client::Client::connect(d.socket());
+    ASSERT_TRUE(c.is_ok());
+    ASSERT_EQ((*c)->register_adapter("gen", read_file_bytes(gen_adapter_).value())->status(), v1::STATUS_OK);
+    const std::vector<std::string> choices = {"yes", "no", "maybe", "the program"};
+    for (uint64_t seed = 0; seed < 4; ++seed) {
+        v1::Infer q = gen_request("is it free software");
+        for (const auto & ch : choices) q.add_choices(ch);
+        q.set_seed(seed), q.set_temperature(1.5f), q.set_max_new_tokens(16);
+        auto r = (*c)->infer(q);
+        ASSERT_TRUE(r.is_ok());
+        ASSERT_EQ(r->status(), v1::STATUS_OK) << r->message();
+        const std::string text = r->infer().results(0).text();
+        EXPECT_NE(std::find(choices.begin(), choices.end(), text), choices.end()) << text;
+        model::GenerationOverrides o;
+        o.seed = seed, o.temperature = 1.5f, o.max_new_tokens = 16, o.choices = choices;
+        EXPECT_EQ(tokens(r->infer().results(0)), expected("is it free software", o).tokens);
+    }
+    for (const std::string schema : {R"({"enum":["free","copy",12,true,null]})", R"({"type":"string"})"}) {
+        v1::Infer q = gen_request("the licence");
+        q.set_json_schema(schema), q.set_max_new_tokens(12), q.set_seed(3);
+        auto r = (*c)->infer(q);
+        ASSERT_TRUE(r.is_ok());
+        ASSERT_EQ(r->status(), v1::STATUS_OK) << r->message();
+        auto v = nlohmann::json::parse(r->infer().results(0).text(), nullptr, false);
+        EXPECT_FALSE(v.is_discarded()) << schema << " → " << r->infer().results(0).text();
+    }
+    struct Case {
+        std::function<void(v1::Infer &)> set;
+        std::string                       needle;
+    };
+    const std::vector<Case> cases = {
+        {[](auto & q) { q.set_json_schema(R"({"type":"object","properties":{"a":{"type":"string"}}})"); },
+         "no token for '{'"},
+        {[](auto & q) { q.set_json_schema("{\"type\":"); }, "not valid JSON"},
+        {[](auto & q) { q.set_json_schema(R"({"type":"string","format":"date"})"); }, "keyword \"format\""},
+        {[](auto & q) { q.set_json_schema(std::string(20000, ' ')); }, "at most 16384"},
+        {[](auto & q) { q.add_choices("€uro"); }, "cannot be spelled"},
+        {[](auto & q) { q.add_choices("yes"), q.set_json_schema(R"({"type":"string"})"); }, "cannot be combined"},
+        {[](auto & q) {
+             for (int i = 0; i < 65; ++i) q.add_choices("c" + std::to_string(i));
+         },
+         "65 choices"},
+        {[](auto & q) { q.add_choices(std::string(30, 'e')), q.set_max_new_tokens(8); }, "max_new_tokens is 8"},
+        {[](auto & q) { q.set_path(v1::PATH_ENCODER), q.set_adapter(""), q.add_choices("yes"); }, "needs generation"},
+    };
+    for (const auto & cs : cases) {
+        v1::Infer q = gen_request("hello");
+        cs.set(q);
+        auto r = (*c)->infer(q);
+        ASSERT_TRUE(r.is_ok()) << cs.needle;
+        EXPECT_EQ(r->status(), v1::STATUS_INVALID_ARGUMENT) << cs.needle;
+        EXPECT_NE(r->message().find(cs.needle), std::string::npos) << r->message();
+    }
+    auto ok = (*c)->infer(gen_request("still serving"));
+    ASSERT_TRUE(ok.is_ok());
+    EXPECT_EQ(ok->status(), v1::STATUS_OK);
+    // The C ABI.
+    m4_client_t * cc = nullptr;
+    ASSERT_EQ(m4_client_open(d.socket().c_str(), &cc), M4_OK) << m4_last_error(cc);
+    m4_options_t * o = m4_options_create();
+    for (const auto & ch : choices) ASSERT_EQ(m4_options_add_choice(o, ch.c_str()), M4_OK);
+    m4_options_set_temperature(o, 2.0f);
+    m4_result_t * r = nullptr;
+    ASSERT_EQ(m4_generate(cc, "gen", "answer", o, &r), M4_OK) << m4_last_error(cc);
+    EXPECT_NE(std::find(choices.begin(), choices.end(), std::string(m4_result_text(r))), choices.end());
+    m4_result_free(r);
+    m4_options_destroy(o);
+    o = m4_options_create();
+    ASSERT_EQ(m4_options_set_json_schema(o, R"({"type":"object"})"), M4_OK);
+    EXPECT_EQ(m4_generate(cc, "gen", "answer", o, &r), M4_ERR_INVALID_ARGUMENT);
+    EXPECT_NE(std::string(m4_last_error(cc)).find("cannot be spelled"), std::string::npos) << m4_last_error(cc);
+    EXPECT_EQ(m4_options_add_choice(o, nullptr), M4_ERR_INVALID_ARGUMENT);
+    m4_options_destroy(o);
+    m4_client_close(cc);
 }
