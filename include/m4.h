@@ -40,8 +40,8 @@ typedef enum m4_status {
     M4_ERR_IO                = 100 /* cannot reach the daemon, or the connection broke */
 } m4_status;
 
-typedef struct m4_client  m4_client_t;
-typedef struct m4_result  m4_result_t;
+typedef struct m4_client m4_client_t;
+typedef struct m4_result m4_result_t;
 typedef struct m4_options m4_options_t;
 
 /* socket_path NULL: the default ($XDG_RUNTIME_DIR/m4/m4fwd.sock, else /run/m4/m4fwd.sock).
@@ -70,19 +70,19 @@ m4_status m4_infer_signal(m4_client_t * client, const char * adapter, const char
  * max_new_tokens 1..context, temperature 0..100 (0: greedy), top_k 0..vocabulary (0: off),
  * top_p (0, 1] (1: off), up to 8 stop strings of 1..64 bytes (they replace the manifest's list). */
 m4_options_t * m4_options_create(void);
-void           m4_options_destroy(m4_options_t * options);
-void           m4_options_set_max_new_tokens(m4_options_t * options, uint32_t n);
-void           m4_options_set_temperature(m4_options_t * options, float temperature);
-void           m4_options_set_top_k(m4_options_t * options, uint32_t k);
-void           m4_options_set_top_p(m4_options_t * options, float p);
-void           m4_options_set_seed(m4_options_t * options, uint64_t seed);
-m4_status      m4_options_add_stop(m4_options_t * options, const char * stop);
+void m4_options_destroy(m4_options_t * options);
+void m4_options_set_max_new_tokens(m4_options_t * options, uint32_t n);
+void m4_options_set_temperature(m4_options_t * options, float temperature);
+void m4_options_set_top_k(m4_options_t * options, uint32_t k);
+void m4_options_set_top_p(m4_options_t * options, float p);
+void m4_options_set_seed(m4_options_t * options, uint64_t seed);
+m4_status m4_options_add_stop(m4_options_t * options, const char * stop);
 /* Constrained output (one kind per request): the text is exactly one of the choices added, or
  * compact JSON following a JSON-schema subset (docs/service.md). A choice the vocabulary cannot
  * spell, or a malformed / unsupported / unsatisfiable schema, is M4_ERR_INVALID_ARGUMENT from
  * m4_generate before anything runs. */
-m4_status      m4_options_add_choice(m4_options_t * options, const char * choice);
-m4_status      m4_options_set_json_schema(m4_options_t * options, const char * schema);
+m4_status m4_options_add_choice(m4_options_t * options, const char * choice);
+m4_status m4_options_set_json_schema(m4_options_t * options, const char * schema);
 
 /* Generates text from `text` (backbone path; adapter NULL or "": the firmware alone). options may
  * be NULL (the adapter's defaults). */
@@ -97,7 +97,7 @@ m4_status m4_embed_text(m4_client_t * client, const char * text, m4_result_t ** 
  * peakAdapterBytes, peakKvBytes, busy … (an app sees its own line, the admin every app's).
  * Free *json with m4_string_free. */
 m4_status m4_status_json(m4_client_t * client, char ** json);
-void      m4_string_free(char * s);
+void m4_string_free(char * s);
 
 /* Results: classification scores (best first), values (regression / embedding), generated text. */
 size_t        m4_result_score_count(const m4_result_t * r);
@@ -106,9 +106,9 @@ float         m4_result_score(const m4_result_t * r, size_t i);
 size_t        m4_result_value_count(const m4_result_t * r);
 const float * m4_result_values(const m4_result_t * r);
 const char *  m4_result_text(const m4_result_t * r);
-size_t          m4_result_token_count(const m4_result_t * r);
+size_t m4_result_token_count(const m4_result_t * r);
 const int32_t * m4_result_tokens(const m4_result_t * r);
-const char *    m4_result_stop_reason(const m4_result_t * r); /* "eos", "stop", "length", "context"; "" */
+const char * m4_result_stop_reason(const m4_result_t * r); /* "eos", "stop", "length", "context"; "" */
 void          m4_result_free(m4_result_t * r);
 
 #ifdef __cplusplus

@@ -156,7 +156,9 @@ m4_options_t * m4_options_create(void) {
         return nullptr;
     }
 }
-void m4_options_destroy(m4_options_t * o) { delete o; }
+void m4_options_destroy(m4_options_t * o) {
+    delete o;
+}
 void m4_options_set_max_new_tokens(m4_options_t * o, uint32_t n) {
     if (o) o->settings.set_max_new_tokens(n);
 }
@@ -233,9 +235,9 @@ m4_status m4_status_json(m4_client_t * c, char ** json) {
     *json = nullptr;
     try {
         m4::v1::Response resp;
-        m4_status        s = finish(c, c->impl->status(), &resp);
+        m4_status s = finish(c, c->impl->status(), &resp);
         if (s != M4_OK) return s;
-        std::string                              out;
+        std::string out;
         google::protobuf::util::JsonPrintOptions o;
         o.always_print_primitive_fields = true;
         if (!google::protobuf::util::MessageToJsonString(resp.status_reply(), &out, o).ok())
@@ -248,7 +250,9 @@ m4_status m4_status_json(m4_client_t * c, char ** json) {
         return fail(c, M4_ERR_INTERNAL, e.what());
     }
 }
-void m4_string_free(char * s) { std::free(s); }
+void m4_string_free(char * s) {
+    std::free(s);
+}
 
 size_t m4_result_score_count(const m4_result_t * r) { return r ? static_cast<size_t>(r->result.scores_size()) : 0; }
 const char * m4_result_label(const m4_result_t * r, size_t i) {
@@ -260,9 +264,17 @@ float m4_result_score(const m4_result_t * r, size_t i) {
 size_t        m4_result_value_count(const m4_result_t * r) { return r ? static_cast<size_t>(r->result.values_size()) : 0; }
 const float * m4_result_values(const m4_result_t * r) { return r ? r->result.values().data() : nullptr; }
 const char *  m4_result_text(const m4_result_t * r) { return r ? r->result.text().c_str() : ""; }
-size_t m4_result_token_count(const m4_result_t * r) { return r ? static_cast<size_t>(r->result.tokens_size()) : 0; }
-const int32_t * m4_result_tokens(const m4_result_t * r) { return r ? r->result.tokens().data() : nullptr; }
-const char *    m4_result_stop_reason(const m4_result_t * r) { return r ? r->result.stop_reason().c_str() : ""; }
-void            m4_result_free(m4_result_t * r) { delete r; }
+size_t m4_result_token_count(const m4_result_t * r) {
+    return r ? static_cast<size_t>(r->result.tokens_size()) : 0;
+}
+const int32_t * m4_result_tokens(const m4_result_t * r) {
+    return r ? r->result.tokens().data() : nullptr;
+}
+const char * m4_result_stop_reason(const m4_result_t * r) {
+    return r ? r->result.stop_reason().c_str() : "";
+}
+void m4_result_free(m4_result_t * r) {
+    delete r;
+}
 
 }  // extern "C"

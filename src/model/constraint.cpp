@@ -20,7 +20,9 @@ enum ArrPhase : uint8_t { AStart, AExpect, AValue, AAfter };
 enum NumPhase : uint8_t { NMinus, NZero, NInt, NDot, NFrac };
 constexpr int kMaxDigits = 15;  // an integer part or fraction of at most 15 digits stays exact
 
-bool is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
+bool is_digit(unsigned char c) {
+    return c >= '0' && c <= '9';
+}
 
 }  // namespace
 
@@ -76,7 +78,7 @@ bool TokenConstraint::feed(State & s, unsigned char c) const {
     }
     for (;;) {  // a finished number or literal hands `c` on to its parent: loop
         if (s.done) return false;
-        Frame & f    = s.frames[s.depth - 1];
+        Frame & f      = s.frames[s.depth - 1];
         const Node & n = nodes_[f.node];
         switch (f.kind) {
             case KValue:
@@ -116,8 +118,10 @@ bool TokenConstraint::feed(State & s, unsigned char c) const {
             case KNumber: {
                 const bool complete = f.phase == NZero || f.phase == NInt || f.phase == NFrac;
                 if (is_digit(c) && f.phase != NZero) {
-                    if (f.phase == NMinus) f.phase = c == '0' ? NZero : NInt;
-                    else if (f.phase == NDot) f.phase = NFrac, f.pos = 0;
+                    if (f.phase == NMinus)
+                        f.phase = c == '0' ? NZero : NInt;
+                    else if (f.phase == NDot)
+                        f.phase = NFrac, f.pos = 0;
                     if (++f.pos > kMaxDigits) return false;
                     return true;
                 }
@@ -130,13 +134,15 @@ bool TokenConstraint::feed(State & s, unsigned char c) const {
                 continue;
             }
             case KLiteral: {
-                uint64_t m = 0;
+                uint64_t m    = 0;
                 bool complete = false;
                 for (size_t i = 0; i < n.literals.size(); ++i) {
                     if (!(f.cand >> i & 1)) continue;
                     const std::string & l = n.literals[i];
-                    if (static_cast<int>(l.size()) == f.pos) complete = true;
-                    else if (static_cast<unsigned char>(l[f.pos]) == c) m |= uint64_t{1} << i;
+                    if (static_cast<int>(l.size()) == f.pos)
+                        complete = true;
+                    else if (static_cast<unsigned char>(l[f.pos]) == c)
+                        m |= uint64_t{1} << i;
                 }
                 if (m) {
                     f.cand = m, f.pos++;
@@ -157,13 +163,15 @@ bool TokenConstraint::feed(State & s, unsigned char c) const {
                         if (c == '}' && f.phase == OStart && !required_after(n, 0)) return pop_value(s), true;
                         return false;
                     case OInKey: {
-                        uint64_t m = 0;
+                        uint64_t m  = 0;
                         int done_at = -1;
                         for (size_t i = 0; i < n.props.size(); ++i) {
                             if (!(f.cand >> i & 1)) continue;
                             const std::string & k = n.props[i].key;
-                            if (static_cast<int>(k.size()) == f.pos) done_at = static_cast<int>(i);
-                            else if (static_cast<unsigned char>(k[f.pos]) == c) m |= uint64_t{1} << i;
+                            if (static_cast<int>(k.size()) == f.pos)
+                                done_at = static_cast<int>(i);
+                            else if (static_cast<unsigned char>(k[f.pos]) == c)
+                                m |= uint64_t{1} << i;
                         }
                         if (c == '"') {
                             if (done_at < 0) return false;
@@ -177,7 +185,8 @@ bool TokenConstraint::feed(State & s, unsigned char c) const {
                     case OColon: {
                         if (c != ':') return false;
                         f.phase = OValue;
-                        s.frames[s.depth++] = Frame{KValue, 0, true, static_cast<int16_t>(n.props[f.cur].node), 0, -1, 0, 0};
+                        s.frames[s.depth++] =
+                            Frame{KValue, 0, true, static_cast<int16_t>(n.props[f.cur].node), 0, -1, 0, 0};
                         return true;
                     }
                     case OAfter:
@@ -220,13 +229,20 @@ int64_t TokenConstraint::remaining_bytes(const State & s) const {
         const Frame & f = s.frames[d];
         const Node & n  = nodes_[f.node];
         switch (f.kind) {
-            case KValue: total += n.min_len; break;
-            case KString: total += 1; break;
-            case KNumber: total += (f.phase == NMinus || f.phase == NDot) ? 1 : 0; break;
+            case KValue:
+                total += n.min_len;
+                break;
+            case KString:
+                total += 1;
+                break;
+            case KNumber:
+                total += (f.phase == NMinus || f.phase == NDot) ? 1 : 0;
+                break;
             case KLiteral: {
                 int64_t best = INT64_MAX;
                 for (size_t i = 0; i < n.literals.size(); ++i)
-                    if (f.cand >> i & 1) best = std::min<int64_t>(best, static_cast<int64_t>(n.literals[i].size()) - f.pos);
+                    if (f.cand >> i & 1)
+                        best = std::min<int64_t>(best, static_cast<int64_t>(n.literals[i].size()) - f.pos);
                 total += best;
                 break;
             }
@@ -237,7 +253,9 @@ int64_t TokenConstraint::remaining_bytes(const State & s) const {
                 };
                 int64_t best = INT64_MAX;
                 switch (f.phase) {
-                    case OStart: total += n.rest_first[0]; break;
+                    case OStart:
+                        total += n.rest_first[0];
+                        break;
                     case OKeyExpect:
                         for (size_t i = 0; i < n.props.size(); ++i)
                             if (key_candidates(n, f.cur + 1) >> i & 1) best = std::min(best, 1 + key_cost(int(i), 0));
@@ -248,19 +266,31 @@ int64_t TokenConstraint::remaining_bytes(const State & s) const {
                             if (f.cand >> i & 1) best = std::min(best, key_cost(int(i), f.pos));
                         total += best;
                         break;
-                    case OColon: total += 1 + nodes_[n.props[f.cur].node].min_len + n.rest[f.cur + 1]; break;
+                    case OColon:
+                        total += 1 + nodes_[n.props[f.cur].node].min_len + n.rest[f.cur + 1];
+                        break;
                     case OValue:
-                    case OAfter: total += n.rest[f.cur + 1]; break;
+                    case OAfter:
+                        total += n.rest[f.cur + 1];
+                        break;
                 }
                 break;
             }
             case KArray: {
                 const Node & item = nodes_[n.items];
                 switch (f.phase) {
-                    case AStart: total += array_rest(n, item, f.count, true); break;
-                    case AExpect: total += item.min_len + array_rest(n, item, f.count + 1, false); break;
-                    case AValue: total += array_rest(n, item, f.count + 1, false); break;
-                    case AAfter: total += array_rest(n, item, f.count, false); break;
+                    case AStart:
+                        total += array_rest(n, item, f.count, true);
+                        break;
+                    case AExpect:
+                        total += item.min_len + array_rest(n, item, f.count + 1, false);
+                        break;
+                    case AValue:
+                        total += array_rest(n, item, f.count + 1, false);
+                        break;
+                    case AAfter:
+                        total += array_rest(n, item, f.count, false);
+                        break;
                 }
                 break;
             }
@@ -269,7 +299,9 @@ int64_t TokenConstraint::remaining_bytes(const State & s) const {
     return total;
 }
 
-bool TokenConstraint::complete(const State & s) const { return remaining_bytes(s) == 0; }
+bool TokenConstraint::complete(const State & s) const {
+    return remaining_bytes(s) == 0;
+}
 
 void TokenConstraint::walk(int32_t node, const State & s, int64_t budget, uint8_t * allowed) const {
     for (const auto & [byte, child] : trie_[node].next) {

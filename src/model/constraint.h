@@ -40,10 +40,10 @@ class TokenConstraint {
   public:
     // Output exactly one of `choices` (1..kMaxLiterals distinct strings of 1..kMaxLiteralBytes).
     static Result<std::shared_ptr<const TokenConstraint>> choices(const std::vector<std::string> & choices,
-                                                                   const Tokenizer & tok, int max_new_tokens);
+                                                                  const Tokenizer & tok, int max_new_tokens);
     // Output JSON following `schema` (JSON text, at most kMaxSchemaBytes).
-    static Result<std::shared_ptr<const TokenConstraint>> json_schema(const std::string & schema,
-                                                                       const Tokenizer & tok, int max_new_tokens);
+    static Result<std::shared_ptr<const TokenConstraint>> json_schema(const std::string & schema, const Tokenizer & tok,
+                                                                      int max_new_tokens);
     // Checks the request's values without a vocabulary (size, syntax, supported keywords): what
     // the service's event loop runs before admitting a request.
     static Status check_choices(const std::vector<std::string> & choices);
@@ -91,8 +91,8 @@ class TokenConstraint {
     };
     std::vector<TrieNode> trie_;
     std::vector<std::string> surface_;
-    int32_t eos_ = -1;
-    int64_t vocab_ = 0;
+    int32_t eos_     = -1;
+    int64_t vocab_   = 0;
     bool is_choices_ = false;
 };
 

@@ -17,10 +17,10 @@ struct TokenConstraint::Node {
         bool required = false;
     };
     NodeKind kind = NodeKind::String;
-    std::vector<Prop> props;            // object: in schema order (the output's order)
+    std::vector<Prop> props;                       // object: in schema order (the output's order)
     int items = -1, min_items = 0, max_items = 0;  // array
-    std::vector<std::string> literals;  // literal: choices, or enum values as compact JSON
-    int64_t min_len = 0;                // bytes of the shortest value
+    std::vector<std::string> literals;             // literal: choices, or enum values as compact JSON
+    int64_t min_len = 0;                           // bytes of the shortest value
     // object: bytes to finish it when the next property index is i, with something already
     // emitted (rest: a comma precedes each further key) or nothing yet (rest_first); '}' included.
     std::vector<int64_t> rest, rest_first;

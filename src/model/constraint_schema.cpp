@@ -39,7 +39,8 @@ Status check_literal(const std::string & s, const std::string & what, bool json_
     for (unsigned char c : s) {
         if (c < 0x20) return invalid_argument(what + " contains a control character");
         if (json_string && (c == '"' || c == '\\'))
-            return invalid_argument(what + " contains '" + std::string(1, char(c)) + "' (no escapes in constrained JSON)");
+            return invalid_argument(what + " contains '" + std::string(1, char(c)) +
+                                    "' (no escapes in constrained JSON)");
     }
     return Status::ok();
 }
@@ -54,9 +55,9 @@ class SchemaParser {
         if (!j.is_object()) return invalid_argument(where + ": a schema must be a JSON object");
         if (nodes_->size() >= kMaxSchemaNodes)
             return invalid_argument("json_schema: more than " + std::to_string(kMaxSchemaNodes) + " schemas");
-        static const std::set<std::string> known = {"type",     "properties", "required", "items",
-                                                    "enum",     "minItems",   "maxItems", "description",
-                                                    "title",    "additionalProperties"};
+        static const std::set<std::string> known = {
+            "type",     "properties", "required",    "items", "enum",
+            "minItems", "maxItems",   "description", "title", "additionalProperties"};
         for (auto it = j.begin(); it != j.end(); ++it)
             if (!known.count(it.key()))
                 return invalid_argument(where + ": keyword \"" + it.key() +
@@ -165,9 +166,13 @@ void compute_lengths(std::vector<TokenConstraint::Node> & nodes) {
     for (size_t k = nodes.size(); k-- > 0;) {
         auto & n = nodes[k];
         switch (n.kind) {
-            case NodeKind::String: n.min_len = 2; break;
+            case NodeKind::String:
+                n.min_len = 2;
+                break;
             case NodeKind::Number:
-            case NodeKind::Integer: n.min_len = 1; break;
+            case NodeKind::Integer:
+                n.min_len = 1;
+                break;
             case NodeKind::Literal: {
                 n.min_len = INT64_MAX;
                 for (const auto & l : n.literals) n.min_len = std::min<int64_t>(n.min_len, l.size());
@@ -181,7 +186,7 @@ void compute_lengths(std::vector<TokenConstraint::Node> & nodes) {
                 n.rest.assign(P + 1, 1);
                 n.rest_first.assign(P + 1, 1);
                 for (size_t i = P; i-- > 0;) {
-                    const auto & p = n.props[i];
+                    const auto & p  = n.props[i];
                     const int64_t k = static_cast<int64_t>(p.key.size()) + 3 + nodes[p.node].min_len;
                     n.rest[i]       = n.rest[i + 1] + (p.required ? 1 + k : 0);
                     n.rest_first[i] = p.required ? k + n.rest[i + 1] : n.rest_first[i + 1];
@@ -217,7 +222,7 @@ Status TokenConstraint::check_schema(const std::string & schema) {
 }
 
 Result<std::shared_ptr<const TokenConstraint>> TokenConstraint::choices(const std::vector<std::string> & choices,
-                                                                         const Tokenizer & tok, int max_new_tokens) {
+                                                                        const Tokenizer & tok, int max_new_tokens) {
     M4_RETURN_IF_ERROR(check_choices(choices));
     std::shared_ptr<TokenConstraint> c(new TokenConstraint());
     Node n;
@@ -231,7 +236,7 @@ Result<std::shared_ptr<const TokenConstraint>> TokenConstraint::choices(const st
 }
 
 Result<std::shared_ptr<const TokenConstraint>> TokenConstraint::json_schema(const std::string & schema,
-                                                                             const Tokenizer & tok, int max_new_tokens) {
+                                                                            const Tokenizer & tok, int max_new_tokens) {
     M4_RETURN_IF_ERROR(check_schema(schema));
     std::shared_ptr<TokenConstraint> c(new TokenConstraint());
     M4_RETURN_IF_ERROR(SchemaParser(&c->nodes_).parse(ojson::parse(schema), "json_schema", 0).status());
@@ -257,7 +262,7 @@ Status TokenConstraint::compile_vocabulary(const Tokenizer & tok, int max_new_to
         int32_t node = 0;
         for (unsigned char ch : s) {
             auto & next = trie_[node].next;
-            auto   it   = std::lower_bound(next.begin(), next.end(), std::make_pair(ch, INT32_MIN));
+            auto it     = std::lower_bound(next.begin(), next.end(), std::make_pair(ch, INT32_MIN));
             if (it == next.end() || it->first != ch) {
                 const int32_t child = static_cast<int32_t>(trie_.size());
                 it                  = next.insert(it, {ch, child});
@@ -276,17 +281,23 @@ Status TokenConstraint::compile_vocabulary(const Tokenizer & tok, int max_new_to
         return Status::ok();
     };
     for (size_t k = 0; k < nodes_.size(); ++k) {
-        const Node & n   = nodes_[k];
-        const bool   top = is_choices_;
+        const Node & n = nodes_[k];
+        const bool top = is_choices_;
         switch (n.kind) {
             case NodeKind::Object:
                 M4_RETURN_IF_ERROR(need("{}\":,", "a JSON object"));
                 for (const auto & p : n.props) M4_RETURN_IF_ERROR(need(p.key, "property \"" + p.key + "\""));
                 break;
-            case NodeKind::Array: M4_RETURN_IF_ERROR(need("[],", "a JSON array")); break;
-            case NodeKind::String: M4_RETURN_IF_ERROR(need("\"", "a JSON string")); break;
+            case NodeKind::Array:
+                M4_RETURN_IF_ERROR(need("[],", "a JSON array"));
+                break;
+            case NodeKind::String:
+                M4_RETURN_IF_ERROR(need("\"", "a JSON string"));
+                break;
             case NodeKind::Number:
-            case NodeKind::Integer: M4_RETURN_IF_ERROR(need("0", "a JSON number")); break;
+            case NodeKind::Integer:
+                M4_RETURN_IF_ERROR(need("0", "a JSON number"));
+                break;
             case NodeKind::Literal:
                 for (size_t i = 0; i < n.literals.size(); ++i)
                     M4_RETURN_IF_ERROR(need(n.literals[i], (top ? "choice " : "enum value ") + std::to_string(i) +
@@ -301,6 +312,8 @@ Status TokenConstraint::compile_vocabulary(const Tokenizer & tok, int max_new_to
     return Status::ok();
 }
 
-int64_t TokenConstraint::min_bytes() const { return nodes_[0].min_len; }
+int64_t TokenConstraint::min_bytes() const {
+    return nodes_[0].min_len;
+}
 
 }  // namespace m4::model

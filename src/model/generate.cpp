@@ -39,7 +39,8 @@ Result<std::vector<Generation>> Model::generate(Path path, Modality modality, st
         return invalid_argument(std::to_string(opts.size()) + " option sets for " + std::to_string(batch.size()) +
                                 " items");
     for (size_t b = 0; b < opts.size(); ++b)
-        if (opts[b].max_new_tokens < 0) return invalid_argument("item " + std::to_string(b) + ": max_new_tokens must be ≥ 0");
+        if (opts[b].max_new_tokens < 0)
+            return invalid_argument("item " + std::to_string(b) + ": max_new_tokens must be ≥ 0");
     const GenerateOptions & o = opts[0];
     if (o.kv_dtype != DType::F32 && o.kv_dtype != DType::BF16)
         return invalid_argument(std::string("KV cache dtype must be f32 or bf16, not ") + dtype_name(o.kv_dtype));
@@ -103,12 +104,14 @@ Result<std::vector<Generation>> Model::generate(Path path, Modality modality, st
                 const int64_t left = std::min<int64_t>(ob.max_new_tokens - static_cast<int64_t>(g.tokens.size()),
                                                        caches[b].capacity - caches[b].len + 1);
                 tc->mask(cstate[b], left, allowed.data());
-                if (std::find(allowed.begin(), allowed.end(), 1) == allowed.end()) {  // cannot happen (see constraint.h)
+                if (std::find(allowed.begin(), allowed.end(), 1) ==
+                    allowed.end()) {  // cannot happen (see constraint.h)
                     g.stop_reason = "constraint";
                     continue;
                 }
             }
-            int32_t tok = sample_token(lgt, V, {ob.temperature, ob.top_k, ob.top_p}, rngs[b], tc ? allowed.data() : nullptr);
+            int32_t tok =
+                sample_token(lgt, V, {ob.temperature, ob.top_k, ob.top_p}, rngs[b], tc ? allowed.data() : nullptr);
             if (tc) tc->advance(cstate[b], tok);
             if (o.keep_logits) g.step_logits.insert(g.step_logits.end(), lgt, lgt + V);
             if (tok == config_.text.eos_id) {

@@ -44,10 +44,10 @@ struct GenerationOverrides {
 
 // The sampling part of the settings, for check_generation().
 struct GenerationValues {
-    int max_new_tokens = 32;
-    float temperature  = 0.0f;
-    int top_k          = 0;
-    float top_p        = 1.0f;
+    int max_new_tokens                    = 32;
+    float temperature                     = 0.0f;
+    int top_k                             = 0;
+    float top_p                           = 1.0f;
     const std::vector<std::string> * stop = nullptr;
 };
 

@@ -54,7 +54,7 @@ uint64_t Engine::adapter_cache_bytes() const {
 
 uint64_t Engine::adapter_cache_bytes(const std::string & prefix) const {
     std::lock_guard<std::mutex> lock(mu_);
-    uint64_t                    n = 0;
+    uint64_t n = 0;
     for (const auto & [path, e] : cache_)
         if (path.rfind(prefix, 0) == 0) n += e.adapter->file_size();
     return n;

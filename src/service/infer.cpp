@@ -39,8 +39,8 @@ struct InferJob : Job {
     model::Modality                          modality = model::Modality::Text;
     v1::Path                                 requested_path = v1::PATH_UNSPECIFIED;
     bool                                     generate = false;
-    model::GenerationOverrides               overrides;  // the request's values (checked on the loop)
-    model::GenerateOptions                   gen;        // the adapter's defaults with the overrides
+    model::GenerationOverrides overrides;  // the request's values (checked on the loop)
+    model::GenerateOptions gen;            // the adapter's defaults with the overrides
     std::vector<runtime::InputSpec>          inputs;
     std::vector<int>                         fds;       // per input: a passed descriptor or -1 (owned)
     std::vector<uint64_t>                    fd_bytes;  // its size when it was checked
@@ -139,8 +139,8 @@ void Daemon::count(uint32_t uid, uint64_t AppCounters::*field, uint64_t n) {
 
 void Daemon::count_peak(uint32_t uid, uint64_t AppCounters::*field, uint64_t v) {
     std::lock_guard<std::mutex> lock(counters_mu_);
-    uint64_t &                  peak = counters(uid).*field;
-    peak                             = std::max(peak, v);
+    uint64_t & peak = counters(uid).*field;
+    peak            = std::max(peak, v);
 }
 
 void Daemon::account_input(uint32_t uid, int64_t delta) {
@@ -197,7 +197,7 @@ void Daemon::submit_infer(const std::shared_ptr<Connection> & c, uint64_t id, co
     job->adapter_name = req.adapter();
     job->fds.assign(static_cast<size_t>(n), -1);
     job->fd_bytes.assign(static_cast<size_t>(n), 0);
-    uint64_t bytes   = req.prompt().size() + job->overrides.json_schema.size();
+    uint64_t bytes = req.prompt().size() + job->overrides.json_schema.size();
     for (const auto & s : job->overrides.choices) bytes += s.size();
     size_t   next_fd = 0;
     const model::ModelConfig & mc = e->model().config();
@@ -374,7 +374,8 @@ void Daemon::prepare_job_on_thread(const std::shared_ptr<InferJob> & job) {
         j.adapter = *a;
         // Memory held for this app's own adapters (shared ones belong to no app).
         if (j.adapter_name.rfind("shared/", 0) != 0)
-            count_peak(j.uid, &AppCounters::peak_adapter_bytes, e->adapter_cache_bytes(p->substr(0, p->rfind('/') + 1)));
+            count_peak(j.uid, &AppCounters::peak_adapter_bytes,
+                       e->adapter_cache_bytes(p->substr(0, p->rfind('/') + 1)));
     }
     for (size_t i = 0; i < j.fds.size(); ++i) {
         if (j.fds[i] < 0) continue;
@@ -400,7 +401,7 @@ void Daemon::prepare_job_on_thread(const std::shared_ptr<InferJob> & job) {
     j.generate            = j.path != model::Path::Encoder && (!m || m->task == adapter::Task::Generate);
     model::GenerateOptions defaults;  // without an adapter: 32 tokens (fewer if the context is shorter), greedy
     defaults.max_new_tokens = static_cast<int>(std::min<int64_t>(32, e->model().config().backbone.max_seq));
-    j.gen          = model::with_overrides(m ? m->generation : defaults, j.overrides);
+    j.gen                   = model::with_overrides(m ? m->generation : defaults, j.overrides);
     j.gen.kv_dtype = config_.kv_dtype;
     if (j.generate) {
         Status opt = e->model().check_options(j.gen, "generation settings");
@@ -448,21 +449,20 @@ void Daemon::prepare_job_on_thread(const std::shared_ptr<InferJob> & job) {
         const int64_t mt = j.path == model::Path::Full ? mc.encoder(j.modality).tokens() : 0;
         for (size_t i = 0; i < j.prepared.size(); ++i) {
             const int64_t len    = 1 + mt + static_cast<int64_t>(j.prepared[i].tokens.size());
-            const int64_t budget = std::min<int64_t>(j.gen.max_new_tokens, std::min<int64_t>(mc.backbone.max_seq,
-                                                     len + j.gen.max_new_tokens) - len + 1);
+            const int64_t budget = std::min<int64_t>(
+                j.gen.max_new_tokens, std::min<int64_t>(mc.backbone.max_seq, len + j.gen.max_new_tokens) - len + 1);
             if (j.gen.constraint->min_bytes() > budget)
                 return fail(invalid_argument(j.inputs[i].name + ": the constrained output needs up to " +
                                              std::to_string(j.gen.constraint->min_bytes()) + " tokens; " +
-                                             std::to_string(std::max<int64_t>(budget, 0)) +
-                                             " fit after the prompt"));
+                                             std::to_string(std::max<int64_t>(budget, 0)) + " fit after the prompt"));
         }
     }
     // What the job holds now is its prepared inputs.
     const int64_t delta = static_cast<int64_t>(prepared) - static_cast<int64_t>(j.input_bytes.exchange(prepared));
     account_input(j.uid, delta);
     // Same path + modality may share one forward pass; generation settings are per row.
-    j.batch_key = fmt::format("{}/{}/{}", model::path_name(j.path), model::modality_name(j.modality),
-                              j.generate ? "gen" : "run");
+    j.batch_key =
+        fmt::format("{}/{}/{}", model::path_name(j.path), model::modality_name(j.modality), j.generate ? "gen" : "run");
     if (!j.reserved.exchange(false)) return;  // answered meanwhile (deadline, cancel): released there
     scheduler_->enqueue_reserved(job);
 }
@@ -472,7 +472,7 @@ void Daemon::run_batch(std::vector<std::shared_ptr<Job>> & batch) {
     auto                                   e  = engine();
     std::vector<std::shared_ptr<InferJob>> jobs;
     std::vector<model::Request>            items;
-    std::vector<model::GenerateOptions>    opts;  // generation: each row's settings
+    std::vector<model::GenerateOptions> opts;  // generation: each row's settings
     std::vector<size_t>                    first;
     for (auto & b : batch) {
         auto j        = std::static_pointer_cast<InferJob>(b);
@@ -501,7 +501,7 @@ void Daemon::run_batch(std::vector<std::shared_ptr<Job>> & batch) {
     std::vector<model::Output>     outs;
     std::vector<model::Generation> gens;
     Status                         st;
-    const uint64_t                 cpu0 = cpu_now_us(CLOCK_PROCESS_CPUTIME_ID);
+    const uint64_t cpu0 = cpu_now_us(CLOCK_PROCESS_CPUTIME_ID);
     if (head.generate) {
         auto g = e->model().generate(head.path, head.modality, items, opts);
         if (g) gens = std::move(g).value();
@@ -514,9 +514,9 @@ void Daemon::run_batch(std::vector<std::shared_ptr<Job>> & batch) {
     const double run_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
     // The batch's CPU time (every thread of the process while it ran) is split between its
     // requests by their share of the work: positions read plus tokens generated.
-    const uint64_t        cpu = cpu_now_us(CLOCK_PROCESS_CPUTIME_ID) - cpu0;
+    const uint64_t cpu = cpu_now_us(CLOCK_PROCESS_CPUTIME_ID) - cpu0;
     std::vector<uint64_t> work(jobs.size(), 0), prompt(jobs.size(), 0), generated(jobs.size(), 0);
-    uint64_t              total_work = 0;
+    uint64_t total_work = 0;
     for (size_t k = 0; k < jobs.size(); ++k) {
         for (size_t i = 0; i < jobs[k]->inputs.size(); ++i) {
             prompt[k] += items[first[k] + i].tokens.size();

@@ -32,10 +32,10 @@ class ServiceApi : public ::testing::Test {
         ASSERT_TRUE(m.is_ok());
         model_ = std::move(m).value().release();
         adapter::Manifest man;
-        man.task     = adapter::Task::Generate;
-        man.path     = model::Path::Backbone;
-        man.modality = model::Modality::Text;
-        man.targets  = adapter::expand_targets(model_->config(), man.path, man.modality, "attn").value();
+        man.task      = adapter::Task::Generate;
+        man.path      = model::Path::Backbone;
+        man.modality  = model::Modality::Text;
+        man.targets   = adapter::expand_targets(model_->config(), man.path, man.modality, "attn").value();
         man.lora_rank = 2, man.lora_alpha = 4;
         // Manifest defaults: sampling at 0.9 with seed 17, 6 tokens at most.
         man.generation.max_new_tokens = 6, man.generation.temperature = 0.9f, man.generation.seed = 17;
@@ -59,8 +59,8 @@ class ServiceApi : public ::testing::Test {
     // (input 0 of a request: seed · φ + 0).
     static model::Generation expected(const std::string & text, const model::GenerationOverrides & o) {
         model::Request r;
-        r.tokens             = model_->tokenizer().encode(text).value();
-        r.adapter            = &adapter_->weights();
+        r.tokens                 = model_->tokenizer().encode(text).value();
+        r.adapter                = &adapter_->weights();
         model::GenerateOptions g = model::with_overrides(adapter_->manifest().generation, o);
         g.seed *= 0x9e3779b97f4a7c15ull;
         if (!o.choices.empty())
@@ -80,9 +80,9 @@ class ServiceApi : public ::testing::Test {
     }
     static std::vector<int32_t> tokens(const v1::Result & r) { return {r.tokens().begin(), r.tokens().end()}; }
 
-    static inline std::string           dir_, fw_, gen_adapter_;
-    static inline model::Model *        model_   = nullptr;
-    static inline adapter::Adapter *    adapter_ = nullptr;
+    static inline std::string dir_, fw_, gen_adapter_;
+    static inline model::Model * model_       = nullptr;
+    static inline adapter::Adapter * adapter_ = nullptr;
 };
 
 }  // namespace
@@ -114,7 +114,7 @@ TEST_F(ServiceApi, RequestValuesOverrideManifestDefaultsAndMatchTheModel) {
         {[](auto & q, auto & o) { q.set_top_p(0.5f), q.set_temperature(1.7f), o.top_p = 0.5f, o.temperature = 1.7f; }},
     };
     for (size_t i = 0; i < cases.size(); ++i) {
-        v1::Infer                  q = gen_request(prompt);
+        v1::Infer q = gen_request(prompt);
         model::GenerationOverrides o;
         cases[i].set(q, o);
         auto rr = (*c)->infer(q);
@@ -128,7 +128,7 @@ TEST_F(ServiceApi, RequestValuesOverrideManifestDefaultsAndMatchTheModel) {
     auto greedy = expected(prompt, {.max_new_tokens = 12, .temperature = 0.0f});
     if (greedy.text.size() >= 4) {
         const std::string stop = greedy.text.substr(greedy.text.size() / 2, 2);
-        v1::Infer         q    = gen_request(prompt);
+        v1::Infer q            = gen_request(prompt);
         q.set_temperature(0), q.set_max_new_tokens(12), q.add_stop("zzzz-not-there"), q.add_stop(stop);
         auto rr = (*c)->infer(q);
         ASSERT_TRUE(rr.is_ok());
@@ -149,7 +149,7 @@ TEST_F(ServiceApi, BadValuesAreRefusedByNameAndTheDaemonKeepsServing) {
     const auto & mc = model_->config();
     struct Case {
         std::function<void(v1::Infer &)> set;
-        std::string                       needle;
+        std::string needle;
     };
     const std::vector<Case> cases = {
         {[](auto & q) { q.set_temperature(-1); }, "temperature"},
@@ -197,15 +197,15 @@ TEST_F(ServiceApi, MixedSettingsShareBatchesAndKeepTheirResults) {
         ASSERT_TRUE(c.is_ok());
         ASSERT_EQ((*c)->register_adapter("gen", read_file_bytes(gen_adapter_).value())->status(), v1::STATUS_OK);
     }
-    constexpr int          kClients = 4, kRounds = 6;
-    std::atomic<int>       failures{0};
-    std::atomic<uint32_t>  max_rows{0};
+    constexpr int kClients = 4, kRounds = 6;
+    std::atomic<int> failures{0};
+    std::atomic<uint32_t> max_rows{0};
     struct Got {
-        std::string                prompt;
+        std::string prompt;
         model::GenerationOverrides o;
-        std::vector<int32_t>       tokens;
+        std::vector<int32_t> tokens;
     };
-    std::mutex       mu;
+    std::mutex mu;
     std::vector<Got> got;  // checked after the clients finish (one model call at a time here)
     std::vector<std::thread> threads;
     for (int t = 0; t < kClients; ++t)
@@ -213,11 +213,11 @@ TEST_F(ServiceApi, MixedSettingsShareBatchesAndKeepTheirResults) {
             auto c = client::Client::connect(d.socket());
             if (!c.is_ok()) return void(failures++);
             for (int k = 0; k < kRounds; ++k) {
-                const std::string          prompt = "you may copy it " + std::to_string(k);
-                v1::Infer                  q      = gen_request(prompt);
+                const std::string prompt = "you may copy it " + std::to_string(k);
+                v1::Infer q              = gen_request(prompt);
                 model::GenerationOverrides o;
-                q.set_seed(100 * t + k), o.seed = 100 * t + k;
-                q.set_temperature(0.5f * t), o.temperature = 0.5f * t;
+                q.set_seed(100 * t + k), o.seed               = 100 * t + k;
+                q.set_temperature(0.5f * t), o.temperature    = 0.5f * t;
                 q.set_max_new_tokens(2 + t), o.max_new_tokens = 2 + t;
                 if (t == 3) q.set_top_k(5), o.top_k = 5;
                 auto r = (*c)->infer(q);
@@ -226,7 +226,8 @@ TEST_F(ServiceApi, MixedSettingsShareBatchesAndKeepTheirResults) {
                     continue;
                 }
                 uint32_t rows = r->infer().batch_rows(), cur = max_rows.load();
-                while (rows > cur && !max_rows.compare_exchange_weak(cur, rows)) {}
+                while (rows > cur && !max_rows.compare_exchange_weak(cur, rows)) {
+                }
                 std::lock_guard<std::mutex> lock(mu);
                 got.push_back({prompt, o, tokens(r->infer().results(0))});
             }
@@ -265,7 +266,7 @@ TEST_F(ServiceApi, TextEmbeddingsOverTheService) {
     // An image file sent as text modality on the encoder path is still just text; mixed
     // modalities in one request are refused.
     v1::Infer mixed = q;
-    auto *    in    = mixed.add_inputs();
+    auto * in       = mixed.add_inputs();
     in->set_modality("imu");
     for (int i = 0; i < 120; ++i) in->mutable_signal()->add_values(0.1f);
     auto bad = (*c)->infer(mixed);
@@ -290,8 +291,12 @@ TEST_F(ServiceApi, CAbiGenerationOptionsAndEmbeddings) {
     EXPECT_EQ(m4_options_add_stop(o, nullptr), M4_ERR_INVALID_ARGUMENT);
     m4_result_t * r = nullptr;
     ASSERT_EQ(m4_generate(c, "gen", "the licence", o, &r), M4_OK) << m4_last_error(c);
-    auto want = expected("the licence", {.max_new_tokens = 4, .temperature = 1.1f, .top_k = 6, .top_p = 0.95f,
-                                         .seed = 99, .stop = std::vector<std::string>{"qqqq"}});
+    auto want = expected("the licence", {.max_new_tokens = 4,
+                                         .temperature    = 1.1f,
+                                         .top_k          = 6,
+                                         .top_p          = 0.95f,
+                                         .seed           = 99,
+                                         .stop           = std::vector<std::string>{"qqqq"}});
     EXPECT_STREQ(m4_result_text(r), want.text.c_str());
     ASSERT_EQ(m4_result_token_count(r), want.tokens.size());
     for (size_t i = 0; i < want.tokens.size(); ++i) EXPECT_EQ(m4_result_tokens(r)[i], want.tokens[i]);
@@ -322,7 +327,7 @@ TEST_F(ServiceApi, CAbiGenerationOptionsAndEmbeddings) {
 TEST_F(ServiceApi, UsageIsCountedPerAppAndShownToItsOwnerAndTheAdmin) {
     if (::geteuid() != 0) GTEST_SKIP() << "needs root to run clients as other uids (CI runs as root)";
     constexpr uid_t kA = 2201, kB = 2202;
-    std::string     dir = fresh_dir("usage");
+    std::string dir = fresh_dir("usage");
     ::chmod(temp_dir().c_str(), 0755);
     ::chmod(dir_.c_str(), 0755);
     ::chmod(dir.c_str(), 0777);
@@ -330,56 +335,59 @@ TEST_F(ServiceApi, UsageIsCountedPerAppAndShownToItsOwnerAndTheAdmin) {
     // A token bucket of 3 requests (refilled at 1 per 100 s): the 4th request in a row is BUSY.
     DaemonProcess d(dir, fw_, R"({"rate_per_app": 0.01, "burst_per_app": 3})");
     ASSERT_TRUE(d.start()) << d.log();
-    const std::string sock = d.socket();
-    const uint64_t    adapter_bytes = std::filesystem::file_size(gen_adapter_);
-    EXPECT_EQ(as_uid(kA, [&] {
-                  auto c = client::Client::connect(sock);
-                  CHILD_CHECK(c.is_ok(), "connect");
-                  auto reg = (*c)->register_adapter("gen", read_file_bytes(gen_adapter_).value());
-                  CHILD_CHECK(reg.is_ok() && reg->status() == v1::STATUS_OK, "register");
-                  uint64_t generated = 0, prompt = 0;
-                  for (int k = 0; k < 3; ++k) {
-                      v1::Infer q = gen_request("the program " + std::to_string(k));
-                      q.add_inputs()->set_text("two inputs");
-                      q.set_max_new_tokens(4);
-                      auto r = (*c)->infer(q);
-                      CHILD_CHECK(r.is_ok() && r->status() == v1::STATUS_OK, "generate");
-                      for (const auto & res : r->infer().results()) generated += res.tokens_size();
-                      prompt += model_->tokenizer().encode("the program " + std::to_string(k))->size() +
-                                model_->tokenizer().encode("two inputs")->size();
-                  }
-                  auto busy = (*c)->infer(gen_request("one too many"));
-                  CHILD_CHECK(busy.is_ok() && busy->status() == v1::STATUS_BUSY, "4th request is BUSY");
-                  auto st = (*c)->status();
-                  CHILD_CHECK(st.is_ok() && st->status() == v1::STATUS_OK, "status");
-                  CHILD_CHECK(st->status_reply().apps_size() == 1, "an app sees only itself");
-                  const auto & u = st->status_reply().apps(0);
-                  CHILD_CHECK(u.uid() == kA, "own line");
-                  CHILD_CHECK(u.items() == 6, "6 items");
-                  CHILD_CHECK(u.busy() == 1, "1 busy refusal");
-                  CHILD_CHECK(u.prompt_tokens() == prompt, "prompt tokens counted");
-                  CHILD_CHECK(u.generated_tokens() == generated && generated > 0, "generated tokens counted");
-                  CHILD_CHECK(u.cpu_us() > 0, "cpu time");
-                  CHILD_CHECK(u.peak_adapter_bytes() == adapter_bytes, "peak adapter bytes = the adapter's size");
-                  CHILD_CHECK(u.peak_kv_bytes() > 0, "peak KV");
-                  return 0;
-              }),
+    const std::string sock       = d.socket();
+    const uint64_t adapter_bytes = std::filesystem::file_size(gen_adapter_);
+    EXPECT_EQ(as_uid(kA,
+                     [&] {
+                         auto c = client::Client::connect(sock);
+                         CHILD_CHECK(c.is_ok(), "connect");
+                         auto reg = (*c)->register_adapter("gen", read_file_bytes(gen_adapter_).value());
+                         CHILD_CHECK(reg.is_ok() && reg->status() == v1::STATUS_OK, "register");
+                         uint64_t generated = 0, prompt = 0;
+                         for (int k = 0; k < 3; ++k) {
+                             v1::Infer q = gen_request("the program " + std::to_string(k));
+                             q.add_inputs()->set_text("two inputs");
+                             q.set_max_new_tokens(4);
+                             auto r = (*c)->infer(q);
+                             CHILD_CHECK(r.is_ok() && r->status() == v1::STATUS_OK, "generate");
+                             for (const auto & res : r->infer().results()) generated += res.tokens_size();
+                             prompt += model_->tokenizer().encode("the program " + std::to_string(k))->size() +
+                                       model_->tokenizer().encode("two inputs")->size();
+                         }
+                         auto busy = (*c)->infer(gen_request("one too many"));
+                         CHILD_CHECK(busy.is_ok() && busy->status() == v1::STATUS_BUSY, "4th request is BUSY");
+                         auto st = (*c)->status();
+                         CHILD_CHECK(st.is_ok() && st->status() == v1::STATUS_OK, "status");
+                         CHILD_CHECK(st->status_reply().apps_size() == 1, "an app sees only itself");
+                         const auto & u = st->status_reply().apps(0);
+                         CHILD_CHECK(u.uid() == kA, "own line");
+                         CHILD_CHECK(u.items() == 6, "6 items");
+                         CHILD_CHECK(u.busy() == 1, "1 busy refusal");
+                         CHILD_CHECK(u.prompt_tokens() == prompt, "prompt tokens counted");
+                         CHILD_CHECK(u.generated_tokens() == generated && generated > 0, "generated tokens counted");
+                         CHILD_CHECK(u.cpu_us() > 0, "cpu time");
+                         CHILD_CHECK(u.peak_adapter_bytes() == adapter_bytes,
+                                     "peak adapter bytes = the adapter's size");
+                         CHILD_CHECK(u.peak_kv_bytes() > 0, "peak KV");
+                         return 0;
+                     }),
               0);
-    EXPECT_EQ(as_uid(kB, [&] {
-                  auto c = client::Client::connect(sock);
-                  CHILD_CHECK(c.is_ok(), "connect");
-                  v1::Infer q;
-                  q.set_path(v1::PATH_ENCODER);
-                  q.add_inputs()->set_text("a photo of a cat");
-                  auto r = (*c)->infer(q);
-                  CHILD_CHECK(r.is_ok() && r->status() == v1::STATUS_OK, "embed");
-                  auto st = (*c)->status();
-                  CHILD_CHECK(st.is_ok() && st->status_reply().apps_size() == 1, "only itself");
-                  const auto & u = st->status_reply().apps(0);
-                  CHILD_CHECK(u.uid() == kB && u.items() == 1 && u.generated_tokens() == 0, "B's own counters");
-                  CHILD_CHECK(u.peak_adapter_bytes() == 0 && u.busy() == 0, "nothing of A's");
-                  return 0;
-              }),
+    EXPECT_EQ(as_uid(kB,
+                     [&] {
+                         auto c = client::Client::connect(sock);
+                         CHILD_CHECK(c.is_ok(), "connect");
+                         v1::Infer q;
+                         q.set_path(v1::PATH_ENCODER);
+                         q.add_inputs()->set_text("a photo of a cat");
+                         auto r = (*c)->infer(q);
+                         CHILD_CHECK(r.is_ok() && r->status() == v1::STATUS_OK, "embed");
+                         auto st = (*c)->status();
+                         CHILD_CHECK(st.is_ok() && st->status_reply().apps_size() == 1, "only itself");
+                         const auto & u = st->status_reply().apps(0);
+                         CHILD_CHECK(u.uid() == kB && u.items() == 1 && u.generated_tokens() == 0, "B's own counters");
+                         CHILD_CHECK(u.peak_adapter_bytes() == 0 && u.busy() == 0, "nothing of A's");
+                         return 0;
+                     }),
               0);
     auto admin = client::Client::connect(sock);
     ASSERT_TRUE(admin.is_ok());
@@ -423,7 +431,7 @@ TEST_F(ServiceApi, ConstrainedOutputOverTheServiceAndTheCAbi) {
     }
     struct Case {
         std::function<void(v1::Infer &)> set;
-        std::string                       needle;
+        std::string needle;
     };
     const std::vector<Case> cases = {
         {[](auto & q) { q.set_json_schema(R"({"type":"object","properties":{"a":{"type":"string"}}})"); },

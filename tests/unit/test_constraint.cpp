@@ -23,7 +23,8 @@ class ConstraintTest : public ::testing::Test {
             std::ifstream gpl("/usr/share/common-licenses/GPL-3");
             out << gpl.rdbuf();
             std::mt19937_64 rng(5);
-            const char * words[] = {"name", "age", "city", "tags", "ok", "id", "score", "items", "true", "false", "null"};
+            const char * words[] = {"name",  "age",   "city", "tags",  "ok",  "id",
+                                    "score", "items", "true", "false", "null"};
             for (int i = 0; i < 400; ++i)
                 out << "{\"" << words[rng() % 11] << "\":[" << rng() % 1000 << ",-" << rng() % 10 << ".5],\""
                     << words[rng() % 11] << "\":\"" << words[rng() % 11] << "\"}\n";
@@ -51,23 +52,30 @@ class ConstraintTest : public ::testing::Test {
 // A random schema of the supported subset, at most `depth` levels deep.
 ojson random_schema(std::mt19937_64 & rng, int depth) {
     static const char * keys[] = {"name", "age", "city", "tags", "ok", "id", "score", "items"};
-    const int kind = static_cast<int>(rng() % (depth > 0 ? 8 : 6));
+    const int kind             = static_cast<int>(rng() % (depth > 0 ? 8 : 6));
     switch (kind) {
-        case 0: return {{"type", "string"}};
-        case 1: return {{"type", "integer"}};
-        case 2: return {{"type", "number"}};
-        case 3: return {{"type", "boolean"}};
+        case 0:
+            return {{"type", "string"}};
+        case 1:
+            return {{"type", "integer"}};
+        case 2:
+            return {{"type", "number"}};
+        case 3:
+            return {{"type", "boolean"}};
         case 4: {
             ojson e = ojson::array();
             for (int i = 0, n = 1 + static_cast<int>(rng() % 4); i < n; ++i) {
-                if (rng() % 2) e.push_back(keys[(rng() % 8)] + std::to_string(i));
-                else e.push_back(static_cast<int>(rng() % 50) * 4 - 60 + i);  // distinct: i differs mod 4
+                if (rng() % 2)
+                    e.push_back(keys[(rng() % 8)] + std::to_string(i));
+                else
+                    e.push_back(static_cast<int>(rng() % 50) * 4 - 60 + i);  // distinct: i differs mod 4
             }
             return {{"enum", e}};
         }
-        case 5: return {{"type", "null"}};
+        case 5:
+            return {{"type", "null"}};
         case 6: {
-            ojson a = {{"type", "array"}, {"items", random_schema(rng, depth - 1)}};
+            ojson a      = {{"type", "array"}, {"items", random_schema(rng, depth - 1)}};
             const int lo = static_cast<int>(rng() % 3);
             if (rng() % 2) a["minItems"] = lo;
             if (rng() % 2) a["maxItems"] = lo + static_cast<int>(rng() % 3);
@@ -160,7 +168,7 @@ TEST_F(ConstraintTest, RandomSchemasAlwaysParseAndFollowTheSchema) {
 TEST_F(ConstraintTest, ChoicesAndMixedBatches) {
     std::mt19937_64 rng(7);
     const std::vector<std::string> pool = {"yes", "no", "maybe", "yes please", "the program", "free", "copy", "42"};
-    auto object = ojson::parse(R"({"type":"object","properties":{"name":{"type":"string"},
+    auto object                         = ojson::parse(R"({"type":"object","properties":{"name":{"type":"string"},
                                   "age":{"type":"integer"},"tags":{"type":"array","items":{"enum":["ok","id"]}}},
                                   "required":["age"]})");
     for (int trial = 0; trial < 20; ++trial) {
@@ -173,11 +181,11 @@ TEST_F(ConstraintTest, ChoicesAndMixedBatches) {
                                              prompt("again")};
         std::vector<model::GenerateOptions> opts(4);
         for (auto & o : opts) o.max_new_tokens = 24, o.temperature = 1.0f, o.seed = rng();
-        opts[0].constraint = model::TokenConstraint::choices(choices, model_->tokenizer(), 24).value();
-        opts[1].constraint = model::TokenConstraint::json_schema(object.dump(), model_->tokenizer(), 24).value();
-        opts[3].constraint = opts[0].constraint;
+        opts[0].constraint  = model::TokenConstraint::choices(choices, model_->tokenizer(), 24).value();
+        opts[1].constraint  = model::TokenConstraint::json_schema(object.dump(), model_->tokenizer(), 24).value();
+        opts[3].constraint  = opts[0].constraint;
         opts[3].temperature = 0.0f;
-        auto out = model_->generate(model::Path::Backbone, model::Modality::Text, batch, opts);
+        auto out            = model_->generate(model::Path::Backbone, model::Modality::Text, batch, opts);
         ASSERT_TRUE(out.is_ok()) << out.status().message();
         for (int row : {0, 3})
             EXPECT_NE(std::find(choices.begin(), choices.end(), (*out)[row].text), choices.end())
@@ -226,8 +234,8 @@ TEST_F(ConstraintTest, BadSchemasAndChoicesAreRefusedByName) {
     EXPECT_NE(model::TokenConstraint::json_schema(deep, tok, 64).status().message().find("deeper than 8"),
               std::string::npos);
     // A key the vocabulary cannot spell (no token for 'Ω').
-    auto unspellable = model::TokenConstraint::json_schema(R"({"type":"object","properties":{"Ωmega":{"type":"string"}}})",
-                                                           tok, 32);
+    auto unspellable =
+        model::TokenConstraint::json_schema(R"({"type":"object","properties":{"Ωmega":{"type":"string"}}})", tok, 32);
     EXPECT_NE(unspellable.status().message().find("cannot be spelled"), std::string::npos)
         << unspellable.status().message();
     struct ChoiceCase {

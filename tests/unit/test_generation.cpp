@@ -52,7 +52,10 @@ TEST_F(GenerationTest, OutOfRangeValuesAreRefusedByName) {
         {[](auto & g) { g.top_p = 1.5f; }, "top_p"},
         {[](auto & g) { g.top_p = INFINITY; }, "top_p"},
         {[](auto & g) { g.stop = std::vector<std::string>(9, "x"); }, "9 stop strings"},
-        {[](auto & g) { g.stop = {"ok", std::string(65, 'a')}; }, "stop string 1 has 65 bytes"},
+        {[](auto & g) {
+             g.stop = {"ok", std::string(65, 'a')};
+         },
+         "stop string 1 has 65 bytes"},
         {[](auto & g) { g.stop = {""}; }, "stop string 0 is empty"},
     };
     for (const auto & c : cases) {
@@ -118,8 +121,7 @@ TEST_F(GenerationTest, EveryRowOfAMixedBatchKeepsItsOwnSettings) {
     bool differs  = false;
     for (uint64_t s = 1; s < 6 && !differs; ++s) {
         reseeded[3].seed = 1000 + s;
-        auto r           = model_->generate(model::Path::Backbone, model::Modality::Text, {&batch[3], 1},
-                                            {&reseeded[3], 1});
+        auto r = model_->generate(model::Path::Backbone, model::Modality::Text, {&batch[3], 1}, {&reseeded[3], 1});
         ASSERT_TRUE(r.is_ok());
         differs = (*r)[0].tokens != (*mixed)[3].tokens;
     }
@@ -196,8 +198,8 @@ TEST_F(GenerationTest, ManifestDefaultsAreCheckedAtParseAndBind) {
 // values, the same vector the backbone pass computes for zero-shot retrieval.
 TEST_F(GenerationTest, TextEmbeddingIsTheSharedSpaceVector) {
     std::vector<model::Request> batch = {text("a photo of a cat"), text("free software")};
-    auto enc = model_->run(model::Path::Encoder, model::Modality::Text, batch);
-    auto bb  = model_->run(model::Path::Backbone, model::Modality::Text, batch);
+    auto enc                          = model_->run(model::Path::Encoder, model::Modality::Text, batch);
+    auto bb                           = model_->run(model::Path::Backbone, model::Modality::Text, batch);
     ASSERT_TRUE(enc.is_ok()) << enc.status().message();
     ASSERT_TRUE(bb.is_ok());
     for (size_t b = 0; b < batch.size(); ++b) {

@@ -49,9 +49,9 @@ Status bench_constrained(const model::Model & m, DType kv_dtype, int D, double m
     const std::string schema = R"({"type":"array","items":{"type":"object","properties":{)"
                                R"("name":{"type":"string"},"age":{"type":"integer"},"ok":{"type":"boolean"}},)"
                                R"("required":["name","age"]}})";
-    auto t0 = Clock::now();
-    auto c  = model::TokenConstraint::json_schema(schema, m.tokenizer(), D);
-    const double compile_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+    auto t0                  = Clock::now();
+    auto c                   = model::TokenConstraint::json_schema(schema, m.tokenizer(), D);
+    const double compile_ms  = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
     if (!c) {
         fmt::print("constrained JSON: not measured ({})\n", c.status().message());
         return Status::ok();
@@ -90,10 +90,10 @@ Status bench_constrained(const model::Model & m, DType kv_dtype, int D, double m
     }
     const double plain_ms = 1e3 * s_plain / std::max<int64_t>(1, n_plain);
     const double con_ms   = 1e3 * s_con / std::max<int64_t>(1, n_con);
-    fmt::print("constrained JSON: compile {:.2f} ms · mask {:.1f} us/token · decode {:.3f} ms/token vs {:.3f} "
-               "unconstrained ({:.2f}x; {} and {} tokens, batch 1, alternated)\n",
-               compile_ms, 1e6 * s_mask / std::max<int64_t>(1, n_mask), con_ms, plain_ms, con_ms / plain_ms, n_con,
-               n_plain);
+    fmt::print(
+        "constrained JSON: compile {:.2f} ms · mask {:.1f} us/token · decode {:.3f} ms/token vs {:.3f} "
+        "unconstrained ({:.2f}x; {} and {} tokens, batch 1, alternated)\n",
+        compile_ms, 1e6 * s_mask / std::max<int64_t>(1, n_mask), con_ms, plain_ms, con_ms / plain_ms, n_con, n_plain);
     return Status::ok();
 }
 

@@ -112,8 +112,8 @@ Status run_run(const RunArgs & a) {
         if (!a.gen.choices.empty() && !a.gen.json_schema.empty())
             return invalid_argument("--choice and --json-schema cannot be combined");
         if (!a.gen.choices.empty()) {
-            M4_ASSIGN_OR_RETURN(g.constraint, model::TokenConstraint::choices(a.gen.choices, fw->tokenizer(),
-                                                                              g.max_new_tokens));
+            M4_ASSIGN_OR_RETURN(g.constraint,
+                                model::TokenConstraint::choices(a.gen.choices, fw->tokenizer(), g.max_new_tokens));
         } else if (!a.gen.json_schema.empty()) {
             M4_ASSIGN_OR_RETURN(const std::string schema, runtime::read_text_input(a.gen.json_schema));
             M4_ASSIGN_OR_RETURN(g.constraint,

@@ -22,7 +22,7 @@ struct ServiceArgs {
     std::string              name, file, adapter, modality, path, prompt, app;
     std::vector<std::string> inputs;
     bool                     replace = false, activate = false, withdraw = false, background = false, json = false;
-    uint32_t                 deadline_ms = 0;
+    uint32_t deadline_ms = 0;
     model::GenerationOverrides gen;  // sent as given: the daemon checks the values
 };
 
@@ -61,7 +61,7 @@ void print_infer(const v1::InferReply & rep, const std::vector<std::string> & in
 
 // One line of JSON (the protobuf JSON mapping of the reply: field names in lowerCamelCase).
 void print_json(const google::protobuf::Message & m) {
-    std::string                             out;
+    std::string out;
     google::protobuf::util::JsonPrintOptions o;
     o.always_print_primitive_fields = true;
     if (google::protobuf::util::MessageToJsonString(m, &out, o).ok()) fmt::print("{}\n", out);
@@ -127,8 +127,10 @@ int infer_chunk(const ServiceArgs & a, client::Client & c, size_t first, size_t 
     auto r = c.infer(req, fds);
     close_all();
     if (int rc = answer(r)) return rc;
-    if (a.json) print_json(r->infer());
-    else print_infer(r->infer(), a.inputs, first);
+    if (a.json)
+        print_json(r->infer());
+    else
+        print_infer(r->infer(), a.inputs, first);
     return 0;
 }
 
@@ -153,12 +155,13 @@ int run_status(client::Client & c, bool json) {
                s.queued_input_bytes() / 1024.0);
     for (const auto & n : s.notices()) fmt::print("notice: {}\n", n);
     for (const auto & a : s.apps())
-        fmt::print("app {} (uid {}): {} requests, {} items, {} errors, {} busy, {} adapters ({} bytes)\n"
-                   "  tokens: {} prompt, {} generated · cpu {:.1f} ms · queued {:.1f} ms in all · peak adapters "
-                   "{:.1f} KiB, peak KV {:.1f} KiB\n",
-                   a.app(), a.uid(), a.requests(), a.items(), a.errors(), a.busy(), a.adapters(), a.adapter_bytes(),
-                   a.prompt_tokens(), a.generated_tokens(), a.cpu_us() / 1000.0, a.queue_us() / 1000.0,
-                   a.peak_adapter_bytes() / 1024.0, a.peak_kv_bytes() / 1024.0);
+        fmt::print(
+            "app {} (uid {}): {} requests, {} items, {} errors, {} busy, {} adapters ({} bytes)\n"
+            "  tokens: {} prompt, {} generated · cpu {:.1f} ms · queued {:.1f} ms in all · peak adapters "
+            "{:.1f} KiB, peak KV {:.1f} KiB\n",
+            a.app(), a.uid(), a.requests(), a.items(), a.errors(), a.busy(), a.adapters(), a.adapter_bytes(),
+            a.prompt_tokens(), a.generated_tokens(), a.cpu_us() / 1000.0, a.queue_us() / 1000.0,
+            a.peak_adapter_bytes() / 1024.0, a.peak_kv_bytes() / 1024.0);
     return 0;
 }
 

@@ -15,15 +15,17 @@ std::string default_firmware() {
 }
 
 void add_generation_options(CLI::App * cmd, model::GenerationOverrides * o) {
-    cmd->add_option_function<int>("--max-new-tokens", [o](const int & v) { o->max_new_tokens = v; },
-                                  "generation length limit (1 .. the firmware's context)");
-    cmd->add_option_function<float>("--temperature", [o](const float & v) { o->temperature = v; },
-                                    "sampling temperature, 0 .. 100 (0: greedy)");
-    cmd->add_option_function<int>("--top-k", [o](const int & v) { o->top_k = v; },
-                                  "sample among the k most likely tokens (0: off)");
-    cmd->add_option_function<float>("--top-p", [o](const float & v) { o->top_p = v; },
-                                    "nucleus sampling threshold, (0, 1] (1: off)");
-    cmd->add_option_function<uint64_t>("--seed", [o](const uint64_t & v) { o->seed = v; }, "sampling seed");
+    cmd->add_option_function<int>(
+        "--max-new-tokens", [o](const int & v) { o->max_new_tokens = v; },
+        "generation length limit (1 .. the firmware's context)");
+    cmd->add_option_function<float>(
+        "--temperature", [o](const float & v) { o->temperature = v; }, "sampling temperature, 0 .. 100 (0: greedy)");
+    cmd->add_option_function<int>(
+        "--top-k", [o](const int & v) { o->top_k = v; }, "sample among the k most likely tokens (0: off)");
+    cmd->add_option_function<float>(
+        "--top-p", [o](const float & v) { o->top_p = v; }, "nucleus sampling threshold, (0, 1] (1: off)");
+    cmd->add_option_function<uint64_t>(
+        "--seed", [o](const uint64_t & v) { o->seed = v; }, "sampling seed");
     cmd->add_option_function<std::vector<std::string>>(
         "--stop", [o](const std::vector<std::string> & v) { o->stop = v; },
         "stop string (repeat for several; at most 8 of 1..64 bytes); replaces the adapter's list");
