@@ -125,7 +125,9 @@ TEST_F(ServiceApi, RequestValuesOverrideManifestDefaultsAndMatchTheModel) {
         EXPECT_EQ(rr->infer().results(0).text(), w.text) << "case " << i;
     }
     // A stop string: the text is cut before it and the reason says so.
-    auto greedy = expected(prompt, {.max_new_tokens = 12, .temperature = 0.0f});
+    model::GenerationOverrides greedy_o;
+    greedy_o.max_new_tokens = 12, greedy_o.temperature = 0.0f;
+    auto greedy = expected(prompt, greedy_o);
     if (greedy.text.size() >= 4) {
         const std::string stop = greedy.text.substr(greedy.text.size() / 2, 2);
         v1::Infer q            = gen_request(prompt);
@@ -291,12 +293,10 @@ TEST_F(ServiceApi, CAbiGenerationOptionsAndEmbeddings) {
     EXPECT_EQ(m4_options_add_stop(o, nullptr), M4_ERR_INVALID_ARGUMENT);
     m4_result_t * r = nullptr;
     ASSERT_EQ(m4_generate(c, "gen", "the licence", o, &r), M4_OK) << m4_last_error(c);
-    auto want = expected("the licence", {.max_new_tokens = 4,
-                                         .temperature    = 1.1f,
-                                         .top_k          = 6,
-                                         .top_p          = 0.95f,
-                                         .seed           = 99,
-                                         .stop           = std::vector<std::string>{"qqqq"}});
+    model::GenerationOverrides want_o;
+    want_o.max_new_tokens = 4, want_o.temperature = 1.1f, want_o.top_k = 6, want_o.top_p = 0.95f, want_o.seed = 99;
+    want_o.stop = std::vector<std::string>{"qqqq"};
+    auto want   = expected("the licence", want_o);
     EXPECT_STREQ(m4_result_text(r), want.text.c_str());
     ASSERT_EQ(m4_result_token_count(r), want.tokens.size());
     for (size_t i = 0; i < want.tokens.size(); ++i) EXPECT_EQ(m4_result_tokens(r)[i], want.tokens[i]);

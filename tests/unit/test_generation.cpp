@@ -158,8 +158,11 @@ TEST_F(GenerationTest, SamplerMaskIsNeverViolated) {
         ASSERT_TRUE(t >= 0 && t < V);
         ASSERT_EQ(mask[t], 1) << "trial " << trial;
         if (s.temperature == 0.0f) {  // greedy: the best allowed token
-            for (int64_t i = 0; i < V; ++i)
-                if (mask[i]) ASSERT_LE(logits[i], logits[t]);
+            for (int64_t i = 0; i < V; ++i) {
+                if (mask[i]) {
+                    ASSERT_LE(logits[i], logits[t]);
+                }
+            }
         }
     }
 }
