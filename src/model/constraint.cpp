@@ -304,11 +304,12 @@ bool TokenConstraint::complete(const State & s) const {
 }
 
 void TokenConstraint::walk(int32_t node, const State & s, int64_t budget, uint8_t * allowed) const {
-    for (const auto & [byte, child] : trie_[node].next) {
+    const auto & trie = vocab_index_->trie;
+    for (const auto & [byte, child] : trie[node].next) {
         State next = s;
         if (!feed(next, byte)) continue;
-        if (!trie_[child].tokens.empty() && remaining_bytes(next) <= budget)
-            for (int32_t t : trie_[child].tokens) allowed[t] = 1;
+        if (!trie[child].tokens.empty() && remaining_bytes(next) <= budget)
+            for (int32_t t : trie[child].tokens) allowed[t] = 1;
         walk(child, next, budget, allowed);
     }
 }
@@ -322,7 +323,7 @@ void TokenConstraint::mask(const State & s, int64_t remaining, uint8_t * allowed
 void TokenConstraint::advance(State & s, int32_t token) const {
     if (token == eos_) return;
     M4_CHECK(token >= 0 && token < vocab_);
-    for (unsigned char c : surface_[token]) M4_CHECK(feed(s, c));
+    for (unsigned char c : vocab_index_->surface[token]) M4_CHECK(feed(s, c));
 }
 
 }  // namespace m4::model

@@ -73,7 +73,8 @@ class TokenConstraint {
     int64_t min_bytes() const;
     bool complete(const State & s) const;
 
-    struct Node;  // schema node (constraint.cpp)
+    struct Node;        // schema node (constraint_node.h)
+    struct VocabIndex;  // the vocabulary's token trie (constraint_node.h)
     ~TokenConstraint();
 
   private:
@@ -84,13 +85,10 @@ class TokenConstraint {
     void walk(int32_t trie_node, const State & s, int64_t budget, uint8_t * allowed) const;
 
     std::vector<Node> nodes_;
-    // Token surfaces (piece text, U+2581 as a space) in a byte trie: children sorted by byte.
-    struct TrieNode {
-        std::vector<std::pair<unsigned char, int32_t>> next;
-        std::vector<int32_t> tokens;  // tokens whose surface ends here
-    };
-    std::vector<TrieNode> trie_;
-    std::vector<std::string> surface_;
+    // The vocabulary's token surfaces (piece text, U+2581 as a space) in a byte trie. Built once
+    // per vocabulary and shared by every constraint over it (a cache keyed by the vocabulary's
+    // content), so a queued constrained request holds only its schema table.
+    std::shared_ptr<const VocabIndex> vocab_index_;
     int32_t eos_     = -1;
     int64_t vocab_   = 0;
     bool is_choices_ = false;

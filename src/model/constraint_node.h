@@ -1,6 +1,7 @@
 // Internal to the constraint (constraint.cpp, constraint_schema.cpp): the compiled schema node.
 #pragma once
 
+#include <set>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,16 @@ struct TokenConstraint::Node {
     // object: bytes to finish it when the next property index is i, with something already
     // emitted (rest: a comma precedes each further key) or nothing yet (rest_first); '}' included.
     std::vector<int64_t> rest, rest_first;
+};
+
+struct TokenConstraint::VocabIndex {
+    struct TrieNode {
+        std::vector<std::pair<unsigned char, int32_t>> next;  // children sorted by byte
+        std::vector<int32_t> tokens;                          // tokens whose surface ends here
+    };
+    std::vector<TrieNode> trie;
+    std::vector<std::string> surface;  // per token id; "" for tokens that never appear
+    std::set<std::string> singles;     // surfaces that are one code point
 };
 
 }  // namespace m4::model

@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <climits>
+#include <map>
+#include <mutex>
 #include <set>
 
 #include "model/constraint_node.h"
@@ -245,33 +247,60 @@ Result<std::shared_ptr<const TokenConstraint>> TokenConstraint::json_schema(cons
     return std::shared_ptr<const TokenConstraint>(std::move(c));
 }
 
-Status TokenConstraint::compile_vocabulary(const Tokenizer & tok, int max_new_tokens) {
-    vocab_ = tok.vocab_size();
-    eos_   = tok.eos_id();
-    surface_.assign(static_cast<size_t>(vocab_), "");
-    std::set<std::string> singles;  // surfaces that are one code point
-    trie_.assign(1, TrieNode{});
-    for (int32_t id = 0; id < vocab_; ++id) {
+namespace {
+
+// The vocabulary index for `tok`, from a small process-wide cache keyed by the vocabulary's
+// content (pieces and kinds): one copy per firmware however many requests hold constraints.
+std::shared_ptr<const TokenConstraint::VocabIndex> vocab_index(const Tokenizer & tok) {
+    using Index = TokenConstraint::VocabIndex;
+    std::vector<std::string> surface(static_cast<size_t>(tok.vocab_size()));
+    uint64_t key = 1469598103934665603ull;  // FNV-1a over the surfaces and their ids
+    for (int32_t id = 0; id < tok.vocab_size(); ++id) {
         const int32_t type = tok.piece_type(id);
         if (type != 1 && type != 4) continue;  // control, unknown, unused and byte pieces never appear
         std::string s = tok.piece(id);
         for (size_t at; (at = s.find("\xE2\x96\x81")) != std::string::npos;) s.replace(at, 3, " ");
+        for (unsigned char ch : s) key = (key ^ ch) * 1099511628211ull;
+        key           = (key ^ static_cast<uint32_t>(id)) * 1099511628211ull;
+        surface[id] = std::move(s);
+    }
+    static std::mutex mu;
+    static std::map<uint64_t, std::weak_ptr<const Index>> cache;
+    static std::shared_ptr<const Index> last;  // keeps the latest alive between requests
+    std::lock_guard<std::mutex> lock(mu);
+    if (auto hit = cache[key].lock(); hit && hit->surface == surface) return last = hit;
+    auto idx = std::make_shared<Index>();
+    idx->trie.assign(1, Index::TrieNode{});
+    for (int32_t id = 0; id < static_cast<int32_t>(surface.size()); ++id) {
+        const std::string & s = surface[id];
         if (s.empty()) continue;
-        surface_[id] = s;
-        if (code_points(s).size() == 1) singles.insert(s);
+        if (code_points(s).size() == 1) idx->singles.insert(s);
         int32_t node = 0;
         for (unsigned char ch : s) {
-            auto & next = trie_[node].next;
+            auto & next = idx->trie[node].next;
             auto it     = std::lower_bound(next.begin(), next.end(), std::make_pair(ch, INT32_MIN));
             if (it == next.end() || it->first != ch) {
-                const int32_t child = static_cast<int32_t>(trie_.size());
+                const int32_t child = static_cast<int32_t>(idx->trie.size());
                 it                  = next.insert(it, {ch, child});
-                trie_.emplace_back();
+                idx->trie.emplace_back();
             }
             node = it->second;
         }
-        trie_[node].tokens.push_back(id);
+        idx->trie[node].tokens.push_back(id);
     }
+    idx->surface = std::move(surface);
+    for (auto it = cache.begin(); it != cache.end();) it = it->second.expired() ? cache.erase(it) : std::next(it);
+    cache[key] = idx;
+    return last = idx;
+}
+
+}  // namespace
+
+Status TokenConstraint::compile_vocabulary(const Tokenizer & tok, int max_new_tokens) {
+    vocab_               = tok.vocab_size();
+    eos_                 = tok.eos_id();
+    vocab_index_         = vocab_index(tok);
+    const auto & singles = vocab_index_->singles;
     // Every character on a shortest completion must exist as a token of its own (see the header).
     auto need = [&](const std::string & text, const std::string & what) -> Status {
         for (const auto & cp : code_points(text))

@@ -289,7 +289,6 @@ TEST_F(ConstraintTest, MutatedSchemasAreCompiledOrRefusedNeverCrash) {
             continue;
         }
         ++compiled;
-        if (compiled % 10) continue;  // generate from every tenth compiled schema
         model::GenerateOptions g;
         g.max_new_tokens = 40, g.temperature = 1.0f, g.seed = rng(), g.constraint = *c;
         model::Request r = prompt("x");
@@ -297,6 +296,6 @@ TEST_F(ConstraintTest, MutatedSchemasAreCompiledOrRefusedNeverCrash) {
         ASSERT_TRUE(out.is_ok()) << out.status().message();
         EXPECT_FALSE(nlohmann::json::parse((*out)[0].text, nullptr, false).is_discarded()) << s << " → " << (*out)[0].text;
     }
-    EXPECT_GT(compiled, 100);
-    EXPECT_GT(refused, 100);
+    EXPECT_GT(compiled, 10);  // most mutations break the JSON or the schema
+    EXPECT_GT(refused, 1000);
 }
