@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <numeric>
 #include <vector>
 
@@ -52,6 +53,12 @@ int32_t sample_token(const float * logits, int64_t V, const SamplerSettings & s,
 
 namespace {
 
+std::string num(float v) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%g", static_cast<double>(v));
+    return buf;
+}
+
 Status check_max_new(int v, int64_t max_seq, const std::string & where) {
     if (v < 1 || v > max_seq)
         return invalid_argument(where + ": max_new_tokens " + std::to_string(v) + " is out of range [1, " +
@@ -60,7 +67,7 @@ Status check_max_new(int v, int64_t max_seq, const std::string & where) {
 }
 Status check_temperature(float v, const std::string & where) {
     if (!std::isfinite(v) || v < 0.0f || v > kMaxTemperature)
-        return invalid_argument(where + ": temperature " + std::to_string(v) + " is out of range [0, " +
+        return invalid_argument(where + ": temperature " + num(v) + " is out of range [0, " +
                                 std::to_string(static_cast<int>(kMaxTemperature)) + "] (0: greedy)");
     return Status::ok();
 }
@@ -73,7 +80,7 @@ Status check_top_k(int v, int64_t vocab, const std::string & where) {
 }
 Status check_top_p(float v, const std::string & where) {
     if (!std::isfinite(v) || v <= 0.0f || v > 1.0f)
-        return invalid_argument(where + ": top_p " + std::to_string(v) + " is out of range (0, 1] (1: off)");
+        return invalid_argument(where + ": top_p " + num(v) + " is out of range (0, 1] (1: off)");
     return Status::ok();
 }
 Status check_stop(const std::vector<std::string> & stop, const std::string & where) {

@@ -110,6 +110,13 @@ expect_fail "unsupported schema keyword" "keyword \"pattern\"" -- "$m4fw" run --
 expect_fail "choice the vocabulary cannot spell" "cannot be spelled" -- "$m4fw" run --firmware fw.m4fw --choice "€€€" "hello"
 expect_fail "constraint without generation" "need generation" -- "$m4fw" run --firmware fw.m4fw --path encoder \
   --modality text --choice yes "hello"
+# Repeated --choice / --stop take one value each: the input after them stays an input.
+if "$m4fw" run --firmware fw.m4fw --choice yes --choice no "is it?" --json > choice.json 2>&1 &&
+   python3 -c 'import json,sys; r=json.load(open("choice.json"))[0]; sys.exit(0 if r["input"]=="is it?" and r["text"] in ("yes","no") else 1)'; then
+  pass=$((pass + 1)); echo "PASS --choice constrains the output"
+else
+  fail=$((fail + 1)); echo "FAIL --choice constrains the output:"; cat choice.json
+fi
 if "$m4fw" run --firmware fw.m4fw --path encoder --modality text --json "a photo of a cat" > emb.json 2>&1 &&
    python3 -c 'import json,sys; v=json.load(open("emb.json"))[0]["embedding"]; sys.exit(0 if abs(sum(x*x for x in v)-1)<1e-3 else 1)'; then
   pass=$((pass + 1)); echo "PASS text embedding on the encoder path"

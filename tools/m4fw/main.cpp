@@ -28,8 +28,14 @@ void add_generation_options(CLI::App * cmd, model::GenerationOverrides * o) {
         "--seed", [o](const uint64_t & v) { o->seed = v; }, "sampling seed");
     cmd->add_option_function<std::vector<std::string>>(
         "--stop", [o](const std::vector<std::string> & v) { o->stop = v; },
-        "stop string (repeat for several; at most 8 of 1..64 bytes); replaces the adapter's list");
-    cmd->add_option("--choice", o->choices, "constrained output: exactly one of these (repeat the option)");
+        "stop string (repeat for several; at most 8 of 1..64 bytes); replaces the adapter's list")
+        ->expected(1)
+        ->allow_extra_args(false)
+        ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);  // one value per --stop: inputs follow
+    cmd->add_option("--choice", o->choices, "constrained output: exactly one of these (repeat the option)")
+        ->expected(1)
+        ->allow_extra_args(false)
+        ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
     cmd->add_option("--json-schema", o->json_schema,
                     "constrained output: compact JSON following this schema (JSON text, or a file holding it)");
 }
