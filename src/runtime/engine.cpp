@@ -52,6 +52,14 @@ uint64_t Engine::adapter_cache_bytes() const {
     return cache_bytes_;
 }
 
+uint64_t Engine::adapter_cache_bytes(const std::string & prefix) const {
+    std::lock_guard<std::mutex> lock(mu_);
+    uint64_t n = 0;
+    for (const auto & [path, e] : cache_)
+        if (path.rfind(prefix, 0) == 0) n += e.adapter->file_size();
+    return n;
+}
+
 namespace {
 std::string apply_template(const std::string & tmpl, const std::string & input) {
     std::string out = tmpl.empty() ? "{input}" : tmpl;
@@ -80,7 +88,8 @@ Result<model::Request> prepare_item(const model::Model & m, model::Path path, co
                                     const InputSpec & in, const std::string & prompt) {
     model::Request r;
     const std::string tmpl = manifest ? manifest->prompt : "{input}";
-    if (path == model::Path::Backbone) {
+    // The encoder path over text: the text side of the shared embedding space (Model::run).
+    if (path == model::Path::Backbone || (path == model::Path::Encoder && in.modality == model::Modality::Text)) {
         if (in.modality != model::Modality::Text)
             return invalid_argument(in.name + ": the backbone path takes text, not " + model::modality_name(in.modality));
         M4_RETURN_IF_ERROR(check_text_length(m, in.text, in.name));
