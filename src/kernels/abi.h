@@ -65,6 +65,9 @@ struct AttentionArgs {
     float scale  = 1.0f;
 };
 using AttentionFn = void (*)(const AttentionArgs &);
+// Its backward (training; keys and values f32): dy[T, H·D] (ldy) in; dq, dk, dv laid out like q, k,
+// v ACCUMULATE (+=), a null one is skipped. Definition: ops::attention_backward_ref.
+using AttentionBwdFn = void (*)(const AttentionArgs &, const float * dy, float * dq, float * dk, float * dv);
 
 // Elementwise on n floats (y may alias x).
 using UnaryFn = void (*)(const float * x, float * y, int64_t n);
@@ -81,6 +84,7 @@ struct KernelTable {
     RmsnormFn rmsnorm            = nullptr;
     LayernormFn layernorm        = nullptr;
     AttentionFn attention        = nullptr;
+    AttentionBwdFn attention_bwd = nullptr;
     UnaryFn silu                 = nullptr;
     UnaryFn gelu                 = nullptr;
     BinaryFn add                 = nullptr;

@@ -2,7 +2,6 @@
 
 #include <sndfile.h>
 #include <stb/stb_image.h>
-#include <stb/stb_image_resize.h>
 #include <sys/stat.h>
 
 #include <cmath>
@@ -14,6 +13,7 @@
 
 #include "base/mapped_file.h"
 #include "model/frontend.h"
+#include "model/preprocess.h"
 
 namespace m4::runtime {
 namespace {
@@ -72,13 +72,10 @@ Result<std::vector<float>> decode_image(const std::string & bytes, const std::st
     unsigned char * px = stbi_load_from_memory(reinterpret_cast<const stbi_uc *>(bytes.data()),
                                                static_cast<int>(bytes.size()), &w, &h, &n, 3);
     if (!px) return invalid_argument(path + ": unreadable image (" + std::string(stbi_failure_reason()) + ")");
-    const int64_t S = c.image_size;
-    std::vector<unsigned char> resized(static_cast<size_t>(S * S * 3));
-    int ok = stbir_resize_uint8(px, w, h, 0, resized.data(), static_cast<int>(S), static_cast<int>(S), 0, 3);
+    // stbi_load's 3 requested channels: grey replicated, alpha dropped (model::image_input's rule).
+    auto out = model::image_input(px, h, w, 3, c);
     stbi_image_free(px);
-    if (!ok) return invalid_argument(path + ": image could not be resized");
-    std::vector<float> out(resized.size());
-    for (size_t i = 0; i < out.size(); ++i) out[i] = (resized[i] / 255.0f - 0.5f) / 0.5f;
+    if (!out.is_ok()) return out.status().with_context(path);
     return out;
 }
 
@@ -146,7 +143,9 @@ Result<std::vector<float>> decode_audio(const std::string & bytes, const std::st
         for (int ch = 0; ch < info.channels; ++ch) s += inter[i * info.channels + ch];
         mono[i] = s / info.channels;
     }
-    return mono;
+    auto out = model::audio_input(mono.data(), static_cast<int64_t>(mono.size()), c);
+    if (!out.is_ok()) return out.status().with_context(path);
+    return out;
 }
 
 Result<std::vector<float>> load_imu_csv(const std::string & path, const model::EncoderConfig & c) {
@@ -197,9 +196,9 @@ Result<std::vector<float>> decode_imu_csv(const std::string & text, const std::s
             return invalid_argument(path + ": timestamps give " + std::to_string(rate).substr(0, 6) +
                                     " Hz, the IMU encoder needs " + std::to_string(c.sample_rate) + " Hz");
     }
-    Status st = model::check_modal_input(c, static_cast<int64_t>(out.size()));
-    if (!st.is_ok()) return st.with_context(path);
-    return out;
+    auto window = model::imu_input(out.data(), static_cast<int64_t>(out.size()) / 6, c);
+    if (!window.is_ok()) return window.status().with_context(path);
+    return window;
 }
 
 Result<NpyArray> read_npy(const std::string & path) {

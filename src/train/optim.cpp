@@ -20,22 +20,29 @@ void adamw_step(ParamStore & params, const AdamW & opt, float lr, int64_t t) {
     M4_CHECK(t >= 1);
     const float bc1 = 1.0f - static_cast<float>(std::pow(double(opt.beta1), double(t)));
     const float bc2 = 1.0f - static_cast<float>(std::pow(double(opt.beta2), double(t)));
+    const float b1 = opt.beta1, b2 = opt.beta2, eps = opt.eps, c1 = 1.0f - opt.beta1, c2 = 1.0f - opt.beta2;
     for (auto & p : params.params()) {
         float * w      = p.value.f32();
         float * g      = p.grad.f32();
         float * m      = p.m.f32();
         float * v      = p.v.f32();
         const float wd = p.decay ? opt.weight_decay : 0.0f;
-        // Elementwise, so any split over threads gives the same result.
+        // One element; the same arithmetic in the vectorised blocks and the tail.
+        auto update = [=](int64_t i) {
+            m[i]          = b1 * m[i] + c1 * g[i];
+            v[i]          = b2 * v[i] + c2 * g[i] * g[i];
+            const float u = (m[i] / bc1) / (std::sqrt(v[i] / bc2) + eps);
+            w[i] -= lr * (u + wd * w[i]);
+        };
+        // Elementwise, so any split over threads gives the same result. Blocks of a fixed 16
+        // elements let the compiler vectorise at -O2 (sqrt and division included).
         ThreadPool::global().parallel_for(
             p.numel(),
             [&](int64_t b, int64_t e) {
-                for (int64_t i = b; i < e; ++i) {
-                    m[i]          = opt.beta1 * m[i] + (1.0f - opt.beta1) * g[i];
-                    v[i]          = opt.beta2 * v[i] + (1.0f - opt.beta2) * g[i] * g[i];
-                    const float u = (m[i] / bc1) / (std::sqrt(v[i] / bc2) + opt.eps);
-                    w[i] -= lr * (u + wd * w[i]);
-                }
+                int64_t i = b;
+                for (; i + 16 <= e; i += 16)
+                    for (int j = 0; j < 16; ++j) update(i + j);
+                for (; i < e; ++i) update(i);
             },
             1 << 14);
     }

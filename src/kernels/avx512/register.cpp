@@ -15,6 +15,7 @@ void register_avx512(KernelTable & table) {
     table.rmsnorm                             = rmsnorm_fwd_f32_avx512;
     table.layernorm                           = layernorm_fwd_f32_avx512;
     table.attention                           = attention_fwd_f32_avx512;
+    table.attention_bwd                       = attention_bwd_f32_avx512;
     table.silu                                = silu_fwd_f32_avx512;
     table.gelu                                = gelu_fwd_f32_avx512;
     table.add                                 = add_fwd_f32_avx512;
