@@ -76,6 +76,14 @@ using UnaryFn = void (*)(const float * x, float * y, int64_t n);
 // adds and gates (b_period = n) and per-feature broadcasts (b_period = row width).
 using BinaryFn = void (*)(const float * a, const float * b, float * y, int64_t n, int64_t b_period);
 
+// Transposes for the training backward (data movement, not a firmware op):
+// out[c·ldo + r] = conv(in[r·ldi + c]) for r < R, c < C, in (R, C) and out (C, R) row-major.
+// TransposeKind: F32 (f32 → f32), F32ToBf16 (f32 → bf16, nearest even, NaN stays NaN), U16 (16-bit
+// elements as they are: bf16 → bf16). Definition: ops::transpose_ref.
+enum class TransposeKind { F32 = 0, F32ToBf16 = 1, U16 = 2 };
+inline constexpr int kTransposeKinds = 3;
+using TransposeFn = void (*)(const void * in, int64_t ldi, int64_t R, int64_t C, void * out, int64_t ldo);
+
 // One table of kernels for one ISA level. A null entry means "not implemented at this level":
 // the dispatcher fills it from the level below, ending at the scalar reference.
 struct KernelTable {
@@ -89,6 +97,7 @@ struct KernelTable {
     UnaryFn gelu                 = nullptr;
     BinaryFn add                 = nullptr;
     BinaryFn mul                 = nullptr;
+    TransposeFn transpose[kTransposeKinds] = {};  // indexed by TransposeKind
 };
 
 // Filled in by each ISA folder (they check finer CPU features, e.g. AVX-512-BF16, themselves).

@@ -61,6 +61,8 @@ void fill_from(kern::KernelTable & t, const kern::KernelTable & below) {
     if (!t.gelu) t.gelu = below.gelu;
     if (!t.add) t.add = below.add;
     if (!t.mul) t.mul = below.mul;
+    for (int k = 0; k < kern::kTransposeKinds; ++k)
+        if (!t.transpose[k]) t.transpose[k] = below.transpose[k];
 }
 
 using Tables = std::array<kern::KernelTable, kIsaCount>;

@@ -9,37 +9,10 @@
 namespace m4::train {
 namespace {
 
-// out[c·R + r] = conv(in[r·ld + c]) for r < R, c < C: 32 × 32 tiles (both sides stay in L1: the
-// strided reads of a tile touch 32 lines), raw pointers in the inner loop, columns of tiles split
-// over the pool. Every element is written once, so the result does not depend on the split.
-template <class Src, class Dst, class Conv>
-void transpose_tiles(const Src * in, int64_t ld, int64_t R, int64_t C, Dst * out, const Conv & conv) {
-    constexpr int64_t kTile = 32;
-    const int64_t tiles     = (C + kTile - 1) / kTile;
-    ThreadPool::global().parallel_for(
-        tiles,
-        [&](int64_t t0, int64_t t1) {
-            for (int64_t c0 = t0 * kTile; c0 < std::min(C, t1 * kTile); c0 += kTile) {
-                const int64_t c1 = std::min(C, c0 + kTile);
-                for (int64_t r0 = 0; r0 < R; r0 += kTile) {
-                    const int64_t r1 = std::min(R, r0 + kTile);
-                    for (int64_t c = c0; c < c1; ++c) {
-                        Dst * o       = out + c * R;
-                        const Src * i = in + c;
-                        for (int64_t r = r0; r < r1; ++r) o[r] = conv(i[r * ld]);
-                    }
-                }
-            }
-        },
-        std::max<int64_t>(1, 8192 / std::max<int64_t>(R * kTile, 1)));
-}
-
 // out[c, r] = in[r, c] for in [R, C] with row stride ld; out is an f32 or bf16 tensor [C, R].
 void transpose_into(const float * in, int64_t ld, int64_t R, int64_t C, Tensor & out) {
-    if (out.dtype() == DType::BF16)
-        transpose_tiles(in, ld, R, C, out.bf16(), [](float v) { return f32_to_bf16(v); });
-    else
-        transpose_tiles(in, ld, R, C, out.f32(), [](float v) { return v; });
+    const bool bf16 = out.dtype() == DType::BF16;
+    ops::transpose(bf16 ? kern::TransposeKind::F32ToBf16 : kern::TransposeKind::F32, in, ld, R, C, out.mutable_data(), R);
 }
 
 // blk[k, j] = W̃[n0 + j, k] for j < n (W [N, K]; blk f32 or bf16 [K, n]).
@@ -48,16 +21,23 @@ void transpose_weight_block(const Tensor & w, int64_t n0, int64_t n, Tensor & bl
     const bool to_bf16 = blk.dtype() == DType::BF16;
     switch (w.dtype()) {
         case DType::F32:
-            if (to_bf16)
-                transpose_tiles(w.f32() + n0 * K, K, n, K, blk.bf16(), [](float v) { return f32_to_bf16(v); });
-            else
-                transpose_tiles(w.f32() + n0 * K, K, n, K, blk.f32(), [](float v) { return v; });
+            ops::transpose(to_bf16 ? kern::TransposeKind::F32ToBf16 : kern::TransposeKind::F32, w.f32() + n0 * K, K, n,
+                           K, blk.mutable_data(), n);
             return;
         case DType::BF16:
-            if (to_bf16)
-                transpose_tiles(w.bf16() + n0 * K, K, n, K, blk.bf16(), [](uint16_t v) { return v; });
-            else
-                transpose_tiles(w.bf16() + n0 * K, K, n, K, blk.f32(), [](uint16_t v) { return bf16_to_f32(v); });
+            if (to_bf16) {
+                ops::transpose(kern::TransposeKind::U16, w.bf16() + n0 * K, K, n, K, blk.mutable_data(), n);
+            } else {
+                const uint16_t * src = w.bf16() + n0 * K;
+                float * out          = blk.f32();
+                ThreadPool::global().parallel_for(
+                    K,
+                    [&](int64_t k0, int64_t k1) {
+                        for (int64_t k = k0; k < k1; ++k)
+                            for (int64_t j = 0; j < n; ++j) out[k * n + j] = bf16_to_f32(src[j * K + k]);
+                    },
+                    std::max<int64_t>(1, 4096 / n));
+            }
             return;
         default: {
             // int8: W̃[n, k] = q·scale[n]; the scale is per row of W, so per column of the block.

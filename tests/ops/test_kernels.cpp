@@ -620,6 +620,43 @@ INSTANTIATE_TEST_SUITE_P(OpCases, OpCaseTest,
                                                 isa_name(std::get<1>(info.param)));
                          });
 
+// The backward's transposes (not a firmware op, so no op_cases row): every level's kernel against
+// ops::transpose_ref, bit for bit, on odd shapes and strides; the f32 → bf16 inputs include ties,
+// a NaN, infinities and a denormal.
+TEST(Transpose, KernelsMatchReferenceBitForBit) {
+    struct Shape {
+        int64_t R, C, pad_in, pad_out;
+    };
+    const Shape shapes[] = {{1, 1, 0, 0}, {17, 5, 3, 1}, {16, 16, 0, 0}, {33, 47, 2, 5}, {5, 100, 0, 7}, {64, 31, 1, 0}};
+    int tested = 0;
+    for (int level = 1; level < kIsaCount; ++level) {
+        const Isa isa = static_cast<Isa>(level);
+        if (level > static_cast<int>(cpu_features().detected)) continue;
+        for (int kind = 0; kind < kern::kTransposeKinds; ++kind) {
+            const kern::TransposeFn fn = ops::kernel_table(isa).transpose[kind];
+            if (!fn) continue;
+            ++tested;
+            const auto k = static_cast<kern::TransposeKind>(kind);
+            for (const Shape & s : shapes) {
+                const int64_t ldi = s.C + s.pad_in, ldo = s.R + s.pad_out;
+                std::vector<float> in = random_vec(s.R * ldi, static_cast<uint32_t>(7 * s.R + s.C), -3.0f, 3.0f);
+                const float specials[] = {std::nanf(""), INFINITY, -INFINITY, 1e-40f, 1.0f + 1.0f / 256.0f,
+                                          1.0f + 3.0f / 256.0f};
+                for (size_t i = 0; i < std::size(specials) && i < in.size(); ++i) in[i * 7 % in.size()] = specials[i];
+                std::vector<uint16_t> in16(in.size());
+                for (size_t i = 0; i < in.size(); ++i) in16[i] = f32_to_bf16(in[i]);
+                const void * src = k == kern::TransposeKind::U16 ? static_cast<const void *>(in16.data()) : in.data();
+                const size_t bytes = k == kern::TransposeKind::F32 ? 4 : 2;
+                std::vector<uint8_t> want(static_cast<size_t>(s.C * ldo) * bytes, 0xab), got = want;
+                ops::transpose_ref(k, src, ldi, s.R, s.C, want.data(), ldo);
+                fn(src, ldi, s.R, s.C, got.data(), ldo);
+                EXPECT_EQ(got, want) << isa_name(isa) << " kind " << kind << " R=" << s.R << " C=" << s.C;
+            }
+        }
+    }
+    if (tested == 0) GTEST_SKIP() << "no optimised transpose on this CPU (" << cpu_features().describe() << ")";
+}
+
 TEST(OpCases, EveryOpHasARow) {
     for (int k = 0; k < ops::kOpCount; ++k) {
         const auto op = static_cast<ops::OpKind>(k);

@@ -20,6 +20,9 @@ void register_avx512(KernelTable & table) {
     table.gelu                                = gelu_fwd_f32_avx512;
     table.add                                 = add_fwd_f32_avx512;
     table.mul                                 = mul_fwd_f32_avx512;
+    table.transpose[static_cast<int>(TransposeKind::F32)]       = transpose_f32_avx512;
+    table.transpose[static_cast<int>(TransposeKind::F32ToBf16)] = transpose_f32_bf16_avx512;
+    table.transpose[static_cast<int>(TransposeKind::U16)]       = transpose_u16_avx512;
 }
 
 }  // namespace m4::kern
