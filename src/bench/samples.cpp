@@ -9,13 +9,12 @@ namespace m4::bench {
 namespace {
 
 std::string fill(const std::string & tmpl, std::string_view input) {
-    std::string out = tmpl.empty() ? "{input}" : tmpl;
-    auto at         = out.find("{input}");
-    if (at == std::string::npos) return out + std::string(input);
-    return out.replace(at, 7, std::string(input));
+    return model::apply_prompt_template(tmpl, input);
 }
 
-std::string example_name(const data::Dataset & ds, size_t i) { return ds.path() + " #" + std::to_string(i); }
+std::string example_name(const data::Dataset & ds, size_t i) {
+    return ds.path() + " #" + std::to_string(i);
+}
 
 }  // namespace
 
@@ -55,7 +54,8 @@ Result<std::vector<float>> model_signal(const data::Example & ex, data::Modality
             if (!out.is_ok()) return out.status().with_context(where);
             return out;
         }
-        case data::Modality::Text: break;
+        case data::Modality::Text:
+            break;
     }
     return invalid_argument(where + ": a text example has no modality signal");
 }
@@ -70,7 +70,7 @@ std::string prompt_text(const data::Example & ex, data::Modality m, const Sample
 }
 
 Result<train::Sample> to_sample(const data::Dataset & ds, size_t i, const SampleRecipe & r, const model::Model & fw) {
-    const data::Example ex = ds.at(i);
+    const data::Example ex  = ds.at(i);
     const std::string where = example_name(ds, i);
     const auto & tok        = fw.tokenizer();
     train::Sample s;
@@ -96,11 +96,13 @@ Result<train::Sample> to_sample(const data::Dataset & ds, size_t i, const Sample
         case train::Objective::Classify:
             if (ex.label < 0) return invalid_argument(where + ": no class label");
             s.label = ex.label;
-            if (r.path != model::Path::Encoder) M4_RETURN_IF_ERROR(encode(prompt_text(ex, ds.modality(), r), &s.tokens));
+            if (r.path != model::Path::Encoder)
+                M4_RETURN_IF_ERROR(encode(prompt_text(ex, ds.modality(), r), &s.tokens));
             break;
         case train::Objective::Regress:
             s.target = {(ex.value - r.value_shift) / (r.value_scale != 0.0f ? r.value_scale : 1.0f)};
-            if (r.path != model::Path::Encoder) M4_RETURN_IF_ERROR(encode(prompt_text(ex, ds.modality(), r), &s.tokens));
+            if (r.path != model::Path::Encoder)
+                M4_RETURN_IF_ERROR(encode(prompt_text(ex, ds.modality(), r), &s.tokens));
             break;
         case train::Objective::Contrastive:
         case train::Objective::Embed: {
@@ -111,7 +113,8 @@ Result<train::Sample> to_sample(const data::Dataset & ds, size_t i, const Sample
             break;
         }
         case train::Objective::LanguageModel: {
-            if (r.path != model::Path::Encoder) M4_RETURN_IF_ERROR(encode(prompt_text(ex, ds.modality(), r), &s.tokens));
+            if (r.path != model::Path::Encoder)
+                M4_RETURN_IF_ERROR(encode(prompt_text(ex, ds.modality(), r), &s.tokens));
             const size_t prompt_len = s.tokens.size();
             // Plain text (no target): the whole text is modelled; otherwise prompt → target.
             if (ex.target.empty() && !modal && r.prompt == "{input}") {

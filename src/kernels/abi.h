@@ -87,16 +87,16 @@ using TransposeFn = void (*)(const void * in, int64_t ldi, int64_t R, int64_t C,
 // One table of kernels for one ISA level. A null entry means "not implemented at this level":
 // the dispatcher fills it from the level below, ending at the scalar reference.
 struct KernelTable {
-    MatmulFn matmul[kDTypeCount] = {};  // indexed by the weight DType (F32, BF16, I8)
-    SoftmaxFn softmax            = nullptr;
-    RmsnormFn rmsnorm            = nullptr;
-    LayernormFn layernorm        = nullptr;
-    AttentionFn attention        = nullptr;
-    AttentionBwdFn attention_bwd = nullptr;
-    UnaryFn silu                 = nullptr;
-    UnaryFn gelu                 = nullptr;
-    BinaryFn add                 = nullptr;
-    BinaryFn mul                 = nullptr;
+    MatmulFn matmul[kDTypeCount]           = {};  // indexed by the weight DType (F32, BF16, I8)
+    SoftmaxFn softmax                      = nullptr;
+    RmsnormFn rmsnorm                      = nullptr;
+    LayernormFn layernorm                  = nullptr;
+    AttentionFn attention                  = nullptr;
+    AttentionBwdFn attention_bwd           = nullptr;
+    UnaryFn silu                           = nullptr;
+    UnaryFn gelu                           = nullptr;
+    BinaryFn add                           = nullptr;
+    BinaryFn mul                           = nullptr;
     TransposeFn transpose[kTransposeKinds] = {};  // indexed by TransposeKind
 };
 

@@ -57,4 +57,11 @@ Result<std::vector<float>> imu_input(const float * rows, int64_t n, const Encode
     return out;
 }
 
+std::string apply_prompt_template(const std::string & tmpl, std::string_view input) {
+    std::string out = tmpl.empty() ? "{input}" : tmpl;
+    const auto at   = out.find("{input}");
+    if (at == std::string::npos) return out + std::string(input);
+    return out.replace(at, 7, std::string(input));
+}
+
 }  // namespace m4::model

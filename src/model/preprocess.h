@@ -10,6 +10,8 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/status.h"
@@ -25,8 +27,7 @@ namespace m4::model {
 //      filters: Catmull-Rom when enlarging, Mitchell when shrinking; edges clamped; linear 8-bit
 //      values, no sRGB conversion), rounding to 8 bits.
 //   3. v ↦ (v / 255 − 0.5) / 0.5, in f32, so 0 ↦ −1 and 255 ↦ 1.
-Result<std::vector<float>> image_input(const uint8_t * px, int64_t h, int64_t w, int channels,
-                                       const EncoderConfig & c);
+Result<std::vector<float>> image_input(const uint8_t * px, int64_t h, int64_t w, int channels, const EncoderConfig & c);
 
 // Mono samples in [−1, 1] (n ≤ c.clip_samples; more is refused) → [clip_samples], zero-padded at
 // the end. 16-bit PCM maps to floats as v / 32768 (pcm16_to_float; libsndfile's own rule for WAV).
@@ -36,5 +37,10 @@ float pcm16_to_float(int16_t v);
 // IMU rows [n, 6] (ax, ay, az, gx, gy, gz; n ≤ c.window; more is refused) → [window, 6],
 // zero-padded at the end.
 Result<std::vector<float>> imu_input(const float * rows, int64_t n, const EncoderConfig & c);
+
+// Prompt templating, the same in training data and serving: the first "{input}" of the template is
+// replaced by the input; a template without it gets the input appended; an empty template is
+// "{input}". No other substitution, no whitespace added or trimmed.
+std::string apply_prompt_template(const std::string & tmpl, std::string_view input);
 
 }  // namespace m4::model

@@ -201,9 +201,9 @@ void attention(const kern::AttentionArgs & a) {
 }
 
 void attention_backward(const kern::AttentionArgs & a, const float * dy, float * dq, float * dk, float * dv) {
-    M4_CHECK_MSG(a.T >= 0 && a.S >= 0 && a.H > 0 && a.G > 0 && a.D > 0 && a.H % a.G == 0,
-                 fmt::format("attention backward: T={} S={} H={} G={} D={} (need H % G == 0)", a.T, a.S, a.H, a.G,
-                             a.D));
+    M4_CHECK_MSG(
+        a.T >= 0 && a.S >= 0 && a.H > 0 && a.G > 0 && a.D > 0 && a.H % a.G == 0,
+        fmt::format("attention backward: T={} S={} H={} G={} D={} (need H % G == 0)", a.T, a.S, a.H, a.G, a.D));
     M4_CHECK_MSG(a.kv_dtype == DType::F32, "attention backward: training keeps keys and values in f32");
     if (a.T == 0 || a.S == 0) return;
     active_kernels().attention_bwd(a, dy, dq, dk, dv);

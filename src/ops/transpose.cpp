@@ -42,14 +42,14 @@ void transpose_ref(kern::TransposeKind kind, const void * in, int64_t ldi, int64
     }
 }
 
-void transpose(kern::TransposeKind kind, const void * in, int64_t ldi, int64_t R, int64_t C, void * out,
-               int64_t ldo) {
+void transpose(kern::TransposeKind kind, const void * in, int64_t ldi, int64_t R, int64_t C, void * out, int64_t ldo) {
     M4_CHECK(R >= 0 && C >= 0 && ldi >= C && ldo >= R);
     if (R == 0 || C == 0) return;
     const kern::TransposeFn fn = active_kernels().transpose[static_cast<int>(kind)];
     if (fn) return fn(in, ldi, R, C, out, ldo);
     // The reference, its columns split over the pool (each output element written once).
-    const size_t out_size = kind == kern::TransposeKind::F32 ? 4 : 2, in_size = kind == kern::TransposeKind::U16 ? 2 : 4;
+    const size_t out_size = kind == kern::TransposeKind::F32 ? 4 : 2,
+                 in_size  = kind == kern::TransposeKind::U16 ? 2 : 4;
     ThreadPool::global().parallel_for(
         C,
         [&](int64_t c0, int64_t c1) {

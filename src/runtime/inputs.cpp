@@ -7,8 +7,8 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
-#include <limits>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 #include "base/mapped_file.h"
@@ -52,7 +52,8 @@ uint64_t max_encoded_bytes(const model::EncoderConfig & c, uint64_t image_limit)
             return static_cast<uint64_t>(c.clip_samples) * 64 + (1u << 20);
         case model::Modality::Imu:  // a time column + 6 values of up to 32 characters per row, comments
             return static_cast<uint64_t>(c.window) * 7 * 32 + (64u << 10);
-        default: return image_limit;
+        default:
+            return image_limit;
     }
 }
 
@@ -62,8 +63,8 @@ Result<std::vector<float>> decode_image(const std::string & bytes, const std::st
     if (bytes.size() > static_cast<size_t>(std::numeric_limits<int>::max()))
         return invalid_argument(path + ": image file of " + std::to_string(bytes.size()) + " bytes is too large");
     // The canvas size comes from the header, before any pixel is decoded.
-    if (!stbi_info_from_memory(reinterpret_cast<const stbi_uc *>(bytes.data()), static_cast<int>(bytes.size()), &w,
-                               &h, &n))
+    if (!stbi_info_from_memory(reinterpret_cast<const stbi_uc *>(bytes.data()), static_cast<int>(bytes.size()), &w, &h,
+                               &n))
         return invalid_argument(path + ": unreadable image (" + std::string(stbi_failure_reason()) + ")");
     if (static_cast<int64_t>(w) * h > kMaxImagePixels)
         return invalid_argument(path + ": image of " + std::to_string(w) + "x" + std::to_string(h) +
@@ -83,24 +84,30 @@ namespace {
 // libsndfile reads from memory through a virtual-I/O cursor.
 struct MemoryCursor {
     const std::string * bytes;
-    sf_count_t          pos = 0;
+    sf_count_t pos = 0;
 };
-sf_count_t mem_len(void * u) { return static_cast<sf_count_t>(static_cast<MemoryCursor *>(u)->bytes->size()); }
+sf_count_t mem_len(void * u) {
+    return static_cast<sf_count_t>(static_cast<MemoryCursor *>(u)->bytes->size());
+}
 sf_count_t mem_seek(sf_count_t off, int whence, void * u) {
-    auto *     m    = static_cast<MemoryCursor *>(u);
+    auto * m        = static_cast<MemoryCursor *>(u);
     sf_count_t base = whence == SEEK_SET ? 0 : whence == SEEK_CUR ? m->pos : mem_len(u);
     m->pos          = std::max<sf_count_t>(0, std::min(base + off, mem_len(u)));
     return m->pos;
 }
 sf_count_t mem_read(void * dst, sf_count_t n, void * u) {
-    auto *     m = static_cast<MemoryCursor *>(u);
+    auto * m     = static_cast<MemoryCursor *>(u);
     sf_count_t k = std::min(n, mem_len(u) - m->pos);
     std::memcpy(dst, m->bytes->data() + m->pos, static_cast<size_t>(k));
     m->pos += k;
     return k;
 }
-sf_count_t mem_write(const void *, sf_count_t, void *) { return 0; }
-sf_count_t mem_tell(void * u) { return static_cast<MemoryCursor *>(u)->pos; }
+sf_count_t mem_write(const void *, sf_count_t, void *) {
+    return 0;
+}
+sf_count_t mem_tell(void * u) {
+    return static_cast<MemoryCursor *>(u)->pos;
+}
 }  // namespace
 
 Result<std::vector<float>> load_audio(const std::string & path, const model::EncoderConfig & c) {
@@ -111,7 +118,7 @@ Result<std::vector<float>> load_audio(const std::string & path, const model::Enc
 Result<std::vector<float>> decode_audio(const std::string & bytes, const std::string & path,
                                         const model::EncoderConfig & c) {
     SF_VIRTUAL_IO io{mem_len, mem_seek, mem_read, mem_write, mem_tell};
-    MemoryCursor  cursor{&bytes};
+    MemoryCursor cursor{&bytes};
     SF_INFO info{};
     SNDFILE * f = sf_open_virtual(&io, SFM_READ, &info, &cursor);
     if (!f) return invalid_argument(path + ": unreadable audio (" + std::string(sf_strerror(nullptr)) + ")");

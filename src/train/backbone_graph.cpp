@@ -99,7 +99,7 @@ void layer_backward(const GradSink & sink, const BackboneConfig & c, const Backb
             const kern::AttentionArgs args =
                 seq_attention(c, sq, A.q.data(), A.k.data(), A.v.data(), const_cast<float *>(A.a.data()));
             ops::attention_backward(args, da.data() + sq.row_begin * H * D, dq.data() + sq.row_begin * H * D,
-                                        dk.data() + sq.row_begin * KV, dv.data() + sq.row_begin * KV);
+                                    dk.data() + sq.row_begin * KV, dv.data() + sq.row_begin * KV);
         }
     });
     ops::rope_backward_ref(dq.data(), H * D, N, H, D, acts.pos.data(), c.rope_theta);

@@ -12,12 +12,13 @@ namespace {
 // out[c, r] = in[r, c] for in [R, C] with row stride ld; out is an f32 or bf16 tensor [C, R].
 void transpose_into(const float * in, int64_t ld, int64_t R, int64_t C, Tensor & out) {
     const bool bf16 = out.dtype() == DType::BF16;
-    ops::transpose(bf16 ? kern::TransposeKind::F32ToBf16 : kern::TransposeKind::F32, in, ld, R, C, out.mutable_data(), R);
+    ops::transpose(bf16 ? kern::TransposeKind::F32ToBf16 : kern::TransposeKind::F32, in, ld, R, C, out.mutable_data(),
+                   R);
 }
 
 // blk[k, j] = W̃[n0 + j, k] for j < n (W [N, K]; blk f32 or bf16 [K, n]).
 void transpose_weight_block(const Tensor & w, int64_t n0, int64_t n, Tensor & blk) {
-    const int64_t K = w.dim(1);
+    const int64_t K    = w.dim(1);
     const bool to_bf16 = blk.dtype() == DType::BF16;
     switch (w.dtype()) {
         case DType::F32:

@@ -26,8 +26,7 @@ struct AdamWConsts {
 // still keeps this loop scalar: an AVX-512 AdamW kernel is left for later).
 void adamw_range(float * __restrict w, const float * __restrict g, float * __restrict m, float * __restrict v,
                  int64_t n, const AdamWConsts & k) {
-    const float b1 = k.b1, b2 = k.b2, c1 = k.c1, c2 = k.c2, eps = k.eps, bc1 = k.bc1, bc2 = k.bc2, lr = k.lr,
-                wd = k.wd;
+    const float b1 = k.b1, b2 = k.b2, c1 = k.c1, c2 = k.c2, eps = k.eps, bc1 = k.bc1, bc2 = k.bc2, lr = k.lr, wd = k.wd;
     for (int64_t i = 0; i < n; ++i) {
         m[i]          = b1 * m[i] + c1 * g[i];
         v[i]          = b2 * v[i] + c2 * g[i] * g[i];
@@ -43,7 +42,14 @@ void adamw_step(ParamStore & params, const AdamW & opt, float lr, int64_t t) {
     const float bc1 = 1.0f - static_cast<float>(std::pow(double(opt.beta1), double(t)));
     const float bc2 = 1.0f - static_cast<float>(std::pow(double(opt.beta2), double(t)));
     for (auto & p : params.params()) {
-        const AdamWConsts k{opt.beta1, opt.beta2,         1.0f - opt.beta1, 1.0f - opt.beta2, opt.eps, bc1, bc2, lr,
+        const AdamWConsts k{opt.beta1,
+                            opt.beta2,
+                            1.0f - opt.beta1,
+                            1.0f - opt.beta2,
+                            opt.eps,
+                            bc1,
+                            bc2,
+                            lr,
                             p.decay ? opt.weight_decay : 0.0f};
         float * w = p.value.f32();
         float * g = p.grad.f32();

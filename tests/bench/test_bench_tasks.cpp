@@ -123,9 +123,7 @@ std::string wav_pcm16(const std::vector<int16_t> & pcm, uint32_t rate) {
     auto u32 = [](std::string & s, uint32_t v) {
         for (int i = 0; i < 4; ++i) s += static_cast<char>((v >> (8 * i)) & 0xff);
     };
-    auto u16 = [](std::string & s, uint16_t v) {
-        s += static_cast<char>(v & 0xff), s += static_cast<char>(v >> 8);
-    };
+    auto u16 = [](std::string & s, uint16_t v) { s += static_cast<char>(v & 0xff), s += static_cast<char>(v >> 8); };
     const uint32_t data = static_cast<uint32_t>(pcm.size() * 2);
     std::string w       = "RIFF";
     u32(w, 36 + data), w += "WAVEfmt ", u32(w, 16), u16(w, 1), u16(w, 1), u32(w, rate), u32(w, rate * 2);
@@ -146,7 +144,7 @@ TEST(BenchSamples, AudioAndImuEqualRuntimeDecodeOfWavAndCsv) {
     const auto & ic         = fw.config().encoder(model::Modality::Imu);
     const std::string dir   = temp_dir("audio_imu");
     uint32_t seed           = 11;
-    auto uniform            = [&] { return static_cast<float>((seed = seed * 1103515245u + 12345u) >> 8) / 8388608.0f - 1.0f; };
+    auto uniform = [&] { return static_cast<float>((seed = seed * 1103515245u + 12345u) >> 8) / 8388608.0f - 1.0f; };
     {
         data::DatasetWriter wa(dir + "/audio.m4ds", data::Modality::Audio);
         data::DatasetWriter wi(dir + "/imu.m4ds", data::Modality::Imu);

@@ -267,7 +267,7 @@ void check_attention_backward(Isa isa) {
         int64_t pos0, pad;
     };
     const Shape shapes[] = {
-        {1, 1, 1, 1, 1, false, 0, 0},    {7, 7, 6, 2, 16, true, 0, 0},  {7, 40, 4, 1, 64, true, 33, 5},
+        {1, 1, 1, 1, 1, false, 0, 0},    {7, 7, 6, 2, 16, true, 0, 0},   {7, 40, 4, 1, 64, true, 33, 5},
         {33, 33, 2, 2, 7, false, 0, 0},  {5, 21, 3, 3, 40, false, 0, 1}, {64, 64, 4, 2, 64, true, 0, 0},
         {17, 17, 4, 4, 32, false, 0, 3}, {3, 10, 2, 1, 8, true, 20, 0},  {20, 50, 1, 1, 1, true, 10, 0},
         {9, 9, 2, 2, 17, true, 0, 2},
@@ -280,8 +280,8 @@ void check_attention_backward(Isa isa) {
         a.T = s.T, a.S = s.S, a.H = s.H, a.G = s.G, a.D = s.D;
         a.causal = s.causal, a.pos0 = s.pos0;
         a.ldq = s.H * s.D + s.pad, a.ldk = s.G * s.D + s.pad, a.ldv = s.G * s.D + 2 * s.pad;
-        a.ldy   = s.H * s.D + s.pad;
-        a.scale = 1.0f / std::sqrt(static_cast<float>(s.D));
+        a.ldy                       = s.H * s.D + s.pad;
+        a.scale                     = 1.0f / std::sqrt(static_cast<float>(s.D));
         const std::vector<float> q  = random_vec(s.T * a.ldq, seed += 10, -2.0f, 2.0f);
         const std::vector<float> k  = random_vec(s.S * a.ldk, seed + 1, -2.0f, 2.0f);
         const std::vector<float> v  = random_vec(s.S * a.ldv, seed + 2);
@@ -627,8 +627,9 @@ TEST(Transpose, KernelsMatchReferenceBitForBit) {
     struct Shape {
         int64_t R, C, pad_in, pad_out;
     };
-    const Shape shapes[] = {{1, 1, 0, 0}, {17, 5, 3, 1}, {16, 16, 0, 0}, {33, 47, 2, 5}, {5, 100, 0, 7}, {64, 31, 1, 0}};
-    int tested = 0;
+    const Shape shapes[] = {{1, 1, 0, 0},   {17, 5, 3, 1},  {16, 16, 0, 0},
+                            {33, 47, 2, 5}, {5, 100, 0, 7}, {64, 31, 1, 0}};
+    int tested           = 0;
     for (int level = 1; level < kIsaCount; ++level) {
         const Isa isa = static_cast<Isa>(level);
         if (level > static_cast<int>(cpu_features().detected)) continue;
@@ -639,13 +640,13 @@ TEST(Transpose, KernelsMatchReferenceBitForBit) {
             const auto k = static_cast<kern::TransposeKind>(kind);
             for (const Shape & s : shapes) {
                 const int64_t ldi = s.C + s.pad_in, ldo = s.R + s.pad_out;
-                std::vector<float> in = random_vec(s.R * ldi, static_cast<uint32_t>(7 * s.R + s.C), -3.0f, 3.0f);
-                const float specials[] = {std::nanf(""), INFINITY, -INFINITY, 1e-40f, 1.0f + 1.0f / 256.0f,
+                std::vector<float> in  = random_vec(s.R * ldi, static_cast<uint32_t>(7 * s.R + s.C), -3.0f, 3.0f);
+                const float specials[] = {std::nanf(""),       INFINITY, -INFINITY, 1e-40f, 1.0f + 1.0f / 256.0f,
                                           1.0f + 3.0f / 256.0f};
                 for (size_t i = 0; i < std::size(specials) && i < in.size(); ++i) in[i * 7 % in.size()] = specials[i];
                 std::vector<uint16_t> in16(in.size());
                 for (size_t i = 0; i < in.size(); ++i) in16[i] = f32_to_bf16(in[i]);
-                const void * src = k == kern::TransposeKind::U16 ? static_cast<const void *>(in16.data()) : in.data();
+                const void * src   = k == kern::TransposeKind::U16 ? static_cast<const void *>(in16.data()) : in.data();
                 const size_t bytes = k == kern::TransposeKind::F32 ? 4 : 2;
                 std::vector<uint8_t> want(static_cast<size_t>(s.C * ldo) * bytes, 0xab), got = want;
                 ops::transpose_ref(k, src, ldi, s.R, s.C, want.data(), ldo);

@@ -90,7 +90,7 @@ void attention_bwd_f32_avx512(const AttentionArgs & a, const float * dy, float *
             __m512 sumv     = _mm512_setzero_ps();
             for (int64_t s = 0; s < n_keys; s += 16) {
                 const __mmask16 mk = tail16(n_keys - s);
-                const __m512 e     = _mm512_maskz_mov_ps(mk, exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(mk, p + s), mx)));
+                const __m512 e = _mm512_maskz_mov_ps(mk, exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(mk, p + s), mx)));
                 _mm512_mask_storeu_ps(p + s, mk, e);
                 sumv = _mm512_add_ps(sumv, e);
             }
