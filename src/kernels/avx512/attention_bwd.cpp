@@ -16,8 +16,8 @@
 #include <float.h>  // FLT_MAX
 
 #include <algorithm>
-#include <vector>
 
+#include "base/arena.h"
 #include "kernels/avx512/kernels.h"
 
 namespace m4::kern {
@@ -49,18 +49,35 @@ inline void axpy(float * y, float c, const float * x, int64_t D) {
     }
 }
 
+// A per-thread buffer of floats that only grows. Not a std::vector: a template instantiated in a
+// translation unit compiled with AVX-512 flags could be the copy the linker keeps for the whole
+// program (the same reason matmul_packed.h avoids std::atomic).
+struct GrowBuffer {
+    float * p   = nullptr;
+    size_t size = 0;
+    float * get(size_t n) {
+        if (n > size) {
+            aligned_free(p);
+            p    = static_cast<float *>(aligned_alloc_bytes(n * sizeof(float)));
+            size = n;
+        }
+        return p;
+    }
+    ~GrowBuffer() { aligned_free(p); }
+};
+
 }  // namespace
 
 void attention_bwd_f32_avx512(const AttentionArgs & a, const float * dy, float * dq, float * dk, float * dv) {
     const float * k     = static_cast<const float *>(a.k);
     const float * v     = static_cast<const float *>(a.v);
     const int64_t group = a.H / a.G, D = a.D;
-    // Per-thread buffers of the scores, reused across calls (no allocation per step).
-    thread_local std::vector<float> p_buf, dp_buf;
+    // Per-thread buffers of the scores, reused across calls (no allocation per step); 4 floats of
+    // slack for the last group of four keys.
+    thread_local GrowBuffer p_buf, dp_buf;
     const size_t n = static_cast<size_t>(std::max<int64_t>(a.S, 1)) + 4;
-    if (p_buf.size() < n) p_buf.resize(n), dp_buf.resize(n);
-    float * p  = p_buf.data();
-    float * dp = dp_buf.data();
+    float * p      = p_buf.get(n);
+    float * dp     = dp_buf.get(n);
     for (int64_t t = 0; t < a.T; ++t) {
         const int64_t n_keys = a.causal ? std::min(a.S, a.pos0 + t + 1) : a.S;
         if (n_keys <= 0) continue;
