@@ -1,5 +1,7 @@
 #include "runtime/engine.h"
 
+#include "model/preprocess.h"
+
 #include "runtime/inputs.h"
 
 namespace m4::runtime {
@@ -35,7 +37,7 @@ Result<std::shared_ptr<const adapter::Adapter>> Engine::adapter(const std::strin
 
 void Engine::evict(const std::string & path) {
     std::lock_guard<std::mutex> lock(mu_);
-    auto                        it = cache_.find(path);
+    auto it = cache_.find(path);
     if (it == cache_.end()) return;
     cache_bytes_ -= it->second.adapter->file_size();
     lru_.erase(it->second.lru);
@@ -62,10 +64,7 @@ uint64_t Engine::adapter_cache_bytes(const std::string & prefix) const {
 
 namespace {
 std::string apply_template(const std::string & tmpl, const std::string & input) {
-    std::string out = tmpl.empty() ? "{input}" : tmpl;
-    auto        at  = out.find("{input}");
-    if (at == std::string::npos) return out + input;
-    return out.replace(at, 7, input);
+    return model::apply_prompt_template(tmpl, input);
 }
 }  // namespace
 
@@ -91,7 +90,8 @@ Result<model::Request> prepare_item(const model::Model & m, model::Path path, co
     // The encoder path over text: the text side of the shared embedding space (Model::run).
     if (path == model::Path::Backbone || (path == model::Path::Encoder && in.modality == model::Modality::Text)) {
         if (in.modality != model::Modality::Text)
-            return invalid_argument(in.name + ": the backbone path takes text, not " + model::modality_name(in.modality));
+            return invalid_argument(in.name + ": the backbone path takes text, not " +
+                                    model::modality_name(in.modality));
         M4_RETURN_IF_ERROR(check_text_length(m, in.text, in.name));
         auto ids = m.tokenizer().encode(apply_template(tmpl, in.text));
         if (!ids) return ids.status().with_context(in.name);
