@@ -42,6 +42,7 @@ typedef enum m4_status {
 
 typedef struct m4_client m4_client_t;
 typedef struct m4_result m4_result_t;
+typedef struct m4_options m4_options_t;
 
 /* socket_path NULL: the default ($XDG_RUNTIME_DIR/m4/m4fwd.sock, else /run/m4/m4fwd.sock).
  * On failure *out still receives a handle holding the error message (close it). */
@@ -64,6 +65,40 @@ m4_status m4_infer_file(m4_client_t * client, const char * adapter, const char *
 m4_status m4_infer_signal(m4_client_t * client, const char * adapter, const char * modality, const float * values,
                           size_t count, m4_result_t ** out);
 
+/* Generation settings for m4_generate. Each value set overrides the adapter manifest's default;
+ * the daemon checks the ranges before anything runs (M4_ERR_INVALID_ARGUMENT naming the value):
+ * max_new_tokens 1..context, temperature 0..100 (0: greedy), top_k 0..vocabulary (0: off),
+ * top_p (0, 1] (1: off), up to 8 stop strings of 1..64 bytes (they replace the manifest's list). */
+m4_options_t * m4_options_create(void);
+void m4_options_destroy(m4_options_t * options);
+void m4_options_set_max_new_tokens(m4_options_t * options, uint32_t n);
+void m4_options_set_temperature(m4_options_t * options, float temperature);
+void m4_options_set_top_k(m4_options_t * options, uint32_t k);
+void m4_options_set_top_p(m4_options_t * options, float p);
+void m4_options_set_seed(m4_options_t * options, uint64_t seed);
+m4_status m4_options_add_stop(m4_options_t * options, const char * stop);
+/* Constrained output (one kind per request): the text is exactly one of the choices added, or
+ * compact JSON following a JSON-schema subset (docs/service.md). A choice the vocabulary cannot
+ * spell, or a malformed / unsupported / unsatisfiable schema, is M4_ERR_INVALID_ARGUMENT from
+ * m4_generate before anything runs. */
+m4_status m4_options_add_choice(m4_options_t * options, const char * choice);
+m4_status m4_options_set_json_schema(m4_options_t * options, const char * schema);
+
+/* Generates text from `text` (backbone path; adapter NULL or "": the firmware alone). options may
+ * be NULL (the adapter's defaults). */
+m4_status m4_generate(m4_client_t * client, const char * adapter, const char * text, const m4_options_t * options,
+                      m4_result_t ** out);
+/* The text's embedding in the shared space (the one image, audio and IMU embeddings live in):
+ * m4_result_values() gives embed_dim unit-norm floats. */
+m4_status m4_embed_text(m4_client_t * client, const char * text, m4_result_t ** out);
+
+/* The daemon's status as JSON (the protobuf JSON mapping of m4.v1.StatusReply): firmware, queues,
+ * and per-app usage — "apps": requests, items, promptTokens, generatedTokens, cpuUs, queueUs,
+ * peakAdapterBytes, peakKvBytes, busy … (an app sees its own line, the admin every app's).
+ * Free *json with m4_string_free. */
+m4_status m4_status_json(m4_client_t * client, char ** json);
+void m4_string_free(char * s);
+
 /* Results: classification scores (best first), values (regression / embedding), generated text. */
 size_t        m4_result_score_count(const m4_result_t * r);
 const char *  m4_result_label(const m4_result_t * r, size_t i);
@@ -71,6 +106,9 @@ float         m4_result_score(const m4_result_t * r, size_t i);
 size_t        m4_result_value_count(const m4_result_t * r);
 const float * m4_result_values(const m4_result_t * r);
 const char *  m4_result_text(const m4_result_t * r);
+size_t m4_result_token_count(const m4_result_t * r);
+const int32_t * m4_result_tokens(const m4_result_t * r);
+const char * m4_result_stop_reason(const m4_result_t * r); /* "eos", "stop", "length", "context"; "" */
 void          m4_result_free(m4_result_t * r);
 
 #ifdef __cplusplus

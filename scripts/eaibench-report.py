@@ -128,7 +128,7 @@ def main():
         else:
             if bl.get("m4_firmware", {}).get("fingerprint") != fp:
                 r["marks"].append("baseline recorded against another firmware")
-            if bl.get("metric") != metric:
+            if bl.get("metric") not in (metric, ev.get("metric") if ev else None):
                 r["marks"].append(f"baseline metric {bl.get('metric')} ≠ {metric}")
             if ev is not None and bl.get("test", {}).get("examples") != ev.get("examples"):
                 r["marks"].append(
@@ -145,6 +145,11 @@ def main():
             r["delta"] = r["m4"] - r["ts"]
             better = r["delta"] if higher else -r["delta"]  # > 0: m4 better
             r["parity"] = better >= -tolerance(metric, r["ts"])
+            # A note, not a mark: parity where neither model beats a constant answer says little.
+            if r["chance"] is not None:
+                def at_chance(x):
+                    return x <= r["chance"] + 1e-12 if higher else x >= r["chance"] - 1e-12
+                r["both_at_chance"] = at_chance(r["m4"]) and at_chance(r["ts"])
         else:
             r["delta"], r["parity"] = None, None
         rows.append(r)
@@ -157,6 +162,33 @@ def main():
     ok = [r for r in rows if r["ok"]]
     print(f"eaibench-report: {len(rows)} tasks, {len(ok)} compared, "
           f"{sum(1 for r in ok if r['parity'])} at parity; wrote {a.out} and {len(figs)} figures under {a.figures}")
+
+
+def scaled_delta(r):
+    """Δ in [0, 1]-metric points, > 0 when m4 is better: chrF / 100, MAE relative to the task-specific MAE."""
+    d = r["delta"] if r["higher"] else -r["delta"]
+    if r["metric"] == "chrf":
+        return d / 100.0
+    if r["metric"] == "mae":
+        return d / abs(r["ts"]) if r["ts"] else d
+    return d
+
+
+def adapter_tuning(results):
+    """results/tuning.tsv → {task: [steps of each adapter variant (None: the plan's)]}, few-shot rows excluded."""
+    out = {}
+    path = os.path.join(results, "tuning.tsv")
+    if not os.path.isfile(path):
+        return out
+    with open(path) as f:
+        for line in f.read().splitlines()[1:]:
+            cols = line.split("\t")
+            if len(cols) < 3 or cols[0] == "fewshot":
+                continue
+            flags = cols[2].split()
+            steps = int(flags[flags.index("--steps") + 1]) if "--steps" in flags else None
+            out.setdefault(cols[1], []).append(steps)
+    return out
 
 
 def storage_series(rows, firmware_bytes):
@@ -192,8 +224,8 @@ def draw(rows, a, fp):
     # Δ per task, sorted, coloured by group (lower-is-better metrics flipped so > 0 is m4 better).
     fig, ax = plt.subplots(figsize=(8, max(2.5, 0.32 * len(ok) + 1)))
     if ok:
-        d = sorted(ok, key=lambda r: (r["delta"] if r["higher"] else -r["delta"]))
-        vals = [(r["delta"] if r["higher"] else -r["delta"]) for r in d]
+        d = sorted(ok, key=scaled_delta)
+        vals = [scaled_delta(r) for r in d]
         ax.barh([r["task"] for r in d], vals, color=[GROUP_COLOUR.get(r["group"], "grey") for r in d])
         ax.axvline(0, color="black", lw=0.8)
         ax.axvline(-0.01, color="grey", lw=0.8, ls="--")
@@ -201,7 +233,7 @@ def draw(rows, a, fp):
         ax.legend(handles, GROUP_ORDER, loc="lower right", fontsize=8)
     else:
         ax.text(0.5, 0.5, "no task with both scores", ha="center", transform=ax.transAxes)
-    ax.set_xlabel("m4 − task-specific (metric units; sign flipped for lower-is-better metrics)")
+    ax.set_xlabel("m4 − task-specific ([0, 1] metric points; chrF / 100; MAE relative; > 0: m4 better)")
     ax.set_title("eAIBench: m4 firmware + adapter vs task-specific model (test split)")
     save(fig, "eaibench-delta", "Δ per task")
 
@@ -221,16 +253,19 @@ def draw(rows, a, fp):
     if res and res.get("memory"):
         mem = res["memory"]
         fig, ax = plt.subplots(figsize=(6, 4))
-        for key, label in (("m4_pss_kib", "m4fwd + k adapters (PSS)"),
-                           ("separate_pss_kib", "k task-specific processes (PSS sum)"),
-                           ("one_process_pss_kib", "k task-specific models, one process (PSS)")):
-            pts = [(m["k"], m[key] / 1024) for m in mem if m.get(key) is not None]
+        series = [([(m["k"], m[key] / 1024) for m in mem if m.get(key) is not None], label)
+                  for key, label in (("m4_pss_kib", "m4: firmware + k adapters, in-process (PSS)"),
+                                     ("separate_pss_kib", "k task-specific processes (PSS sum)"),
+                                     ("one_process_pss_kib", "k task-specific models, one process (PSS)"))]
+        series.append(([(m["k"], m["pss_kib"] / 1024) for m in res.get("service_memory", [])
+                        if m.get("pss_kib") is not None], "m4fwd + k adapters (PSS)"))
+        for pts, label in series:
             if pts:
                 ax.plot(*zip(*pts), marker="o", label=label)
         ax.set_xscale("log", base=2)
         ax.set_xlabel("tasks served at once k")
         ax.set_ylabel("MiB")
-        ax.set_title("Peak memory serving k tasks (measured, /proc)")
+        ax.set_title("Memory serving k tasks, one request each answered (measured, /proc)")
         ax.legend(fontsize=8)
         save(fig, "eaibench-memory", "memory vs k")
     if res and res.get("latency"):
@@ -296,9 +331,14 @@ def write_md(rows, a, figs):
          "on the same test examples. Δ = m4 − task-specific; parity (✓) = m4 within 1 point of the "
          "task-specific score or better (1 point: 0.01 of a [0, 1] metric, 1 chrF point, 1 % of the "
          "baseline's MAE; the direction of wer / mae respected).", ""]
+    weak = [r for r in par if r.get("both_at_chance")]
     L.append(f"**Parity: {len(par)} of {len(ok)} compared tasks** "
              f"({100.0 * len(par) / len(ok):.0f} %; the paper: 85 %)." if ok else
              "**Parity: no task has both scores yet.**")
+    if weak:
+        L.append(f"Of these, {len(weak)} are at parity with both models at or below chance "
+                 f"({', '.join(r['task'] for r in weak)}): neither learned the task at this scale, so parity there "
+                 f"says little; without them {len(par) - len(weak)} of {len(ok) - len(weak)}.")
     missing = [r for r in rows if not r["ok"]]
     L.append(f"{len(rows)} tasks in `{shown}/plans/`; {len(missing)} not compared (marked in the table).")
     L += ["", "Task-specific = the stronger of the trained model and, for encoder-path classification, a "
@@ -320,15 +360,16 @@ def write_md(rows, a, figs):
             lr = fmt_score(r["metric"], r["lr"]["score"]) if r["lr"] else "–"
             L.append(f"| {r['task']} | {r['group']} | {r['metric']}{arrow} | {fmt_score(r['metric'], r['m4'])} | "
                      f"{fmt_score(r['metric'], r['ts'])} | {fmt_score(r['metric'], r['nn'])} | {lr} | "
-                     f"{fmt_score(r['metric'], r['chance'])} | {d} | {p} | {model} | {'; '.join(r['marks'])} |")
-    L += ["", "## Per input group", "", "| group | tasks | compared | at parity | mean Δ (direction-adjusted) |",
+                     f"{fmt_score(r['metric'], r['chance'])} | {d} | {p} | {model} | "
+                     f"{'; '.join(r['marks'] + (['note: both at or below chance'] if r.get('both_at_chance') else []))} |")
+    L += ["", "## Per input group", "", "| group | tasks | compared | at parity | mean Δ (direction-adjusted; chrF / 100, MAE relative) |",
           "|---|---|---|---|---|"]
     for g in GROUP_ORDER:
         gr = [r for r in rows if r["group"] == g]
         if not gr:
             continue
         go = [r for r in gr if r["ok"]]
-        md = (sum((r["delta"] if r["higher"] else -r["delta"]) for r in go) / len(go)) if go else None
+        md = (sum(scaled_delta(r) for r in go) / len(go)) if go else None
         L.append(f"| {g} | {len(gr)} | {len(go)} | {sum(1 for r in go if r['parity'])} | "
                  f"{'–' if md is None else f'{md:+.3f}'} |")
     ks, m4, ts, cross = storage_series(rows, a.firmware_bytes)
@@ -343,7 +384,7 @@ def write_md(rows, a, figs):
                  + (f"Crossover (m4 ≤ task-specific) at k = {cross}." if cross else
                     "No crossover within the compared tasks."))
         enc = [r for r in rows if r["ok"] and r["adapter_bytes"] is not None and r["bl"]["path"] == "encoder"
-               and r["kept"] == "model"]
+               and r["kept"] == "model" and "recall" not in r["metric"]]  # retrieval's text tower uses it
         tok = sum(r["bl"]["model"].get("tokenizer_bytes") or 0 for r in enc)
         if tok:
             L.append(f"The file format requires a tokenizer, so each of the {len(enc)} encoder-path task-specific "
@@ -370,7 +411,8 @@ def write_md(rows, a, figs):
               "are alive (sums over processes), peak RSS from VmHWM. Tasks cycled: "
               f"{', '.join(mt)} (beyond {len(mt)} tasks each model is a distinct file copy, so no page-cache "
               "sharing). The firmware is memory-mapped read-only; its load-time digest check reads every page, so all of it "
-              "is resident.", "",
+              "is resident. PSS splits a shared page among the processes that map it, so another process mapping the "
+              "same firmware file (a training run, another engineer's job) lowers m4's PSS; RSS is not split.", "",
               "| k | m4: firmware + k adapters, PSS MiB | k task-specific processes, PSS MiB | one process with k "
               "models, PSS MiB | m4 RSS MiB | separate RSS MiB | separate / m4 (PSS) |", "|---|---|---|---|---|---|---|"]
         for m in res["memory"]:
@@ -388,15 +430,46 @@ def write_md(rows, a, figs):
         for x in res["latency"]:
             L.append(f"| {x['task']} | {x['m4_median_ms']:.3f} | {x['m4_p99_ms']:.3f} | {x['ts_median_ms']:.3f} | "
                      f"{x['ts_p99_ms']:.3f} | {x['m4_median_ms'] / x['ts_median_ms']:.2f}× |")
+    if res and res.get("service_memory"):
+        sep = {m["k"]: m for m in res.get("memory", [])}
+        L += ["", "## Memory serving k tasks through m4fwd (measured)", "",
+              "`m4fw bench eaibench --service`: a fresh m4fwd per k, the first k tasks' adapters registered through "
+              "the client API, one request of each sent at once from k connections; when every reply is in, the "
+              "daemon's PSS and RSS (/proc/<pid>/smaps_rollup) and its peak RSS (VmHWM, which covers the moment all k "
+              "were in flight). The task-specific side is the in-process measurement above.", "",
+              "| k | m4fwd PSS MiB | m4fwd RSS MiB | m4fwd peak RSS MiB | k task-specific processes, PSS MiB | "
+              "separate / m4fwd (PSS) |", "|---|---|---|---|---|---|"]
+        for m in res["service_memory"]:
+            s_ = sep.get(m["k"])
+            L.append(f"| {m['k']} | {m['pss_kib'] / 1024:.1f} | {m['rss_kib'] / 1024:.1f} | {m['hwm_kib'] / 1024:.1f} | "
+                     + (f"{s_['separate_pss_kib'] / 1024:.1f} | {s_['separate_pss_kib'] / m['pss_kib']:.2f}× |"
+                        if s_ else "– | – |"))
+    if res and res.get("service_latency"):
+        inproc = {x["task"]: x for x in res.get("latency", [])}
+        L += ["", "## Per-request latency through m4fwd (measured)", "",
+              "One daemon with every task's adapter; per task, single requests from one connection, timed at the "
+              f"client (socket, queue, run); {res['service_latency'][0]['repeats']} calls after one warm-up, "
+              f"M4_THREADS={res.get('threads') or 'default'}. In-process columns from the table above.", "",
+              "| task | m4fwd median ms | m4fwd p99 ms | m4 in-process median ms | task-specific in-process median ms |",
+              "|---|---|---|---|---|"]
+        for x in res["service_latency"]:
+            i = inproc.get(x["task"], {})
+            L.append(f"| {x['task']} | {x['median_ms']:.3f} | {x['p99_ms']:.3f} | "
+                     f"{i.get('m4_median_ms', float('nan')):.3f} | {i.get('ts_median_ms', float('nan')):.3f} |")
     L += ops_section(rows, a)
+    tuned = adapter_tuning(a.results)
     L += ["", "## Tuning budgets", "",
-          "| task | adapter plan steps | task-specific variants | task-specific updates (all variants) | "
-          "tuning seconds | wall seconds |", "|---|---|---|---|---|---|"]
+          "Adapter: the plan's settings, plus the variants of `results/tuning.tsv` where that task was tuned "
+          "(few-shot rows excluded); updates = the sum of their steps. Task-specific: every variant of its grid.", "",
+          "| task | adapter plan steps | adapter variants | adapter updates (all variants) | task-specific variants | "
+          "task-specific updates (all variants) | tuning seconds | wall seconds |", "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if r["bl"]:
             t = r["bl"]["tuning"]
-            L.append(f"| {r['task']} | {t['adapter_plan_steps']} | {t['variant_count']} | {t['updates']} | "
-                     f"{t['seconds']:.0f} | {r['bl']['wall_seconds']:.0f} |")
+            steps = tuned.get(r["task"], [t["adapter_plan_steps"]])
+            steps = [t["adapter_plan_steps"] if x is None else x for x in steps]
+            L.append(f"| {r['task']} | {t['adapter_plan_steps']} | {len(steps)} | {sum(steps)} | {t['variant_count']} | "
+                     f"{t['updates']} | {t['seconds']:.0f} | {r['bl']['wall_seconds']:.0f} |")
     L.append("")
     with open(a.out, "w") as f:
         f.write("\n".join(L))

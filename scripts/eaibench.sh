@@ -12,9 +12,9 @@
 #
 # Defaults: data/, every task with a plan (m4fw data list), results/, adapters/, docs/eaibench.md,
 # docs/figures/, baselines/, build-baselines/. --train-adapters trains each task's adapter first
-# (m4fw adapter train, plan defaults) when --adapters has none. Retrieval tasks get no baseline yet
-# (bench/baseline.h says why); the report marks them. --measure then measures memory serving k
-# tasks and per-request latency (m4fw bench eaibench, at M4_THREADS=2) over the tasks that have
+# (m4fw adapter train, plan defaults) when --adapters has none. --measure then measures memory serving k
+# tasks and per-request latency (m4fw bench eaibench --service: in-process and through m4fwd, at
+# M4_THREADS=2) over the tasks that have
 # both an adapter and a task-specific model → RESULTS/resources.json.
 set -uo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -111,10 +111,6 @@ if [ "$report_only" -eq 0 ]; then
     fi
     # the task-specific baseline
     bl="$results/baselines/$task.json"
-    if [ "$(json "$plan" kind)" = "retrieve" ]; then
-      echo "$task: no task-specific baseline for retrieval yet (marked in the report)"
-      continue
-    fi
     if [ "$(json "$bl" m4_firmware fingerprint)" = "$fp" ] && [ "$(json "$bl" data manifest_sha256)" = "$(manifest_sha "$task")" ]; then
       echo "$task: baseline current ($bl), skipped"
       skipped=$((skipped + 1))
@@ -141,7 +137,7 @@ if [ "$measure" -eq 1 ]; then
   done
   [ -n "$both" ] || { echo "eaibench.sh: --measure: no task has both an adapter and a task-specific model" >&2; exit 1; }
   M4_THREADS=2 "$m4fw" bench eaibench --tasks "$both" --data "$data" --firmware "$firmware" --adapters "$adapters" \
-    --models "$models" --work-dir "$work/serving" --ks "$ks" --out "$results/resources.json" || exit 1
+    --models "$models" --work-dir "$work/serving" --ks "$ks" --service --out "$results/resources.json" || exit 1
 fi
 
 # operator types per path (m4fw inspect) of the firmware and of every task-specific model

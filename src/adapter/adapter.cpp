@@ -131,7 +131,13 @@ Result<Manifest> parse_manifest(const nlohmann::json & j) {
             m.generation.temperature    = g.value("temperature", 0.0f);
             m.generation.top_k          = g.value("top_k", 0);
             m.generation.top_p          = g.value("top_p", 1.0f);
+            m.generation.seed           = g.value("seed", uint64_t{0});
             if (g.contains("stop")) m.generation.stop = g["stop"].get<std::vector<std::string>>();
+            // Ranges that need no firmware here; the vocabulary and context are checked on binding.
+            const auto & mg = m.generation;
+            Status st       = model::check_generation({mg.max_new_tokens, mg.temperature, mg.top_k, mg.top_p, &mg.stop},
+                                                      INT32_MAX, INT32_MAX, "\"generation\"");
+            if (!st.is_ok()) return bad(st.message());
         }
         if (j.contains("metrics")) m.metrics = j["metrics"];
     } catch (const std::exception & e) {
@@ -163,6 +169,7 @@ nlohmann::json manifest_to_json(const Manifest & m) {
                        {"temperature", m.generation.temperature},
                        {"top_k", m.generation.top_k},
                        {"top_p", m.generation.top_p},
+                       {"seed", m.generation.seed},
                        {"stop", m.generation.stop}};
     j["metrics"]    = m.metrics;
     return j;
@@ -286,6 +293,8 @@ Result<Adapter> Adapter::load(const std::string & path, const model::Model & fw,
     if (m.path != Path::Backbone && m.path != Path::Generator && !c.has_encoder(m.modality))
         return incompatible(path + ": needs a " + std::string(model::modality_name(m.modality)) +
                             " encoder, which the firmware lacks");
+    if (m.task == Task::Generate)
+        M4_RETURN_IF_ERROR(fw.check_options(m.generation, path + ": manifest \"generation\""));
     auto tensor_f32 = [&](const std::string & name, const Shape & shape) -> Result<Tensor> {
         const format::TensorEntry * e = a.file_.find(name);
         if (!e) return invalid_argument(path + ": missing tensor '" + name + "'");

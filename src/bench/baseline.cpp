@@ -109,6 +109,29 @@ struct VariantRun {
     std::string stem;  // <work>/<task>/<size>-lr<lr>-s<steps>
 };
 
+// The retrieval baseline's head: identity (embed_dim → embed_dim, no bias). Its two-tower model was
+// trained contrastively, so the encoder's own normalised embedding is the image vector, ranked by
+// the same scorer against the same model's text embeddings; the head exists because the scorer
+// reads an adapter.
+Status write_identity_embed_head(const model::Model & fw, const TaskPlan & plan, const std::string & path,
+                                 const nlohmann::json & metrics) {
+    adapter::Manifest m;
+    m.name                 = plan.facts.name;
+    m.task                 = adapter::Task::Embed;
+    m.path                 = model::Path::Encoder;
+    m.modality             = plan.spec.modality;
+    m.firmware_fingerprint = fw.fingerprint();
+    m.head_type            = model::HeadType::Embed;
+    m.head_pool            = plan.spec.pool;
+    m.head_in = m.head_out = fw.config().embed_dim;
+    m.prompt               = plan.recipe.prompt;
+    m.metrics              = metrics;
+    Tensor w               = Tensor::empty(DType::F32, {m.head_out, m.head_in});
+    std::fill(w.f32(), w.f32() + w.numel(), 0.0f);
+    for (int64_t k = 0; k < m.head_out; ++k) w.f32()[k * m.head_in + k] = 1.0f;
+    return adapter::write_adapter(path, m, {}, w, Tensor());
+}
+
 // Trains one variant (or reuses its stored files) and scores it on the validation share.
 Result<nlohmann::json> run_variant(const std::string & task, const VariantRun & run, const model::Model & m4,
                                    const BaselineOptions & o) {
@@ -135,15 +158,20 @@ Result<nlohmann::json> run_variant(const std::string & task, const VariantRun & 
     M4_RETURN_IF_ERROR(model::write_random_firmware(init, init_path, task + " baseline architecture").status());
     M4_ASSIGN_OR_RETURN(auto base, model::Model::load(init_path));
     M4_ASSIGN_OR_RETURN(TaskPlan plan, plan_task(o.data_dir, task, base->config()));
+    // Retrieval: a two-tower model (encoder ↔ its own text tower) learns by contrastive alignment
+    // of each train image with its caption; scored through an identity embedding head.
+    const bool retrieval = plan.spec.objective == train::Objective::Embed;
+    TaskPlan train_plan  = plan;
+    if (retrieval) train_plan.spec.objective = train_plan.recipe.objective = train::Objective::Contrastive;
     SourceOptions so;
     so.val_share   = o.val_share;
     so.eval_size   = plan.train.eval_size;
     so.subset_seed = o.seed;
-    M4_ASSIGN_OR_RETURN(auto src, make_task_source(plan, o.data_dir, *base, so));
+    M4_ASSIGN_OR_RETURN(auto src, make_task_source(train_plan, o.data_dir, *base, so));
     train::ModelOptions mo;
     mo.mode = train::Mode::Full;
     mo.seed = o.seed;
-    M4_ASSIGN_OR_RETURN(auto tm, train::TrainModel::create(*base, {plan.spec}, mo));
+    M4_ASSIGN_OR_RETURN(auto tm, train::TrainModel::create(*base, {train_plan.spec}, mo));
     train::TrainerOptions to;
     to.steps              = run.description["steps"].get<int64_t>();
     to.batch_size         = run.description["batch"].get<int64_t>();
@@ -176,7 +204,10 @@ Result<nlohmann::json> run_variant(const std::string & task, const VariantRun & 
     nlohmann::json metrics = {{"trainer_validation", r.eval.empty() ? nlohmann::json::object() : r.eval[0].to_json()},
                               {"steps", r.end_step},
                               {"train_seconds", r.seconds}};
-    M4_RETURN_IF_ERROR(export_task_adapter(*tm, plan, run.stem + ".m4a", task, metrics, fw->fingerprint()));
+    if (retrieval)
+        M4_RETURN_IF_ERROR(write_identity_embed_head(*fw, plan, run.stem + ".m4a", metrics));
+    else
+        M4_RETURN_IF_ERROR(export_task_adapter(*tm, plan, run.stem + ".m4a", task, metrics, fw->fingerprint()));
     M4_ASSIGN_OR_RETURN(adapter::Adapter ad, adapter::Adapter::load(run.stem + ".m4a", *fw));
     EvalOptions eo;
     eo.split      = "train";
@@ -232,7 +263,9 @@ Result<nlohmann::json> baseline_architecture(const TaskPlan & plan, const model:
         enc[model::modality_name(m)] = encoder_json(fw.encoder(m), s);
     }
     nlohmann::json bb;
-    if (path == model::Path::Encoder) {
+    // Retrieval ranks captions by the model's own text embeddings: its backbone is a real text tower.
+    const bool text_tower = plan.spec.objective == train::Objective::Embed;
+    if (path == model::Path::Encoder && !text_tower) {
         // The format requires a backbone; an encoder-path model never runs it, so it is a 1-layer stub.
         bb = {{"width", 8}, {"layers", 1}, {"heads", 2}, {"kv_heads", 2}, {"ffn", 16}};
     } else {
@@ -262,10 +295,6 @@ Result<nlohmann::json> train_baseline(const std::string & task, const BaselineOp
     const auto t0 = Clock::now();
     M4_ASSIGN_OR_RETURN(auto m4, model::Model::load(o.firmware));
     M4_ASSIGN_OR_RETURN(TaskPlan plan, plan_task(o.data_dir, task, m4->config()));
-    if (plan.spec.objective == train::Objective::Embed)
-        return invalid_argument(task +
-                                ": no task-specific baseline for retrieval yet (it needs its own "
-                                "contrastively trained text tower; the m4 head ranks against the firmware's)");
     M4_ASSIGN_OR_RETURN(std::string data_sha, data_fingerprint(o.data_dir, task));
     const auto sizes       = o.sizes.empty() ? default_baseline_sizes() : o.sizes;
     const std::string work = o.work_dir + "/" + task;

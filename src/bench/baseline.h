@@ -20,9 +20,11 @@
 // Every variant of the grid (size × learning rate) is trained from the same random start, scored
 // on the validation share through the inference path, and the best one (metric direction
 // respected) is kept and scored once on the test split. Test examples are read only by that one
-// final evaluation. Retrieval (an Embed head ranked against the firmware's own text embeddings)
-// has no baseline yet: a task-specific retrieval model needs its own contrastively trained text
-// tower; such a task is refused with that reason.
+// final evaluation. Retrieval (m4: an Embed head ranked against the firmware's own text
+// embeddings): the baseline is a two-tower model, the modality's encoder and a decoder text tower
+// of the size grid, trained from scratch by contrastive alignment (InfoNCE) of each train example
+// with its caption; its adapter is an identity embedding head, so the scorer ranks the model's own
+// image embeddings against its own text embeddings.
 #pragma once
 
 #include <string>
@@ -77,7 +79,7 @@ Result<nlohmann::json> baseline_architecture(const TaskPlan & plan, const model:
                                              const BaselineSize & s);
 
 // Trains and scores task `task`'s baseline; writes the model files and the result JSON (which it
-// also returns). Errors: the data or firmware missing (named), a retrieval task (see above).
+// also returns). Errors: the data or firmware missing (named).
 Result<nlohmann::json> train_baseline(const std::string & task, const BaselineOptions & o);
 
 // SHA-256 of <data_dir>/<task>/manifest.json (hex); the result records it to detect stale results.

@@ -2,19 +2,16 @@
 
 #include "bench/super_resolution.h"
 
-#include <stb/stb_image_resize.h>
-
 #include <algorithm>
 #include <cstring>
+
+#include "model/preprocess.h"
 
 namespace m4::bench {
 namespace {
 
 std::string fill(const std::string & tmpl, std::string_view input) {
-    std::string out = tmpl.empty() ? "{input}" : tmpl;
-    auto at         = out.find("{input}");
-    if (at == std::string::npos) return out + std::string(input);
-    return out.replace(at, 7, std::string(input));
+    return model::apply_prompt_template(tmpl, input);
 }
 
 std::string example_name(const data::Dataset & ds, size_t i) {
@@ -30,33 +27,33 @@ Result<std::vector<float>> model_signal(const data::Example & ex, data::Modality
             const uint32_t h = ex.dims[0], w = ex.dims[1], ch = ex.dims[2];
             if ((ch != 1 && ch != 3) || size_t(h) * w * ch != ex.payload_len || h == 0 || w == 0)
                 return invalid_argument(where + ": image payload does not match its dims");
-            std::vector<uint8_t> rgb(size_t(h) * w * 3);
-            for (size_t p = 0; p < size_t(h) * w; ++p)
-                for (int k = 0; k < 3; ++k) rgb[p * 3 + k] = ex.payload[p * ch + (ch == 3 ? k : 0)];
-            const int S = static_cast<int>(c.image_size);
-            std::vector<uint8_t> resized(size_t(S) * S * 3);
-            if (!stbir_resize_uint8(rgb.data(), int(w), int(h), 0, resized.data(), S, S, 0, 3))
-                return invalid_argument(where + ": image could not be resized");
-            std::vector<float> out(resized.size());
-            for (size_t k = 0; k < out.size(); ++k) out[k] = (resized[k] / 255.0f - 0.5f) / 0.5f;
+            auto out = model::image_input(ex.payload, h, w, static_cast<int>(ch), c);
+            if (!out.is_ok()) return out.status().with_context(where);
             return out;
         }
         case data::Modality::Audio: {
-            const size_t n = ex.payload_len / 2;
+            // 16-bit PCM; a clip longer than the encoder's is cut to it (the only step the serving
+            // path does not repeat: it refuses such a file instead).
+            const size_t n = std::min(ex.payload_len / 2, static_cast<size_t>(c.clip_samples));
             if (n == 0) return invalid_argument(where + ": empty audio clip");
-            std::vector<float> out(static_cast<size_t>(c.clip_samples), 0.0f);
-            for (size_t k = 0; k < std::min(n, out.size()); ++k) {
+            std::vector<float> pcm(n);
+            for (size_t k = 0; k < n; ++k) {
                 int16_t v;
                 std::memcpy(&v, ex.payload + 2 * k, 2);
-                out[k] = v / 32768.0f;
+                pcm[k] = model::pcm16_to_float(v);
             }
+            auto out = model::audio_input(pcm.data(), static_cast<int64_t>(n), c);
+            if (!out.is_ok()) return out.status().with_context(where);
             return out;
         }
         case data::Modality::Imu: {
-            const size_t rows = ex.payload_len / (6 * sizeof(float));
+            // Rows of 6 floats; a window longer than the encoder's is cut to it (as for audio).
+            const size_t rows = std::min(ex.payload_len / (6 * sizeof(float)), static_cast<size_t>(c.window));
             if (rows == 0) return invalid_argument(where + ": empty IMU window");
-            std::vector<float> out(static_cast<size_t>(c.window) * 6, 0.0f);
-            std::memcpy(out.data(), ex.payload, std::min(rows * 6, out.size()) * sizeof(float));
+            std::vector<float> vals(rows * 6);
+            std::memcpy(vals.data(), ex.payload, vals.size() * sizeof(float));
+            auto out = model::imu_input(vals.data(), static_cast<int64_t>(rows), c);
+            if (!out.is_ok()) return out.status().with_context(where);
             return out;
         }
         case data::Modality::Text:

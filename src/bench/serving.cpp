@@ -48,26 +48,6 @@ Status answer(const model::Model & fw, const adapter::Adapter & ad, const data::
     return Status::ok();
 }
 
-// Pss / Rss (smaps_rollup) and VmHWM (status) of a process, KiB.
-nlohmann::json proc_memory(pid_t pid) {
-    nlohmann::json j = {{"pss_kib", nullptr}, {"rss_kib", nullptr}, {"hwm_kib", nullptr}};
-    auto scan        = [&](const std::string & file, const char * key, const char * out) {
-        std::ifstream f(fmt::format("/proc/{}/{}", pid, file));
-        for (std::string line; std::getline(f, line);)
-            if (line.rfind(key, 0) == 0) {
-                std::istringstream ss(line.substr(std::string(key).size()));
-                int64_t v = 0;
-                ss >> v;
-                j[out] = v;
-                return;
-            }
-    };
-    scan("smaps_rollup", "Pss:", "pss_kib");
-    scan("smaps_rollup", "Rss:", "rss_kib");
-    scan("status", "VmHWM:", "hwm_kib");
-    return j;
-}
-
 struct Child {
     pid_t pid = -1;
     int to = -1, from = -1;
@@ -145,13 +125,32 @@ Result<std::string> copy_for(const std::string & file, const std::string & dir, 
     return to;
 }
 
+}  // namespace
+
+nlohmann::json proc_memory(pid_t pid) {
+    nlohmann::json j = {{"pss_kib", nullptr}, {"rss_kib", nullptr}, {"hwm_kib", nullptr}};
+    auto scan        = [&](const std::string & file, const char * key, const char * out) {
+        std::ifstream f(fmt::format("/proc/{}/{}", pid, file));
+        for (std::string line; std::getline(f, line);)
+            if (line.rfind(key, 0) == 0) {
+                std::istringstream ss(line.substr(std::string(key).size()));
+                int64_t v = 0;
+                ss >> v;
+                j[out] = v;
+                return;
+            }
+    };
+    scan("smaps_rollup", "Pss:", "pss_kib");
+    scan("smaps_rollup", "Rss:", "rss_kib");
+    scan("status", "VmHWM:", "hwm_kib");
+    return j;
+}
+
 double percentile(std::vector<double> v, double p) {
     std::sort(v.begin(), v.end());
     const size_t rank = static_cast<size_t>(std::ceil(p * double(v.size())));
     return v.at(std::min(v.size() - 1, rank == 0 ? 0 : rank - 1));
 }
-
-}  // namespace
 
 Status serve_models(const std::vector<ServedModel> & models, const std::string & data_dir,
                     const std::function<void(const nlohmann::json &)> & hold) {

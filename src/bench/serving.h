@@ -51,4 +51,10 @@ Result<nlohmann::json> measure_memory(const ServingOptions & o);
 // {"latency": [{task, m4_median_ms, m4_p99_ms, ts_median_ms, ts_p99_ms, repeats}]}
 Result<nlohmann::json> measure_latency(const ServingOptions & o);
 
+// {"pss_kib", "rss_kib", "hwm_kib"} of a live process: /proc/<pid>/smaps_rollup Pss, Rss and
+// /proc/<pid>/status VmHWM (null where unreadable).
+nlohmann::json proc_memory(int pid);
+// The nearest-rank percentile p ∈ [0, 1] of v (v not empty).
+double percentile(std::vector<double> v, double p);
+
 }  // namespace m4::bench

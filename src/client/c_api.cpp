@@ -4,6 +4,10 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <google/protobuf/util/json_util.h>
+
+#include <cstdlib>
+#include <cstring>
 #include <string>
 
 #include "base/mapped_file.h"
@@ -17,6 +21,10 @@ struct m4_client {
 
 struct m4_result {
     m4::v1::Result result;
+};
+
+struct m4_options {
+    m4::v1::Infer settings;  // only the generation fields are used
 };
 
 namespace {
@@ -141,6 +149,111 @@ m4_status m4_infer_signal(m4_client_t * c, const char * adapter, const char * mo
     }
 }
 
+m4_options_t * m4_options_create(void) {
+    try {
+        return new m4_options();
+    } catch (...) {
+        return nullptr;
+    }
+}
+void m4_options_destroy(m4_options_t * o) {
+    delete o;
+}
+void m4_options_set_max_new_tokens(m4_options_t * o, uint32_t n) {
+    if (o) o->settings.set_max_new_tokens(n);
+}
+void m4_options_set_temperature(m4_options_t * o, float t) {
+    if (o) o->settings.set_temperature(t);
+}
+void m4_options_set_top_k(m4_options_t * o, uint32_t k) {
+    if (o) o->settings.set_top_k(k);
+}
+void m4_options_set_top_p(m4_options_t * o, float p) {
+    if (o) o->settings.set_top_p(p);
+}
+void m4_options_set_seed(m4_options_t * o, uint64_t seed) {
+    if (o) o->settings.set_seed(seed);
+}
+m4_status m4_options_add_stop(m4_options_t * o, const char * stop) {
+    if (!o || !stop) return M4_ERR_INVALID_ARGUMENT;
+    try {
+        o->settings.add_stop(stop);
+        return M4_OK;
+    } catch (...) {
+        return M4_ERR_INTERNAL;
+    }
+}
+
+m4_status m4_options_add_choice(m4_options_t * o, const char * choice) {
+    if (!o || !choice) return M4_ERR_INVALID_ARGUMENT;
+    try {
+        o->settings.add_choices(choice);
+        return M4_OK;
+    } catch (...) {
+        return M4_ERR_INTERNAL;
+    }
+}
+m4_status m4_options_set_json_schema(m4_options_t * o, const char * schema) {
+    if (!o || !schema) return M4_ERR_INVALID_ARGUMENT;
+    try {
+        o->settings.set_json_schema(schema);
+        return M4_OK;
+    } catch (...) {
+        return M4_ERR_INTERNAL;
+    }
+}
+
+m4_status m4_generate(m4_client_t * c, const char * adapter, const char * text, const m4_options_t * o,
+                      m4_result_t ** out) {
+    if (!text) return fail(c, M4_ERR_INVALID_ARGUMENT, "null text");
+    try {
+        m4::v1::Infer req;
+        if (o) req = o->settings;
+        req.set_adapter(adapter ? adapter : "");
+        req.clear_inputs();
+        req.add_inputs()->set_text(text);
+        return infer(c, req, {}, out);
+    } catch (const std::exception & e) {
+        return fail(c, M4_ERR_INTERNAL, e.what());
+    }
+}
+
+m4_status m4_embed_text(m4_client_t * c, const char * text, m4_result_t ** out) {
+    if (!text) return fail(c, M4_ERR_INVALID_ARGUMENT, "null text");
+    try {
+        m4::v1::Infer req;
+        req.set_path(m4::v1::PATH_ENCODER);
+        req.add_inputs()->set_text(text);
+        return infer(c, req, {}, out);
+    } catch (const std::exception & e) {
+        return fail(c, M4_ERR_INTERNAL, e.what());
+    }
+}
+
+m4_status m4_status_json(m4_client_t * c, char ** json) {
+    if (!c || !c->impl || !json) return fail(c, M4_ERR_INVALID_ARGUMENT, "null argument");
+    *json = nullptr;
+    try {
+        m4::v1::Response resp;
+        m4_status s = finish(c, c->impl->status(), &resp);
+        if (s != M4_OK) return s;
+        std::string out;
+        google::protobuf::util::JsonPrintOptions o;
+        o.always_print_primitive_fields = true;
+        if (!google::protobuf::util::MessageToJsonString(resp.status_reply(), &out, o).ok())
+            return fail(c, M4_ERR_INTERNAL, "cannot render the status as JSON");
+        *json = static_cast<char *>(std::malloc(out.size() + 1));
+        if (!*json) return fail(c, M4_ERR_INTERNAL, "out of memory");
+        std::memcpy(*json, out.c_str(), out.size() + 1);
+        return M4_OK;
+    } catch (const std::exception & e) {
+        return fail(c, M4_ERR_INTERNAL, e.what());
+    }
+}
+void m4_string_free(char * s) {
+    std::free(s);
+}
+
 size_t m4_result_score_count(const m4_result_t * r) { return r ? static_cast<size_t>(r->result.scores_size()) : 0; }
 const char * m4_result_label(const m4_result_t * r, size_t i) {
     return r && i < m4_result_score_count(r) ? r->result.scores(static_cast<int>(i)).label().c_str() : "";
@@ -151,6 +264,17 @@ float m4_result_score(const m4_result_t * r, size_t i) {
 size_t        m4_result_value_count(const m4_result_t * r) { return r ? static_cast<size_t>(r->result.values_size()) : 0; }
 const float * m4_result_values(const m4_result_t * r) { return r ? r->result.values().data() : nullptr; }
 const char *  m4_result_text(const m4_result_t * r) { return r ? r->result.text().c_str() : ""; }
-void          m4_result_free(m4_result_t * r) { delete r; }
+size_t m4_result_token_count(const m4_result_t * r) {
+    return r ? static_cast<size_t>(r->result.tokens_size()) : 0;
+}
+const int32_t * m4_result_tokens(const m4_result_t * r) {
+    return r ? r->result.tokens().data() : nullptr;
+}
+const char * m4_result_stop_reason(const m4_result_t * r) {
+    return r ? r->result.stop_reason().c_str() : "";
+}
+void m4_result_free(m4_result_t * r) {
+    delete r;
+}
 
 }  // extern "C"

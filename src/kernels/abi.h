@@ -65,6 +65,9 @@ struct AttentionArgs {
     float scale  = 1.0f;
 };
 using AttentionFn = void (*)(const AttentionArgs &);
+// Its backward (training; keys and values f32): dy[T, H·D] (ldy) in; dq, dk, dv laid out like q, k,
+// v ACCUMULATE (+=), a null one is skipped. Definition: ops::attention_backward_ref.
+using AttentionBwdFn = void (*)(const AttentionArgs &, const float * dy, float * dq, float * dk, float * dv);
 
 // Elementwise on n floats (y may alias x).
 using UnaryFn = void (*)(const float * x, float * y, int64_t n);
@@ -73,18 +76,28 @@ using UnaryFn = void (*)(const float * x, float * y, int64_t n);
 // adds and gates (b_period = n) and per-feature broadcasts (b_period = row width).
 using BinaryFn = void (*)(const float * a, const float * b, float * y, int64_t n, int64_t b_period);
 
+// Transposes for the training backward (data movement, not a firmware op):
+// out[c·ldo + r] = conv(in[r·ldi + c]) for r < R, c < C, in (R, C) and out (C, R) row-major.
+// TransposeKind: F32 (f32 → f32), F32ToBf16 (f32 → bf16, nearest even, NaN stays NaN), U16 (16-bit
+// elements as they are: bf16 → bf16). Definition: ops::transpose_ref.
+enum class TransposeKind { F32 = 0, F32ToBf16 = 1, U16 = 2 };
+inline constexpr int kTransposeKinds = 3;
+using TransposeFn = void (*)(const void * in, int64_t ldi, int64_t R, int64_t C, void * out, int64_t ldo);
+
 // One table of kernels for one ISA level. A null entry means "not implemented at this level":
 // the dispatcher fills it from the level below, ending at the scalar reference.
 struct KernelTable {
-    MatmulFn matmul[kDTypeCount] = {};  // indexed by the weight DType (F32, BF16, I8)
-    SoftmaxFn softmax            = nullptr;
-    RmsnormFn rmsnorm            = nullptr;
-    LayernormFn layernorm        = nullptr;
-    AttentionFn attention        = nullptr;
-    UnaryFn silu                 = nullptr;
-    UnaryFn gelu                 = nullptr;
-    BinaryFn add                 = nullptr;
-    BinaryFn mul                 = nullptr;
+    MatmulFn matmul[kDTypeCount]           = {};  // indexed by the weight DType (F32, BF16, I8)
+    SoftmaxFn softmax                      = nullptr;
+    RmsnormFn rmsnorm                      = nullptr;
+    LayernormFn layernorm                  = nullptr;
+    AttentionFn attention                  = nullptr;
+    AttentionBwdFn attention_bwd           = nullptr;
+    UnaryFn silu                           = nullptr;
+    UnaryFn gelu                           = nullptr;
+    BinaryFn add                           = nullptr;
+    BinaryFn mul                           = nullptr;
+    TransposeFn transpose[kTransposeKinds] = {};  // indexed by TransposeKind
 };
 
 // Filled in by each ISA folder (they check finer CPU features, e.g. AVX-512-BF16, themselves).

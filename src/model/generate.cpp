@@ -1,5 +1,6 @@
 // Batched autoregressive generation: one prefill over the packed prompts, then one decode step per
 // new token for every still-active sequence, each with its own KV cache.
+#include <algorithm>
 #include <cstring>
 
 #include "model/model.h"
@@ -8,13 +9,41 @@
 
 namespace m4::model {
 
+GenerateOptions with_overrides(GenerateOptions g, const GenerationOverrides & o) {
+    if (o.max_new_tokens) g.max_new_tokens = *o.max_new_tokens;
+    if (o.temperature) g.temperature = *o.temperature;
+    if (o.top_k) g.top_k = *o.top_k;
+    if (o.top_p) g.top_p = *o.top_p;
+    if (o.seed) g.seed = *o.seed;
+    if (o.stop) g.stop = *o.stop;
+    return g;
+}
+
+Status Model::check_options(const GenerateOptions & o, const std::string & where) const {
+    return check_generation({o.max_new_tokens, o.temperature, o.top_k, o.top_p, &o.stop}, config_.text.vocab_size,
+                            config_.backbone.max_seq, where);
+}
+
 Result<std::vector<Generation>> Model::generate(Path path, Modality modality, std::span<const Request> batch,
                                                 const GenerateOptions & o) const {
+    std::vector<GenerateOptions> rows(batch.size(), o);
+    for (size_t b = 0; b < rows.size(); ++b) rows[b].seed = o.seed * 0x9e3779b97f4a7c15ull + b;
+    return generate(path, modality, batch, rows);
+}
+
+Result<std::vector<Generation>> Model::generate(Path path, Modality modality, std::span<const Request> batch,
+                                                std::span<const GenerateOptions> opts) const {
     if (path == Path::Encoder || path == Path::Generator)
         return invalid_argument(std::string("text generation needs the backbone or full path, not the ") +
                                 path_name(path) + " path");
     M4_RETURN_IF_ERROR(validate(path, modality, batch));
-    if (o.max_new_tokens < 0) return invalid_argument("max_new_tokens must be ≥ 0");
+    if (opts.size() != batch.size())
+        return invalid_argument(std::to_string(opts.size()) + " option sets for " + std::to_string(batch.size()) +
+                                " items");
+    for (size_t b = 0; b < opts.size(); ++b)
+        if (opts[b].max_new_tokens < 0)
+            return invalid_argument("item " + std::to_string(b) + ": max_new_tokens must be ≥ 0");
+    const GenerateOptions & o = opts[0];
     if (o.kv_dtype != DType::F32 && o.kv_dtype != DType::BF16)
         return invalid_argument(std::string("KV cache dtype must be f32 or bf16, not ") + dtype_name(o.kv_dtype));
     const auto & bc = config_.backbone;
@@ -26,17 +55,30 @@ Result<std::vector<Generation>> Model::generate(Path path, Modality modality, st
     std::vector<SequenceSlice> seqs;
     int64_t row = 0;
     for (int64_t b = 0; b < B; ++b) {
-        caches[b].init(bc, std::min<int64_t>(bc.max_seq, lens[b] + o.max_new_tokens), o.kv_dtype);
+        caches[b].init(bc, std::min<int64_t>(bc.max_seq, lens[b] + opts[b].max_new_tokens), o.kv_dtype);
         seqs.push_back({row, lens[b], &caches[b], batch[b].adapter});
         row += lens[b];
+    }
+    // Constrained rows: the matcher's state, and a check that the output fits in the tokens the
+    // row may generate (its length limit and the context left after its prompt).
+    std::vector<TokenConstraint::State> cstate(B);
+    std::vector<uint8_t> allowed;
+    for (int64_t b = 0; b < B; ++b) {
+        if (!opts[b].constraint) continue;
+        cstate[b]            = opts[b].constraint->start();
+        const int64_t budget = std::min<int64_t>(opts[b].max_new_tokens, caches[b].capacity - lens[b] + 1);
+        if (opts[b].constraint->min_bytes() > budget)
+            return invalid_argument("item " + std::to_string(b) + ": the constrained output needs up to " +
+                                    std::to_string(opts[b].constraint->min_bytes()) + " tokens; only " +
+                                    std::to_string(budget) + " fit (max_new_tokens, and the context after the prompt)");
+        allowed.resize(static_cast<size_t>(V));
     }
     hn.resize(x.size());
     backbone_forward(bc, weights_.backbone, x.data(), row, seqs, hn.data());
 
     std::vector<Generation> gens(B);
     std::vector<std::mt19937_64> rngs;
-    for (int64_t b = 0; b < B; ++b) rngs.emplace_back(o.seed * 0x9e3779b97f4a7c15ull + b);
-    SamplerSettings ss{o.temperature, o.top_k, o.top_p};
+    for (int64_t b = 0; b < B; ++b) rngs.emplace_back(opts[b].seed);
     std::vector<float> last(B * C), logits(B * V);
     for (int64_t b = 0; b < B; ++b)
         std::memcpy(last.data() + b * C, hn.data() + (seqs[b].row_begin + lens[b] - 1) * C, static_cast<size_t>(C) * 4);
@@ -54,11 +96,25 @@ Result<std::vector<Generation>> Model::generate(Path path, Modality modality, st
             const int64_t b   = active[i];
             Generation & g    = gens[b];
             const float * lgt = logits.data() + i * V;
-            if (step >= o.max_new_tokens) {
+            const GenerateOptions & ob = opts[b];
+            if (step >= ob.max_new_tokens) {
                 g.stop_reason = "length";
                 continue;
             }
-            int32_t tok = sample_token(lgt, V, ss, rngs[b]);
+            const TokenConstraint * tc = ob.constraint.get();
+            if (tc) {
+                const int64_t left = std::min<int64_t>(ob.max_new_tokens - static_cast<int64_t>(g.tokens.size()),
+                                                       caches[b].capacity - caches[b].len + 1);
+                tc->mask(cstate[b], left, allowed.data());
+                if (std::find(allowed.begin(), allowed.end(), 1) ==
+                    allowed.end()) {  // cannot happen (see constraint.h)
+                    g.stop_reason = "constraint";
+                    continue;
+                }
+            }
+            int32_t tok =
+                sample_token(lgt, V, {ob.temperature, ob.top_k, ob.top_p}, rngs[b], tc ? allowed.data() : nullptr);
+            if (tc) tc->advance(cstate[b], tok);
             if (o.keep_logits) g.step_logits.insert(g.step_logits.end(), lgt, lgt + V);
             if (tok == config_.text.eos_id) {
                 g.tokens.push_back(tok);
@@ -68,7 +124,7 @@ Result<std::vector<Generation>> Model::generate(Path path, Modality modality, st
             g.tokens.push_back(tok);
             g.text       = tokenizer_.decode(g.tokens);
             bool stopped = false;
-            for (const auto & s : o.stop) {
+            for (const auto & s : tc ? std::vector<std::string>{} : ob.stop) {
                 if (auto at = g.text.find(s); !s.empty() && at != std::string::npos) {
                     g.text.resize(at);
                     stopped = true;
@@ -79,7 +135,7 @@ Result<std::vector<Generation>> Model::generate(Path path, Modality modality, st
                 g.stop_reason = "stop";
                 continue;
             }
-            if (static_cast<int>(g.tokens.size()) >= o.max_new_tokens) {
+            if (static_cast<int>(g.tokens.size()) >= ob.max_new_tokens) {
                 g.stop_reason = "length";
                 continue;
             }

@@ -52,7 +52,8 @@ Status Model::validate(Path path, Modality modality, std::span<const Request> ba
         }
         return Status::ok();
     }
-    const bool needs_encoder = path != Path::Backbone;
+    const bool text_embed    = path == Path::Encoder && modality == Modality::Text;  // see run()
+    const bool needs_encoder = path != Path::Backbone && !text_embed;
     if (needs_encoder && (modality == Modality::Text || !config_.has_encoder(modality)))
         return incompatible(std::string("the firmware has no ") + modality_name(modality) + " encoder for the " +
                             path_name(path) + " path");
@@ -65,15 +66,18 @@ Status Model::validate(Path path, Modality modality, std::span<const Request> ba
             Status st = check_modal_input(config_.encoder(modality), static_cast<int64_t>(r.signal.size()));
             if (!st.is_ok()) return item(st.message());
         }
-        if (path == Path::Backbone && r.tokens.empty()) return item("text input is empty");
+        if ((path == Path::Backbone || text_embed) && r.tokens.empty()) return item("text input is empty");
         for (int32_t id : r.tokens)
             if (id < 0 || id >= config_.text.vocab_size)
                 return item("token id " + std::to_string(id) + " out of range");
         int64_t len =
             1 + static_cast<int64_t>(r.tokens.size()) + (needs_encoder ? config_.encoder(modality).tokens() : 0);
-        if (path != Path::Encoder && len > config_.backbone.max_seq)
+        if ((path != Path::Encoder || text_embed) && len > config_.backbone.max_seq)
             return item("sequence of " + std::to_string(len) + " positions exceeds max_seq " +
                         std::to_string(config_.backbone.max_seq));
+        if (text_embed && r.adapter && r.adapter->head.type != HeadType::None)
+            return incompatible("item " + std::to_string(i) +
+                                ": a text embedding takes no adapter head (use the backbone path)");
         if (r.adapter && r.adapter->head.type != HeadType::None) {
             int64_t in = path == Path::Encoder ? config_.embed_dim : config_.backbone.width;
             if (r.adapter->head.w.dim(1) != in)
@@ -172,6 +176,14 @@ Result<std::vector<Output>> Model::run(Path path, Modality modality, std::span<c
     std::vector<Output> outs(B);
     if (path == Path::Generator) {
         run_generator(batch, outs.data());
+        return outs;
+    }
+    // The encoder path over text is the text side of the shared space: the backbone reads the
+    // tokens, its mean-pooled states go through text_proj (what zero-shot retrieval compares
+    // modality embeddings with). Only the embedding is returned.
+    if (path == Path::Encoder && modality == Modality::Text) {
+        M4_ASSIGN_OR_RETURN(outs, run(Path::Backbone, Modality::Text, batch, {}));
+        for (auto & o : outs) o.logits.clear(), o.n_positions = 0;
         return outs;
     }
     if (path == Path::Encoder) {

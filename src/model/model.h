@@ -14,9 +14,11 @@
 
 #include "format/container.h"
 #include "model/config.h"
+#include "model/constraint.h"
 #include "model/decoder.h"
 #include "model/encoder.h"
 #include "model/frontend.h"
+#include "model/sampler.h"
 #include "model/tokenizer.h"
 
 namespace m4::model {
@@ -54,7 +56,13 @@ struct GenerateOptions {
     // Storage of the KV cache: F32 (exact), or BF16 — half the memory and half the attention
     // traffic per decode step, keys and values rounded to bf16 (llama.cpp keeps f16 by default).
     DType kv_dtype = DType::F32;
+    // Constrained output (model/constraint.h): every step of the row samples from the tokens it
+    // allows; stop strings are not applied to such a row.
+    std::shared_ptr<const TokenConstraint> constraint;
 };
+
+// `base` with the values present in `o` (a request's settings over an adapter's defaults).
+GenerateOptions with_overrides(GenerateOptions base, const GenerationOverrides & o);
 
 struct Generation {
     std::vector<int32_t> tokens;
@@ -81,8 +89,15 @@ class Model {
                                     const RunOptions & options = {}) const;
 
     // Autoregressive generation on the backbone or full path, batched, with a KV cache per item.
+    // Item b's sampler is seeded with options.seed · 0x9e3779b97f4a7c15 + b.
     Result<std::vector<Generation>> generate(Path path, Modality modality, std::span<const Request> batch,
                                              const GenerateOptions & options) const;
+    // The same with settings per item (a mixed batch: every row its own sampling values, stop
+    // strings, length and seed; the seed is used as given). kv_dtype and keep_logits come from row 0.
+    Result<std::vector<Generation>> generate(Path path, Modality modality, std::span<const Request> batch,
+                                             std::span<const GenerateOptions> per_row) const;
+    // Checks settings against this firmware (model::check_generation); `where` names the source.
+    Status check_options(const GenerateOptions & o, const std::string & where) const;
 
     // The log-mel features of an audio clip (for tests and tools).
     Result<std::vector<float>> audio_log_mel(const std::vector<float> & samples) const;

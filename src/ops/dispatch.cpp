@@ -40,6 +40,7 @@ kern::KernelTable reference_table() {
     t.rmsnorm                               = rmsnorm_forward_ref;
     t.layernorm                             = layernorm_forward_ref;
     t.attention                             = attention_forward_ref;
+    t.attention_bwd                         = attention_backward_ref;
     t.silu                                  = silu_forward_ref;
     t.gelu                                  = gelu_forward_ref;
     t.add                                   = add_forward_ref;
@@ -55,10 +56,13 @@ void fill_from(kern::KernelTable & t, const kern::KernelTable & below) {
     if (!t.rmsnorm) t.rmsnorm = below.rmsnorm;
     if (!t.layernorm) t.layernorm = below.layernorm;
     if (!t.attention) t.attention = below.attention;
+    if (!t.attention_bwd) t.attention_bwd = below.attention_bwd;
     if (!t.silu) t.silu = below.silu;
     if (!t.gelu) t.gelu = below.gelu;
     if (!t.add) t.add = below.add;
     if (!t.mul) t.mul = below.mul;
+    for (int k = 0; k < kern::kTransposeKinds; ++k)
+        if (!t.transpose[k]) t.transpose[k] = below.transpose[k];
 }
 
 using Tables = std::array<kern::KernelTable, kIsaCount>;
@@ -194,6 +198,15 @@ void attention(const kern::AttentionArgs & a) {
                  fmt::format("attention: keys and values are {}, not f32 or bf16", dtype_name(a.kv_dtype)));
     if (a.T == 0) return;
     active_kernels().attention(a);
+}
+
+void attention_backward(const kern::AttentionArgs & a, const float * dy, float * dq, float * dk, float * dv) {
+    M4_CHECK_MSG(
+        a.T >= 0 && a.S >= 0 && a.H > 0 && a.G > 0 && a.D > 0 && a.H % a.G == 0,
+        fmt::format("attention backward: T={} S={} H={} G={} D={} (need H % G == 0)", a.T, a.S, a.H, a.G, a.D));
+    M4_CHECK_MSG(a.kv_dtype == DType::F32, "attention backward: training keeps keys and values in f32");
+    if (a.T == 0 || a.S == 0) return;
+    active_kernels().attention_bwd(a, dy, dq, dk, dv);
 }
 
 void gather(const Tensor & table, const int32_t * ids, int64_t T, float * y) {

@@ -43,6 +43,13 @@ void gelu(const float * x, float * y, int64_t n);
 // In place on x[T, H·D] (row stride ldx): head vector pairs (2i, 2i+1) rotated by pos[t]·θ^(−2i/D).
 void rope(float * x, int64_t ldx, int64_t T, int64_t H, int64_t D, const int32_t * pos, float theta);
 void attention(const kern::AttentionArgs & args);
+// out (C, R) ldo = conv(in (R, C) ldi transposed), on the fastest kernel: the training backward's
+// data movement (src/ops/transpose.cpp; not a firmware op).
+void transpose(kern::TransposeKind kind, const void * in, int64_t ldi, int64_t R, int64_t C, void * out, int64_t ldo);
+void transpose_ref(kern::TransposeKind kind, const void * in, int64_t ldi, int64_t R, int64_t C, void * out,
+                   int64_t ldo);
+// Its backward on the fastest kernel (training): see attention_backward_ref below.
+void attention_backward(const kern::AttentionArgs & args, const float * dy, float * dq, float * dk, float * dv);
 // y[T, C] = table[ids[t], :]; table may be f32, bf16 or int8. ids must be in range (checked).
 void gather(const Tensor & table, const int32_t * ids, int64_t T, float * y);
 // y[B, C] = mean over T of x[B, T, C]

@@ -1,5 +1,6 @@
 #include "runtime/engine.h"
 
+#include "model/preprocess.h"
 #include "runtime/images.h"
 #include "runtime/inputs.h"
 
@@ -53,12 +54,17 @@ uint64_t Engine::adapter_cache_bytes() const {
     return cache_bytes_;
 }
 
+uint64_t Engine::adapter_cache_bytes(const std::string & prefix) const {
+    std::lock_guard<std::mutex> lock(mu_);
+    uint64_t n = 0;
+    for (const auto & [path, e] : cache_)
+        if (path.rfind(prefix, 0) == 0) n += e.adapter->file_size();
+    return n;
+}
+
 namespace {
 std::string apply_template(const std::string & tmpl, const std::string & input) {
-    std::string out = tmpl.empty() ? "{input}" : tmpl;
-    auto at         = out.find("{input}");
-    if (at == std::string::npos) return out + input;
-    return out.replace(at, 7, input);
+    return model::apply_prompt_template(tmpl, input);
 }
 }  // namespace
 
@@ -81,7 +87,8 @@ Result<model::Request> prepare_item(const model::Model & m, model::Path path, co
                                     const InputSpec & in, const std::string & prompt) {
     model::Request r;
     const std::string tmpl = manifest ? manifest->prompt : "{input}";
-    if (path == model::Path::Backbone) {
+    // The encoder path over text: the text side of the shared embedding space (Model::run).
+    if (path == model::Path::Backbone || (path == model::Path::Encoder && in.modality == model::Modality::Text)) {
         if (in.modality != model::Modality::Text)
             return invalid_argument(in.name + ": the backbone path takes text, not " +
                                     model::modality_name(in.modality));

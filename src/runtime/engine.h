@@ -35,6 +35,8 @@ class Engine {
 
     size_t   adapters_cached() const;
     uint64_t adapter_cache_bytes() const;
+    // Bytes of the cached adapters whose path starts with `prefix` (one app's store directory).
+    uint64_t adapter_cache_bytes(const std::string & prefix) const;
 
   private:
     struct Entry {

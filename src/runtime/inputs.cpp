@@ -2,18 +2,18 @@
 
 #include <sndfile.h>
 #include <stb/stb_image.h>
-#include <stb/stb_image_resize.h>
 #include <sys/stat.h>
 
 #include <cmath>
 #include <cstdio>
 #include <cstring>
-#include <limits>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 #include "base/mapped_file.h"
 #include "model/frontend.h"
+#include "model/preprocess.h"
 
 namespace m4::runtime {
 namespace {
@@ -52,7 +52,8 @@ uint64_t max_encoded_bytes(const model::EncoderConfig & c, uint64_t image_limit)
             return static_cast<uint64_t>(c.clip_samples) * 64 + (1u << 20);
         case model::Modality::Imu:  // a time column + 6 values of up to 32 characters per row, comments
             return static_cast<uint64_t>(c.window) * 7 * 32 + (64u << 10);
-        default: return image_limit;
+        default:
+            return image_limit;
     }
 }
 
@@ -62,8 +63,8 @@ Result<std::vector<float>> decode_image(const std::string & bytes, const std::st
     if (bytes.size() > static_cast<size_t>(std::numeric_limits<int>::max()))
         return invalid_argument(path + ": image file of " + std::to_string(bytes.size()) + " bytes is too large");
     // The canvas size comes from the header, before any pixel is decoded.
-    if (!stbi_info_from_memory(reinterpret_cast<const stbi_uc *>(bytes.data()), static_cast<int>(bytes.size()), &w,
-                               &h, &n))
+    if (!stbi_info_from_memory(reinterpret_cast<const stbi_uc *>(bytes.data()), static_cast<int>(bytes.size()), &w, &h,
+                               &n))
         return invalid_argument(path + ": unreadable image (" + std::string(stbi_failure_reason()) + ")");
     if (static_cast<int64_t>(w) * h > kMaxImagePixels)
         return invalid_argument(path + ": image of " + std::to_string(w) + "x" + std::to_string(h) +
@@ -72,13 +73,10 @@ Result<std::vector<float>> decode_image(const std::string & bytes, const std::st
     unsigned char * px = stbi_load_from_memory(reinterpret_cast<const stbi_uc *>(bytes.data()),
                                                static_cast<int>(bytes.size()), &w, &h, &n, 3);
     if (!px) return invalid_argument(path + ": unreadable image (" + std::string(stbi_failure_reason()) + ")");
-    const int64_t S = c.image_size;
-    std::vector<unsigned char> resized(static_cast<size_t>(S * S * 3));
-    int ok = stbir_resize_uint8(px, w, h, 0, resized.data(), static_cast<int>(S), static_cast<int>(S), 0, 3);
+    // stbi_load's 3 requested channels: grey replicated, alpha dropped (model::image_input's rule).
+    auto out = model::image_input(px, h, w, 3, c);
     stbi_image_free(px);
-    if (!ok) return invalid_argument(path + ": image could not be resized");
-    std::vector<float> out(resized.size());
-    for (size_t i = 0; i < out.size(); ++i) out[i] = (resized[i] / 255.0f - 0.5f) / 0.5f;
+    if (!out.is_ok()) return out.status().with_context(path);
     return out;
 }
 
@@ -86,24 +84,30 @@ namespace {
 // libsndfile reads from memory through a virtual-I/O cursor.
 struct MemoryCursor {
     const std::string * bytes;
-    sf_count_t          pos = 0;
+    sf_count_t pos = 0;
 };
-sf_count_t mem_len(void * u) { return static_cast<sf_count_t>(static_cast<MemoryCursor *>(u)->bytes->size()); }
+sf_count_t mem_len(void * u) {
+    return static_cast<sf_count_t>(static_cast<MemoryCursor *>(u)->bytes->size());
+}
 sf_count_t mem_seek(sf_count_t off, int whence, void * u) {
-    auto *     m    = static_cast<MemoryCursor *>(u);
+    auto * m        = static_cast<MemoryCursor *>(u);
     sf_count_t base = whence == SEEK_SET ? 0 : whence == SEEK_CUR ? m->pos : mem_len(u);
     m->pos          = std::max<sf_count_t>(0, std::min(base + off, mem_len(u)));
     return m->pos;
 }
 sf_count_t mem_read(void * dst, sf_count_t n, void * u) {
-    auto *     m = static_cast<MemoryCursor *>(u);
+    auto * m     = static_cast<MemoryCursor *>(u);
     sf_count_t k = std::min(n, mem_len(u) - m->pos);
     std::memcpy(dst, m->bytes->data() + m->pos, static_cast<size_t>(k));
     m->pos += k;
     return k;
 }
-sf_count_t mem_write(const void *, sf_count_t, void *) { return 0; }
-sf_count_t mem_tell(void * u) { return static_cast<MemoryCursor *>(u)->pos; }
+sf_count_t mem_write(const void *, sf_count_t, void *) {
+    return 0;
+}
+sf_count_t mem_tell(void * u) {
+    return static_cast<MemoryCursor *>(u)->pos;
+}
 }  // namespace
 
 Result<std::vector<float>> load_audio(const std::string & path, const model::EncoderConfig & c) {
@@ -114,7 +118,7 @@ Result<std::vector<float>> load_audio(const std::string & path, const model::Enc
 Result<std::vector<float>> decode_audio(const std::string & bytes, const std::string & path,
                                         const model::EncoderConfig & c) {
     SF_VIRTUAL_IO io{mem_len, mem_seek, mem_read, mem_write, mem_tell};
-    MemoryCursor  cursor{&bytes};
+    MemoryCursor cursor{&bytes};
     SF_INFO info{};
     SNDFILE * f = sf_open_virtual(&io, SFM_READ, &info, &cursor);
     if (!f) return invalid_argument(path + ": unreadable audio (" + std::string(sf_strerror(nullptr)) + ")");
@@ -146,7 +150,9 @@ Result<std::vector<float>> decode_audio(const std::string & bytes, const std::st
         for (int ch = 0; ch < info.channels; ++ch) s += inter[i * info.channels + ch];
         mono[i] = s / info.channels;
     }
-    return mono;
+    auto out = model::audio_input(mono.data(), static_cast<int64_t>(mono.size()), c);
+    if (!out.is_ok()) return out.status().with_context(path);
+    return out;
 }
 
 Result<std::vector<float>> load_imu_csv(const std::string & path, const model::EncoderConfig & c) {
@@ -197,9 +203,9 @@ Result<std::vector<float>> decode_imu_csv(const std::string & text, const std::s
             return invalid_argument(path + ": timestamps give " + std::to_string(rate).substr(0, 6) +
                                     " Hz, the IMU encoder needs " + std::to_string(c.sample_rate) + " Hz");
     }
-    Status st = model::check_modal_input(c, static_cast<int64_t>(out.size()));
-    if (!st.is_ok()) return st.with_context(path);
-    return out;
+    auto window = model::imu_input(out.data(), static_cast<int64_t>(out.size()) / 6, c);
+    if (!window.is_ok()) return window.status().with_context(path);
+    return window;
 }
 
 Result<NpyArray> read_npy(const std::string & path) {

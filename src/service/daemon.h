@@ -37,8 +37,14 @@ namespace m4::svc {
 // Maps an internal Status onto the protocol's closed status set.
 v1::Status to_wire(StatusCode code);
 
+// Per-app usage (GetStatus; docs/service.md "Usage accounting").
 struct AppCounters {
     uint64_t requests = 0, items = 0, errors = 0, busy = 0;
+    uint64_t prompt_tokens = 0, generated_tokens = 0;
+    uint64_t cpu_us             = 0;  // preparing its inputs + its share of the batches it ran in
+    uint64_t queue_us           = 0;  // from arrival to the start of its batch, summed over requests
+    uint64_t peak_adapter_bytes = 0;  // the app's own adapters held in the adapter cache, at most
+    uint64_t peak_kv_bytes      = 0;  // KV cache of one generation request, at most
 };
 
 struct InferJob;
@@ -87,6 +93,7 @@ class Daemon {
     void   submit_infer(const std::shared_ptr<Connection> & c, uint64_t id, const v1::Infer & req,
                         std::vector<int> fds);
     void   prepare_job(const std::shared_ptr<InferJob> & job);
+    void prepare_job_on_thread(const std::shared_ptr<InferJob> & job);
     void   run_batch(std::vector<std::shared_ptr<Job>> & batch);
     void   expire_deadlines(Clock::time_point now);
     void   finish_job(InferJob & j, const v1::Response & r, const char * what);
@@ -96,6 +103,7 @@ class Daemon {
     Status                           load_active_firmware();
     AppCounters &                    counters(uint32_t uid);
     void                             count(uint32_t uid, uint64_t AppCounters::*field, uint64_t n = 1);
+    void count_peak(uint32_t uid, uint64_t AppCounters::*field, uint64_t v);
 
     ServiceConfig                                    config_;
     AdapterStore                                     store_;

@@ -168,13 +168,16 @@ void Daemon::start_firmware_task(const std::shared_ptr<Connection> & c, const v1
             out.set_status(to_wire(st.code()));
             out.set_message(scrub(st.message()));
         }
+        // Cleared before the reply goes out: a client that sends the next install or rollback as
+        // soon as it reads this reply must not be told one is still running (the next start joins
+        // this thread, which has only the reply left to send).
+        installing_.store(false);
         if (auto conn = weak.lock()) {
             conn->send(out);
             conn->in_flight--;
             log_request(*conn, req.has_rollback() ? "rollback" : "install_firmware", out.status(),
                                        std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
         }
-        installing_.store(false);
         uint64_t one = 1;
         (void)::write(wake_fd_, &one, sizeof one);
     });

@@ -188,6 +188,12 @@ Status Daemon::handle_status(Connection & c, const v1::GetStatus &, v1::Response
         a->set_items(n.items);
         a->set_errors(n.errors);
         a->set_busy(n.busy);
+        a->set_prompt_tokens(n.prompt_tokens);
+        a->set_generated_tokens(n.generated_tokens);
+        a->set_cpu_us(n.cpu_us);
+        a->set_queue_us(n.queue_us);
+        a->set_peak_adapter_bytes(n.peak_adapter_bytes);
+        a->set_peak_kv_bytes(n.peak_kv_bytes);
         uint64_t bytes;
         uint32_t count;
         store_.usage(uid, &bytes, &count);

@@ -17,6 +17,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cmath>
+#include <ctime>
 #include <numeric>
 
 #include "base/mapped_file.h"
@@ -38,7 +39,8 @@ struct InferJob : Job {
     model::Modality                          modality = model::Modality::Text;
     v1::Path                                 requested_path = v1::PATH_UNSPECIFIED;
     bool                                     generate = false;
-    model::GenerateOptions                   gen;
+    model::GenerationOverrides overrides;  // the request's values (checked on the loop)
+    model::GenerateOptions gen;            // the adapter's defaults with the overrides
     std::vector<runtime::InputSpec>          inputs;
     std::vector<int>                         fds;       // per input: a passed descriptor or -1 (owned)
     std::vector<uint64_t>                    fd_bytes;  // its size when it was checked
@@ -88,6 +90,38 @@ Result<std::string> read_descriptor(int fd, uint64_t size, const std::string & n
     return out;
 }
 
+// The request's generation settings: the values present, checked against the firmware before the
+// request costs anything (bounds: model/sampler.h).
+Result<model::GenerationOverrides> wire_overrides(const v1::Infer & req, const model::ModelConfig & mc) {
+    model::GenerationOverrides o;
+    auto as_int = [](uint32_t v) { return static_cast<int>(std::min<uint32_t>(v, INT32_MAX)); };
+    if (req.max_new_tokens()) o.max_new_tokens = as_int(req.max_new_tokens());
+    if (req.has_temperature()) o.temperature = req.temperature();
+    if (req.has_top_k()) o.top_k = as_int(req.top_k());
+    if (req.has_top_p()) o.top_p = req.top_p();
+    if (req.has_seed()) o.seed = req.seed();
+    if (req.stop_size() > static_cast<int>(model::kMaxStopStrings))
+        return invalid_argument("request: " + std::to_string(req.stop_size()) + " stop strings; at most " +
+                                std::to_string(model::kMaxStopStrings));
+    if (req.stop_size()) o.stop = std::vector<std::string>(req.stop().begin(), req.stop().end());
+    M4_RETURN_IF_ERROR(model::check_overrides(o, mc.text.vocab_size, mc.backbone.max_seq, "request"));
+    // Constrained output: syntax and sizes here; the vocabulary check when it is compiled (prep).
+    if (req.choices_size() && !req.json_schema().empty())
+        return invalid_argument("request: choices and json_schema cannot be combined");
+    if (req.choices_size() > static_cast<int>(model::kMaxLiterals))
+        return invalid_argument("request: " + std::to_string(req.choices_size()) + " choices; at most " +
+                                std::to_string(model::kMaxLiterals));
+    if (req.choices_size()) {
+        o.choices.assign(req.choices().begin(), req.choices().end());
+        M4_RETURN_IF_ERROR(model::TokenConstraint::check_choices(o.choices).with_context("request"));
+    }
+    if (!req.json_schema().empty()) {
+        M4_RETURN_IF_ERROR(model::TokenConstraint::check_schema(req.json_schema()).with_context("request"));
+        o.json_schema = req.json_schema();
+    }
+    return o;
+}
+
 v1::Response error_response(uint64_t id, const Status & st, const std::string & message) {
     v1::Response r;
     r.set_id(id);
@@ -101,6 +135,12 @@ v1::Response error_response(uint64_t id, const Status & st, const std::string & 
 void Daemon::count(uint32_t uid, uint64_t AppCounters::*field, uint64_t n) {
     std::lock_guard<std::mutex> lock(counters_mu_);
     counters(uid).*field += n;
+}
+
+void Daemon::count_peak(uint32_t uid, uint64_t AppCounters::*field, uint64_t v) {
+    std::lock_guard<std::mutex> lock(counters_mu_);
+    uint64_t & peak = counters(uid).*field;
+    peak            = std::max(peak, v);
 }
 
 void Daemon::account_input(uint32_t uid, int64_t delta) {
@@ -157,10 +197,14 @@ void Daemon::submit_infer(const std::shared_ptr<Connection> & c, uint64_t id, co
     job->adapter_name = req.adapter();
     job->fds.assign(static_cast<size_t>(n), -1);
     job->fd_bytes.assign(static_cast<size_t>(n), 0);
-    uint64_t bytes   = req.prompt().size();
+    uint64_t bytes = req.prompt().size() + job->overrides.json_schema.size();
+    for (const auto & s : job->overrides.choices) bytes += s.size();
     size_t   next_fd = 0;
     const model::ModelConfig & mc = e->model().config();
     M4_CHECK(mc.backbone.max_seq >= 0);
+    auto overrides = wire_overrides(req, mc);
+    if (!overrides) return refuse(overrides.status());
+    job->overrides = std::move(overrides).value();
     for (int i = 0; i < n; ++i) {
         const v1::Input &  in = req.inputs(i);
         runtime::InputSpec spec;
@@ -262,11 +306,6 @@ void Daemon::submit_infer(const std::shared_ptr<Connection> & c, uint64_t id, co
     job->priority       = req.priority() == v1::PRIORITY_BACKGROUND ? 1 : 0;
     job->items          = n;
     job->conn           = c;
-    job->gen.max_new_tokens = static_cast<int>(req.max_new_tokens());
-    job->gen.temperature    = req.temperature();
-    job->gen.top_k          = static_cast<int>(req.top_k());
-    job->gen.top_p          = req.top_p();
-    job->gen.seed           = req.seed();
     if (req.deadline_ms()) {
         job->deadline = job->arrival + std::chrono::milliseconds(req.deadline_ms());
         deadlines_.emplace_back(job->deadline, job);
@@ -302,7 +341,22 @@ void Daemon::expire_deadlines(Clock::time_point now) {
     }
 }
 
+namespace {
+uint64_t cpu_now_us(clockid_t clock) {
+    timespec ts{};
+    ::clock_gettime(clock, &ts);
+    return static_cast<uint64_t>(ts.tv_sec) * 1000000u + static_cast<uint64_t>(ts.tv_nsec) / 1000u;
+}
+}  // namespace
+
 void Daemon::prepare_job(const std::shared_ptr<InferJob> & job) {
+    // The prep thread's CPU time for this request is the app's (decoding, tokenising, loading).
+    const uint64_t cpu0 = cpu_now_us(CLOCK_THREAD_CPUTIME_ID);
+    prepare_job_on_thread(job);
+    count(job->uid, &AppCounters::cpu_us, cpu_now_us(CLOCK_THREAD_CPUTIME_ID) - cpu0);
+}
+
+void Daemon::prepare_job_on_thread(const std::shared_ptr<InferJob> & job) {
     InferJob & j = *job;
     if (j.state.load() != InferJob::Waiting) return;
     if (j.cancelled.load()) return j.on_dropped(JobEnd::Cancelled);
@@ -318,6 +372,10 @@ void Daemon::prepare_job(const std::shared_ptr<InferJob> & job) {
         auto a = e->adapter(*p);
         if (!a) return fail(a.status());
         j.adapter = *a;
+        // Memory held for this app's own adapters (shared ones belong to no app).
+        if (j.adapter_name.rfind("shared/", 0) != 0)
+            count_peak(j.uid, &AppCounters::peak_adapter_bytes,
+                       e->adapter_cache_bytes(p->substr(0, p->rfind('/') + 1)));
     }
     for (size_t i = 0; i < j.fds.size(); ++i) {
         if (j.fds[i] < 0) continue;
@@ -335,21 +393,36 @@ void Daemon::prepare_job(const std::shared_ptr<InferJob> & job) {
     if (m) j.path = m->path;
     else if (j.requested_path != v1::PATH_UNSPECIFIED) j.path = static_cast<model::Path>(j.requested_path - 1);
     else j.path = j.modality == model::Modality::Text ? model::Path::Backbone : model::Path::Encoder;
-    if ((j.path == model::Path::Backbone) != (j.modality == model::Modality::Text))
+    // Text on the encoder path: its embedding in the shared space (no adapter head).
+    const bool text_embed = j.path == model::Path::Encoder && j.modality == model::Modality::Text;
+    if (!text_embed && (j.path == model::Path::Backbone) != (j.modality == model::Modality::Text))
         return fail(invalid_argument(std::string("the ") + model::path_name(j.path) + " path cannot take " +
                                      model::modality_name(j.modality) + " input"));
     if (j.path == model::Path::Generator)  // image outputs have no field in the protocol yet (issue 18)
         return fail(unsupported("the generator path's image output is not served by m4fwd yet; run it in-process "
                                 "with `m4fw run --path generator … --out FILE.png`"));
     j.generate            = j.path != model::Path::Encoder && (!m || m->task == adapter::Task::Generate);
-    model::GenerateOptions req_gen = j.gen;
-    j.gen                 = m ? m->generation : model::GenerateOptions{};
-    if (req_gen.max_new_tokens) j.gen.max_new_tokens = req_gen.max_new_tokens;
-    if (req_gen.temperature > 0) j.gen.temperature = req_gen.temperature;
-    if (req_gen.top_k) j.gen.top_k = req_gen.top_k;
-    if (req_gen.top_p > 0) j.gen.top_p = req_gen.top_p;
-    j.gen.seed     = req_gen.seed;
+    model::GenerateOptions defaults;  // without an adapter: 32 tokens (fewer if the context is shorter), greedy
+    defaults.max_new_tokens = static_cast<int>(std::min<int64_t>(32, e->model().config().backbone.max_seq));
+    j.gen                   = model::with_overrides(m ? m->generation : defaults, j.overrides);
     j.gen.kv_dtype = config_.kv_dtype;
+    if (j.generate) {
+        Status opt = e->model().check_options(j.gen, "generation settings");
+        if (!opt.is_ok()) return fail(opt);
+        // Constrained output: compiled once for the request (schema + vocabulary), shared by its rows.
+        const auto & tok = e->model().tokenizer();
+        if (!j.overrides.choices.empty()) {
+            auto c = model::TokenConstraint::choices(j.overrides.choices, tok, j.gen.max_new_tokens);
+            if (!c) return fail(c.status());
+            j.gen.constraint = std::move(c).value();
+        } else if (!j.overrides.json_schema.empty()) {
+            auto c = model::TokenConstraint::json_schema(j.overrides.json_schema, tok, j.gen.max_new_tokens);
+            if (!c) return fail(c.status());
+            j.gen.constraint = std::move(c).value();
+        }
+    } else if (!j.overrides.choices.empty() || !j.overrides.json_schema.empty()) {
+        return fail(invalid_argument("constrained output needs generation (the backbone or full path, no head)"));
+    }
     if (j.generate) {
         const auto & bc = e->model().config().backbone;
         uint64_t     kv = 2ull * bc.layers * bc.max_seq * bc.kv_heads * bc.head_dim() * dtype_size(config_.kv_dtype) *
@@ -358,6 +431,7 @@ void Daemon::prepare_job(const std::shared_ptr<InferJob> & job) {
             return fail(resource_exhausted("generation needs up to " + std::to_string(kv >> 20) +
                                            " MiB of KV cache, the budget is " +
                                            std::to_string(config_.kv_budget_bytes >> 20) + " MiB"));
+        count_peak(j.uid, &AppCounters::peak_kv_bytes, kv);
     }
     uint64_t prepared = 0;
     for (auto & in : j.inputs) {
@@ -371,14 +445,27 @@ void Daemon::prepare_job(const std::shared_ptr<InferJob> & job) {
     }
     Status st = e->model().validate(j.path, j.modality, j.prepared);
     if (!st.is_ok()) return fail(st);
+    if (j.gen.constraint) {
+        // The constrained output must fit in what each item may generate (Model::generate's check,
+        // made here so one request cannot fail a batch).
+        const auto & mc  = e->model().config();
+        const int64_t mt = j.path == model::Path::Full ? mc.encoder(j.modality).tokens() : 0;
+        for (size_t i = 0; i < j.prepared.size(); ++i) {
+            const int64_t len    = 1 + mt + static_cast<int64_t>(j.prepared[i].tokens.size());
+            const int64_t budget = std::min<int64_t>(
+                j.gen.max_new_tokens, std::min<int64_t>(mc.backbone.max_seq, len + j.gen.max_new_tokens) - len + 1);
+            if (j.gen.constraint->min_bytes() > budget)
+                return fail(invalid_argument(j.inputs[i].name + ": the constrained output needs up to " +
+                                             std::to_string(j.gen.constraint->min_bytes()) + " tokens; " +
+                                             std::to_string(std::max<int64_t>(budget, 0)) + " fit after the prompt"));
+        }
+    }
     // What the job holds now is its prepared inputs.
     const int64_t delta = static_cast<int64_t>(prepared) - static_cast<int64_t>(j.input_bytes.exchange(prepared));
     account_input(j.uid, delta);
-    // Same path + modality (+ generation settings) may share one forward pass.
-    j.batch_key = fmt::format("{}/{}/{}", model::path_name(j.path), model::modality_name(j.modality),
-                              j.generate ? fmt::format("gen:{}:{}:{}:{}", j.gen.max_new_tokens, j.gen.temperature,
-                                                       j.gen.top_k, j.gen.top_p)
-                                         : "run");
+    // Same path + modality may share one forward pass; generation settings are per row.
+    j.batch_key =
+        fmt::format("{}/{}/{}", model::path_name(j.path), model::modality_name(j.modality), j.generate ? "gen" : "run");
     if (!j.reserved.exchange(false)) return;  // answered meanwhile (deadline, cancel): released there
     scheduler_->enqueue_reserved(job);
 }
@@ -388,6 +475,7 @@ void Daemon::run_batch(std::vector<std::shared_ptr<Job>> & batch) {
     auto                                   e  = engine();
     std::vector<std::shared_ptr<InferJob>> jobs;
     std::vector<model::Request>            items;
+    std::vector<model::GenerateOptions> opts;  // generation: each row's settings
     std::vector<size_t>                    first;
     for (auto & b : batch) {
         auto j        = std::static_pointer_cast<InferJob>(b);
@@ -402,7 +490,13 @@ void Daemon::run_batch(std::vector<std::shared_ptr<Job>> & batch) {
             continue;
         }
         first.push_back(items.size());
-        for (auto & r : j->prepared) items.push_back(std::move(r));
+        for (auto & r : j->prepared) {
+            if (j->generate) {
+                opts.push_back(j->gen);
+                opts.back().seed = j->gen.seed * 0x9e3779b97f4a7c15ull + (items.size() - first.back());
+            }
+            items.push_back(std::move(r));
+        }
         jobs.push_back(j);
     }
     if (jobs.empty()) return;
@@ -410,8 +504,9 @@ void Daemon::run_batch(std::vector<std::shared_ptr<Job>> & batch) {
     std::vector<model::Output>     outs;
     std::vector<model::Generation> gens;
     Status                         st;
+    const uint64_t cpu0 = cpu_now_us(CLOCK_PROCESS_CPUTIME_ID);
     if (head.generate) {
-        auto g = e->model().generate(head.path, head.modality, items, head.gen);
+        auto g = e->model().generate(head.path, head.modality, items, opts);
         if (g) gens = std::move(g).value();
         else st = g.status();
     } else {
@@ -420,6 +515,19 @@ void Daemon::run_batch(std::vector<std::shared_ptr<Job>> & batch) {
         else st = o.status();
     }
     const double run_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+    // The batch's CPU time (every thread of the process while it ran) is split between its
+    // requests by their share of the work: positions read plus tokens generated.
+    const uint64_t cpu = cpu_now_us(CLOCK_PROCESS_CPUTIME_ID) - cpu0;
+    std::vector<uint64_t> work(jobs.size(), 0), prompt(jobs.size(), 0), generated(jobs.size(), 0);
+    uint64_t total_work = 0;
+    for (size_t k = 0; k < jobs.size(); ++k) {
+        for (size_t i = 0; i < jobs[k]->inputs.size(); ++i) {
+            prompt[k] += items[first[k] + i].tokens.size();
+            if (st.is_ok() && head.generate) generated[k] += gens[first[k] + i].tokens.size();
+        }
+        work[k] = prompt[k] + generated[k] + jobs[k]->inputs.size();
+        total_work += work[k];
+    }
     for (size_t k = 0; k < jobs.size(); ++k) {
         InferJob & j = *jobs[k];
         j.state      = InferJob::Answered;
@@ -440,11 +548,17 @@ void Daemon::run_batch(std::vector<std::shared_ptr<Job>> & batch) {
             if (head.generate) {
                 res->set_text(gens[first[k] + i].text);
                 for (int32_t t : gens[first[k] + i].tokens) res->add_tokens(t);
+                res->set_stop_reason(gens[first[k] + i].stop_reason);
             } else {
                 fill_result(m, outs[first[k] + i], res);
             }
         }
         count(j.uid, &AppCounters::items, j.inputs.size());
+        count(j.uid, &AppCounters::prompt_tokens, prompt[k]);
+        count(j.uid, &AppCounters::generated_tokens, generated[k]);
+        count(j.uid, &AppCounters::cpu_us, total_work ? cpu * work[k] / total_work : 0);
+        count(j.uid, &AppCounters::queue_us,
+              static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(t0 - j.arrival).count()));
         finish_job(j, r, "infer");
     }
 }

@@ -44,7 +44,9 @@ void layer_forward(const BackboneConfig & c, const BackboneLayer & L, const std:
     A.q.resize(static_cast<size_t>(N * H * D)), A.a.resize(static_cast<size_t>(N * H * D));
     A.k.resize(static_cast<size_t>(N * KV)), A.v.resize(static_cast<size_t>(N * KV));
     for (Buf * b : {&A.gp, &A.u, &A.m}) b->resize(static_cast<size_t>(N * F));
-    Buf tmp(static_cast<size_t>(N * C));
+    // Scratch kept across layers and steps (no allocation per step once sizes settle).
+    thread_local Buf tmp;
+    tmp.resize(static_cast<size_t>(N * C));
     ops::rmsnorm(x_in, L.attn_norm, A.h1.data(), N, C, c.norm_eps);
     model::linear(L.q, A.h1.data(), N, A.q.data(), seg);
     model::linear(L.k, A.h1.data(), N, A.k.data(), seg);
@@ -70,15 +72,22 @@ void layer_backward(const GradSink & sink, const BackboneConfig & c, const Backb
                     const float * x_in, const BackboneLayerActs & A, float * dx) {
     const int64_t N = acts.rows(), C = c.width, H = c.heads, G = c.kv_heads, D = c.head_dim(), F = c.ffn;
     const int64_t KV = G * D;
-    Buf dm, s, ds, du, dgp, dh, da, dq, dk, dv;
+    // Gradient buffers of one layer, kept across layers and steps (assign reuses their memory).
+    // Named through references: inside the pool's lambdas below a thread_local name would mean
+    // the worker's own (empty) buffer, not the caller's.
+    thread_local Buf tl[10];
+    Buf &dm = tl[0], &s = tl[1], &ds = tl[2], &du = tl[3], &dgp = tl[4], &dh = tl[5], &da = tl[6], &dq = tl[7],
+        &dk = tl[8], &dv = tl[9];
     zeros(dm, N * F), zeros(ds, N * F), zeros(du, N * F), zeros(dgp, N * F), zeros(dh, N * C);
     zeros(da, N * H * D), zeros(dq, N * H * D), zeros(dk, N * KV), zeros(dv, N * KV);
     s.resize(static_cast<size_t>(N * F));
     // x = x_mid + down(silu(gp) ⊙ u),  gp = gate(h2),  u = up(h2),  h2 = RMS(x_mid)·ffn_norm
     linear_backward(sink, L.down, A.m.data(), dx, N, dm.data());
     ops::silu(A.gp.data(), s.data(), N * F);  // silu(gp), as the forward computed it
-    ops::mul_backward_ref(dm.data(), s.data(), A.u.data(), ds.data(), du.data(), N * F, N * F);
-    ops::silu_backward_ref(ds.data(), A.gp.data(), dgp.data(), N * F);
+    parallel_elementwise(N * F, [&](int64_t b, int64_t e) {
+        ops::mul_backward_ref(dm.data() + b, s.data() + b, A.u.data() + b, ds.data() + b, du.data() + b, e - b, e - b);
+        ops::silu_backward_ref(ds.data() + b, A.gp.data() + b, dgp.data() + b, e - b);
+    });
     linear_backward(sink, L.gate, A.h2.data(), dgp.data(), N, dh.data());
     linear_backward(sink, L.up, A.h2.data(), du.data(), N, dh.data());
     ops::rmsnorm_backward_ref(dh.data(), A.x_mid.data(), L.ffn_norm, dx, sink.grad_of(L.ffn_norm), N, C, c.norm_eps);
@@ -89,8 +98,8 @@ void layer_backward(const GradSink & sink, const BackboneConfig & c, const Backb
             const Sequence & sq = acts.seqs[i];
             const kern::AttentionArgs args =
                 seq_attention(c, sq, A.q.data(), A.k.data(), A.v.data(), const_cast<float *>(A.a.data()));
-            ops::attention_backward_ref(args, da.data() + sq.row_begin * H * D, dq.data() + sq.row_begin * H * D,
-                                        dk.data() + sq.row_begin * KV, dv.data() + sq.row_begin * KV);
+            ops::attention_backward(args, da.data() + sq.row_begin * H * D, dq.data() + sq.row_begin * H * D,
+                                    dk.data() + sq.row_begin * KV, dv.data() + sq.row_begin * KV);
         }
     });
     ops::rope_backward_ref(dq.data(), H * D, N, H, D, acts.pos.data(), c.rope_theta);
@@ -103,6 +112,10 @@ void layer_backward(const GradSink & sink, const BackboneConfig & c, const Backb
 }
 
 }  // namespace
+
+void parallel_elementwise(int64_t n, const std::function<void(int64_t, int64_t)> & fn) {
+    ThreadPool::global().parallel_for(n, fn, 1 << 12);
+}
 
 int64_t BackboneActs::rows() const {
     return seqs.empty() ? 0 : seqs.back().row_begin + seqs.back().n;
@@ -141,7 +154,7 @@ void backbone_train_backward(const GradSink & sink, const model::BackboneConfig 
     dx.assign(static_cast<size_t>(N * C), 0.0f);
     ops::rmsnorm_backward_ref(dhn.data(), acts->x_final.data(), w.norm, dx.data(), sink.grad_of(w.norm), N, C,
                               c.norm_eps);
-    Buf out;
+    thread_local Buf out;
     for (size_t l = w.layers.size(); l-- > 0;) {
         const float * x_in = l == 0 ? acts->x0.data() : acts->layers[l].x_in.data();
         if (acts->recompute) {

@@ -40,7 +40,9 @@ void layer_forward(const EncoderConfig & c, const EncoderLayer & L, const std::v
     for (Buf * b : {&A.h1, &A.q, &A.k, &A.v, &A.a, &A.x_mid, &A.h2}) b->resize(static_cast<size_t>(N * W));
     A.f.resize(static_cast<size_t>(N * F));
     A.g.resize(static_cast<size_t>(N * F));
-    Buf tmp(static_cast<size_t>(N * W));
+    // Scratch kept across layers and steps (no allocation per step once sizes settle).
+    thread_local Buf tmp;
+    tmp.resize(static_cast<size_t>(N * W));
     ops::layernorm(x_in, L.ln1_w, L.ln1_b, A.h1.data(), N, W, c.norm_eps);
     model::linear(L.q, A.h1.data(), N, A.q.data(), seg);
     model::linear(L.k, A.h1.data(), N, A.k.data(), seg);
@@ -62,12 +64,18 @@ void layer_forward(const EncoderConfig & c, const EncoderLayer & L, const std::v
 void layer_backward(const GradSink & sink, const EncoderConfig & c, const EncoderLayer & L, int64_t B,
                     const float * x_in, const EncoderLayerActs & A, float * dx) {
     const int64_t N = B * c.tokens(), W = c.width, F = c.ffn;
-    Buf dg, df, dh, da, dq, dk, dv;
+    // Gradient buffers of one layer, kept across layers and steps (assign reuses their memory).
+    // Named through references: inside the pool's lambdas below a thread_local name would mean
+    // the worker's own (empty) buffer, not the caller's.
+    thread_local Buf tl[7];
+    Buf &dg = tl[0], &df = tl[1], &dh = tl[2], &da = tl[3], &dq = tl[4], &dk = tl[5], &dv = tl[6];
     zeros(dg, N * F), zeros(df, N * F), zeros(dh, N * W), zeros(da, N * W);
     zeros(dq, N * W), zeros(dk, N * W), zeros(dv, N * W);
     // x = x_mid + fc2(gelu(fc1(LN2(x_mid))))
     linear_backward(sink, L.fc2, A.g.data(), dx, N, dg.data());
-    ops::gelu_backward_ref(dg.data(), A.f.data(), df.data(), N * F);
+    parallel_elementwise(N * F, [&](int64_t b, int64_t e) {
+        ops::gelu_backward_ref(dg.data() + b, A.f.data() + b, df.data() + b, e - b);
+    });
     linear_backward(sink, L.fc1, A.h2.data(), df.data(), N, dh.data());
     ops::layernorm_backward_ref(dh.data(), A.x_mid.data(), L.ln2_w, dx, sink.grad_of(L.ln2_w), sink.grad_of(L.ln2_b), N,
                                 W, c.norm_eps);
@@ -78,7 +86,7 @@ void layer_backward(const GradSink & sink, const EncoderConfig & c, const Encode
             const kern::AttentionArgs args =
                 sample_attention(c, b, A.q.data(), A.k.data(), A.v.data(), const_cast<float *>(A.a.data()));
             const int64_t off = b * c.tokens() * W;
-            ops::attention_backward_ref(args, da.data() + off, dq.data() + off, dk.data() + off, dv.data() + off);
+            ops::attention_backward(args, da.data() + off, dq.data() + off, dk.data() + off, dv.data() + off);
         }
     });
     std::fill(dh.begin(), dh.end(), 0.0f);
@@ -123,10 +131,11 @@ void encoder_train_backward(const GradSink & sink, const EncoderConfig & c, cons
                             const std::vector<RowSegment> & seg, EncoderActs * acts, const Buf & dtokens,
                             float * dpatches) {
     const int64_t T = c.tokens(), W = c.width, B = acts->B, N = B * T;
-    Buf dx(static_cast<size_t>(N * W), 0.0f);
+    thread_local Buf dx;
+    dx.assign(static_cast<size_t>(N * W), 0.0f);
     ops::layernorm_backward_ref(dtokens.data(), acts->x_final.data(), w.norm_w, dx.data(), sink.grad_of(w.norm_w),
                                 sink.grad_of(w.norm_b), N, W, c.norm_eps);
-    Buf out;
+    thread_local Buf out;
     for (size_t l = w.layers.size(); l-- > 0;) {
         const float * x_in = acts->layers[l].x_in.data();
         if (acts->recompute) {

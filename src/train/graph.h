@@ -10,6 +10,7 @@
 // forward from it before differentiating it (one layer of activations alive instead of all).
 #pragma once
 
+#include <functional>
 #include <vector>
 
 #include "model/lora.h"
@@ -18,6 +19,10 @@
 namespace m4::train {
 
 using Buf = std::vector<float>;
+
+// fn(b, e) over [0, n) in chunks on the pool: for elementwise backward passes, whose result does
+// not depend on the split.
+void parallel_elementwise(int64_t n, const std::function<void(int64_t, int64_t)> & fn);
 
 // ---- encoder (pre-norm, bidirectional) --------------------------------------------------------
 struct EncoderLayerActs {

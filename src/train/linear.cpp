@@ -9,34 +9,64 @@
 namespace m4::train {
 namespace {
 
-// W̃[n, k] as f32.
-inline float weight_at(const Tensor & w, int64_t n, int64_t k, int64_t K) {
-    switch (w.dtype()) {
-        case DType::F32:
-            return w.f32()[n * K + k];
-        case DType::BF16:
-            return bf16_to_f32(w.bf16()[n * K + k]);
-        default:
-            return static_cast<float>(w.i8()[n * K + k]) * w.scales()[n];
-    }
-}
-
 // out[c, r] = in[r, c] for in [R, C] with row stride ld; out is an f32 or bf16 tensor [C, R].
 void transpose_into(const float * in, int64_t ld, int64_t R, int64_t C, Tensor & out) {
     const bool bf16 = out.dtype() == DType::BF16;
-    ThreadPool::global().parallel_for(
-        C,
-        [&](int64_t c0, int64_t c1) {
-            for (int64_t c = c0; c < c1; ++c)
-                for (int64_t r = 0; r < R; ++r) {
-                    const float v = in[r * ld + c];
-                    if (bf16)
-                        out.bf16()[c * R + r] = f32_to_bf16(v);
-                    else
-                        out.f32()[c * R + r] = v;
-                }
-        },
-        std::max<int64_t>(1, 4096 / std::max<int64_t>(R, 1)));
+    ops::transpose(bf16 ? kern::TransposeKind::F32ToBf16 : kern::TransposeKind::F32, in, ld, R, C, out.mutable_data(),
+                   R);
+}
+
+// blk[k, j] = W̃[n0 + j, k] for j < n (W [N, K]; blk f32 or bf16 [K, n]).
+void transpose_weight_block(const Tensor & w, int64_t n0, int64_t n, Tensor & blk) {
+    const int64_t K    = w.dim(1);
+    const bool to_bf16 = blk.dtype() == DType::BF16;
+    switch (w.dtype()) {
+        case DType::F32:
+            ops::transpose(to_bf16 ? kern::TransposeKind::F32ToBf16 : kern::TransposeKind::F32, w.f32() + n0 * K, K, n,
+                           K, blk.mutable_data(), n);
+            return;
+        case DType::BF16:
+            if (to_bf16) {
+                ops::transpose(kern::TransposeKind::U16, w.bf16() + n0 * K, K, n, K, blk.mutable_data(), n);
+            } else {
+                const uint16_t * src = w.bf16() + n0 * K;
+                float * out          = blk.f32();
+                ThreadPool::global().parallel_for(
+                    K,
+                    [&](int64_t k0, int64_t k1) {
+                        for (int64_t k = k0; k < k1; ++k)
+                            for (int64_t j = 0; j < n; ++j) out[k * n + j] = bf16_to_f32(src[j * K + k]);
+                    },
+                    std::max<int64_t>(1, 4096 / n));
+            }
+            return;
+        default: {
+            // int8: W̃[n, k] = q·scale[n]; the scale is per row of W, so per column of the block.
+            const int8_t * q    = w.i8() + n0 * K;
+            const float * scale = w.scales() + n0;
+            float * out         = blk.f32();
+            M4_CHECK(!to_bf16);
+            ThreadPool::global().parallel_for(
+                K,
+                [&](int64_t k0, int64_t k1) {
+                    for (int64_t k = k0; k < k1; ++k)
+                        for (int64_t j = 0; j < n; ++j) out[k * n + j] = static_cast<float>(q[j * K + k]) * scale[j];
+                },
+                std::max<int64_t>(1, 4096 / n));
+        }
+    }
+}
+
+// A tensor of the given shape over the calling thread's scratch buffer `slot`, grown as needed
+// and kept: a training step reuses the same few blocks instead of allocating them per GEMM.
+Tensor scratch_tensor(int slot, DType dt, std::initializer_list<int64_t> shape) {
+    thread_local std::vector<float> buffers[3];
+    int64_t n = 1;
+    for (int64_t d : shape) n *= d;
+    std::vector<float> & b = buffers[slot];
+    const size_t floats    = static_cast<size_t>((n * dtype_size(dt) + 3) / 4);
+    if (b.size() < floats) b.resize(floats);
+    return Tensor::view(dt, shape, b.data());
 }
 
 }  // namespace
@@ -46,24 +76,12 @@ void matmul_dx(const float * dy, int64_t M, const Tensor & w, float * dx, Precis
     if (M == 0 || N == 0 || K == 0) return;
     const DType bt   = p == Precision::Bf16 ? DType::BF16 : DType::F32;
     const int64_t nb = std::clamp<int64_t>(kBlockElems / K, 1, N);
-    Tensor wt        = Tensor::empty(bt, {K, nb});
+    Tensor wt        = scratch_tensor(0, bt, {K, nb});
     for (int64_t n0 = 0; n0 < N; n0 += nb) {
         const int64_t n = std::min(nb, N - n0);
         // wt[k, j] = W̃[n0 + j, k]: the block of W transposed, so dx += dy[:, n0:n0+n] · wtᵀ.
         Tensor blk = n == nb ? wt : Tensor::view(bt, {K, n}, wt.data());
-        ThreadPool::global().parallel_for(
-            K,
-            [&](int64_t k0, int64_t k1) {
-                for (int64_t k = k0; k < k1; ++k)
-                    for (int64_t j = 0; j < n; ++j) {
-                        const float v = weight_at(w, n0 + j, k, K);
-                        if (bt == DType::BF16)
-                            blk.bf16()[k * n + j] = f32_to_bf16(v);
-                        else
-                            blk.f32()[k * n + j] = v;
-                    }
-            },
-            std::max<int64_t>(1, 4096 / n));
+        transpose_weight_block(w, n0, n, blk);
         ops::matmul(dy + n0, N, blk, nullptr, dx, K, M, /*accumulate=*/true);
     }
 }
@@ -72,8 +90,8 @@ void matmul_dw(const float * dy, const float * x, int64_t ldx, int64_t M, int64_
                Precision p) {
     if (M == 0 || N == 0 || K == 0) return;
     // dw[N, K] += dyᵀ[N, M] · (xᵀ[K, M])ᵀ: both transposed once, then one GEMM over M.
-    Tensor dyt = Tensor::empty(DType::F32, {N, M});
-    Tensor xt  = Tensor::empty(p == Precision::Bf16 ? DType::BF16 : DType::F32, {K, M});
+    Tensor dyt = scratch_tensor(1, DType::F32, {N, M});
+    Tensor xt  = scratch_tensor(2, p == Precision::Bf16 ? DType::BF16 : DType::F32, {K, M});
     transpose_into(dy, N, M, N, dyt);
     transpose_into(x, ldx, M, K, xt);
     ops::matmul(dyt.f32(), M, xt, nullptr, dw, K, N, /*accumulate=*/true);

@@ -1,6 +1,8 @@
 // TrainModel: parameters, binding of the weights the forward reads, bf16 copies (see train_model.h).
 #include "train/train_model.h"
 
+#include "base/thread_pool.h"
+
 #include <algorithm>
 #include <cmath>
 
@@ -178,7 +180,12 @@ void TrainModel::refresh_shadows() {
     for (auto & [p, s] : shadows_) {
         const float * src = p->value.f32();
         uint16_t * dst    = s.bf16();
-        for (int64_t i = 0; i < p->numel(); ++i) dst[i] = f32_to_bf16(src[i]);
+        ThreadPool::global().parallel_for(
+            p->numel(),
+            [&](int64_t b, int64_t e) {
+                for (int64_t i = b; i < e; ++i) dst[i] = f32_to_bf16(src[i]);
+            },
+            1 << 15);
     }
 }
 

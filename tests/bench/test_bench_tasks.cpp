@@ -6,7 +6,10 @@
 #include <stb/stb_image_write.h>
 #include <unistd.h>
 
+#include <fmt/format.h>
+
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -73,7 +76,7 @@ TEST(BenchSamples, ImageEqualsRuntimeDecodeOfPng) {
     struct Shape {
         uint32_t h, w, c;
     };
-    const std::vector<Shape> shapes = {{28, 28, 1}, {5, 7, 3}, {32, 128, 1}, {64, 64, 3}};
+    const std::vector<Shape> shapes = {{28, 28, 1}, {5, 7, 3}, {32, 128, 1}, {64, 64, 3}, {8, 8, 3}, {8, 8, 1}};
     {
         data::DatasetWriter w(dir + "/imgs.m4ds", data::Modality::Image);
         uint32_t seed = 7;
@@ -101,6 +104,110 @@ TEST(BenchSamples, ImageEqualsRuntimeDecodeOfPng) {
         ASSERT_EQ(s->signal.size(), decoded->size());
         for (size_t k = 0; k < decoded->size(); ++k)
             ASSERT_EQ(s->signal[k], (*decoded)[k]) << "image " << i << " value " << k;
+        // At the encoder's own size (8 × 8 here) nothing filters the pixels: the input is exactly
+        // (v / 255 − 0.5) / 0.5 of each stored value (grey replicated).
+        if (ex.dims[0] == 8 && ex.dims[1] == 8) {
+            const uint32_t ch = ex.dims[2];
+            for (size_t k = 0; k < decoded->size(); ++k) {
+                const uint8_t v = ex.payload[(k / 3) * ch + (ch == 3 ? k % 3 : 0)];
+                ASSERT_EQ((*decoded)[k], (v / 255.0f - 0.5f) / 0.5f) << "identity: image " << i << " value " << k;
+            }
+        }
+    }
+}
+
+namespace {
+
+// A 16-bit PCM mono WAV file, as an app records it.
+std::string wav_pcm16(const std::vector<int16_t> & pcm, uint32_t rate) {
+    auto u32 = [](std::string & s, uint32_t v) {
+        for (int i = 0; i < 4; ++i) s += static_cast<char>((v >> (8 * i)) & 0xff);
+    };
+    auto u16 = [](std::string & s, uint16_t v) { s += static_cast<char>(v & 0xff), s += static_cast<char>(v >> 8); };
+    const uint32_t data = static_cast<uint32_t>(pcm.size() * 2);
+    std::string w       = "RIFF";
+    u32(w, 36 + data), w += "WAVEfmt ", u32(w, 16), u16(w, 1), u16(w, 1), u32(w, rate), u32(w, rate * 2);
+    u16(w, 2), u16(w, 16), w += "data", u32(w, data);
+    for (int16_t v : pcm) u16(w, static_cast<uint16_t>(v));
+    return w;
+}
+
+}  // namespace
+
+// Audio and IMU examples of a split written as the files an app sends (16-bit WAV, CSV with a
+// time column) decode through the serving path (runtime::decode_audio / decode_imu_csv, which the
+// engine and `m4fw run` use) to the dataset path's input (bench::to_sample), bit for bit: WAV holds
+// the stored 16-bit samples exactly, and 9 significant digits in the CSV give back every float.
+TEST(BenchSamples, AudioAndImuEqualRuntimeDecodeOfWavAndCsv) {
+    const model::Model & fw = tiny_model();
+    const auto & ac         = fw.config().encoder(model::Modality::Audio);
+    const auto & ic         = fw.config().encoder(model::Modality::Imu);
+    const std::string dir   = temp_dir("audio_imu");
+    uint32_t seed           = 11;
+    auto uniform = [&] { return static_cast<float>((seed = seed * 1103515245u + 12345u) >> 8) / 8388608.0f - 1.0f; };
+    {
+        data::DatasetWriter wa(dir + "/audio.m4ds", data::Modality::Audio);
+        data::DatasetWriter wi(dir + "/imu.m4ds", data::Modality::Imu);
+        for (int64_t n : {ac.clip_samples, ac.clip_samples / 3, int64_t{1}}) {
+            std::vector<float> x(static_cast<size_t>(n));
+            for (float & v : x) v = 0.9f * uniform();
+            auto ex  = data::ExampleIn::audio(x);
+            ex.label = 0;
+            ASSERT_TRUE(wa.add(ex).is_ok());
+        }
+        for (int64_t n : {ic.window, ic.window / 2 + 1}) {
+            std::vector<float> x(static_cast<size_t>(6 * n));
+            for (float & v : x) v = 20.0f * uniform();
+            auto ex  = data::ExampleIn::imu(x);
+            ex.label = 0;
+            ASSERT_TRUE(wi.add(ex).is_ok());
+        }
+        ASSERT_TRUE(wa.finish().is_ok());
+        ASSERT_TRUE(wi.finish().is_ok());
+    }
+    bench::SampleRecipe r;
+    auto audio = data::Dataset::open_file(dir + "/audio.m4ds");
+    ASSERT_TRUE(audio.is_ok()) << audio.status().message();
+    for (size_t i = 0; i < audio->size(); ++i) {
+        const data::Example ex = audio->at(i);
+        std::vector<int16_t> pcm(ex.payload_len / 2);
+        std::memcpy(pcm.data(), ex.payload, pcm.size() * 2);
+        const std::string wav = dir + "/" + std::to_string(i) + ".wav";
+        std::ofstream(wav, std::ios::binary) << wav_pcm16(pcm, static_cast<uint32_t>(ac.sample_rate));
+        auto decoded = runtime::load_modal_input(wav, ac);
+        ASSERT_TRUE(decoded.is_ok()) << decoded.status().message();
+        auto s = bench::to_sample(*audio, i, r, fw);
+        ASSERT_TRUE(s.is_ok()) << s.status().message();
+        ASSERT_EQ(s->signal.size(), static_cast<size_t>(ac.clip_samples));
+        ASSERT_EQ(s->signal.size(), decoded->size());
+        for (size_t k = 0; k < decoded->size(); ++k)
+            ASSERT_EQ(s->signal[k], (*decoded)[k]) << "audio " << i << " sample " << k;
+    }
+    auto imu = data::Dataset::open_file(dir + "/imu.m4ds");
+    ASSERT_TRUE(imu.is_ok()) << imu.status().message();
+    for (size_t i = 0; i < imu->size(); ++i) {
+        const data::Example ex = imu->at(i);
+        const size_t rows      = ex.payload_len / 24;
+        std::string csv        = "t,ax,ay,az,gx,gy,gz\n";
+        for (size_t j = 0; j < rows; ++j) {
+            csv += fmt::format("{:.4f}", double(j) / ic.sample_rate);
+            for (int a = 0; a < 6; ++a) {
+                float v;
+                std::memcpy(&v, ex.payload + (j * 6 + a) * 4, 4);
+                csv += fmt::format(",{:.9g}", v);
+            }
+            csv += "\n";
+        }
+        const std::string path = dir + "/" + std::to_string(i) + ".csv";
+        std::ofstream(path, std::ios::binary) << csv;
+        auto decoded = runtime::load_modal_input(path, ic);
+        ASSERT_TRUE(decoded.is_ok()) << decoded.status().message();
+        auto s = bench::to_sample(*imu, i, r, fw);
+        ASSERT_TRUE(s.is_ok()) << s.status().message();
+        ASSERT_EQ(s->signal.size(), static_cast<size_t>(ic.window * 6));
+        ASSERT_EQ(s->signal.size(), decoded->size());
+        for (size_t k = 0; k < decoded->size(); ++k)
+            ASSERT_EQ(s->signal[k], (*decoded)[k]) << "imu " << i << " value " << k;
     }
 }
 

@@ -60,9 +60,16 @@ for m in r["memory"]:
 assert r["memory"][1]["separate_rss_kib"] > r["memory"][0]["separate_rss_kib"], "3 processes hold more than 1"
 assert sorted(x["task"] for x in r["latency"]) == ["imu.har", "txt.topic"]
 assert all(x["m4_median_ms"] > 0 and x["ts_p99_ms"] >= x["ts_median_ms"] > 0 for x in r["latency"])
+# the m4 side through m4fwd: a daemon per k, its own /proc numbers, and latency through the socket
+assert [m["k"] for m in r["service_memory"]] == [1, 3], r.get("service_memory")
+assert all(m["rss_kib"] >= m["pss_kib"] > 0 and m["hwm_kib"] > 0 for m in r["service_memory"]), r["service_memory"]
+assert sorted(x["task"] for x in r["service_latency"]) == ["imu.har", "txt.topic"]
+assert all(x["p99_ms"] >= x["median_ms"] > 0 for x in r["service_latency"])
 PY
 grep -q "^## Memory serving k tasks" "$md" || fail "no memory table in the report"
 grep -q "^## Operator types" "$md" || fail "no operator types in the report"
+grep -q "^## Memory serving k tasks through m4fwd" "$md" || fail "no m4fwd memory table in the report"
+grep -q "^## Per-request latency through m4fwd" "$md" || fail "no m4fwd latency table in the report"
 for f in eaibench-delta eaibench-storage eaibench-memory eaibench-latency; do
   for ext in png svg; do [ -s "$work/figures/$f.$ext" ] || fail "figure $f.$ext missing"; done
   head -c 8 "$work/figures/$f.png" | grep -q PNG || fail "$f.png is not a PNG"
@@ -95,9 +102,26 @@ grep -q "Parity: [0-9]* of 1 compared" "$work/bad.md" || fail "missing baseline 
 /usr/bin/python3 "$repo/scripts/eaibench-report.py" --results "$work/nowhere" --firmware-fingerprint "$fp" \
   --out "$work/x.md" --figures "$work/x" 2> "$work/err.log" && fail "a missing results directory was accepted"
 grep -q "nowhere/plans: no such directory" "$work/err.log" || { cat "$work/err.log"; fail "error names the directory"; }
-# bad CLI input: a retrieval task is refused with the reason
+# retrieval: a two-tower baseline (encoder + its own text tower, contrastive) trains at a tiny size and
+# its files reproduce the recorded score through m4fw eval
 "$m4fw" data build mm.retrieval --dir "$work/data" --scale 0.02 -q || fail "data build mm.retrieval"
 "$m4fw" baseline train --task mm.retrieval --data "$work/data" --out-dir "$work/r" --model-dir "$work/r" \
-  --work-dir "$work/r" 2> "$work/err2.log" && fail "a retrieval baseline was accepted"
-grep -q "mm.retrieval: no task-specific baseline for retrieval" "$work/err2.log" || { cat "$work/err2.log"; fail "retrieval message"; }
+  --work-dir "$work/r" --grid s:3e-3 --steps 10 --sizes s:32:1:64:1 --val-limit 30 --quiet > "$work/ret.log" 2>&1 \
+  || { cat "$work/ret.log"; fail "retrieval baseline"; }
+/usr/bin/python3 - "$work/r/mm.retrieval.json" "$m4fw" "$work/data" <<'PY' || fail "retrieval baseline record"
+import json, subprocess, sys
+r = json.load(open(sys.argv[1]))
+m = r["model"]
+assert r["path"] == "encoder" and r["metric"].endswith("recall@5"), (r["path"], r["metric"])
+assert m["architecture"]["backbone"]["width"] == 64, "the text tower has the size's decoder width, not the stub"
+out = subprocess.run([sys.argv[2], "eval", "--firmware", m["firmware"], "--adapter", m["adapter"], "--task", r["task"],
+                      "--data", sys.argv[3], "--json"], capture_output=True, text=True, check=True).stdout
+e = json.loads(out)
+assert abs(e["score"] - r["score"]) < 1e-12 and e["examples"] == r["test"]["examples"] > 0, (e["score"], r["score"])
+print(f"mm.retrieval: task-specific {r['metric']} {r['score']:.3f} reproduced by m4fw eval")
+PY
+# bad CLI input: a grid naming a size that does not exist
+"$m4fw" baseline train --task mm.retrieval --data "$work/data" --out-dir "$work/r" --model-dir "$work/r" \
+  --work-dir "$work/r" --grid xl:1e-3 2> "$work/err2.log" && fail "an unknown grid size was accepted"
+grep -q "baseline grid: no size named 'xl'" "$work/err2.log" || { cat "$work/err2.log"; fail "unknown size message"; }
 echo "eaibench pipeline ok"

@@ -97,6 +97,32 @@ expect_fail "wrong sample rate" "rate8k.wav" "8000 Hz" -- "$m4fw" run --firmware
 expect_fail "audio too long" "long.wav" "longer than the encoder's clip" -- "$m4fw" run --firmware fw.m4fw long.wav
 expect_fail "imu too long" "short.csv" "exceeds the window" -- "$m4fw" run --firmware fw.m4fw short.csv
 expect_fail "empty text" "text input is empty" -- "$m4fw" run --firmware fw.m4fw "   "
+# Generation options and constrained output (issue 21): each bad value named before anything runs.
+expect_fail "temperature out of range" "temperature -1" "[0, 100]" -- "$m4fw" run --firmware fw.m4fw --temperature -1 "hello"
+expect_fail "top-p out of range" "top_p 1.5" -- "$m4fw" run --firmware fw.m4fw --top-p 1.5 "hello"
+expect_fail "top-k beyond the vocabulary" "top_k 100000" -- "$m4fw" run --firmware fw.m4fw --top-k 100000 "hello"
+expect_fail "max-new-tokens beyond the context" "max_new_tokens 100000" -- "$m4fw" run --firmware fw.m4fw --max-new-tokens 100000 "hello"
+expect_fail "stop string too long" "stop string 0 has 65 bytes" -- "$m4fw" run --firmware fw.m4fw \
+  --stop "$(printf 'x%.0s' $(seq 1 65))" "hello"
+expect_fail "malformed schema" "json_schema" "not valid JSON" -- "$m4fw" run --firmware fw.m4fw --json-schema '{"type":' "hello"
+expect_fail "unsupported schema keyword" "keyword \"pattern\"" -- "$m4fw" run --firmware fw.m4fw \
+  --json-schema '{"type":"string","pattern":"x"}' "hello"
+expect_fail "choice the vocabulary cannot spell" "cannot be spelled" -- "$m4fw" run --firmware fw.m4fw --choice "€€€" "hello"
+expect_fail "constraint without generation" "need generation" -- "$m4fw" run --firmware fw.m4fw --path encoder \
+  --modality text --choice yes "hello"
+# Repeated --choice / --stop take one value each: the input after them stays an input.
+if "$m4fw" run --firmware fw.m4fw --choice yes --choice no "is it?" --json > choice.json 2>&1 &&
+   python3 -c 'import json,sys; r=json.load(open("choice.json"))[0]; sys.exit(0 if r["input"]=="is it?" and r["text"] in ("yes","no") else 1)'; then
+  pass=$((pass + 1)); echo "PASS --choice constrains the output"
+else
+  fail=$((fail + 1)); echo "FAIL --choice constrains the output:"; cat choice.json
+fi
+if "$m4fw" run --firmware fw.m4fw --path encoder --modality text --json "a photo of a cat" > emb.json 2>&1 &&
+   python3 -c 'import json,sys; v=json.load(open("emb.json"))[0]["embedding"]; sys.exit(0 if abs(sum(x*x for x in v)-1)<1e-3 else 1)'; then
+  pass=$((pass + 1)); echo "PASS text embedding on the encoder path"
+else
+  fail=$((fail + 1)); echo "FAIL text embedding on the encoder path:"; cat emb.json
+fi
 cfg_noaudio="$work/noaudio.json"
 /usr/bin/python3 -c "import json,sys; c=json.load(open('$cfg')); del c['encoders']['audio']; json.dump(c, open('$cfg_noaudio','w'))"
 expect_ok "init without audio" "$m4fw" init --config "$cfg_noaudio" --out noaudio.m4fw --seed 3

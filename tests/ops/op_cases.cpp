@@ -23,6 +23,7 @@ const std::vector<OpCase> & op_cases() {
         {OpKind::gelu,      "f32",   check_gelu},
         {OpKind::rope,      "f32",   check_rope},
         {OpKind::attention, "f32",   check_attention},
+        {OpKind::attention, "f32_backward", check_attention_backward},
         {OpKind::gather,    "f32",   [](Isa isa) { check_gather(isa, DType::F32); }},
         {OpKind::gather,    "bf16",  [](Isa isa) { check_gather(isa, DType::BF16); }},
         {OpKind::gather,    "i8",    [](Isa isa) { check_gather(isa, DType::I8); }},

@@ -29,6 +29,7 @@ void check_layernorm(Isa isa);
 void check_silu(Isa isa);
 void check_gelu(Isa isa);
 void check_attention(Isa isa);
+void check_attention_backward(Isa isa);  // ops::attention_backward_ref
 void check_add(Isa isa);
 void check_mul(Isa isa);
 void check_rope(Isa isa);

@@ -257,6 +257,61 @@ void check_attention(Isa isa) {
         }
 }
 
+// The backward (training): dq, dk, dv accumulate into random starting values; the kernel's exp
+// and summation order differ from the reference's, so the bound is relative to the size of the
+// terms: 1e-4 of (|want| + 1).
+void check_attention_backward(Isa isa) {
+    struct Shape {
+        int64_t T, S, H, G, D;
+        bool causal;
+        int64_t pos0, pad;
+    };
+    const Shape shapes[] = {
+        {1, 1, 1, 1, 1, false, 0, 0},    {7, 7, 6, 2, 16, true, 0, 0},   {7, 40, 4, 1, 64, true, 33, 5},
+        {33, 33, 2, 2, 7, false, 0, 0},  {5, 21, 3, 3, 40, false, 0, 1}, {64, 64, 4, 2, 64, true, 0, 0},
+        {17, 17, 4, 4, 32, false, 0, 3}, {3, 10, 2, 1, 8, true, 20, 0},  {20, 50, 1, 1, 1, true, 10, 0},
+        {9, 9, 2, 2, 17, true, 0, 2},
+    };
+    const kern::AttentionBwdFn fn = ops::kernel_table(isa).attention_bwd;
+    ASSERT_NE(fn, nullptr);
+    uint32_t seed = 900;
+    for (const Shape & s : shapes) {
+        kern::AttentionArgs a;
+        a.T = s.T, a.S = s.S, a.H = s.H, a.G = s.G, a.D = s.D;
+        a.causal = s.causal, a.pos0 = s.pos0;
+        a.ldq = s.H * s.D + s.pad, a.ldk = s.G * s.D + s.pad, a.ldv = s.G * s.D + 2 * s.pad;
+        a.ldy                       = s.H * s.D + s.pad;
+        a.scale                     = 1.0f / std::sqrt(static_cast<float>(s.D));
+        const std::vector<float> q  = random_vec(s.T * a.ldq, seed += 10, -2.0f, 2.0f);
+        const std::vector<float> k  = random_vec(s.S * a.ldk, seed + 1, -2.0f, 2.0f);
+        const std::vector<float> v  = random_vec(s.S * a.ldv, seed + 2);
+        const std::vector<float> dy = random_vec(s.T * a.ldy, seed + 3);
+        std::vector<float> y(static_cast<size_t>(std::max<int64_t>(s.T * a.ldy, 1)));
+        a.q = q.data(), a.k = k.data(), a.v = v.data(), a.y = y.data();
+        const std::vector<float> dq0 = random_vec(s.T * a.ldq, seed + 4), dk0 = random_vec(s.S * a.ldk, seed + 5),
+                                 dv0 = random_vec(s.S * a.ldv, seed + 6);
+        std::vector<float> dq_want = dq0, dk_want = dk0, dv_want = dv0, dq_got = dq0, dk_got = dk0, dv_got = dv0;
+        ops::attention_backward_ref(a, dy.data(), dq_want.data(), dk_want.data(), dv_want.data());
+        fn(a, dy.data(), dq_got.data(), dk_got.data(), dv_got.data());
+        const std::string what = fmt::format("attention backward T={} S={} H={} G={} D={} causal={} pos0={} pad={}",
+                                             s.T, s.S, s.H, s.G, s.D, s.causal, s.pos0, s.pad);
+        for (auto [got, want, name] : {std::tuple{&dq_got, &dq_want, "dq"}, std::tuple{&dk_got, &dk_want, "dk"},
+                                       std::tuple{&dv_got, &dv_want, "dv"}}) {
+            std::vector<float> scale(want->size());
+            for (size_t i = 0; i < scale.size(); ++i) scale[i] = std::fabs((*want)[i]) + 1.0f;
+            expect_close(got->data(), want->data(), static_cast<int64_t>(want->size()), 1e-4f, 0.0f, scale.data(),
+                         what + " " + name);
+        }
+        // A null gradient is skipped; the entry point gives the kernel's result.
+        std::vector<float> dq_entry = dq0;
+        ops::attention_backward(a, dy.data(), dq_entry.data(), nullptr, nullptr);
+        std::vector<float> dq_kernel = dq0;
+        fn(a, dy.data(), dq_kernel.data(), nullptr, nullptr);
+        expect_equal(dq_entry, dq_kernel, what + ": ops::attention_backward vs kernel_table entry");
+        expect_equal(dq_kernel, dq_got, what + ": dq alone vs dq with dk, dv");
+    }
+}
+
 // ---- row-wise ops ---------------------------------------------------------------------------
 
 namespace {
@@ -518,7 +573,8 @@ const void * case_kernel(const OpCase & c, Isa isa) {
         case OpKind::layernorm:
             return reinterpret_cast<const void *>(t.layernorm);
         case OpKind::attention:
-            return reinterpret_cast<const void *>(t.attention);
+            return std::string(c.variant) == "f32_backward" ? reinterpret_cast<const void *>(t.attention_bwd)
+                                                            : reinterpret_cast<const void *>(t.attention);
         case OpKind::silu:
             return reinterpret_cast<const void *>(t.silu);
         case OpKind::gelu:
@@ -563,6 +619,44 @@ INSTANTIATE_TEST_SUITE_P(OpCases, OpCaseTest,
                              return fmt::format("{}_{}_{}", ops::op_name(c.op), c.variant,
                                                 isa_name(std::get<1>(info.param)));
                          });
+
+// The backward's transposes (not a firmware op, so no op_cases row): every level's kernel against
+// ops::transpose_ref, bit for bit, on odd shapes and strides; the f32 → bf16 inputs include ties,
+// a NaN, infinities and a denormal.
+TEST(Transpose, KernelsMatchReferenceBitForBit) {
+    struct Shape {
+        int64_t R, C, pad_in, pad_out;
+    };
+    const Shape shapes[] = {{1, 1, 0, 0},   {17, 5, 3, 1},  {16, 16, 0, 0},
+                            {33, 47, 2, 5}, {5, 100, 0, 7}, {64, 31, 1, 0}};
+    int tested           = 0;
+    for (int level = 1; level < kIsaCount; ++level) {
+        const Isa isa = static_cast<Isa>(level);
+        if (level > static_cast<int>(cpu_features().detected)) continue;
+        for (int kind = 0; kind < kern::kTransposeKinds; ++kind) {
+            const kern::TransposeFn fn = ops::kernel_table(isa).transpose[kind];
+            if (!fn) continue;
+            ++tested;
+            const auto k = static_cast<kern::TransposeKind>(kind);
+            for (const Shape & s : shapes) {
+                const int64_t ldi = s.C + s.pad_in, ldo = s.R + s.pad_out;
+                std::vector<float> in  = random_vec(s.R * ldi, static_cast<uint32_t>(7 * s.R + s.C), -3.0f, 3.0f);
+                const float specials[] = {std::nanf(""),       INFINITY, -INFINITY, 1e-40f, 1.0f + 1.0f / 256.0f,
+                                          1.0f + 3.0f / 256.0f};
+                for (size_t i = 0; i < std::size(specials) && i < in.size(); ++i) in[i * 7 % in.size()] = specials[i];
+                std::vector<uint16_t> in16(in.size());
+                for (size_t i = 0; i < in.size(); ++i) in16[i] = f32_to_bf16(in[i]);
+                const void * src   = k == kern::TransposeKind::U16 ? static_cast<const void *>(in16.data()) : in.data();
+                const size_t bytes = k == kern::TransposeKind::F32 ? 4 : 2;
+                std::vector<uint8_t> want(static_cast<size_t>(s.C * ldo) * bytes, 0xab), got = want;
+                ops::transpose_ref(k, src, ldi, s.R, s.C, want.data(), ldo);
+                fn(src, ldi, s.R, s.C, got.data(), ldo);
+                EXPECT_EQ(got, want) << isa_name(isa) << " kind " << kind << " R=" << s.R << " C=" << s.C;
+            }
+        }
+    }
+    if (tested == 0) GTEST_SKIP() << "no optimised transpose on this CPU (" << cpu_features().describe() << ")";
+}
 
 TEST(OpCases, EveryOpHasARow) {
     for (int k = 0; k < ops::kOpCount; ++k) {

@@ -9,12 +9,19 @@
 //   <out>/<name>.g.<param>.npy the gradient of every parameter
 //   <out>/<name>.v.<param>.npy the head's values of a full-mode run (no exporter writes them)
 // Case fields: name, mode (full|adapter), objective (lm|classify|regress|embed|contrastive), path,
-// modality, out_dim, pool (mean|last), rank, alpha, targets, batch, seed.
+// modality, out_dim, pool (mean|last), rank, alpha, targets, batch, seed; optional: tokens (every
+// sample's text length, default 3 + i % 3), bf16 (train on bf16 weight copies), time_steps (after
+// the dump, time that many whole updates — zero grads, forward + backward, clip at 1, AdamW,
+// refresh of the bf16 copies, as Trainer::step does — and add their milliseconds to the json as
+// "update_ms": bench/torch compares them with PyTorch's on the same batch).
 #include <fmt/format.h>
+
+#include <chrono>
 
 #include "base/mapped_file.h"
 #include "runtime/inputs.h"
 #include "train/export.h"
+#include "train/optim.h"
 #include "train/rng.h"
 
 using namespace m4;
@@ -74,6 +81,7 @@ Status run_case(const model::Model & fw, const nlohmann::json & c, const std::st
     o.lora_targets      = c.value("targets", "all");
     const uint64_t seed = c.value("seed", uint64_t{1});
     o.seed              = seed;
+    o.bf16              = c.value("bf16", false);
     M4_ASSIGN_OR_RETURN(auto tm, TrainModel::create(fw, {t}, o));
     // Random parameter values: LoRA B (zero at init) and every master in full mode moved.
     Rng rng(seed * 7919 + 1);
@@ -83,7 +91,10 @@ Status run_case(const model::Model & fw, const nlohmann::json & c, const std::st
         for (int64_t i = 0; i < p.numel(); ++i) p.value.f32()[i] += static_cast<float>(rng.normal() * std);
     }
     Batch batch;
-    for (int64_t i = 0; i < c.value("batch", 3); ++i) batch.push_back(random_sample(fw.config(), t, rng, 3 + i % 3));
+    const int64_t n_tokens = c.value("tokens", int64_t{0});
+    for (int64_t i = 0; i < c.value("batch", 3); ++i)
+        batch.push_back(random_sample(fw.config(), t, rng, n_tokens > 0 ? n_tokens : 3 + i % 3));
+    tm->refresh_shadows();  // the bf16 copies of the moved masters
     tm->params().zero_grad();
     M4_ASSIGN_OR_RETURN(StepStats st, tm->forward_backward(t, batch, 1.0f));
     nlohmann::json meta = {
@@ -120,6 +131,17 @@ Status run_case(const model::Model & fw, const nlohmann::json & c, const std::st
                                                       p.value.shape().to_vector()));
         M4_RETURN_IF_ERROR(runtime::write_npy_f32(fmt::format("{}/{}.g.{}.npy", out, name, p.name), p.grad.f32(),
                                                   p.value.shape().to_vector()));
+    }
+    meta["update_ms"] = nlohmann::json::array();
+    for (int64_t step = 1; step <= c.value("time_steps", int64_t{0}); ++step) {
+        const auto t0 = std::chrono::steady_clock::now();
+        tm->params().zero_grad();
+        M4_RETURN_IF_ERROR(tm->forward_backward(t, batch, 1.0f).status());
+        clip_grad_norm(tm->params(), 1.0f);
+        adamw_step(tm->params(), AdamW{}, 1e-4f, step);
+        tm->refresh_shadows();
+        meta["update_ms"].push_back(
+            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
     }
     const std::string text = meta.dump(1);
     return write_file_atomic(out + "/" + name + ".json", text.data(), text.size());

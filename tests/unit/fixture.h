@@ -30,19 +30,11 @@ inline nlohmann::json tiny_config() {
       }})");
 }
 
-// Writes a firmware for `config` (tokenizer trained on a Debian licence text) to `path`.
-inline void write_firmware(const std::string & path, nlohmann::json config, uint64_t seed = 1, DType dtype = DType::F32,
-                           const SecretKey * sk                                                            = nullptr,
-                           const std::function<void(std::vector<std::pair<std::string, Tensor>> &)> & edit = {}) {
-    static std::string tok_bytes;
-    if (tok_bytes.empty()) {
-        model::TokenizerTrainOptions o;
-        o.corpus_path = "/usr/share/common-licenses/GPL-3";
-        o.vocab_size  = 200;
-        auto b        = model::train_tokenizer(o);
-        ASSERT_TRUE(b.is_ok()) << b.status().message();
-        tok_bytes = *b;
-    }
+// Writes a firmware for `config` whose tokenizer is the SentencePiece model `tok_bytes`.
+inline void write_firmware_with_tokenizer(
+    const std::string & path, nlohmann::json config, const std::string & tok_bytes, uint64_t seed = 1,
+    DType dtype = DType::F32, const SecretKey * sk = nullptr,
+    const std::function<void(std::vector<std::pair<std::string, Tensor>> &)> & edit = {}) {
     auto tok = model::Tokenizer::from_bytes(tok_bytes, "test");
     ASSERT_TRUE(tok.is_ok());
     config["text"]["vocab_size"] = tok->vocab_size();
@@ -59,6 +51,22 @@ inline void write_firmware(const std::string & path, nlohmann::json config, uint
     if (edit) edit(weights);
     for (auto & [n, tensor] : weights) w.add(n, tensor);
     ASSERT_TRUE(w.write(path, sk).is_ok());
+}
+
+// Writes a firmware for `config` (tokenizer trained on a Debian licence text) to `path`.
+inline void write_firmware(const std::string & path, nlohmann::json config, uint64_t seed = 1, DType dtype = DType::F32,
+                           const SecretKey * sk                                                            = nullptr,
+                           const std::function<void(std::vector<std::pair<std::string, Tensor>> &)> & edit = {}) {
+    static std::string tok_bytes;
+    if (tok_bytes.empty()) {
+        model::TokenizerTrainOptions o;
+        o.corpus_path = "/usr/share/common-licenses/GPL-3";
+        o.vocab_size  = 200;
+        auto b        = model::train_tokenizer(o);
+        ASSERT_TRUE(b.is_ok()) << b.status().message();
+        tok_bytes = *b;
+    }
+    write_firmware_with_tokenizer(path, std::move(config), tok_bytes, seed, dtype, sk, edit);
 }
 
 inline std::string temp_dir() {

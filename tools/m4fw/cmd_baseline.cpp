@@ -23,6 +23,10 @@
 #include "model/model.h"
 
 namespace m4::cli {
+
+// cmd_bench_eaibench_service.cpp: the m4 side measured through m4fwd.
+Result<nlohmann::json> measure_service(const bench::ServingOptions & o, bool memory, bool latency);
+
 namespace {
 
 struct BaselineArgs {
@@ -109,7 +113,7 @@ struct ServingArgs {
     bench::ServingOptions o;
     std::string tasks, ks, out = "results/resources.json";
     std::vector<std::string> models;
-    bool no_memory = false, no_latency = false;
+    bool no_memory = false, no_latency = false, service = false;
 };
 
 Status run_serving(ServingArgs a) {
@@ -144,6 +148,10 @@ Status run_serving(ServingArgs a) {
     if (!a.no_latency) {
         M4_ASSIGN_OR_RETURN(nlohmann::json l, bench::measure_latency(a.o));
         out.update(l);
+    }
+    if (a.service) {
+        M4_ASSIGN_OR_RETURN(nlohmann::json s, measure_service(a.o, !a.no_memory, !a.no_latency));
+        out.update(s);
     }
     const std::string text = out.dump(1) + "\n";
     M4_RETURN_IF_ERROR(write_file_atomic(a.out, text.data(), text.size()));
@@ -245,6 +253,8 @@ void add_baseline_commands(CLI::App & app, int * rc) {
     bcm->add_option("--out", sv->out, "result JSON");
     bcm->add_flag("--no-memory", sv->no_memory, "skip the memory measurement");
     bcm->add_flag("--no-latency", sv->no_latency, "skip the latency measurement");
+    bcm->add_flag("--service", sv->service,
+                  "also measure the m4 side through m4fwd (k adapters registered, one request of each in flight)");
     bcm->callback([sv, rc] { *rc = report(run_serving(*sv)); });
     auto child    = std::make_shared<std::pair<std::vector<std::string>, std::string>>();
     child->second = "data";

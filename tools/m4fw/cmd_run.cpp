@@ -20,11 +20,10 @@ namespace {
 
 struct RunArgs {
     std::string firmware, adapter, public_key, parent, path, prompt, modality, kv_dtype = "f32", out;
-    std::vector<std::string> inputs;
-    int top = 5, max_new_tokens = -1, top_k = -1;
-    float temperature = -1, top_p = -1;
-    uint64_t seed = 0;
-    bool json     = false;
+    std::vector<std::string> inputs, stop;
+    int top = 5;
+    model::GenerationOverrides gen;  // the generation options given on the command line
+    bool json = false;
 };
 
 void print_scores(const adapter::Manifest & m, const std::vector<float> & logits, int top, nlohmann::json * js) {
@@ -104,6 +103,7 @@ Status run_run(const RunArgs & a) {
     } else {
         // No adapter: pick path and modality from the first input.
         man.task     = adapter::Task::Generate;
+        man.generation.max_new_tokens = static_cast<int>(std::min<int64_t>(32, fw->config().backbone.max_seq));
         man.modality = runtime::guess_modality(a.inputs[0]);
         if (!a.modality.empty() && !model::parse_modality(a.modality, &man.modality))
             return invalid_argument("--modality: image, audio, imu or text");
@@ -114,7 +114,9 @@ Status run_run(const RunArgs & a) {
         man.path = man.modality == model::Modality::Text ? model::Path::Backbone : model::Path::Encoder;
         if (!a.path.empty() && !model::parse_path(a.path, &man.path))
             return invalid_argument("--path: encoder, backbone, full or generator");
-        if ((man.path == model::Path::Backbone) != (man.modality == model::Modality::Text))
+        // --path encoder over text: its embedding in the shared space.
+        const bool text_embed = man.path == model::Path::Encoder && man.modality == model::Modality::Text;
+        if (!text_embed && (man.path == model::Path::Backbone) != (man.modality == model::Modality::Text))
             return invalid_argument(std::string("the ") + model::path_name(man.path) + " path cannot take " +
                                     model::modality_name(man.modality) + " input");
         if (man.path == model::Path::Encoder) man.task = adapter::Task::Embed;
@@ -124,16 +126,18 @@ Status run_run(const RunArgs & a) {
     if (!a.out.empty())
         return invalid_argument("--out: the " + std::string(model::path_name(man.path)) + " path outputs " +
                                 adapter::output_kind_name(man.output) + ", which is printed, not written to a file");
-    if (man.path != model::Path::Backbone && !fw->config().has_encoder(man.modality))
+    if (man.path != model::Path::Backbone && man.modality != model::Modality::Text &&
+        !fw->config().has_encoder(man.modality))
         return incompatible(a.firmware + ": no " + std::string(model::modality_name(man.modality)) + " encoder");
     std::vector<model::Request> batch;
     for (const auto & in : a.inputs) {
         runtime::InputSpec spec;
         spec.name     = in;
         spec.modality = man.path == model::Path::Backbone ? model::Modality::Text : man.modality;
+        if (spec.modality == model::Modality::Text && runtime::guess_modality(in) != model::Modality::Text)
+            return invalid_argument(in + ": a " + model::modality_name(runtime::guess_modality(in)) +
+                                    " file, but the input modality is text");
         if (spec.modality == model::Modality::Text) {
-            if (runtime::guess_modality(in) != model::Modality::Text)
-                return invalid_argument(in + ": the " + std::string(model::path_name(man.path)) + " path takes text");
             M4_ASSIGN_OR_RETURN(spec.text, runtime::read_text_input(in));
         } else {
             M4_ASSIGN_OR_RETURN(spec.signal, runtime::load_modal_input(in, fw->config().encoder(man.modality)));
@@ -143,12 +147,23 @@ Status run_run(const RunArgs & a) {
         r.adapter = ad ? &ad->weights() : nullptr;
         batch.push_back(std::move(r));
     }
-    model::GenerateOptions g = man.generation;
-    if (a.max_new_tokens >= 0) g.max_new_tokens = a.max_new_tokens;
-    if (a.temperature >= 0) g.temperature = a.temperature;
-    if (a.top_k >= 0) g.top_k = a.top_k;
-    if (a.top_p >= 0) g.top_p = a.top_p;
-    g.seed = a.seed;
+    // Command-line values override the manifest's defaults; both are checked before anything runs.
+    model::GenerateOptions g = model::with_overrides(man.generation, a.gen);
+    if (man.task == adapter::Task::Generate && man.path != model::Path::Encoder) {
+        M4_RETURN_IF_ERROR(fw->check_options(g, "generation options"));
+        if (!a.gen.choices.empty() && !a.gen.json_schema.empty())
+            return invalid_argument("--choice and --json-schema cannot be combined");
+        if (!a.gen.choices.empty()) {
+            M4_ASSIGN_OR_RETURN(g.constraint,
+                                model::TokenConstraint::choices(a.gen.choices, fw->tokenizer(), g.max_new_tokens));
+        } else if (!a.gen.json_schema.empty()) {
+            M4_ASSIGN_OR_RETURN(const std::string schema, runtime::read_text_input(a.gen.json_schema));
+            M4_ASSIGN_OR_RETURN(g.constraint,
+                                model::TokenConstraint::json_schema(schema, fw->tokenizer(), g.max_new_tokens));
+        }
+    } else if (!a.gen.choices.empty() || !a.gen.json_schema.empty()) {
+        return invalid_argument("--choice / --json-schema need generation (text, or --path full)");
+    }
     if (!parse_dtype(a.kv_dtype, &g.kv_dtype) || (g.kv_dtype != DType::F32 && g.kv_dtype != DType::BF16))
         return invalid_argument("--kv-dtype: '" + a.kv_dtype + "' is not f32 or bf16");
 
@@ -207,11 +222,7 @@ void add_run_command(CLI::App & app, int * rc) {
     cmd->add_option("--modality", a->modality, "without an adapter: image, audio, imu or text (needed for .npy)");
     cmd->add_option("--prompt", a->prompt, "text prompt for the full path");
     cmd->add_option("--top", a->top, "labels to show for classification");
-    cmd->add_option("--max-new-tokens", a->max_new_tokens, "generation length limit");
-    cmd->add_option("--temperature", a->temperature, "sampling temperature (0: greedy)");
-    cmd->add_option("--top-k", a->top_k, "sample among the k most likely tokens");
-    cmd->add_option("--top-p", a->top_p, "nucleus sampling threshold");
-    cmd->add_option("--seed", a->seed, "sampling seed");
+    add_generation_options(cmd, &a->gen);
     cmd->add_option("--kv-dtype", a->kv_dtype,
                     "KV cache storage while generating: f32 (default, exact) or bf16 (half)");
     cmd->add_flag("--json", a->json, "print JSON");

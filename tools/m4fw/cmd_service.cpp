@@ -7,6 +7,8 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <google/protobuf/util/json_util.h>
+
 #include "base/mapped_file.h"
 #include "commands.h"
 #include "m4/client.h"
@@ -20,7 +22,8 @@ struct ServiceArgs {
     std::string              name, file, adapter, modality, path, prompt, app;
     std::vector<std::string> inputs;
     bool                     replace = false, activate = false, withdraw = false, background = false, json = false;
-    uint32_t                 deadline_ms = 0, max_new_tokens = 0;
+    uint32_t deadline_ms = 0;
+    model::GenerationOverrides gen;  // sent as given: the daemon checks the values
 };
 
 // Prints a non-OK protocol answer and returns its exit status (10 + the protocol status).
@@ -50,9 +53,18 @@ void print_infer(const v1::InferReply & rep, const std::vector<std::string> & in
             for (int k = 0; k < std::min(8, res.values_size()); ++k) fmt::print("{:+.4f} ", res.values(k));
             fmt::print("\n");
         }
-        if (!res.text().empty() || res.tokens_size()) fmt::print("  → {}\n", res.text());
+        if (!res.text().empty() || res.tokens_size())
+            fmt::print("  → {}  ({} tokens, stop: {})\n", res.text(), res.tokens_size(), res.stop_reason());
     }
     fmt::print("batch of {} rows · queued {:.1f} ms · ran {:.1f} ms\n", rep.batch_rows(), rep.queue_ms(), rep.run_ms());
+}
+
+// One line of JSON (the protobuf JSON mapping of the reply: field names in lowerCamelCase).
+void print_json(const google::protobuf::Message & m) {
+    std::string out;
+    google::protobuf::util::JsonPrintOptions o;
+    o.always_print_primitive_fields = true;
+    if (google::protobuf::util::MessageToJsonString(m, &out, o).ok()) fmt::print("{}\n", out);
 }
 
 // Sends inputs [first, last) as one request: files travel as descriptors (the daemon reads them,
@@ -63,7 +75,25 @@ int infer_chunk(const ServiceArgs & a, client::Client & c, size_t first, size_t 
     req.set_prompt(a.prompt);
     req.set_priority(a.background ? v1::PRIORITY_BACKGROUND : v1::PRIORITY_FOREGROUND);
     req.set_deadline_ms(a.deadline_ms);
-    req.set_max_new_tokens(a.max_new_tokens);
+    // Negative counts cannot travel (unsigned fields); every other range is the daemon's check.
+    if (a.gen.max_new_tokens && *a.gen.max_new_tokens <= 0)
+        return report(invalid_argument("--max-new-tokens " + std::to_string(*a.gen.max_new_tokens) +
+                                       " is out of range (at least 1)"));
+    if (a.gen.top_k && *a.gen.top_k < 0)
+        return report(invalid_argument("--top-k " + std::to_string(*a.gen.top_k) + " is out of range (0: off)"));
+    if (a.gen.max_new_tokens) req.set_max_new_tokens(static_cast<uint32_t>(*a.gen.max_new_tokens));
+    if (a.gen.temperature) req.set_temperature(*a.gen.temperature);
+    if (a.gen.top_k) req.set_top_k(static_cast<uint32_t>(*a.gen.top_k));
+    if (a.gen.top_p) req.set_top_p(*a.gen.top_p);
+    if (a.gen.seed) req.set_seed(*a.gen.seed);
+    if (a.gen.stop)
+        for (const auto & s : *a.gen.stop) req.add_stop(s);
+    for (const auto & s : a.gen.choices) req.add_choices(s);
+    if (!a.gen.json_schema.empty()) {
+        auto schema = runtime::read_text_input(a.gen.json_schema);
+        if (!schema) return report(schema.status().with_context("--json-schema"));
+        req.set_json_schema(*schema);
+    }
     if (a.path == "encoder") req.set_path(v1::PATH_ENCODER);
     if (a.path == "backbone") req.set_path(v1::PATH_BACKBONE);
     if (a.path == "full") req.set_path(v1::PATH_FULL);
@@ -97,7 +127,10 @@ int infer_chunk(const ServiceArgs & a, client::Client & c, size_t first, size_t 
     auto r = c.infer(req, fds);
     close_all();
     if (int rc = answer(r)) return rc;
-    print_infer(r->infer(), a.inputs, first);
+    if (a.json)
+        print_json(r->infer());
+    else
+        print_infer(r->infer(), a.inputs, first);
     return 0;
 }
 
@@ -109,10 +142,11 @@ int run_infer(const ServiceArgs & a, client::Client & c) {
     return 0;
 }
 
-int run_status(client::Client & c) {
+int run_status(client::Client & c, bool json) {
     auto r = c.status();
     if (int rc = answer(r)) return rc;
     const auto & s = r->status_reply();
+    if (json) return print_json(s), 0;
     fmt::print("firmware: {} {}\nslot: {}\nkernels: {}\nresident: {:.1f} MiB\nadapters cached: {} ({:.1f} KiB)\n",
                s.firmware_name(), s.firmware_fingerprint(), s.active_slot(), s.isa(), s.resident_bytes() / 1048576.0,
                s.adapters_cached(), s.adapter_cache_bytes() / 1024.0);
@@ -121,8 +155,13 @@ int run_status(client::Client & c) {
                s.queued_input_bytes() / 1024.0);
     for (const auto & n : s.notices()) fmt::print("notice: {}\n", n);
     for (const auto & a : s.apps())
-        fmt::print("app {} (uid {}): {} requests, {} items, {} errors, {} busy, {} adapters ({} bytes)\n", a.app(),
-                   a.uid(), a.requests(), a.items(), a.errors(), a.busy(), a.adapters(), a.adapter_bytes());
+        fmt::print(
+            "app {} (uid {}): {} requests, {} items, {} errors, {} busy, {} adapters ({} bytes)\n"
+            "  tokens: {} prompt, {} generated · cpu {:.1f} ms · queued {:.1f} ms in all · peak adapters "
+            "{:.1f} KiB, peak KV {:.1f} KiB\n",
+            a.app(), a.uid(), a.requests(), a.items(), a.errors(), a.busy(), a.adapters(), a.adapter_bytes(),
+            a.prompt_tokens(), a.generated_tokens(), a.cpu_us() / 1000.0, a.queue_us() / 1000.0,
+            a.peak_adapter_bytes() / 1024.0, a.peak_kv_bytes() / 1024.0);
     return 0;
 }
 
@@ -187,14 +226,16 @@ void add_service_commands(CLI::App & app, CLI::App & adapter_group, int * rc) {
     inf->add_option("--prompt", a->prompt, "text after the modality tokens (full path)");
     inf->add_flag("--background", a->background, "background priority");
     inf->add_option("--deadline-ms", a->deadline_ms, "give up if not started within this time");
-    inf->add_option("--max-new-tokens", a->max_new_tokens, "generation length limit");
+    add_generation_options(inf, &a->gen);
+    inf->add_flag("--json", a->json, "print the replies as JSON");
     inf->add_option("inputs", a->inputs, "files (sent as descriptors), .npy arrays, or text")->required();
     add_socket(inf);
     inf->callback([a, rc] { *rc = with_client(*a, [&](client::Client & c) { return run_infer(*a, c); }); });
 
     auto * st = app.add_subcommand("status", "daemon status: firmware, memory, caches, queues, per-app usage");
     add_socket(st);
-    st->callback([a, rc] { *rc = with_client(*a, [&](client::Client & c) { return run_status(c); }); });
+    st->add_flag("--json", a->json, "print the reply as JSON (protobuf JSON mapping, lowerCamelCase names)");
+    st->callback([a, rc] { *rc = with_client(*a, [&](client::Client & c) { return run_status(c, a->json); }); });
 
     auto * fw = app.add_subcommand("firmware", "firmware slots of the daemon (admin)");
     fw->require_subcommand(1);

@@ -49,6 +49,10 @@ std::string default_firmware();
 // Adds `--firmware` defaulting to default_firmware().
 CLI::Option * add_firmware_option(CLI::App * cmd, std::string * firmware, const std::string & what = "firmware .m4fw");
 
+// --max-new-tokens, --temperature, --top-k, --top-p, --seed, --stop (repeatable) of run and infer:
+// each one given is recorded in `o` (it overrides the adapter manifest's default).
+void add_generation_options(CLI::App * cmd, model::GenerationOverrides * o);
+
 // --parent P of run/eval: "" without P; else P's fingerprint once `fw` is verified to be P's
 // quantized sibling (model::verify_quantized_sibling), for adapter::Adapter::load.
 Result<std::string> verified_parent(const std::string & parent_path, const model::Model & fw);

@@ -14,6 +14,32 @@ std::string default_firmware() {
     return tools::default_firmware();
 }
 
+void add_generation_options(CLI::App * cmd, model::GenerationOverrides * o) {
+    cmd->add_option_function<int>(
+        "--max-new-tokens", [o](const int & v) { o->max_new_tokens = v; },
+        "generation length limit (1 .. the firmware's context)");
+    cmd->add_option_function<float>(
+        "--temperature", [o](const float & v) { o->temperature = v; }, "sampling temperature, 0 .. 100 (0: greedy)");
+    cmd->add_option_function<int>(
+        "--top-k", [o](const int & v) { o->top_k = v; }, "sample among the k most likely tokens (0: off)");
+    cmd->add_option_function<float>(
+        "--top-p", [o](const float & v) { o->top_p = v; }, "nucleus sampling threshold, (0, 1] (1: off)");
+    cmd->add_option_function<uint64_t>(
+        "--seed", [o](const uint64_t & v) { o->seed = v; }, "sampling seed");
+    cmd->add_option_function<std::vector<std::string>>(
+        "--stop", [o](const std::vector<std::string> & v) { o->stop = v; },
+        "stop string (repeat for several; at most 8 of 1..64 bytes); replaces the adapter's list")
+        ->expected(1)
+        ->allow_extra_args(false)
+        ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);  // one value per --stop: inputs follow
+    cmd->add_option("--choice", o->choices, "constrained output: exactly one of these (repeat the option)")
+        ->expected(1)
+        ->allow_extra_args(false)
+        ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+    cmd->add_option("--json-schema", o->json_schema,
+                    "constrained output: compact JSON following this schema (JSON text, or a file holding it)");
+}
+
 CLI::Option * add_firmware_option(CLI::App * cmd, std::string * firmware, const std::string & what) {
     *firmware = default_firmware();
     return cmd->add_option("--firmware", *firmware, what + " (default: " + *firmware + ")");

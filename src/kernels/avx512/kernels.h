@@ -16,9 +16,14 @@ void rmsnorm_fwd_f32_avx512(const float * x, const float * w, float * y, int64_t
 void layernorm_fwd_f32_avx512(const float * x, const float * w, const float * b, float * y, int64_t M, int64_t C,
                               float eps);
 void attention_fwd_f32_avx512(const AttentionArgs & a);
+void attention_bwd_f32_avx512(const AttentionArgs & a, const float * dy, float * dq, float * dk, float * dv);
 void silu_fwd_f32_avx512(const float * x, float * y, int64_t n);
 void gelu_fwd_f32_avx512(const float * x, float * y, int64_t n);
 void add_fwd_f32_avx512(const float * a, const float * b, float * y, int64_t n, int64_t b_period);
 void mul_fwd_f32_avx512(const float * a, const float * b, float * y, int64_t n, int64_t b_period);
+
+void transpose_f32_avx512(const void * in, int64_t ldi, int64_t R, int64_t C, void * out, int64_t ldo);
+void transpose_f32_bf16_avx512(const void * in, int64_t ldi, int64_t R, int64_t C, void * out, int64_t ldo);
+void transpose_u16_avx512(const void * in, int64_t ldi, int64_t R, int64_t C, void * out, int64_t ldo);
 
 }  // namespace m4::kern

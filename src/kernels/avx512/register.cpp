@@ -15,10 +15,14 @@ void register_avx512(KernelTable & table) {
     table.rmsnorm                             = rmsnorm_fwd_f32_avx512;
     table.layernorm                           = layernorm_fwd_f32_avx512;
     table.attention                           = attention_fwd_f32_avx512;
+    table.attention_bwd                       = attention_bwd_f32_avx512;
     table.silu                                = silu_fwd_f32_avx512;
     table.gelu                                = gelu_fwd_f32_avx512;
     table.add                                 = add_fwd_f32_avx512;
     table.mul                                 = mul_fwd_f32_avx512;
+    table.transpose[static_cast<int>(TransposeKind::F32)]       = transpose_f32_avx512;
+    table.transpose[static_cast<int>(TransposeKind::F32ToBf16)] = transpose_f32_bf16_avx512;
+    table.transpose[static_cast<int>(TransposeKind::U16)]       = transpose_u16_avx512;
 }
 
 }  // namespace m4::kern
