@@ -140,8 +140,8 @@ TEST_F(DecoderTest, GeneratorInputFaults) {
     r.tokens.clear();
     expect_status(model_->run(Path::Generator, Modality::Audio, {&r, 1}).status(), StatusCode::Incompatible,
                   "no audio decoder");
-    expect_status(model_->generate(Path::Generator, Modality::Image, {&r, 1}, {}).status(), StatusCode::InvalidArgument,
-                  "text generation");
+    expect_status(model_->generate(Path::Generator, Modality::Image, {&r, 1}, model::GenerateOptions{}).status(),
+                  StatusCode::InvalidArgument, "text generation");
     // A firmware without decoders: valid, loads, and refuses path 4 by name.
     nlohmann::json j = tiny_config();
     j.erase("decoders");
