@@ -82,6 +82,16 @@ def main():
         die(f"{plans_dir}: no such directory (it lists the tasks: m4fw eval --plan --task T > {plans_dir}/T.json)")
     fp = a.firmware_fingerprint
     rows = []
+    # Tasks built under --data that have no plan here were never scored on this firmware (its
+    # `m4fw eval --plan` failed: e.g. img.super_resolution on a firmware without an image decoder).
+    a.unplanned = []
+    if a.data and os.path.isdir(a.data):
+        for task in sorted(os.listdir(a.data)):
+            if task != "pretrain" and os.path.isfile(os.path.join(a.data, task, "manifest.json")) and \
+                    not os.path.isfile(os.path.join(plans_dir, f"{task}.json")):
+                a.unplanned.append(task)
+                print(f"eaibench-report: {task}: built under {a.data} but no plan in {plans_dir} (not scored on "
+                      f"this firmware; m4fw eval --plan --task {task} says why)", file=sys.stderr)
     for name in sorted(os.listdir(plans_dir)):
         if not name.endswith(".json"):
             continue
@@ -341,6 +351,10 @@ def write_md(rows, a, figs):
                  f"says little; without them {len(par) - len(weak)} of {len(ok) - len(weak)}.")
     missing = [r for r in rows if not r["ok"]]
     L.append(f"{len(rows)} tasks in `{shown}/plans/`; {len(missing)} not compared (marked in the table).")
+    if a.unplanned:
+        L.append(f"Not in the table: {', '.join(a.unplanned)} — built in the data directory but with no plan "
+                 f"for this firmware (`m4fw eval --plan --task T` refuses it, e.g. a generator task on a firmware "
+                 f"without that decoder), so neither side is scored here.")
     L += ["", "Task-specific = the stronger of the trained model and, for encoder-path classification, a "
           "logistic regression on raw features (pixels / log-mel / IMU window; `m4fw baseline classic`).", "",
           "| task | group | metric | m4 | task-specific | trained model | logistic regression | chance | Δ | parity | "
