@@ -148,6 +148,36 @@ TEST(ThreadPool, AdaptivePoolRunsASiteAloneWhereItsWorkersAreSlow) {
     EXPECT_GT(pool.stats().worker_chunks, worker_chunks) << "the workers should be timed again";
 }
 
+// One call that the scheduler stalls (here: 150 ms in one chunk) must not decide the mode of the
+// calls after it: the site's estimate is the median of its recent timings, not a running mean
+// that the outlier would dominate for hundreds of calls. The caller alone is made slow (10 ms a
+// call) so that the workers' mode is the right choice on any machine.
+TEST(ThreadPool, AdaptivePoolIsNotPinnedByOneStalledCall) {
+    ThreadPool pool(2, /*adaptive=*/true, {}, [] { return 0.0; });
+    constexpr int64_t n            = 20000;
+    const std::vector<double> want = serial_square_roots(n);
+    std::vector<double> out(n);
+    std::atomic<bool> stall_once{false};
+    auto job = [&] {
+        pool.parallel_for(n, [&](int64_t b, int64_t e) {
+            if (e - b == n)
+                std::this_thread::sleep_for(std::chrono::milliseconds(10));  // alone
+            else if (stall_once.exchange(false))
+                std::this_thread::sleep_for(std::chrono::milliseconds(150));
+            square_roots(b, e, out);
+        });
+        ASSERT_EQ(out, want);
+    };
+    for (int rep = 0; rep < 12; ++rep) job();  // both modes timed; the workers' mode wins
+    stall_once = true;
+    job();
+    ASSERT_FALSE(stall_once) << "the stalled call should have run in the workers' mode";
+    const uint64_t inline_before = pool.stats().inline_jobs;
+    for (int rep = 0; rep < 20; ++rep) job();
+    EXPECT_LE(pool.stats().inline_jobs - inline_before, 2u)
+        << "after one stalled call the site should stay in the workers' mode";
+}
+
 // width() is the cores that other runnable threads leave; while it is 1, a call site that has not
 // been timed yet starts on the caller alone.
 TEST(ThreadPool, AdaptivePoolSeesTheCoresOthersLeave) {
