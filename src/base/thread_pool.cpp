@@ -279,7 +279,12 @@ void ThreadPool::record(Site & site, bool alone, int64_t ns) {
 // never leave their first probe).
 ThreadPool::Site * ThreadPool::find_site(uint64_t key) {
     key |= 1;  // 0 marks an empty slot
-    const size_t first = key % sites_.size();
+    // Slot from all of the key's bits (a plain modulo would see only its low bits, where the
+    // job's size, shifted up by 20, does not reach).
+    uint64_t h = key ^ (key >> 31);
+    h *= 0xBF58476D1CE4E5B9ull;
+    h ^= h >> 29;
+    const size_t first = h % sites_.size();
     Site * victim      = nullptr;
     for (size_t w = 0; w < kSiteWays; ++w) {
         Site & s = sites_[(first + w) % sites_.size()];

@@ -178,6 +178,23 @@ TEST(ThreadPool, AdaptivePoolIsNotPinnedByOneStalledCall) {
         << "after one stalled call the site should stay in the workers' mode";
 }
 
+// Many call sites at once (a model has dozens of GEMM shapes): each keeps its own timings. With
+// every core taken by others, a site's first calls run on the caller alone (load_narrowed) until
+// it is timed; a site that another one kept evicting would stay in that first probe forever.
+TEST(ThreadPool, AdaptivePoolKeepsManySitesApart) {
+    const double cpus = std::max(1u, std::thread::hardware_concurrency());
+    ThreadPool pool(2, /*adaptive=*/true, {}, [&] { return cpus; });
+    constexpr int kSites = 300;
+    std::vector<int64_t> sums(kSites);
+    for (int round = 0; round < 8; ++round)
+        for (int i = 0; i < kSites; ++i) {
+            std::atomic<int64_t> sum{0};
+            pool.parallel_for(1000 + i, [&](int64_t b, int64_t e) { sum += e - b; });
+            ASSERT_EQ(sum.load(), 1000 + i);
+        }
+    EXPECT_LE(pool.stats().load_narrowed, uint64_t{2} * kSites) << "sites evicted each other and were probed again";
+}
+
 // width() is the cores that other runnable threads leave; while it is 1, a call site that has not
 // been timed yet starts on the caller alone.
 TEST(ThreadPool, AdaptivePoolSeesTheCoresOthersLeave) {
