@@ -1,5 +1,5 @@
 // Firmware from public checkpoints (docs/import.md): readers that map a Hugging Face directory
-// (LLaMA-family causal LM, SigLIP-style vision tower), a GGUF `llama` file or an existing firmware
+// (LLaMA-family causal LM, SigLIP / ViT / CLIP vision tower), a GGUF `llama` file or an existing firmware
 // onto m4's tensor names, a builder that writes a firmware from such parts (initialising what no
 // part brings: text_proj, embed_proj, projectors), and the PEFT LoRA → .m4a importer.
 //
