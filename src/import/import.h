@@ -73,6 +73,7 @@ struct AdapterReport {
     int64_t rank = 0;
     float alpha  = 0;
     std::vector<std::string> targets;  // m4 linear names
+    int64_t padded_values = 0;         // zeros added to bring rank_pattern modules to `rank`
 };
 
 // PEFT LoRA directory (adapter_config.json + adapter_model.safetensors) → a `generate` adapter on

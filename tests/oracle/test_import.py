@@ -409,6 +409,40 @@ class Import(unittest.TestCase):
         ref = hf_llama_logits(self.cfg, t64(self.stored), [1] + TOKENS[0], lora).numpy()
         self.assertGreater(rel_err(np.load(os.path.join(out, "bb0.0.npy")), ref), 100 * max(err, 1e-6))
 
+    def test_peft_rank_and_alpha_pattern(self):
+        """Per-module ranks and alphas (PEFT's rank_pattern / alpha_pattern, keys matched as
+        "(.*\\.)?(key)$"): stored at the largest rank, the smaller ones zero-padded, the scales folded."""
+        d = os.path.join(W, "peft_pattern")
+        os.makedirs(d, exist_ok=True)
+        R, alpha = 4, 8.0
+        mods = ["q_proj", "v_proj", "down_proj"]
+        rank_pattern = {"v_proj": 2, "model.layers.1.mlp.down_proj": 6}
+        alpha_pattern = {"layers.0.self_attn.q_proj": 3.0}
+        with open(os.path.join(d, "adapter_config.json"), "w") as fh:
+            json.dump({"peft_type": "LORA", "r": R, "lora_alpha": alpha, "target_modules": mods, "bias": "none",
+                       "rank_pattern": rank_pattern, "alpha_pattern": alpha_pattern}, fh)
+        tensors, lora = [], {}
+        for l in range(L):
+            for m in mods:
+                grp = "mlp" if m == "down_proj" else "self_attn"
+                mod = "model.layers.%d.%s.%s" % (l, grp, m)
+                r = 2 if m == "v_proj" else 6 if (l, m) == (1, "down_proj") else R
+                a = 3.0 if (l, m) == (0, "q_proj") else alpha
+                out_dim, in_dim = self.t[mod + ".weight"].shape
+                A = (0.3 * RNG.standard_normal((r, in_dim))).astype(np.float32)
+                B = (0.3 * RNG.standard_normal((out_dim, r))).astype(np.float32)
+                tensors += [("base_model.model.%s.lora_A.weight" % mod, "F32", A),
+                            ("base_model.model.%s.lora_B.weight" % mod, "F32", B)]
+                lora[mod] = (torch.as_tensor(A, dtype=torch.float64), torch.as_tensor(B, dtype=torch.float64), a / r)
+        cw.write_safetensors(os.path.join(d, "adapter_model.safetensors"), tensors)
+        a = os.path.join(W, "peft_pattern.m4a")
+        out = run([ARGS.m4fw, "import-adapter", d, "--firmware", self.fw, "--out", a]).stdout
+        self.assertIn("padded with", out)
+        man = M4File.load(a).header
+        self.assertEqual(man["lora"]["rank"], 6)
+        self.assertAlmostEqual(man["lora"]["alpha"], alpha / R * 6, places=5)
+        self.check_logits(self.fw, self.stored, TOL, "peft rank/alpha_pattern", lora=lora, adapter_file=a)
+
     def test_gguf_f16(self):
         g = os.path.join(W, "f16.gguf")
         stored = gguf_from_llama(g, self.cfg, self.t, self.spm, cw.GGML_F16)
