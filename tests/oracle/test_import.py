@@ -626,10 +626,14 @@ class ImportVisionLayouts(unittest.TestCase):
                  {"name": "full", "path": "full", "modality": "image", "items": [{"input": ip, "tokens": TOKENS[0]}]}]
         return fw, M4File.load(fw), out, img, dump(fw, cases, "compose_" + tag)
 
+    @staticmethod
+    def embedding(f, pooled):
+        z = pooled @ torch.as_tensor(f.tensors["encoders.image.embed_proj.weight"], dtype=torch.float64).T
+        return (z / z.norm()).numpy()
+
     def check_paths(self, f, o, tok, pooled, tag):
         """tok: the tokens m4 feeds the projector; pooled: what goes into embed_proj."""
-        z = pooled @ torch.as_tensor(f.tensors["encoders.image.embed_proj.weight"], dtype=torch.float64).T
-        e1 = rel_err(np.load(os.path.join(o, "enc.0.npy")), (z / z.norm()).numpy())
+        e1 = rel_err(np.load(os.path.join(o, "enc.0.npy")), self.embedding(f, pooled))
         P = torch.as_tensor(f.tensors["projectors.image.weight"], dtype=torch.float64)
         pb = torch.as_tensor(f.tensors["projectors.image.bias"], dtype=torch.float64)
         emb = t64(self.stored)["model.embed_tokens.weight"]
@@ -638,6 +642,7 @@ class ImportVisionLayouts(unittest.TestCase):
         print("%-28s encoder path %.2e; full path %.2e (bound %.1e)" % (tag, e1, e2, TOL))
         self.assertLess(e1, TOL, tag)
         self.assertLess(e2, TOL, tag)
+        return e1
 
     def test_clip_model_with_preprocessor_config(self):
         """A full CLIPModel: hidden_act left to its default (quick_gelu), the text tower, both
@@ -681,10 +686,12 @@ class ImportVisionLayouts(unittest.TestCase):
         fw, f, out, img, o = self.compose(d, "siglip_tanh")
         self.assertEqual(f.header["encoders"]["image"]["activation"], "gelu_tanh")
         tok = siglip_tokens(cfg, t64(t), img)
-        self.check_paths(f, o, tok, tok.mean(0), "compose siglip (tanh gelu)")
-        # The erf GELU gives a different answer: the form matters at this size.
+        e1 = self.check_paths(f, o, tok, tok.mean(0), "compose siglip (tanh gelu)")
+        # The form is the tanh one: the same tower with the erf GELU is 100× farther from m4's output.
         erf = siglip_tokens(dict(cfg, hidden_act="gelu"), t64(t), img)
-        self.assertGreater(rel_err(erf.numpy(), tok.numpy()), 10 * TOL)
+        e_erf = rel_err(np.load(os.path.join(o, "enc.0.npy")), self.embedding(f, erf.mean(0)))
+        print("  the erf-GELU reference is %.2e away" % e_erf)
+        self.assertGreater(e_erf, 100 * e1)
         a = os.path.join(W, "tanh.m4a")
         run([ARGS.m4fw, "adapter", "train", "--firmware", fw, "--task", "image-grid", "--steps", "2", "--out", a])
         self.assertTrue(os.path.exists(a))

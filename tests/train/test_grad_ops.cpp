@@ -266,8 +266,10 @@ TEST(GradOps, SiluGeluLog) {
     gelu_backward_ref(r.data(), x.data(), dg.data(), n);
     fd_check("gelu dx", x, dg.added(), gelu_loss);
     // The tanh and quick forms (GeluForm), through the form-taking backward the encoder graph calls.
-    for (auto [form, fwd, name] : {std::tuple{GeluForm::Tanh, gelu_tanh_forward_ref, "gelu_tanh dx"},
-                                   std::tuple{GeluForm::Quick, gelu_quick_forward_ref, "gelu_quick dx"}}) {
+    using Fwd  = void (*)(const float *, float *, int64_t);
+    using Case = std::tuple<GeluForm, Fwd, const char *>;
+    for (auto [form, fwd, name] : {Case{GeluForm::Tanh, gelu_tanh_forward_ref, "gelu_tanh dx"},
+                                   Case{GeluForm::Quick, gelu_quick_forward_ref, "gelu_quick dx"}}) {
         auto loss = [&, fwd = fwd] {
             fwd(x.data(), y.data(), n);
             return dot64(r, y.data(), n);
