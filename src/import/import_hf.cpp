@@ -442,7 +442,10 @@ Result<Part> import_hf_vision(const std::string & dir) {
     };
     M4_RETURN_IF_ERROR(take_tensors(ck, table, shapes, cfg_file, &part, ignore));
     for (const auto & h : dropped)
-        part.source["notes"].push_back(h + std::string("* not imported: m4 pools the tokens into its own embed_proj"));
+        part.source["notes"].push_back(h +
+                                       std::string(clip ? "* not imported: m4 projects the pooled class token "
+                                                          "with its own embed_proj"
+                                                        : "* not imported: m4 mean-pools the tokens into embed_proj"));
     for (const auto & [name, n] : zero_biases) {
         Tensor z = Tensor::empty(DType::F32, Shape{n});
         std::fill(z.f32(), z.f32() + n, 0.0f);
@@ -474,8 +477,12 @@ Result<Part> import_hf_vision(const std::string & dir) {
     }
     part.tensors[e + "patch_embed.weight"] = pe;
     part.tensors[e + "patch_embed.bias"]   = pbias;
-    part.source["pixel_norm"]              = {{"mean", {pix.mean[0], pix.mean[1], pix.mean[2]}},
-                                              {"std", {pix.std[0], pix.std[1], pix.std[2]}}};
+    // Recorded when it changed anything (SigLIP / ViT imports at 0.5 / 0.5 keep their header bytes).
+    bool identity = true;
+    for (int c = 0; c < 3; ++c) identity = identity && pix.mean[c] == 0.5 && pix.std[c] == 0.5;
+    if (!identity)
+        part.source["pixel_norm"] = {{"mean", {pix.mean[0], pix.mean[1], pix.mean[2]}},
+                                     {"std", {pix.std[0], pix.std[1], pix.std[2]}}};
     return part;
 }
 
