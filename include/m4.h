@@ -8,6 +8,10 @@
  *     if (m4_infer_file(c, "shirt", "image", "photo.png", &r) == M4_OK)
  *         printf("%s %.3f\n", m4_result_label(r, 0), m4_result_score(r, 0));
  *     m4_result_free(r);
+ *     const uint8_t * png; size_t n;                            // super-resolution (path 4)
+ *     if (m4_generate_image(c, "sr", "small.png", &r) == M4_OK && (n = m4_result_image(r, &png, NULL, NULL)))
+ *         fwrite(png, 1, n, big_png_file);
+ *     m4_result_free(r);
  *     m4_client_close(c);
  *
  * Rules: out-parameters come last; every m4_status other than M4_OK leaves a message in
@@ -92,6 +96,14 @@ m4_status m4_generate(m4_client_t * client, const char * adapter, const char * t
  * m4_result_values() gives embed_dim unit-norm floats. */
 m4_status m4_embed_text(m4_client_t * client, const char * text, m4_result_t ** out);
 
+/* The generator path (path 4): the image file at `path` (PNG/JPEG/BMP/GIF, at most the image
+ * decoder's S×S; passed to the daemon as a descriptor) goes through the image decoder alone and
+ * comes back as an S×S image — read it with m4_result_image(). adapter NULL or "": the firmware's
+ * decoder alone; otherwise an image-output adapter (a text adapter is M4_ERR_INCOMPATIBLE). A
+ * firmware without an image decoder is M4_ERR_INCOMPATIBLE, an input larger than the decoder's grid
+ * or not an image M4_ERR_INVALID_ARGUMENT. */
+m4_status m4_generate_image(m4_client_t * client, const char * adapter, const char * path, m4_result_t ** out);
+
 /* The daemon's status as JSON (the protobuf JSON mapping of m4.v1.StatusReply): firmware, queues,
  * and per-app usage — "apps": requests, items, promptTokens, generatedTokens, cpuUs, queueUs,
  * peakAdapterBytes, peakKvBytes, busy … (an app sees its own line, the admin every app's).
@@ -109,7 +121,11 @@ const char *  m4_result_text(const m4_result_t * r);
 size_t m4_result_token_count(const m4_result_t * r);
 const int32_t * m4_result_tokens(const m4_result_t * r);
 const char * m4_result_stop_reason(const m4_result_t * r); /* "eos", "stop", "length", "context"; "" */
-void          m4_result_free(m4_result_t * r);
+/* An image output (generator path): returns the PNG's byte count (0 when the result has no image)
+ * and points *png at its bytes — owned by the result, valid until m4_result_free, not copied.
+ * width / height may be NULL. The bytes are 8-bit RGB PNG, the file `m4fw run --out` writes. */
+size_t m4_result_image(const m4_result_t * r, const uint8_t ** png, uint32_t * width, uint32_t * height);
+void m4_result_free(m4_result_t * r);
 
 #ifdef __cplusplus
 }

@@ -12,6 +12,8 @@ adapters. Nothing is compiled for Python: this module loads libm4.so (built with
                        stop=["."])
         print(g.text, g.stop_reason)
         v = c.embed("a photo of a cat")                  # unit vector in the shared space
+        img = c.generate_image("small.png")              # path 4 (a firmware with an image decoder)
+        open("big.png", "wb").write(img.png)             # img.width, img.height: the decoder's S×S
         print(c.status()["apps"])                        # this app's usage
 
 Every daemon refusal raises ``m4.Error`` with ``code`` (the m4_status number), ``name``
@@ -24,7 +26,7 @@ import os
 from dataclasses import dataclass, field
 from typing import List, Optional, Sequence, Tuple
 
-__all__ = ["Client", "Error", "Generation", "load_library"]
+__all__ = ["Client", "Error", "Generation", "Image", "load_library"]
 
 STATUS_NAMES = {
     0: "OK", 1: "INVALID_ARGUMENT", 2: "NOT_FOUND", 3: "PERMISSION_DENIED", 4: "INCOMPATIBLE",
@@ -49,6 +51,13 @@ class Generation:
     text: str
     tokens: List[int] = field(default_factory=list)
     stop_reason: str = ""  # "eos", "stop", "length" or "context"
+
+
+@dataclass
+class Image:
+    width: int
+    height: int
+    png: bytes  # 8-bit RGB PNG, the bytes `m4fw run --path generator --out F.png` writes
 
 
 _lib = None
@@ -122,11 +131,16 @@ def _declare(lib: ctypes.CDLL) -> None:
         fn = getattr(lib, name)
         fn.restype = res
         fn.argtypes = args
-    # Optional entry points (newer libraries): constrained output.
-    for name, args in (("m4_options_add_choice", [P, S]), ("m4_options_set_json_schema", [P, S])):
+    # Optional entry points (newer libraries): constrained output, image outputs.
+    for name, args in (("m4_options_add_choice", [P, S]), ("m4_options_set_json_schema", [P, S]),
+                       ("m4_generate_image", [P, S, S, PP])):
         if hasattr(lib, name):
             getattr(lib, name).restype = I
             getattr(lib, name).argtypes = args
+    if hasattr(lib, "m4_result_image"):
+        U32 = ctypes.POINTER(ctypes.c_uint32)
+        lib.m4_result_image.restype = ctypes.c_size_t
+        lib.m4_result_image.argtypes = [P, ctypes.POINTER(ctypes.POINTER(ctypes.c_uint8)), U32, U32]
 
 
 def _b(s: Optional[str]) -> Optional[bytes]:
@@ -271,6 +285,20 @@ class Client:
             toks = L.m4_result_tokens(r)
             return Generation(L.m4_result_text(r).decode("utf-8", "replace"),
                               [toks[i] for i in range(n)], L.m4_result_stop_reason(r).decode())
+        finally:
+            L.m4_result_free(r)
+
+    def generate_image(self, image, adapter: Optional[str] = None) -> Image:
+        """The generator path (path 4): the image file (at most the decoder's S×S) through the image
+        decoder alone, or an image-output adapter; returns the S×S output as PNG bytes."""
+        L = self._lib
+        if not hasattr(L, "m4_generate_image"):
+            raise Error(1, "this libm4 has no image outputs")
+        r = self._result(lambda out: L.m4_generate_image(self._c, _b(adapter or ""), _b(os.fspath(image)), out))
+        try:
+            p, w, h = ctypes.POINTER(ctypes.c_uint8)(), ctypes.c_uint32(), ctypes.c_uint32()
+            n = L.m4_result_image(r, ctypes.byref(p), ctypes.byref(w), ctypes.byref(h))
+            return Image(w.value, h.value, ctypes.string_at(p, n) if n else b"")
         finally:
             L.m4_result_free(r)
 

@@ -29,13 +29,13 @@ def m4fw_run(*args):
 
 
 class Daemon:
-    def __init__(self):
+    def __init__(self, firmware=FIRMWARE):
         self.dir = tempfile.mkdtemp(prefix="m4py_")
         self.socket = os.path.join(self.dir, "m4fwd.sock")
         with open(os.path.join(self.dir, "config.json"), "w") as f:
             f.write("{}")
         self.log = open(os.path.join(self.dir, "daemon.log"), "w")
-        self.proc = subprocess.Popen([os.environ["M4FWD"], "--firmware", FIRMWARE, "--socket", self.socket,
+        self.proc = subprocess.Popen([os.environ["M4FWD"], "--firmware", firmware, "--socket", self.socket,
                                       "--state-dir", os.path.join(self.dir, "state"),
                                       "--config", os.path.join(self.dir, "config.json")],
                                      stderr=self.log, stdout=self.log)
@@ -161,11 +161,65 @@ class BindingTest(unittest.TestCase):
         self.assertGreater(int(u["cpuUs"]), 0)
         self.assertGreaterEqual(int(u["items"]), 1)
 
+    def test_generate_image_without_a_decoder_is_a_coded_error(self):
+        png = os.path.join(self.daemon.dir, "small.png")
+        write_png(png, 6, 5)
+        with self.assertRaises(m4.Error) as e:
+            self.c.generate_image(png)
+        self.assertEqual(e.exception.name, "INCOMPATIBLE")
+        self.assertIn("needs an image decoder", e.exception.message)
+        self.assertTrue(self.c.generate(None, "hello", max_new_tokens=2).tokens)  # still served
+
     def test_example_runs(self):
         out = subprocess.run([sys.executable, os.path.join(SRC, "python", "examples", "quickstart.py"),
                               self.daemon.socket], capture_output=True, text=True, timeout=120)
         self.assertEqual(out.returncode, 0, out.stderr)
         self.assertIn("best caption", out.stdout)
+
+
+def write_png(path, w, h):
+    """An 8-bit RGB PNG with a smooth pattern (zlib only)."""
+    import struct
+    import zlib
+    raw = b"".join(b"\0" + bytes((x * 23 + y * 11 + c * 80) % 256 for x in range(w) for c in range(3))
+                   for y in range(h))
+
+    def chunk(t, d):
+        return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xffffffff)
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+                + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+class GeneratorPathTest(unittest.TestCase):
+    """Path 4 on a firmware with an image decoder (tests/oracle/oracle_config.json: 16×16): the image
+    the daemon returns is the file the in-process `m4fw run --path generator --out` writes."""
+
+    def test_generate_image_matches_the_in_process_run(self):
+        work = tempfile.mkdtemp(prefix="m4py_gen_")
+        try:
+            fw = os.path.join(work, "fw.m4fw")
+            subprocess.run([os.environ["M4FW"], "init", "--config",
+                            os.path.join(SRC, "tests", "oracle", "oracle_config.json"), "--out", fw, "--seed", "3"],
+                           check=True, capture_output=True)
+            small, run_png = os.path.join(work, "small.png"), os.path.join(work, "run.png")
+            write_png(small, 9, 7)
+            subprocess.run([os.environ["M4FW"], "run", "--firmware", fw, "--path", "generator", small,
+                            "--out", run_png], check=True, capture_output=True)
+            d = Daemon(fw)
+            try:
+                with m4.Client(d.socket) as c:
+                    img = c.generate_image(small)
+                    self.assertEqual((img.width, img.height), (16, 16))
+                    with open(run_png, "rb") as f:
+                        self.assertEqual(img.png, f.read())
+                    with self.assertRaises(m4.Error) as e:
+                        c.generate_image(os.path.join(work, "missing.png"))
+                    self.assertEqual(e.exception.name, "INVALID_ARGUMENT")
+            finally:
+                d.stop()
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

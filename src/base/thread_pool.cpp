@@ -126,7 +126,8 @@ void ThreadPool::reset(int n_threads, bool adaptive) {
     adaptive_  = adaptive;
     stats_     = Stats{};
     worker_chunks_.store(0, std::memory_order_relaxed);
-    sites_.fill(Site{});
+    if (adaptive_ && sites_threads_ != n_threads_) sites_.fill(Site{});
+    if (adaptive_) sites_threads_ = n_threads_;
     start_workers();
 }
 
@@ -232,9 +233,17 @@ void ThreadPool::sample_load(int64_t now) {
     width_.store(std::clamp(w, 1, n_threads_), std::memory_order_relaxed);
 }
 
-// Which mode this call of `site` runs in: the faster one by the site's timings, the other one
-// every kExploreEvery calls (loads change), and, before both are timed, the one the machine's load
-// suggests first.
+double ThreadPool::median_ns(const std::array<int64_t, kWindow> & ring, uint32_t n) {
+    const int k = static_cast<int>(std::min<uint32_t>(n, kWindow));
+    if (k == 0) return 0;
+    std::array<int64_t, kWindow> v = ring;
+    std::nth_element(v.begin(), v.begin() + k / 2, v.begin() + k);
+    return static_cast<double>(v[k / 2]);
+}
+
+// Which mode this call of `site` runs in: the faster one by the medians of the site's recent
+// timings, the other one now and then (loads change), and, before both are timed, the one the
+// machine's load suggests first.
 bool ThreadPool::choose_alone(Site & site, int width) {
     ++site.calls;
     if (site.n_wide < kProbeJobs && site.n_alone < kProbeJobs) {
@@ -244,26 +253,59 @@ bool ThreadPool::choose_alone(Site & site, int width) {
     }
     if (site.n_wide < kProbeJobs) return false;
     if (site.n_alone < kProbeJobs) return true;
-    const bool alone = site.alone_ns < site.wide_ns;
-    // Re-time the other mode less often the slower it was: a worker stalled by the scheduler can
-    // make a call 100× slower, and re-timing that every 16th call would cost more than it finds.
-    const double worse  = std::max(site.alone_ns, site.wide_ns),
-                 better = std::max(1.0, std::min(site.alone_ns, site.wide_ns));
+    const double wide = median_ns(site.wide_ns, site.n_wide), alone_t = median_ns(site.alone_ns, site.n_alone);
+    const bool alone = alone_t < wide;
+    // Re-time the other mode less often the slower it was (every 16th to 256th call): while a busy
+    // process holds a core the workers' mode can be 100× slower for a whole run of calls, and
+    // re-timing it every 16th call would cost more than it finds. A mode comes back after three
+    // re-timings that beat the other's median (the median of five moves by three samples).
+    const double worse = std::max(alone_t, wide), better = std::max(1.0, std::min(alone_t, wide));
     const uint32_t every =
-        static_cast<uint32_t>(std::clamp(kExploreEvery * worse / better, double(kExploreEvery), 1024.0));
+        static_cast<uint32_t>(std::clamp(kExploreEvery * worse / better, double(kExploreEvery), 256.0));
     if (site.calls % every != 0) return alone;
     ++stats_.explored;
     return !alone;
 }
 
 void ThreadPool::record(Site & site, bool alone, int64_t ns) {
-    double & ewma  = alone ? site.alone_ns : site.wide_ns;
-    uint32_t & cnt = alone ? site.n_alone : site.n_wide;
-    ewma           = cnt == 0 ? double(ns) : 0.75 * ewma + 0.25 * double(ns);
+    auto & ring         = alone ? site.alone_ns : site.wide_ns;
+    uint32_t & cnt      = alone ? site.n_alone : site.n_wide;
+    ring[cnt % kWindow] = ns;
     ++cnt;
 }
 
-void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64_t)> & fn, int64_t grain) {
+// The site of `key`: its slot among kSiteWays neighbours, else an empty one, else the neighbour
+// called least (two sites hashed to one slot would otherwise reset each other on every call and
+// never leave their first probe).
+ThreadPool::Site * ThreadPool::find_site(uint64_t key) {
+    key |= 1;  // 0 marks an empty slot
+    // Slot from all of the key's bits (a plain modulo would see only its low bits, where the
+    // job's size, shifted up by 20, does not reach).
+    uint64_t h = key ^ (key >> 31);
+    h *= 0xBF58476D1CE4E5B9ull;
+    h ^= h >> 29;
+    const size_t first = h % sites_.size();
+    Site * victim      = nullptr;
+    for (size_t w = 0; w < kSiteWays; ++w) {
+        Site & s = sites_[(first + w) % sites_.size()];
+        if (s.key == key) return &s;
+        if (s.key == 0) {
+            s.key = key;
+            return &s;
+        }
+        if (!victim || s.calls < victim->calls) victim = &s;
+    }
+    *victim = Site{key};
+    return victim;
+}
+
+uint64_t ThreadPool::site_hint(int64_t a, int64_t b, int64_t c) {
+    return (uint64_t(a) * 0x9E3779B97F4A7C15ull) ^ (uint64_t(b) * 0xC2B2AE3D27D4EB4Full) ^
+           (uint64_t(c) * 0x165667B19E3779F9ull);
+}
+
+void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64_t)> & fn, int64_t grain,
+                              uint64_t site_hint) {
     if (n <= 0) return;
     grain                   = std::max<int64_t>(1, grain);
     const int64_t max_parts = (n + grain - 1) / grain;
@@ -278,9 +320,8 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
     if (adaptive_) {
         // A call site is the lambda's type with the job's size: same code, same work.
         const uint64_t key =
-            (fn.target_type().hash_code() * 0x9E3779B97F4A7C15ull) ^ (uint64_t(n) << 20) ^ uint64_t(grain);
-        site = &sites_[key % sites_.size()];
-        if (site->key != key) *site = Site{key};
+            (fn.target_type().hash_code() * 0x9E3779B97F4A7C15ull) ^ (uint64_t(n) << 20) ^ uint64_t(grain) ^ site_hint;
+        site = find_site(key);
         if (choose_alone(*site, width_.load(std::memory_order_relaxed))) {
             ++stats_.inline_jobs;
             t_in_worker = true;  // nested calls from fn run inline

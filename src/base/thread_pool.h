@@ -56,12 +56,20 @@ class ThreadPool {
     bool adaptive() const { return adaptive_; }
 
     // Replaces the workers (benchmarks compare thread counts in one process). Must not be called
-    // while a parallel_for of this pool runs.
+    // while a parallel_for of this pool runs. An adaptive pool reset to the thread count its call
+    // sites were timed with keeps their timings, as a running service would.
     void reset(int n_threads, bool adaptive);
 
     // Splits [0, n) into contiguous chunks of at least `grain` items and runs fn(begin, end) on
-    // each, on any thread of the pool; returns when all are done.
-    void parallel_for(int64_t n, const std::function<void(int64_t, int64_t)> & fn, int64_t grain = 1);
+    // each, on any thread of the pool; returns when all are done. An adaptive pool times each call
+    // site (fn's type, n, grain, site_hint) apart: callers whose work per item varies with sizes
+    // the pool cannot see (a GEMM split into as many parts as threads) pass those sizes as
+    // site_hint, so that a 197×3072 product and a one-row decode step are not timed as one site.
+    void parallel_for(int64_t n, const std::function<void(int64_t, int64_t)> & fn, int64_t grain = 1,
+                      uint64_t site_hint = 0);
+    // A site_hint from up to three sizes. (Out of line: the AVX-512 kernels include this header,
+    // and an inline body compiled with their flags could be the copy the linker keeps.)
+    static uint64_t site_hint(int64_t a, int64_t b = 0, int64_t c = 0);
 
     // Counters since construction or reset(), for tests and `m4fw bench contention`.
     struct Stats {
@@ -85,11 +93,17 @@ class ThreadPool {
     void stop_workers();
     void worker_loop(int index);
     bool run_chunks(uint32_t gen, bool is_caller, int64_t * ran);
+    // A call site's last kWindow timings in each mode; the mode's estimate is their median, so one
+    // call that the scheduler preempted (100× slower) does not decide the mode of the next ones.
+    static constexpr int kWindow = 5;
     struct Site {
-        uint64_t key   = 0;
-        double wide_ns = 0, alone_ns = 0;  // moving averages of the call's time in each mode
+        uint64_t key = 0;
+        std::array<int64_t, kWindow> wide_ns{}, alone_ns{};  // rings, newest at (n - 1) % kWindow
         uint32_t n_wide = 0, n_alone = 0, calls = 0;
     };
+    static double median_ns(const std::array<int64_t, kWindow> & ring, uint32_t n);
+    static constexpr size_t kSiteWays = 8;
+    Site * find_site(uint64_t key);
     bool choose_alone(Site & site, int width);
     void record(Site & site, bool alone, int64_t ns);
     void sample_load(int64_t now);
@@ -118,13 +132,14 @@ class ThreadPool {
     std::atomic<uint64_t> worker_chunks_{0};
 
     // Caller-side adaptation (under call_mu_).
-    std::array<Site, 256> sites_{};
+    std::array<Site, 1024> sites_{};  // open addressing over kSiteWays slots
     int64_t next_sample_ns_ = 0;
     double others_[8]       = {};  // the last samples of other runnable threads
     int n_samples_          = 0;
     int loadavg_fd_         = -1;
     Stats stats_;
-    std::mutex call_mu_;  // one parallel_for at a time from outside
+    int sites_threads_ = 0;  // the thread count the sites were timed with (kept across reset())
+    std::mutex call_mu_;     // one parallel_for at a time from outside
 };
 
 // Threads to use by default: M4_THREADS or the hardware's count.

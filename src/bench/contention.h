@@ -8,7 +8,9 @@
 // says whether the default degrades gracefully when a phone's apps take the CPU. Every
 // measurement is one untimed warm-up call and then repeated calls until min_time has passed;
 // within a row the configurations alternate `rounds` times and each one's rate is its total work
-// over its total time.
+// over its total time. The default (adaptive) pool first runs the row's load for one untimed
+// min_time under the row's background load, and keeps its call sites' timings across the rounds,
+// as the pool of a service that has been running does; the fixed pools have nothing to learn.
 //
 //     ContentionOptions o;  o.firmware = "l110-i8.m4fw";  o.encoder_firmware = "vit-i8.m4fw";
 //     auto rows = run_contention_bench(o, [](const ContentionRow & r) { print(r); });

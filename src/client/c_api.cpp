@@ -52,7 +52,7 @@ m4_status infer(m4_client_t * c, const m4::v1::Infer & req, const std::vector<in
     if (s != M4_OK) return s;
     if (resp.infer().results_size() < 1) return fail(c, M4_ERR_INTERNAL, "daemon returned no result");
     *out           = new m4_result();
-    (*out)->result = resp.infer().results(0);
+    (*out)->result = std::move(*resp.mutable_infer()->mutable_results(0));  // moved: an image is not copied
     return M4_OK;
 }
 
@@ -126,6 +126,31 @@ m4_status m4_infer_file(m4_client_t * c, const char * adapter, const char * moda
         in->set_fd_attached(true);
         m4_status s = infer(c, req, {fd}, out);
         ::close(fd);
+        return s;
+    } catch (const std::exception & e) {
+        ::close(fd);
+        return fail(c, M4_ERR_INTERNAL, e.what());
+    }
+}
+
+m4_status m4_generate_image(m4_client_t * c, const char * adapter, const char * path, m4_result_t ** out) {
+    if (!path) return fail(c, M4_ERR_INVALID_ARGUMENT, "null path");
+    int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return fail(c, M4_ERR_INVALID_ARGUMENT, std::string(path) + ": cannot open");
+    try {
+        m4::v1::Infer req;
+        req.set_adapter(adapter ? adapter : "");
+        req.set_path(m4::v1::PATH_GENERATOR);
+        auto * in = req.add_inputs();
+        in->set_modality("image");
+        in->set_fd_attached(true);
+        m4_status s = infer(c, req, {fd}, out);
+        ::close(fd);
+        if (s == M4_OK && !(*out)->result.has_image()) {
+            m4_result_free(*out);
+            *out = nullptr;
+            return fail(c, M4_ERR_INTERNAL, "the daemon's reply carries no image");
+        }
         return s;
     } catch (const std::exception & e) {
         ::close(fd);
@@ -272,6 +297,13 @@ const int32_t * m4_result_tokens(const m4_result_t * r) {
 }
 const char * m4_result_stop_reason(const m4_result_t * r) {
     return r ? r->result.stop_reason().c_str() : "";
+}
+size_t m4_result_image(const m4_result_t * r, const uint8_t ** png, uint32_t * width, uint32_t * height) {
+    const bool has = r && r->result.has_image();
+    if (png) *png = has ? reinterpret_cast<const uint8_t *>(r->result.image().png().data()) : nullptr;
+    if (width) *width = has ? r->result.image().width() : 0;
+    if (height) *height = has ? r->result.image().height() : 0;
+    return has ? r->result.image().png().size() : 0;
 }
 void m4_result_free(m4_result_t * r) {
     delete r;

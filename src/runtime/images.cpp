@@ -91,17 +91,24 @@ Status check_output_path(const std::string & path, const std::string & ext) {
     return Status::ok();
 }
 
+Status encode_png(const float * img, int64_t h, int64_t w, std::string * out) {
+    if (h < 1 || w < 1 || h > 65535 || w > 65535)
+        return invalid_argument("image of " + std::to_string(w) + "x" + std::to_string(h) + " cannot be a PNG");
+    const std::vector<uint8_t> px = image_to_u8(img, h * w * 3);
+    auto append                   = [](void * ctx, void * data, int size) {
+        static_cast<std::string *>(ctx)->append(static_cast<const char *>(data), static_cast<size_t>(size));
+    };
+    if (!stbi_write_png_to_func(append, out, static_cast<int>(w), static_cast<int>(h), 3, px.data(),
+                                static_cast<int>(w * 3)))
+        return io_error("could not encode a " + std::to_string(w) + "x" + std::to_string(h) + " PNG");
+    return Status::ok();
+}
+
 Status write_image_png(const std::string & path, const float * img, int64_t h, int64_t w) {
     M4_RETURN_IF_ERROR(check_output_path(path, "png"));
-    const std::vector<uint8_t> px = image_to_u8(img, h * w * 3);
-    const std::string tmp         = path + ".tmp";
-    if (!stbi_write_png(tmp.c_str(), static_cast<int>(w), static_cast<int>(h), 3, px.data(), static_cast<int>(w * 3)))
-        return io_error(path + ": could not write the PNG");
-    if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-        std::remove(tmp.c_str());
-        return io_error(path + ": could not rename the written PNG into place");
-    }
-    return Status::ok();
+    std::string png;
+    M4_RETURN_IF_ERROR(encode_png(img, h, w, &png).with_context(path));
+    return write_file_atomic(path, png.data(), png.size());
 }
 
 }  // namespace m4::runtime

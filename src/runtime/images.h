@@ -30,8 +30,11 @@ Result<std::vector<float>> image_to_decoder_grid(const DecodedImage & img, const
 Result<std::vector<float>> load_image_for_decoder(const std::string & path, const model::EncoderConfig & dec);
 
 // Normalised [h, w, 3] → 8-bit RGB (clamped) → PNG at `path` (written to a temporary file, then
-// renamed). Errors name the path.
+// renamed). Errors name the path. The file holds exactly the bytes encode_png gives.
 Status write_image_png(const std::string & path, const float * img, int64_t h, int64_t w);
+// Normalised [h, w, 3] → 8-bit RGB (image_to_u8) → PNG bytes, appended to *out (the service writes
+// them straight into its reply's field).
+Status encode_png(const float * img, int64_t h, int64_t w, std::string * out);
 // Normalised values → 8-bit pixels: round((v·0.5 + 0.5)·255), clamped to [0, 255].
 std::vector<uint8_t> image_to_u8(const float * img, int64_t n);
 

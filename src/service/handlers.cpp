@@ -121,6 +121,7 @@ void fill_info(const StoredAdapter & s, const std::string & owner, const model::
     info->set_task(adapter::task_name(m.task));
     info->set_path(model::path_name(m.path));
     info->set_modality(model::modality_name(m.modality));
+    info->set_output(adapter::output_kind_name(m.output));
     info->set_digest(a->file().fingerprint());
     info->set_compatible(m.firmware_fingerprint == fw.fingerprint());
 }

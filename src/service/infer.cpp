@@ -21,6 +21,8 @@
 #include <numeric>
 
 #include "base/mapped_file.h"
+#include "proto/framing.h"
+#include "runtime/images.h"
 #include "runtime/inputs.h"
 #include "service/daemon.h"
 
@@ -73,6 +75,20 @@ void fill_result(const adapter::Manifest * m, const model::Output & o, v1::Resul
     } else {
         for (float v : o.embedding) r->add_values(v);
     }
+}
+
+// The most bytes stb's PNG writer gives for an S×S RGB image: each filtered row (1 + 3S bytes) as
+// fixed-Huffman literals of at most 9 bits, plus the chunks and zlib framing.
+uint64_t max_png_bytes(uint64_t S) {
+    return S * (3 * S + 1) * 9 / 8 + 1024;
+}
+
+// The generator path's output: the decoder's image, encoded once straight into the reply.
+Status fill_image(const model::Output & o, v1::Result * r) {
+    auto * im = r->mutable_image();
+    im->set_width(static_cast<uint32_t>(o.image_size));
+    im->set_height(static_cast<uint32_t>(o.image_size));
+    return runtime::encode_png(o.image.data(), o.image_size, o.image_size, im->mutable_png());
 }
 
 // Reads a passed regular file: exactly the `size` bytes checked on the loop, by pread (the
@@ -205,6 +221,15 @@ void Daemon::submit_infer(const std::shared_ptr<Connection> & c, uint64_t id, co
     auto overrides = wire_overrides(req, mc);
     if (!overrides) return refuse(overrides.status());
     job->overrides = std::move(overrides).value();
+    // An unknown path number (proto3 keeps any value) is refused here, before it is cast.
+    if (!v1::Path_IsValid(req.path()))
+        return refuse(invalid_argument("request: path " + std::to_string(static_cast<int>(req.path())) +
+                                       " is not encoder, backbone, full or generator"));
+    const bool to_decoder = req.path() == v1::PATH_GENERATOR;
+    if (to_decoder && !mc.has_decoder(model::Modality::Image))
+        return refuse(
+            incompatible("request: the generator path needs an image decoder; the firmware has none "
+                         "(\"decoders.image\")"));
     for (int i = 0; i < n; ++i) {
         const v1::Input &  in = req.inputs(i);
         runtime::InputSpec spec;
@@ -220,16 +245,27 @@ void Daemon::submit_infer(const std::shared_ptr<Connection> & c, uint64_t id, co
         }
         if (!model::parse_modality(in.modality(), &spec.modality) || spec.modality == model::Modality::Text)
             return refuse(invalid_argument(spec.name + ": \"modality\" must be image, audio or imu"));
-        if (!mc.has_encoder(spec.modality))
-            return refuse(incompatible(spec.name + ": the firmware has no " + model::modality_name(spec.modality) +
-                                       " encoder"));
-        const auto &   ec        = mc.encoder(spec.modality);
+        // An image goes to the image decoder on the generator path (asked for, or — with an
+        // adapter, known only once it is loaded — when the firmware has only the decoder).
+        const bool decoder_input = spec.modality == model::Modality::Image && mc.has_decoder(spec.modality) &&
+                                   (to_decoder || !mc.has_encoder(spec.modality));
+        if (!decoder_input && !mc.has_encoder(spec.modality))
+            return refuse(
+                incompatible(spec.name + ": the firmware has no " + model::modality_name(spec.modality) + " encoder"));
+        const auto & ec          = decoder_input ? *mc.image_decoder : mc.encoder(spec.modality);
         const uint64_t max_bytes = runtime::max_encoded_bytes(ec, b.max_input_file_bytes);
+        // Until its adapter is loaded, an image without a path may be for the encoder or the decoder:
+        // the larger bound here, the exact size when it is prepared.
+        int64_t max_values = ec.input_values();
+        if (spec.modality == model::Modality::Image && mc.has_decoder(spec.modality) &&
+            req.path() == v1::PATH_UNSPECIFIED)
+            max_values = std::max(max_values, mc.image_decoder->input_values());
         if (in.value_case() == v1::Input::kSignal) {
-            if (in.signal().values_size() > ec.input_values())
+            if (in.signal().values_size() > max_values)
                 return refuse(invalid_argument(spec.name + ": " + std::to_string(in.signal().values_size()) +
                                                " values; the " + model::modality_name(spec.modality) +
-                                               " encoder takes at most " + std::to_string(ec.input_values())));
+                                               (decoder_input ? " decoder" : " encoder") + " takes at most " +
+                                               std::to_string(max_values)));
             spec.signal.assign(in.signal().values().begin(), in.signal().values().end());
             bytes += spec.signal.size() * sizeof(float);
         } else if (in.value_case() == v1::Input::kEncoded) {
@@ -386,7 +422,23 @@ void Daemon::prepare_job_on_thread(const std::shared_ptr<InferJob> & job) {
         j.inputs[i].encoded = std::move(bytes).value();
     }
     const adapter::Manifest * m = j.adapter ? &j.adapter->manifest() : nullptr;
-    j.modality                  = m ? m->modality : j.inputs[0].modality;
+    if (m) {
+        // An adapter's output kind must be the one the request asks for: an image-output adapter on
+        // a text path, or a text adapter on the generator path, is refused by name.
+        const std::string what = "adapter " + j.adapter_name + " (" + adapter::output_kind_name(m->output) +
+                                 " output, " + model::path_name(m->path) + " path)";
+        const bool gen_asked = j.requested_path == v1::PATH_GENERATOR;
+        if (j.requested_path != v1::PATH_UNSPECIFIED && gen_asked != (m->path == model::Path::Generator))
+            return fail(incompatible(what + " cannot serve a request on the " +
+                                     model::path_name(static_cast<model::Path>(j.requested_path - 1)) + " path"));
+        if (m->output == adapter::OutputKind::Audio)
+            return fail(unsupported(what + ": audio outputs are not served (the firmware has no speech decoder)"));
+        for (const auto & in : j.inputs)
+            if (in.modality != m->modality)
+                return fail(invalid_argument(in.name + ": " + what + " takes " + model::modality_name(m->modality) +
+                                             " input, not " + model::modality_name(in.modality)));
+    }
+    j.modality = m ? m->modality : j.inputs[0].modality;
     for (const auto & in : j.inputs)
         if (in.modality != j.modality)
             return fail(invalid_argument(in.name + ": all inputs of a request must share one modality"));
@@ -398,10 +450,22 @@ void Daemon::prepare_job_on_thread(const std::shared_ptr<InferJob> & job) {
     if (!text_embed && (j.path == model::Path::Backbone) != (j.modality == model::Modality::Text))
         return fail(invalid_argument(std::string("the ") + model::path_name(j.path) + " path cannot take " +
                                      model::modality_name(j.modality) + " input"));
-    if (j.path == model::Path::Generator)  // image outputs have no field in the protocol yet (issue 18)
-        return fail(unsupported("the generator path's image output is not served by m4fwd yet; run it in-process "
-                                "with `m4fw run --path generator … --out FILE.png`"));
-    j.generate            = j.path != model::Path::Encoder && (!m || m->task == adapter::Task::Generate);
+    if (j.path == model::Path::Generator) {
+        // Path 4 answers with images: their PNGs must fit in one reply (a frame, and what a
+        // connection may hold unread), whatever the pixels.
+        if (!e->model().config().has_decoder(model::Modality::Image))
+            return fail(
+                incompatible("the generator path needs an image decoder; the firmware has none "
+                             "(\"decoders.image\")"));
+        const uint64_t S     = static_cast<uint64_t>(e->model().config().image_decoder->image_size);
+        const uint64_t reply = std::min<uint64_t>(wire::kMaxFrameBytes, config_.bounds.max_output_bytes);
+        if (j.inputs.size() * max_png_bytes(S) + 4096 > reply)
+            return fail(invalid_argument(std::to_string(j.inputs.size()) + " images of " + std::to_string(S) + "x" +
+                                         std::to_string(S) + " may not fit in one reply of at most " +
+                                         std::to_string(reply) + " bytes (send fewer per request)"));
+    }
+    j.generate = j.path != model::Path::Encoder && j.path != model::Path::Generator &&
+                 (!m || m->task == adapter::Task::Generate);
     model::GenerateOptions defaults;  // without an adapter: 32 tokens (fewer if the context is shorter), greedy
     defaults.max_new_tokens = static_cast<int>(std::min<int64_t>(32, e->model().config().backbone.max_seq));
     j.gen                   = model::with_overrides(m ? m->generation : defaults, j.overrides);
@@ -543,15 +607,22 @@ void Daemon::run_batch(std::vector<std::shared_ptr<Job>> & batch) {
         rep->set_queue_ms(static_cast<float>(std::chrono::duration<double, std::milli>(t0 - j.arrival).count()));
         rep->set_run_ms(static_cast<float>(run_ms));
         const adapter::Manifest * m = j.adapter ? &j.adapter->manifest() : nullptr;
-        for (size_t i = 0; i < j.inputs.size(); ++i) {
+        Status image_st;
+        for (size_t i = 0; i < j.inputs.size() && image_st.is_ok(); ++i) {
             auto * res = rep->add_results();
-            if (head.generate) {
+            if (head.path == model::Path::Generator) {
+                image_st = fill_image(outs[first[k] + i], res);
+            } else if (head.generate) {
                 res->set_text(gens[first[k] + i].text);
                 for (int32_t t : gens[first[k] + i].tokens) res->add_tokens(t);
                 res->set_stop_reason(gens[first[k] + i].stop_reason);
             } else {
                 fill_result(m, outs[first[k] + i], res);
             }
+        }
+        if (!image_st.is_ok()) {
+            finish_job(j, error_response(j.id, image_st, scrub("infer: " + image_st.message())), "infer");
+            continue;
         }
         count(j.uid, &AppCounters::items, j.inputs.size());
         count(j.uid, &AppCounters::prompt_tokens, prompt[k]);

@@ -38,6 +38,15 @@ json.dump(c, open("nodec.json", "w"))
 rng = np.random.default_rng(3)
 np.save("small.npy", rng.uniform(-1, 1, (8, 8, 3)).astype(np.float32))     # ×2 onto the 16×16 grid
 np.save("huge.npy", rng.uniform(-1, 1, (20, 20, 3)).astype(np.float32))    # larger than the grid
+import struct, zlib
+def png(path, w, h):  # 8-bit RGB, a smooth pattern
+    raw = b"".join(b"\0" + bytes((x * 23 + y * 11 + c * 80) % 256 for x in range(w) for c in range(3))
+                   for y in range(h))
+    chunk = lambda t, d: struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xffffffff)
+    open(path, "wb").write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+                           + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+png("small.png", 8, 6)   # enlarged onto the 16×16 grid
+png("huge.png", 20, 17)  # larger than the grid
 PY
 "$m4fw" init --config "$cfg" --out fw.m4fw --seed 3 >/dev/null 2>&1 && ok "init with a decoder" || bad "init with a decoder"
 "$m4fw" init --config nodec.json --out nodec.m4fw --seed 3 >/dev/null 2>&1 && ok "init without" || bad "init without"
@@ -87,6 +96,54 @@ expect_fail "generator adapter for a firmware without the decoder" "decoders." -
   --rank 2 --targets all
 expect_fail "--out on a text path" "--out" "printed" -- "$m4fw" run --firmware fw.m4fw "hello" --out x.png
 test ! -e x.png && ok "nothing written on failure" || bad "x.png written by a failed run"
+
+# The same path served by m4fwd: `m4fw infer --out` writes the PNG the daemon returns — byte for
+# byte the file the in-process `m4fw run` writes — and the daemon's faults are coded errors.
+m4fwd="$(cd "$(dirname "$m4fw")/../m4fwd" && pwd)/m4fwd"
+mkdir -p svc && chmod 700 svc && echo '{}' > svc/config.json
+"$m4fwd" --firmware fw.m4fw --socket "$work/svc/s.sock" --state-dir "$work/svc/state" --config svc/config.json \
+  > svc/daemon.log 2>&1 < /dev/null &
+dpid=$!
+trap 'kill $dpid 2>/dev/null' EXIT
+for _ in $(seq 1 100); do
+  "$m4fw" status --socket "$work/svc/s.sock" > /dev/null 2>&1 && break
+  sleep 0.1
+done
+sock=(--socket "$work/svc/s.sock")
+"$m4fw" run --firmware fw.m4fw --path generator small.png --out run.png > /dev/null 2>&1 || bad "run small.png"
+if "$m4fw" infer "${sock[@]}" --path generator small.png --out served.png > infer.out 2>&1; then
+  cmp -s run.png served.png && grep -q "16x16 image" infer.out \
+    && ok "infer --path generator --out: the served PNG is the in-process one, byte for byte" \
+    || bad "served.png differs from run.png: $(cat infer.out)"
+else
+  bad "infer --path generator: $(cat infer.out) $(cat svc/daemon.log)"
+fi
+"$m4fw" adapter register "${sock[@]}" sr sr.m4a > /dev/null 2>&1 && ok "register sr.m4a" || bad "register sr.m4a"
+"$m4fw" run --firmware fw.m4fw --adapter sr.m4a small.png --out run_sr.png > /dev/null 2>&1 || bad "run sr"
+if "$m4fw" infer "${sock[@]}" --adapter sr small.png --out served_sr.png > infer.out 2>&1; then
+  cmp -s run_sr.png served_sr.png && ! cmp -s run.png run_sr.png \
+    && ok "infer --adapter sr --out: equal to the in-process run (and the adapter changes the image)" \
+    || bad "served_sr.png differs from run_sr.png"
+else
+  bad "infer --adapter sr: $(cat infer.out)"
+fi
+"$m4fw" adapter list "${sock[@]}" 2>&1 | grep -q "generator" && ok "adapter list shows the generator adapter" \
+  || bad "adapter list"
+expect_fail "infer: image adapter on text" "INVALID_ARGUMENT" "takes image input, not text" -- \
+  "$m4fw" infer "${sock[@]}" --adapter sr "hello world"
+expect_fail "infer: image adapter on a text path" "INCOMPATIBLE" "cannot serve a request on the backbone path" -- \
+  "$m4fw" infer "${sock[@]}" --adapter sr --path backbone small.png
+expect_fail "infer: input larger than the grid" "INVALID_ARGUMENT" "does not fit the image decoder" -- \
+  "$m4fw" infer "${sock[@]}" --path generator huge.png --out y.png
+expect_fail "infer: --out of the wrong kind" "y.wav" ".png" -- \
+  "$m4fw" infer "${sock[@]}" --path generator small.png --out y.wav
+expect_fail "infer: --out on a text reply" "--out" "no image" -- \
+  "$m4fw" infer "${sock[@]}" --max-new-tokens 2 "hello" --out y.png
+test ! -e y.png && ok "infer wrote nothing on failure" || bad "y.png written by a failed infer"
+"$m4fw" infer "${sock[@]}" --path generator small.png --out served2.png > /dev/null 2>&1 && cmp -s run.png served2.png \
+  && ok "the daemon keeps serving after the faults" || bad "not served after the faults: $(cat svc/daemon.log)"
+kill $dpid 2>/dev/null
+wait $dpid 2>/dev/null
 
 echo "generator cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -148,6 +148,53 @@ TEST(ThreadPool, AdaptivePoolRunsASiteAloneWhereItsWorkersAreSlow) {
     EXPECT_GT(pool.stats().worker_chunks, worker_chunks) << "the workers should be timed again";
 }
 
+// One call that the scheduler stalls (here: 150 ms in one chunk) must not decide the mode of the
+// calls after it: the site's estimate is the median of its recent timings, not a running mean
+// that the outlier would dominate for hundreds of calls. The caller alone is made slow (10 ms a
+// call) so that the workers' mode is the right choice on any machine.
+TEST(ThreadPool, AdaptivePoolIsNotPinnedByOneStalledCall) {
+    ThreadPool pool(2, /*adaptive=*/true, {}, [] { return 0.0; });
+    constexpr int64_t n            = 20000;
+    const std::vector<double> want = serial_square_roots(n);
+    std::vector<double> out(n);
+    std::atomic<bool> stall_once{false};
+    auto job = [&] {
+        pool.parallel_for(n, [&](int64_t b, int64_t e) {
+            if (e - b == n)
+                std::this_thread::sleep_for(std::chrono::milliseconds(10));  // alone
+            else if (stall_once.exchange(false))
+                std::this_thread::sleep_for(std::chrono::milliseconds(150));
+            square_roots(b, e, out);
+        });
+        ASSERT_EQ(out, want);
+    };
+    for (int rep = 0; rep < 12; ++rep) job();  // both modes timed; the workers' mode wins
+    stall_once = true;
+    job();
+    ASSERT_FALSE(stall_once) << "the stalled call should have run in the workers' mode";
+    const uint64_t inline_before = pool.stats().inline_jobs;
+    for (int rep = 0; rep < 20; ++rep) job();
+    EXPECT_LE(pool.stats().inline_jobs - inline_before, 2u)
+        << "after one stalled call the site should stay in the workers' mode";
+}
+
+// Many call sites at once (a model has dozens of GEMM shapes): each keeps its own timings. With
+// every core taken by others, a site's first calls run on the caller alone (load_narrowed) until
+// it is timed; a site that another one kept evicting would stay in that first probe forever.
+TEST(ThreadPool, AdaptivePoolKeepsManySitesApart) {
+    const double cpus = std::max(1u, std::thread::hardware_concurrency());
+    ThreadPool pool(2, /*adaptive=*/true, {}, [&] { return cpus; });
+    constexpr int kSites = 300;
+    std::vector<int64_t> sums(kSites);
+    for (int round = 0; round < 8; ++round)
+        for (int i = 0; i < kSites; ++i) {
+            std::atomic<int64_t> sum{0};
+            pool.parallel_for(1000 + i, [&](int64_t b, int64_t e) { sum += e - b; });
+            ASSERT_EQ(sum.load(), 1000 + i);
+        }
+    EXPECT_LE(pool.stats().load_narrowed, uint64_t{2} * kSites) << "sites evicted each other and were probed again";
+}
+
 // width() is the cores that other runnable threads leave; while it is 1, a call site that has not
 // been timed yet starts on the caller alone.
 TEST(ThreadPool, AdaptivePoolSeesTheCoresOthersLeave) {

@@ -2,6 +2,7 @@
 //   m4fw adapter register NAME FILE [--replace]     m4fw adapter list      m4fw adapter remove NAME
 //   m4fw adapter publish APP NAME [--withdraw]      (admin)
 //   m4fw infer [--adapter NAME] INPUT…              m4fw status
+//   m4fw infer --path generator|--adapter SR IMAGE --out BIG.png   (the image the daemon returns)
 //   m4fw firmware install FILE [--activate]          m4fw firmware rollback   (admin)
 #include <fcntl.h>
 #include <fmt/format.h>
@@ -12,14 +13,15 @@
 #include "base/mapped_file.h"
 #include "commands.h"
 #include "m4/client.h"
+#include "runtime/images.h"
 #include "runtime/inputs.h"
 
 namespace m4::cli {
 namespace {
 
 struct ServiceArgs {
-    std::string              socket = client::default_socket_path();
-    std::string              name, file, adapter, modality, path, prompt, app;
+    std::string socket = client::default_socket_path();
+    std::string name, file, adapter, modality, path, prompt, app, out;
     std::vector<std::string> inputs;
     bool                     replace = false, activate = false, withdraw = false, background = false, json = false;
     uint32_t deadline_ms = 0;
@@ -41,7 +43,8 @@ int with_client(const ServiceArgs & a, const std::function<int(client::Client &)
     return fn(**c);
 }
 
-void print_infer(const v1::InferReply & rep, const std::vector<std::string> & inputs, size_t first) {
+void print_infer(const v1::InferReply & rep, const std::vector<std::string> & inputs, size_t first,
+                 const std::string & out) {
     for (int i = 0; i < rep.results_size(); ++i) {
         const auto & res = rep.results(i);
         const size_t k   = first + static_cast<size_t>(i);
@@ -55,6 +58,9 @@ void print_infer(const v1::InferReply & rep, const std::vector<std::string> & in
         }
         if (!res.text().empty() || res.tokens_size())
             fmt::print("  → {}  ({} tokens, stop: {})\n", res.text(), res.tokens_size(), res.stop_reason());
+        if (res.has_image())
+            fmt::print("  → {}x{} image ({} bytes of PNG{})\n", res.image().width(), res.image().height(),
+                       res.image().png().size(), out.empty() ? "; --out FILE.png writes it" : ", written to " + out);
     }
     fmt::print("batch of {} rows · queued {:.1f} ms · ran {:.1f} ms\n", rep.batch_rows(), rep.queue_ms(), rep.run_ms());
 }
@@ -97,6 +103,7 @@ int infer_chunk(const ServiceArgs & a, client::Client & c, size_t first, size_t 
     if (a.path == "encoder") req.set_path(v1::PATH_ENCODER);
     if (a.path == "backbone") req.set_path(v1::PATH_BACKBONE);
     if (a.path == "full") req.set_path(v1::PATH_FULL);
+    if (a.path == "generator") req.set_path(v1::PATH_GENERATOR);
     std::vector<int> fds;
     auto             close_all = [&] {
         for (int fd : fds) ::close(fd);
@@ -127,14 +134,27 @@ int infer_chunk(const ServiceArgs & a, client::Client & c, size_t first, size_t 
     auto r = c.infer(req, fds);
     close_all();
     if (int rc = answer(r)) return rc;
+    if (!a.out.empty()) {
+        // The image travels as PNG bytes: written as they came, nothing re-encoded.
+        if (r->infer().results_size() != 1 || !r->infer().results(0).has_image())
+            return report(
+                invalid_argument("--out: the reply carries no image (only the generator path or an "
+                                 "image-output adapter answers with one)"));
+        const std::string & png = r->infer().results(0).image().png();
+        if (Status st = write_file_atomic(a.out, png.data(), png.size()); !st.is_ok()) return report(st);
+    }
     if (a.json)
         print_json(r->infer());
     else
-        print_infer(r->infer(), a.inputs, first);
+        print_infer(r->infer(), a.inputs, first, a.out);
     return 0;
 }
 
 int run_infer(const ServiceArgs & a, client::Client & c) {
+    if (!a.out.empty()) {
+        if (a.inputs.size() != 1) return report(invalid_argument("--out: one input per request when writing an image"));
+        if (Status st = runtime::check_output_path(a.out, "png"); !st.is_ok()) return report(st);
+    }
     // More inputs than the daemon takes in one request are sent as several requests.
     const size_t per = std::max<uint32_t>(1, c.hello().max_inputs_per_request() ? c.hello().max_inputs_per_request() : 4);
     for (size_t first = 0; first < a.inputs.size(); first += per)
@@ -222,7 +242,9 @@ void add_service_commands(CLI::App & app, CLI::App & adapter_group, int * rc) {
     auto * inf = app.add_subcommand("infer", "run inputs through the daemon");
     inf->add_option("--adapter", a->adapter, "adapter name (shared/NAME for a shared one)");
     inf->add_option("--modality", a->modality, "image | audio | imu | text (default: from the file name)");
-    inf->add_option("--path", a->path, "without an adapter: encoder | backbone | full");
+    inf->add_option("--path", a->path, "without an adapter: encoder | backbone | full | generator")
+        ->check(CLI::IsMember({"encoder", "backbone", "full", "generator"}));
+    inf->add_option("--out", a->out, "write the returned image here (.png; generator path)");
     inf->add_option("--prompt", a->prompt, "text after the modality tokens (full path)");
     inf->add_flag("--background", a->background, "background priority");
     inf->add_option("--deadline-ms", a->deadline_ms, "give up if not started within this time");

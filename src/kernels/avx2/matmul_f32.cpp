@@ -119,7 +119,7 @@ void matmul_fwd_f32_avx2(const MatmulArgs & a) {
                 }
             }
         },
-        grain);
+        grain, ThreadPool::site_hint(a.M, a.N, a.K));
 }
 
 }  // namespace m4::kern

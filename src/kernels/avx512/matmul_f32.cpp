@@ -23,11 +23,11 @@ namespace {
 using namespace avx512;
 
 constexpr int64_t kPackedMinRows = 16;
-constexpr int kPanel             = 32;   // columns of y (rows of W) per packed panel: two vectors
-constexpr int kRows              = 8;    // rows of x per micro-tile
-constexpr int64_t kKc            = 256;  // K per packed block: a panel is kKc × 32 floats = 32 KiB
+constexpr int kPanel             = 32;    // columns of y (rows of W) per packed panel: two vectors
+constexpr int kRows              = 8;     // rows of x per micro-tile
+constexpr int64_t kKc            = 256;   // K per packed block: a panel is kKc × 32 floats = 32 KiB
 constexpr int64_t kTaskRows      = 1024;  // rows of x per task: 1024 × kKc floats (1 MiB) in L2 or L3
-constexpr int64_t kTaskCols      = 64;   // columns of y per task (two panels)
+constexpr int64_t kTaskCols      = 64;    // columns of y per task (two panels)
 
 // wp[k][j] = w[j][k] for j < nr, k < kc; zero for nr ≤ j < 32. w: rows of W from the panel's
 // first row and block's first k, row stride ldw.
@@ -96,29 +96,32 @@ void matmul_f32_packed(const MatmulArgs & a) {
     const float * w    = static_cast<const float *>(a.w);
     const int64_t n_mb = ceil_div(a.M, kTaskRows), n_nb = ceil_div(a.N, kTaskCols);
     const int64_t tasks = n_mb * n_nb;
-    ThreadPool::global().parallel_for(tasks, [&](int64_t t0, int64_t t1) {
-        Scratch packed(static_cast<size_t>(kKc * kTaskCols) * sizeof(float));
-        float * wp = packed.as<float>();
-        for (int64_t t = t0; t < t1; ++t) {
-            const int64_t m0 = (t % n_mb) * kTaskRows, m1 = std::min(a.M, m0 + kTaskRows);
-            const int64_t n0 = (t / n_mb) * kTaskCols, n1 = std::min(a.N, n0 + kTaskCols);
-            // K = 0 still runs one (empty) block: y = bias (+ y).
-            for (int64_t k0 = 0; k0 == 0 || k0 < a.K; k0 += kKc) {
-                const int64_t kc = std::min(kKc, a.K - k0);
-                for (int64_t n = n0; n < n1; n += kPanel) {
-                    const int nr    = static_cast<int>(std::min<int64_t>(kPanel, n1 - n));
-                    float * panel   = wp + (n - n0) * kKc;
-                    const float * b = a.bias ? a.bias + n : nullptr;
-                    pack_panel(w + n * a.K + k0, a.K, nr, kc, panel);
-                    for (int64_t m = m0; m < m1; m += kRows) {
-                        const int mr = static_cast<int>(std::min<int64_t>(kRows, m1 - m));
-                        kMicroTiles[mr](a.x + m * a.ldx + k0, a.ldx, panel, kc, a.y + m * a.ldy + n, a.ldy, nr, k0 == 0,
-                                        b, a.accumulate);
+    ThreadPool::global().parallel_for(
+        tasks,
+        [&](int64_t t0, int64_t t1) {
+            Scratch packed(static_cast<size_t>(kKc * kTaskCols) * sizeof(float));
+            float * wp = packed.as<float>();
+            for (int64_t t = t0; t < t1; ++t) {
+                const int64_t m0 = (t % n_mb) * kTaskRows, m1 = std::min(a.M, m0 + kTaskRows);
+                const int64_t n0 = (t / n_mb) * kTaskCols, n1 = std::min(a.N, n0 + kTaskCols);
+                // K = 0 still runs one (empty) block: y = bias (+ y).
+                for (int64_t k0 = 0; k0 == 0 || k0 < a.K; k0 += kKc) {
+                    const int64_t kc = std::min(kKc, a.K - k0);
+                    for (int64_t n = n0; n < n1; n += kPanel) {
+                        const int nr    = static_cast<int>(std::min<int64_t>(kPanel, n1 - n));
+                        float * panel   = wp + (n - n0) * kKc;
+                        const float * b = a.bias ? a.bias + n : nullptr;
+                        pack_panel(w + n * a.K + k0, a.K, nr, kc, panel);
+                        for (int64_t m = m0; m < m1; m += kRows) {
+                            const int mr = static_cast<int>(std::min<int64_t>(kRows, m1 - m));
+                            kMicroTiles[mr](a.x + m * a.ldx + k0, a.ldx, panel, kc, a.y + m * a.ldy + n, a.ldy, nr,
+                                            k0 == 0, b, a.accumulate);
+                        }
                     }
                 }
             }
-        }
-    });
+        },
+        1, ThreadPool::site_hint(a.M, a.N, a.K));
 }
 
 }  // namespace

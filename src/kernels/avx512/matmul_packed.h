@@ -199,27 +199,30 @@ inline void run_packed_gemm(int64_t M, int64_t N, int64_t groups, const Prepare 
             else
                 _mm_pause();
     };
-    pool.parallel_for(n_parts, [&](int64_t part, int64_t) {
-        Scratch packed(static_cast<size_t>((groups + 1) * kPanelCols) * sizeof(int32_t));
-        int32_t * wp     = packed.as<int32_t>();
-        int64_t packed_n = -1;  // the panel in wp: a range's consecutive tasks (row blocks) share it
-        for (int64_t i = 0; i < n_parts; ++i) {
-            Range & range = ranges[(part + i) % n_parts];
-            for (int64_t t; (t = __atomic_fetch_add(&range.next, 1, __ATOMIC_RELAXED)) < range.end;) {
-                const int64_t m0 = (t % n_mb) * kTaskRows, m1 = std::min(M, m0 + kTaskRows);
-                const int64_t n = (t / n_mb) * kPanelCols;
-                const int nr    = static_cast<int>(std::min<int64_t>(kPanelCols, N - n));
-                if (n != packed_n) pack(n, nr, wp), packed_n = n;
-                const int64_t n_tiles = ceil_div(m1 - m0, kTileRows), first = part * n_tiles / n_parts;
-                for (int64_t j = 0; j < n_tiles; ++j) {
-                    const int64_t m = m0 + (first + j) % n_tiles * kTileRows;
-                    const int mr    = static_cast<int>(std::min<int64_t>(kTileRows, m1 - m));
-                    ensure_prepared(m, mr);
-                    tile(mr, m, n, nr, wp);
+    pool.parallel_for(
+        n_parts,
+        [&](int64_t part, int64_t) {
+            Scratch packed(static_cast<size_t>((groups + 1) * kPanelCols) * sizeof(int32_t));
+            int32_t * wp     = packed.as<int32_t>();
+            int64_t packed_n = -1;  // the panel in wp: a range's consecutive tasks (row blocks) share it
+            for (int64_t i = 0; i < n_parts; ++i) {
+                Range & range = ranges[(part + i) % n_parts];
+                for (int64_t t; (t = __atomic_fetch_add(&range.next, 1, __ATOMIC_RELAXED)) < range.end;) {
+                    const int64_t m0 = (t % n_mb) * kTaskRows, m1 = std::min(M, m0 + kTaskRows);
+                    const int64_t n = (t / n_mb) * kPanelCols;
+                    const int nr    = static_cast<int>(std::min<int64_t>(kPanelCols, N - n));
+                    if (n != packed_n) pack(n, nr, wp), packed_n = n;
+                    const int64_t n_tiles = ceil_div(m1 - m0, kTileRows), first = part * n_tiles / n_parts;
+                    for (int64_t j = 0; j < n_tiles; ++j) {
+                        const int64_t m = m0 + (first + j) % n_tiles * kTileRows;
+                        const int mr    = static_cast<int>(std::min<int64_t>(kTileRows, m1 - m));
+                        ensure_prepared(m, mr);
+                        tile(mr, m, n, nr, wp);
+                    }
                 }
             }
-        }
-    });
+        },
+        1, ThreadPool::site_hint(M, N, groups));
 }
 
 }  // namespace m4::kern::avx512

@@ -101,7 +101,7 @@ void for_each_block(int64_t M, int64_t N, int64_t K, const Fn & fn) {
                 fn(m0, std::min(M, m0 + mb), n0, std::min(N, n0 + nb));
             }
         },
-        grain);
+        grain, ThreadPool::site_hint(M, N, K));
 }
 
 // ---- element traits: how to load and multiply-accumulate one K step -------------------------
