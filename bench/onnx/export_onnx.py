@@ -115,6 +115,11 @@ def build_image_encoder(fw, qkv="separate", dequantize=False):
     if "image" not in h.get("encoders", {}):
         raise SystemExit("%s: the firmware has no image encoder" % fw.path)
     cfg = h["encoders"]["image"]
+    # The graph below is m4's plain encoder: refuse an imported tower's layout instead of mis-exporting it.
+    for key, plain in (("cls_token", False), ("pre_norm", False), ("pool", "mean"), ("activation", "gelu")):
+        if cfg.get(key, plain) != plain:
+            raise SystemExit("%s: the image encoder has %s = %r, which this exporter does not build "
+                             "(docs/formats.md)" % (fw.path, key, cfg[key]))
     S, p, C = cfg["image_size"], cfg["patch_size"], cfg.get("channels", 3)
     W, Hm, L, eps, E = cfg["width"], cfg["heads"], cfg["layers"], cfg["norm_eps"], h["embed_dim"]
     g, D = S // p, W // cfg["heads"]

@@ -1,5 +1,5 @@
 // Firmware from public checkpoints (docs/import.md): readers that map a Hugging Face directory
-// (LLaMA-family causal LM, SigLIP-style vision tower), a GGUF `llama` file or an existing firmware
+// (LLaMA-family causal LM, SigLIP / ViT / CLIP vision tower), a GGUF `llama` file or an existing firmware
 // onto m4's tensor names, a builder that writes a firmware from such parts (initialising what no
 // part brings: text_proj, embed_proj, projectors), and the PEFT LoRA → .m4a importer.
 //
@@ -73,6 +73,7 @@ struct AdapterReport {
     int64_t rank = 0;
     float alpha  = 0;
     std::vector<std::string> targets;  // m4 linear names
+    int64_t padded_values = 0;         // zeros added to bring rank_pattern modules to `rank`
 };
 
 // PEFT LoRA directory (adapter_config.json + adapter_model.safetensors) → a `generate` adapter on

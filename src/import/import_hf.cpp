@@ -1,6 +1,6 @@
 // Hugging Face directories: config.json + model.safetensors (or model.safetensors.index.json and
-// its shards) [+ tokenizer.model]. LLaMA-family causal LMs become the backbone, SigLIP-style vision
-// towers the image encoder. The tensor-name table is in docs/import.md.
+// its shards) [+ tokenizer.model]. LLaMA-family causal LMs become the backbone, vision
+// towers (SigLIP, ViT, CLIP) the image encoder. The tensor-name table is in docs/import.md.
 #include <fmt/format.h>
 
 #include <sys/stat.h>
@@ -261,16 +261,74 @@ Result<Part> import_hf_llama(const std::string & dir) {
     return part;
 }
 
+namespace {
+
+// The three vision-tower families (docs/import.md, "Vision towers").
+enum class Family { Siglip, Vit, Clip };
+
+// hidden_act → m4's encoder activation; the tanh-approximated GELU goes by two names in HF.
+bool parse_hidden_act(const std::string & act, std::string * out) {
+    if (act == "gelu")
+        *out = "gelu";
+    else if (act == "gelu_pytorch_tanh" || act == "gelu_new")
+        *out = "gelu_tanh";
+    else if (act == "quick_gelu")
+        *out = "quick_gelu";
+    else
+        return false;
+    return true;
+}
+
+// Pixel normalisation of the source model, per channel: u = (v − mean) / std for v in [0, 1]
+// (preprocessor_config.json's image_mean / image_std; the family's default without one).
+struct PixelNorm {
+    double mean[3], std[3];
+};
+
+Result<PixelNorm> read_pixel_norm(const std::string & dir, Family f) {
+    // CLIP's defaults are OpenAI's dataset statistics; SigLIP's and ViT's 0.5 / 0.5.
+    PixelNorm n            = f == Family::Clip
+                                 ? PixelNorm{{0.48145466, 0.4578275, 0.40821073}, {0.26862954, 0.26130258, 0.27577711}}
+                                 : PixelNorm{{0.5, 0.5, 0.5}, {0.5, 0.5, 0.5}};
+    const std::string file = dir + "/preprocessor_config.json";
+    if (!exists(file)) return n;
+    M4_ASSIGN_OR_RETURN(nlohmann::json j, read_json_file(file));
+    if (j.contains("do_normalize") && j["do_normalize"] == false) return PixelNorm{{0, 0, 0}, {1, 1, 1}};
+    if (j.contains("rescale_factor") && j["rescale_factor"].is_number() &&
+        std::fabs(j["rescale_factor"].get<double>() * 255.0 - 1.0) > 1e-6)
+        return unsupported(file + ": rescale_factor " + j["rescale_factor"].dump() + " (m4 scales pixels by 1/255)");
+    for (const char * key : {"image_mean", "image_std"}) {
+        if (!j.contains(key)) continue;
+        const auto & v = j[key];
+        if (!v.is_array() || v.size() != 3 || !v[0].is_number() || !v[1].is_number() || !v[2].is_number())
+            return invalid_argument(file + ": \"" + key + "\" must be a list of 3 numbers");
+        for (int c = 0; c < 3; ++c) (std::string(key) == "image_mean" ? n.mean : n.std)[c] = v[c].get<double>();
+    }
+    for (int c = 0; c < 3; ++c)
+        if (!(n.std[c] > 0)) return invalid_argument(file + ": \"image_std\" must be positive");
+    return n;
+}
+
+}  // namespace
+
 Result<Part> import_hf_vision(const std::string & dir) {
     const std::string cfg_file = dir + "/config.json";
     M4_ASSIGN_OR_RETURN(nlohmann::json top, read_json_file(cfg_file));
     const std::string type = top.value("model_type", "");
     nlohmann::json j       = top;
-    if (type == "siglip" && top.contains("vision_config")) j = top["vision_config"];
-    const bool vit = type == "vit";  // class token, pos [1, T+1, W]; else SigLIP (no class token)
-    if (!vit && type != "siglip" && type != "siglip_vision_model")
+    if ((type == "siglip" || type == "clip") && top.contains("vision_config")) j = top["vision_config"];
+    Family fam;
+    if (type == "vit")
+        fam = Family::Vit;  // class token, pos [1, T+1, W]
+    else if (type == "siglip" || type == "siglip_vision_model")
+        fam = Family::Siglip;  // no class token
+    else if (type == "clip" || type == "clip_vision_model")
+        fam = Family::Clip;  // class token, pre-norm, final norm on the class token only
+    else
         return unsupported(cfg_file + ": model_type '" + type +
-                           "' is not a vision tower m4 maps (siglip_vision_model, vit; docs/import.md)");
+                           "' is not a vision tower m4 maps (siglip_vision_model, vit, clip_vision_model; "
+                           "docs/import.md)");
+    const bool vit = fam == Family::Vit, clip = fam == Family::Clip, cls = vit || clip;
     ConfigReader r{j, cfg_file};
     M4_ASSIGN_OR_RETURN(int64_t W, r.integer("hidden_size"));
     M4_ASSIGN_OR_RETURN(int64_t L, r.integer("num_hidden_layers"));
@@ -278,38 +336,49 @@ Result<Part> import_hf_vision(const std::string & dir) {
     M4_ASSIGN_OR_RETURN(int64_t Fm, r.integer("intermediate_size"));
     M4_ASSIGN_OR_RETURN(int64_t S, r.integer("image_size"));
     M4_ASSIGN_OR_RETURN(int64_t p, r.integer("patch_size"));
+    // The configs' defaults: ViT gelu, SigLIP gelu_pytorch_tanh, CLIP quick_gelu.
     const std::string act = j.contains("hidden_act") && j["hidden_act"].is_string() ? j["hidden_act"].get<std::string>()
                             : vit                                                   ? "gelu"
-                                  : "gelu_pytorch_tanh";  // the configs' defaults
-    if (act != "gelu")
-        return unsupported(cfg_file + ": hidden_act '" + act + "' (m4's encoder MLP uses the erf GELU, \"gelu\")");
+                            : clip                                                  ? "quick_gelu"
+                                                                                    : "gelu_pytorch_tanh";
+    std::string activation;
+    if (!parse_hidden_act(act, &activation))
+        return unsupported(cfg_file + ": hidden_act '" + act +
+                           "' (m4's encoder MLP has gelu, gelu_pytorch_tanh / gelu_new and quick_gelu)");
     if (r.integer_or("num_channels", 3) != 3) return unsupported(cfg_file + ": num_channels must be 3 (RGB)");
-    if (vit && j.contains("qkv_bias") && j["qkv_bias"] == false)
-        return unsupported(cfg_file + ": qkv_bias false (m4's encoder attention has biases)");
+    // ViT without q/k/v biases: zero biases, the same function.
+    const bool qkv_bias = !(vit && j.contains("qkv_bias") && j["qkv_bias"] == false);
     if (S % p) return invalid_argument(cfg_file + ": image_size must be a multiple of patch_size");
-    const int64_t Np = (S / p) * (S / p), T = Np + (vit ? 1 : 0);
+    M4_ASSIGN_OR_RETURN(PixelNorm pix, read_pixel_norm(dir, fam));
+    const int64_t Np = (S / p) * (S / p), T = Np + (cls ? 1 : 0);
     Part part;
     part.role   = Role::Image;
     part.config = {{"image_size", S}, {"patch_size", p},
                    {"channels", 3},   {"width", W},
                    {"layers", L},     {"heads", Hm},
-                   {"ffn", Fm},       {"norm_eps", r.number_or("layer_norm_eps", vit ? 1e-12 : 1e-6)}};
-    if (vit) part.config["cls_token"] = true;
-    part.source = {{"format", vit ? "hf-vit" : "hf-siglip-vision"}, {"path", dir}};
+                   {"ffn", Fm},       {"norm_eps", r.number_or("layer_norm_eps", vit ? 1e-12 : clip ? 1e-5 : 1e-6)}};
+    if (cls) part.config["cls_token"] = true;
+    if (clip) part.config["pre_norm"] = true, part.config["pool"] = "cls";
+    if (activation != "gelu") part.config["activation"] = activation;
+    part.source = {{"format", vit ? "hf-vit" : clip ? "hf-clip-vision" : "hf-siglip-vision"}, {"path", dir}};
     M4_ASSIGN_OR_RETURN(Checkpoint ck, open_checkpoint(dir));
-    // Prefixes: SigLIP's vision tower (a full checkpoint also holds the text tower, left out); ViT's
-    // "vit." inside ViTForImageClassification, none in a ViTModel.
+    // Prefixes: SigLIP's and CLIP's vision tower (a full checkpoint also holds the text tower, left
+    // out); ViT's "vit." inside ViTForImageClassification, none in a ViTModel.
     std::string pre         = vit ? "vit." : "vision_model.";
     const std::string probe = vit ? "embeddings.cls_token" : "embeddings.patch_embedding.weight";
     if (!ck.tensors.count(pre + probe)) pre = "";
     std::map<std::string, std::string> table;
     std::map<std::string, Shape> shapes;
+    std::vector<std::pair<std::string, int64_t>> zero_biases;  // m4 biases the source has not: zeros
     auto map = [&](const std::string & src, const std::string & dst, Shape s) {
         table[pre + src] = dst, shapes[pre + src] = s;
     };
-    auto lin = [&](const std::string & src, const std::string & dst, int64_t out, int64_t in) {
+    auto lin = [&](const std::string & src, const std::string & dst, int64_t out, int64_t in, bool bias = true) {
         map(src + ".weight", dst + ".weight", Shape{out, in});
-        map(src + ".bias", dst + ".bias", Shape{out});
+        if (bias)
+            map(src + ".bias", dst + ".bias", Shape{out});
+        else
+            zero_biases.push_back({dst + ".bias", out});
     };
     auto norm = [&](const std::string & src, const std::string & dst) {
         map(src + ".weight", dst + ".weight", Shape{W});
@@ -323,17 +392,24 @@ Result<Part> import_hf_vision(const std::string & dir) {
         map("embeddings.patch_embeddings.projection.bias", e + "patch_embed.bias", Shape{W});
     } else {
         map("embeddings.patch_embedding.weight", e + "patch_embed.weight", Shape{W, 3, p, p});
-        map("embeddings.patch_embedding.bias", e + "patch_embed.bias", Shape{W});
+        if (clip)
+            zero_biases.push_back({e + "patch_embed.bias", W});  // CLIP's patch conv has no bias
+        else
+            map("embeddings.patch_embedding.bias", e + "patch_embed.bias", Shape{W});
         map("embeddings.position_embedding.weight", e + "pos_embed", Shape{T, W});
+        if (clip) {
+            map("embeddings.class_embedding", e + "cls_token", Shape{W});
+            norm("pre_layrnorm", e + "pre_norm");  // sic: HF's spelling
+        }
     }
     for (int64_t l = 0; l < L; ++l) {
         const std::string d = fmt::format("{}layers.{}.", e, l);
         if (vit) {
             const std::string s = fmt::format("encoder.layer.{}.", l);
             norm(s + "layernorm_before", d + "ln1");
-            lin(s + "attention.attention.query", d + "attn.q", W, W);
-            lin(s + "attention.attention.key", d + "attn.k", W, W);
-            lin(s + "attention.attention.value", d + "attn.v", W, W);
+            lin(s + "attention.attention.query", d + "attn.q", W, W, qkv_bias);
+            lin(s + "attention.attention.key", d + "attn.k", W, W, qkv_bias);
+            lin(s + "attention.attention.value", d + "attn.v", W, W, qkv_bias);
             lin(s + "attention.output.dense", d + "attn.o", W, W);
             norm(s + "layernorm_after", d + "ln2");
             lin(s + "intermediate.dense", d + "mlp.fc1", Fm, W);
@@ -353,31 +429,60 @@ Result<Part> import_hf_vision(const std::string & dir) {
     norm(vit ? "layernorm" : "post_layernorm", e + "norm");
     std::set<std::string> dropped;
     auto ignore = [&](const std::string & n) {
-        // Heads m4 replaces (it mean-pools into embed_proj): SigLIP's attention pooling, ViT's
-        // pooler and classifier. Other towers of a full checkpoint (SigLIP's text tower) are left out.
-        for (const char * h : {"head.", "pooler.", "classifier."})
+        // Heads m4 replaces with embed_proj: SigLIP's attention pooling, ViT's pooler and
+        // classifier, CLIP's visual_projection. Other towers of a full checkpoint (SigLIP's and
+        // CLIP's text towers, CLIP's logit_scale) are left out; position_ids is a buffer.
+        for (const char * h : {"head.", "pooler.", "classifier.", "visual_projection."})
             if (n.rfind(pre + h, 0) == 0 || n.rfind(h, 0) == 0) {
                 dropped.insert(h);
                 return true;
             }
+        if (n == pre + "embeddings.position_ids") return true;
         return !pre.empty() && n.rfind(pre, 0) != 0;
     };
     M4_RETURN_IF_ERROR(take_tensors(ck, table, shapes, cfg_file, &part, ignore));
     for (const auto & h : dropped)
-        part.source["notes"].push_back(h + std::string("* not imported: m4 mean-pools the tokens into embed_proj"));
+        part.source["notes"].push_back(h +
+                                       std::string(clip ? "* not imported: m4 projects the pooled class token "
+                                                          "with its own embed_proj"
+                                                        : "* not imported: m4 mean-pools the tokens into embed_proj"));
+    for (const auto & [name, n] : zero_biases) {
+        Tensor z = Tensor::empty(DType::F32, Shape{n});
+        std::fill(z.f32(), z.f32() + n, 0.0f);
+        part.tensors[name] = z;
+        part.origin[name]  = "zeros (the source layer has no bias)";
+    }
     if (vit) {
         part.tensors[e + "cls_token"] = part.tensors[e + "cls_token"].reshaped(Shape{W});
         part.tensors[e + "pos_embed"] = part.tensors[e + "pos_embed"].reshaped(Shape{T, W});
     }
-    // Conv weight [W, c, dy, dx] → m4's patch vector order (dy, dx, c): [W, p·p·3].
-    Tensor conv = to_f32(part.tensors[e + "patch_embed.weight"]);
-    Tensor pe   = Tensor::empty(DType::F32, Shape{W, p * p * 3});
-    for (int64_t o = 0; o < W; ++o)
+    // Conv weight [W, c, dy, dx] → m4's patch vector order (dy, dx, c): [W, p·p·3], with the
+    // source's pixel normalisation folded in. m4 feeds x = 2v − 1 (v in [0, 1]); the source wants
+    // u_c = (v − mean_c) / std_c = x / (2·std_c) + (0.5 − mean_c) / std_c, so each weight is divided by
+    // 2·std_c and the bias gains Σ w·(0.5 − mean_c) / std_c (nothing changes for mean = std = 0.5).
+    Tensor conv  = to_f32(part.tensors[e + "patch_embed.weight"]);
+    Tensor bias  = to_f32(part.tensors[e + "patch_embed.bias"]);
+    Tensor pe    = Tensor::empty(DType::F32, Shape{W, p * p * 3});
+    Tensor pbias = Tensor::empty(DType::F32, Shape{W});
+    for (int64_t o = 0; o < W; ++o) {
+        double shift = bias.f32()[o];
         for (int64_t c = 0; c < 3; ++c)
             for (int64_t dy = 0; dy < p; ++dy)
-                for (int64_t dx = 0; dx < p; ++dx)
-                    pe.f32()[o * p * p * 3 + (dy * p + dx) * 3 + c] = conv.f32()[((o * 3 + c) * p + dy) * p + dx];
+                for (int64_t dx = 0; dx < p; ++dx) {
+                    const double w = conv.f32()[((o * 3 + c) * p + dy) * p + dx];
+                    shift += w * (0.5 - pix.mean[c]) / pix.std[c];
+                    pe.f32()[o * p * p * 3 + (dy * p + dx) * 3 + c] = static_cast<float>(w / (2.0 * pix.std[c]));
+                }
+        pbias.f32()[o] = static_cast<float>(shift);
+    }
     part.tensors[e + "patch_embed.weight"] = pe;
+    part.tensors[e + "patch_embed.bias"]   = pbias;
+    // Recorded when it changed anything (SigLIP / ViT imports at 0.5 / 0.5 keep their header bytes).
+    bool identity = true;
+    for (int c = 0; c < 3; ++c) identity = identity && pix.mean[c] == 0.5 && pix.std[c] == 0.5;
+    if (!identity)
+        part.source["pixel_norm"] = {{"mean", {pix.mean[0], pix.mean[1], pix.mean[2]}},
+                                     {"std", {pix.std[0], pix.std[1], pix.std[2]}}};
     return part;
 }
 

@@ -94,7 +94,9 @@ struct KernelTable {
     AttentionFn attention                  = nullptr;
     AttentionBwdFn attention_bwd           = nullptr;
     UnaryFn silu                           = nullptr;
-    UnaryFn gelu                           = nullptr;
+    UnaryFn gelu                           = nullptr;  // erf form
+    UnaryFn gelu_tanh                      = nullptr;  // tanh approximation
+    UnaryFn gelu_quick                     = nullptr;  // x·σ(1.702·x)
     BinaryFn add                           = nullptr;
     BinaryFn mul                           = nullptr;
     TransposeFn transpose[kTransposeKinds] = {};  // indexed by TransposeKind

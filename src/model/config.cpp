@@ -62,6 +62,18 @@ int64_t EncoderConfig::input_values() const {
     return 0;
 }
 
+const char * activation_name(Activation a) {
+    switch (a) {
+        case Activation::Gelu:
+            return "gelu";
+        case Activation::GeluTanh:
+            return "gelu_tanh";
+        case Activation::QuickGelu:
+            return "quick_gelu";
+    }
+    return "?";
+}
+
 int64_t EncoderConfig::tokens() const {
     return patches() + (cls_token ? 1 : 0);
 }
@@ -236,6 +248,23 @@ Result<ModelConfig> parse_unchecked(const nlohmann::json & j) {
                 r.require(e["cls_token"].is_boolean(), "cls_token must be true or false");
                 if (e["cls_token"].is_boolean()) ec.cls_token = e["cls_token"].get<bool>();
             }
+            if (e.contains("pre_norm")) {
+                r.require(e["pre_norm"].is_boolean(), "pre_norm must be true or false");
+                if (e["pre_norm"].is_boolean()) ec.pre_norm = e["pre_norm"].get<bool>();
+            }
+            if (e.contains("activation")) {
+                const std::string a = e["activation"].is_string() ? e["activation"].get<std::string>() : "";
+                bool known          = false;
+                for (Activation v : {Activation::Gelu, Activation::GeluTanh, Activation::QuickGelu})
+                    if (a == activation_name(v)) ec.activation = v, known = true;
+                r.require(known, "activation must be \"gelu\", \"gelu_tanh\" or \"quick_gelu\"");
+            }
+            if (e.contains("pool")) {
+                const std::string p = e["pool"].is_string() ? e["pool"].get<std::string>() : "";
+                r.require(p == "mean" || p == "cls", "pool must be \"mean\" or \"cls\"");
+                if (p == "cls") ec.pool = Pool::Cls;
+                r.require(ec.pool != Pool::Cls || ec.cls_token, "pool \"cls\" needs cls_token");
+            }
             r.require(ec.heads > 0 && ec.width % ec.heads == 0, "width must be divisible by heads");
             if (err.is_ok()) r.require(ec.patches() >= 1, "input too short for one patch");
             c.encoders[static_cast<int>(m)] = ec;
@@ -306,7 +335,11 @@ nlohmann::json model_config_to_json(const ModelConfig & c) {
                             {"heads", e.heads},
                             {"ffn", e.ffn},
                             {"norm_eps", short_decimal(e.norm_eps)}};
-        if (e.cls_token) o["cls_token"] = true;  // written only when set: older headers stay byte-identical
+        // Written only when set: older headers stay byte-identical.
+        if (e.cls_token) o["cls_token"] = true;
+        if (e.pre_norm) o["pre_norm"] = true;
+        if (e.activation != Activation::Gelu) o["activation"] = activation_name(e.activation);
+        if (e.pool == Pool::Cls) o["pool"] = "cls";
         if (e.modality == Modality::Image) {
             o["image_size"] = e.image_size;
             o["patch_size"] = e.patch_size;

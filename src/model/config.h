@@ -22,6 +22,17 @@ inline constexpr int kPathCount = 4;
 const char * path_name(Path p);
 bool parse_path(const std::string & s, Path * out);
 
+// The encoder MLP's activation (header key "activation"): the erf GELU (default, "gelu"), its tanh
+// approximation ("gelu_tanh", SigLIP's gelu_pytorch_tanh) or x·σ(1.702·x) ("quick_gelu", CLIP's).
+// Same order as ops::GeluForm.
+enum class Activation { Gelu = 0, GeluTanh = 1, QuickGelu = 2 };
+const char * activation_name(Activation a);
+
+// How the pooled embedding is taken (header key "pool"): the mean of the output tokens (default,
+// "mean"), or the class token ("cls", CLIP's layout): then the final layernorm `norm` applies to
+// the pooled class token only, and the token features are the last layer's output.
+enum class Pool { Mean = 0, Cls = 1 };
+
 struct EncoderConfig {
     Modality modality = Modality::Image;
     // front end
@@ -35,6 +46,15 @@ struct EncoderConfig {
     // A learned class token prepended to the patch tokens (ViT-style towers): the encoder then
     // outputs T = patches + 1 tokens, token 0 the class token.
     bool cls_token = false;
+    // A layernorm (tensors <base>.pre_norm.{weight,bias}) after the positions, before the first
+    // layer (CLIP's pre_layrnorm).
+    bool pre_norm         = false;
+    Activation activation = Activation::Gelu;
+    Pool pool             = Pool::Mean;  // Cls needs cls_token
+    // True when every field above has its default: the encoder of firmware older than these keys.
+    bool plain_layout() const {
+        return !cls_token && !pre_norm && activation == Activation::Gelu && pool == Pool::Mean;
+    }
 
     int64_t patches() const;    // patches per input
     int64_t tokens() const;     // T: tokens the encoder outputs (patches, + 1 with a class token)

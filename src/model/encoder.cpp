@@ -1,6 +1,8 @@
-// Encoder: x = patches·Wpᵀ + bp + pos; per layer x += o(Attn(LN1 x)); x += fc2(gelu(fc1(LN2 x)));
-// tokens = LN(x). Shapes: B samples × T tokens, width W, heads Hm, D = W / Hm. With a class token,
-// x[b, 0] = cls + pos[0] and the Np = T − 1 patches fill rows 1 … T − 1.
+// Encoder: x = patches·Wpᵀ + bp + pos [; x = LNpre(x)]; per layer x += o(Attn(LN1 x));
+// x += fc2(act(fc1(LN2 x))); tokens = LN(x) (pool "mean") or x (pool "cls": the final LN goes to the
+// pooled class token, encoder_pool). act: the config's GELU form. Shapes: B samples × T tokens,
+// width W, heads Hm, D = W / Hm. With a class token, x[b, 0] = cls + pos[0] and the Np = T − 1
+// patches fill rows 1 … T − 1.
 #include <cmath>
 #include <cstring>
 
@@ -10,6 +12,9 @@
 #include "ops/ops.h"
 
 namespace m4::model {
+
+static_assert(static_cast<int>(Activation::GeluTanh) == static_cast<int>(ops::GeluForm::Tanh) &&
+              static_cast<int>(Activation::QuickGelu) == static_cast<int>(ops::GeluForm::Quick));
 
 void encoder_forward(const EncoderConfig & c, const EncoderWeights & w, const float * patches, int64_t B,
                      const std::vector<RowSegment> & seg, float * out) {
@@ -33,6 +38,8 @@ void encoder_forward(const EncoderConfig & c, const EncoderWeights & w, const fl
         }
     }
     ops::add(x, w.pos_embed, x, N * W, T * W);  // + pos (per sample)
+    if (c.pre_norm) ops::layernorm(x, w.pre_norm_w, w.pre_norm_b, x, N, W, c.norm_eps);
+    const auto act = static_cast<ops::GeluForm>(c.activation);
     for (const auto & L : w.layers) {
         ops::layernorm(x, L.ln1_w, L.ln1_b, h, N, W, c.norm_eps);
         linear(L.q, h, N, q, seg);
@@ -55,19 +62,29 @@ void encoder_forward(const EncoderConfig & c, const EncoderWeights & w, const fl
         ops::add(x, h, x, N * W, N * W);
         ops::layernorm(x, L.ln2_w, L.ln2_b, h, N, W, c.norm_eps);
         linear(L.fc1, h, N, f, seg);
-        ops::gelu(f, f, N * F);
+        ops::gelu(act, f, f, N * F);
         linear(L.fc2, f, N, h, seg);
         ops::add(x, h, x, N * W, N * W);
     }
-    ops::layernorm(x, w.norm_w, w.norm_b, out, N, W, c.norm_eps);
+    if (c.pool == Pool::Cls)
+        std::memcpy(out, x, static_cast<size_t>(N * W) * 4);  // CLIP's last_hidden_state
+    else
+        ops::layernorm(x, w.norm_w, w.norm_b, out, N, W, c.norm_eps);
 }
 
 void encoder_pool(const EncoderConfig & c, const EncoderWeights & w, const float * tokens, int64_t B,
                   const std::vector<RowSegment> & sample_seg, int64_t E, float * z) {
     ArenaScope scope;
-    float * pooled = scope.alloc<float>(B * c.width);
-    ops::pool(tokens, pooled, B, c.tokens(), c.width);  // [B, W]
-    linear(w.embed_proj, pooled, B, z, sample_seg);     // [B, E]
+    const int64_t T = c.tokens(), W = c.width;
+    float * pooled = scope.alloc<float>(B * W);
+    if (c.pool == Pool::Cls) {
+        // The class token of each sample, layernormed (CLIP's pooler_output).
+        for (int64_t b = 0; b < B; ++b) std::memcpy(pooled + b * W, tokens + b * T * W, static_cast<size_t>(W) * 4);
+        ops::layernorm(pooled, w.norm_w, w.norm_b, pooled, B, W, c.norm_eps);
+    } else {
+        ops::pool(tokens, pooled, B, T, W);  // [B, W]
+    }
+    linear(w.embed_proj, pooled, B, z, sample_seg);  // [B, E]
 }
 
 }  // namespace m4::model

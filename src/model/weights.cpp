@@ -48,6 +48,7 @@ std::vector<TensorSpec> expected_tensors(const ModelConfig & c) {
         lin(base + ".patch_embed", e.width, e.patch_dim(), true);
         if (e.cls_token) s.push_back({base + ".cls_token", Shape{e.width}, TensorRole::Position, 0.02f});
         s.push_back({base + ".pos_embed", Shape{e.tokens(), e.width}, TensorRole::Position, 0.02f});
+        if (e.pre_norm) norm(base + ".pre_norm", e.width, true);
         for (int64_t l = 0; l < e.layers; ++l) {
             std::string p = layer_prefix(base, l);
             norm(p + "ln1", e.width, true);
@@ -145,6 +146,8 @@ void bind_weights(const ModelConfig & c, const std::function<Tensor(const std::s
         ew.patch_embed = lin(base + ".patch_embed", true);
         ew.pos_embed   = f32(base + ".pos_embed");
         ew.cls_token   = e.cls_token ? f32(base + ".cls_token") : nullptr;
+        ew.pre_norm_w  = e.pre_norm ? f32(base + ".pre_norm.weight") : nullptr;
+        ew.pre_norm_b  = e.pre_norm ? f32(base + ".pre_norm.bias") : nullptr;
         ew.layers.resize(e.layers);
         for (int64_t l = 0; l < e.layers; ++l) {
             std::string p = layer_prefix(base, l);

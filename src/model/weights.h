@@ -35,9 +35,10 @@ struct EncoderLayer {
 };
 
 struct EncoderWeights {
-    Linear patch_embed;                 // [W, P] + bias
-    const float * cls_token = nullptr;  // [W] (cls_token configs only)
-    const float * pos_embed = nullptr;  // [T, W]
+    Linear patch_embed;                                        // [W, P] + bias
+    const float * cls_token = nullptr;                         // [W] (cls_token configs only)
+    const float * pos_embed = nullptr;                         // [T, W]
+    const float *pre_norm_w = nullptr, *pre_norm_b = nullptr;  // [W] (pre_norm configs only)
     std::vector<EncoderLayer> layers;
     const float *norm_w = nullptr, *norm_b = nullptr;  // [W]
     Linear embed_proj;                                 // [E, W], no bias

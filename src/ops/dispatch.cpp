@@ -43,6 +43,8 @@ kern::KernelTable reference_table() {
     t.attention_bwd                         = attention_backward_ref;
     t.silu                                  = silu_forward_ref;
     t.gelu                                  = gelu_forward_ref;
+    t.gelu_tanh                             = gelu_tanh_forward_ref;
+    t.gelu_quick                            = gelu_quick_forward_ref;
     t.add                                   = add_forward_ref;
     t.mul                                   = mul_forward_ref;
     return t;
@@ -59,6 +61,8 @@ void fill_from(kern::KernelTable & t, const kern::KernelTable & below) {
     if (!t.attention_bwd) t.attention_bwd = below.attention_bwd;
     if (!t.silu) t.silu = below.silu;
     if (!t.gelu) t.gelu = below.gelu;
+    if (!t.gelu_tanh) t.gelu_tanh = below.gelu_tanh;
+    if (!t.gelu_quick) t.gelu_quick = below.gelu_quick;
     if (!t.add) t.add = below.add;
     if (!t.mul) t.mul = below.mul;
     for (int k = 0; k < kern::kTransposeKinds; ++k)
@@ -176,6 +180,29 @@ void gelu(const float * x, float * y, int64_t n) {
     record_op(OpKind::gelu);
     M4_CHECK(n >= 0);
     active_kernels().gelu(x, y, n);
+}
+
+void gelu_tanh(const float * x, float * y, int64_t n) {
+    record_op(OpKind::gelu);
+    M4_CHECK(n >= 0);
+    active_kernels().gelu_tanh(x, y, n);
+}
+
+void gelu_quick(const float * x, float * y, int64_t n) {
+    record_op(OpKind::gelu);
+    M4_CHECK(n >= 0);
+    active_kernels().gelu_quick(x, y, n);
+}
+
+void gelu(GeluForm form, const float * x, float * y, int64_t n) {
+    switch (form) {
+        case GeluForm::Erf:
+            return gelu(x, y, n);
+        case GeluForm::Tanh:
+            return gelu_tanh(x, y, n);
+        case GeluForm::Quick:
+            return gelu_quick(x, y, n);
+    }
 }
 
 void rope(float * x, int64_t ldx, int64_t T, int64_t H, int64_t D, const int32_t * pos, float theta) {

@@ -17,6 +17,10 @@
 
 namespace m4::ops {
 
+// The forms of the gelu op (src/ops/gelu.cpp): the exact erf GELU, its tanh approximation
+// (SigLIP's gelu_pytorch_tanh) and its sigmoid approximation x·σ(1.702·x) (CLIP's quick_gelu).
+enum class GeluForm { Erf = 0, Tanh = 1, Quick = 2 };
+
 enum class OpKind {
 #define M4_OP(name, formula) name,
 #include "ops/ops.def"
@@ -39,7 +43,10 @@ void rmsnorm(const float * x, const float * w, float * y, int64_t M, int64_t C, 
 void layernorm(const float * x, const float * w, const float * b, float * y, int64_t M, int64_t C, float eps);
 void softmax(const float * x, float * y, int64_t M, int64_t N);
 void silu(const float * x, float * y, int64_t n);
-void gelu(const float * x, float * y, int64_t n);
+void gelu(const float * x, float * y, int64_t n);  // erf form
+void gelu_tanh(const float * x, float * y, int64_t n);
+void gelu_quick(const float * x, float * y, int64_t n);
+void gelu(GeluForm form, const float * x, float * y, int64_t n);
 // In place on x[T, H·D] (row stride ldx): head vector pairs (2i, 2i+1) rotated by pos[t]·θ^(−2i/D).
 void rope(float * x, int64_t ldx, int64_t T, int64_t H, int64_t D, const int32_t * pos, float theta);
 void attention(const kern::AttentionArgs & args);
@@ -67,6 +74,8 @@ void layernorm_forward_ref(const float * x, const float * w, const float * b, fl
 void softmax_forward_ref(const float * x, float * y, int64_t M, int64_t N);
 void silu_forward_ref(const float * x, float * y, int64_t n);
 void gelu_forward_ref(const float * x, float * y, int64_t n);
+void gelu_tanh_forward_ref(const float * x, float * y, int64_t n);
+void gelu_quick_forward_ref(const float * x, float * y, int64_t n);
 void rope_forward_ref(float * x, int64_t ldx, int64_t T, int64_t H, int64_t D, const int32_t * pos, float theta);
 void attention_forward_ref(const kern::AttentionArgs & a);
 void gather_forward_ref(const Tensor & table, const int32_t * ids, int64_t T, float * y);
@@ -92,6 +101,9 @@ void layernorm_backward_ref(const float * dy, const float * x, const float * w, 
 void softmax_backward_ref(const float * dy, const float * y, float * dx, int64_t M, int64_t N);
 void silu_backward_ref(const float * dy, const float * x, float * dx, int64_t n);
 void gelu_backward_ref(const float * dy, const float * x, float * dx, int64_t n);
+void gelu_tanh_backward_ref(const float * dy, const float * x, float * dx, int64_t n);
+void gelu_quick_backward_ref(const float * dy, const float * x, float * dx, int64_t n);
+void gelu_backward_ref(GeluForm form, const float * dy, const float * x, float * dx, int64_t n);
 void rope_backward_ref(float * dx, int64_t ldx, int64_t T, int64_t H, int64_t D, const int32_t * pos, float theta);
 // dy: (T, H·D) row stride a.ldy; dq, dk, dv laid out like a.q, a.k, a.v (strides ldq, ldk, ldv)
 void attention_backward_ref(const kern::AttentionArgs & a, const float * dy, float * dq, float * dk, float * dv);

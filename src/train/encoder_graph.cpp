@@ -1,7 +1,7 @@
 // Encoder training graph (docs/architecture.md, "Encoder"), forward as in model/encoder.cpp:
 //     x = patches·Wpᵀ + bp + pos
 //     per layer:  h1 = LN1(x);  x_mid = x + o(Attn(q(h1), k(h1), v(h1)))
-//                 h2 = LN2(x_mid);  x = x_mid + fc2(gelu(fc1(h2)))
+//                 h2 = LN2(x_mid);  x = x_mid + fc2(act(fc1(h2)))   act: the config's GELU form
 //     tokens = LN(x)
 // B samples × T tokens (N = B·T rows), width W, Hm heads of D = W / Hm, FFN width F.
 #include <cmath>
@@ -55,7 +55,7 @@ void layer_forward(const EncoderConfig & c, const EncoderLayer & L, const std::v
     ops::add(x_in, tmp.data(), A.x_mid.data(), N * W, N * W);
     ops::layernorm(A.x_mid.data(), L.ln2_w, L.ln2_b, A.h2.data(), N, W, c.norm_eps);
     model::linear(L.fc1, A.h2.data(), N, A.f.data(), seg);
-    ops::gelu(A.f.data(), A.g.data(), N * F);
+    ops::gelu(static_cast<ops::GeluForm>(c.activation), A.f.data(), A.g.data(), N * F);
     model::linear(L.fc2, A.g.data(), N, tmp.data(), seg);
     ops::add(A.x_mid.data(), tmp.data(), x_out, N * W, N * W);
 }
@@ -74,7 +74,8 @@ void layer_backward(const GradSink & sink, const EncoderConfig & c, const Encode
     // x = x_mid + fc2(gelu(fc1(LN2(x_mid))))
     linear_backward(sink, L.fc2, A.g.data(), dx, N, dg.data());
     parallel_elementwise(N * F, [&](int64_t b, int64_t e) {
-        ops::gelu_backward_ref(dg.data() + b, A.f.data() + b, df.data() + b, e - b);
+        ops::gelu_backward_ref(static_cast<ops::GeluForm>(c.activation), dg.data() + b, A.f.data() + b, df.data() + b,
+                               e - b);
     });
     linear_backward(sink, L.fc1, A.h2.data(), df.data(), N, dh.data());
     ops::layernorm_backward_ref(dh.data(), A.x_mid.data(), L.ln2_w, dx, sink.grad_of(L.ln2_w), sink.grad_of(L.ln2_b), N,

@@ -89,13 +89,20 @@ Status TrainModel::init(const std::vector<TaskSpec> & tasks, const ModelOptions 
     tasks_                       = tasks;
     if (tasks.empty()) return invalid_argument("no training task");
     for (const auto & t : tasks) M4_RETURN_IF_ERROR(check_task(c, t));
-    // The training graph has no class token yet (docs/import.md): refuse rather than train a different model.
-    for (const auto & t : tasks)
-        if (t.path != model::Path::Backbone && t.path != model::Path::Generator && c.has_encoder(t.modality) &&
-            c.encoder(t.modality).cls_token)
+    // The training graph has no class token, pre-norm or class-token pooling yet (docs/import.md):
+    // refuse rather than train a different model. (All three GELU forms train.)
+    for (const auto & t : tasks) {
+        if (t.path == model::Path::Backbone || t.path == model::Path::Generator || !c.has_encoder(t.modality)) continue;
+        const model::EncoderConfig & e = c.encoder(t.modality);
+        const char * what              = e.cls_token                   ? "a class token (cls_token)"
+                                         : e.pre_norm                  ? "a layernorm before the first layer (pre_norm)"
+                                         : e.pool != model::Pool::Mean ? "class-token pooling (pool \"cls\")"
+                                                                       : nullptr;
+        if (what)
             return unsupported(std::string("training through the ") + model::modality_name(t.modality) +
-                               " encoder: it has a class token (cls_token), which the training graph does not "
-                               "implement yet; backbone-path tasks train");
+                               " encoder: it has " + what +
+                               ", which the training graph does not implement yet; backbone-path tasks train");
+    }
     int heads = 0;
     for (const auto & t : tasks) heads += t.has_head();
     if (heads > 1) return invalid_argument("at most one task with a head per training run");

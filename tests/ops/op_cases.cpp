@@ -21,6 +21,8 @@ const std::vector<OpCase> & op_cases() {
         {OpKind::softmax,   "f32",   check_softmax},
         {OpKind::silu,      "f32",   check_silu},
         {OpKind::gelu,      "f32",   check_gelu},
+        {OpKind::gelu,      "f32_tanh",  check_gelu_tanh},
+        {OpKind::gelu,      "f32_quick", check_gelu_quick},
         {OpKind::rope,      "f32",   check_rope},
         {OpKind::attention, "f32",   check_attention},
         {OpKind::attention, "f32_backward", check_attention_backward},

@@ -28,6 +28,8 @@ void check_rmsnorm(Isa isa);
 void check_layernorm(Isa isa);
 void check_silu(Isa isa);
 void check_gelu(Isa isa);
+void check_gelu_tanh(Isa isa);   // GeluForm::Tanh
+void check_gelu_quick(Isa isa);  // GeluForm::Quick
 void check_attention(Isa isa);
 void check_attention_backward(Isa isa);  // ops::attention_backward_ref
 void check_add(Isa isa);

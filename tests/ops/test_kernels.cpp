@@ -431,6 +431,14 @@ void check_silu(Isa isa) {
 void check_gelu(Isa isa) {
     check_unary(ops::kernel_table(isa).gelu, ops::gelu_forward_ref, ops::gelu, "gelu", true);
 }
+// The tanh and quick forms: the kernels compute x·σ(·) where the references use 1 + tanh / 1 + exp
+// (the same function); both cancel for x ≪ 0, hence relative_to_x.
+void check_gelu_tanh(Isa isa) {
+    check_unary(ops::kernel_table(isa).gelu_tanh, ops::gelu_tanh_forward_ref, ops::gelu_tanh, "gelu_tanh", true);
+}
+void check_gelu_quick(Isa isa) {
+    check_unary(ops::kernel_table(isa).gelu_quick, ops::gelu_quick_forward_ref, ops::gelu_quick, "gelu_quick", true);
+}
 
 namespace {
 
@@ -577,8 +585,12 @@ const void * case_kernel(const OpCase & c, Isa isa) {
                                                             : reinterpret_cast<const void *>(t.attention);
         case OpKind::silu:
             return reinterpret_cast<const void *>(t.silu);
-        case OpKind::gelu:
-            return reinterpret_cast<const void *>(t.gelu);
+        case OpKind::gelu: {
+            const std::string v = c.variant;
+            return reinterpret_cast<const void *>(v == "f32_tanh"    ? t.gelu_tanh
+                                                  : v == "f32_quick" ? t.gelu_quick
+                                                                     : t.gelu);
+        }
         case OpKind::add:
             return reinterpret_cast<const void *>(t.add);
         case OpKind::mul:

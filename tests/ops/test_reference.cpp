@@ -127,6 +127,16 @@ TEST(Reference, SiluAndGeluKnownValues) {
     EXPECT_EQ(y[0], 0.0f);
     EXPECT_NEAR(y[1], 0.8413447f, 1e-7);
     EXPECT_NEAR(y[2], -0.1586553f, 1e-7);
+    // tanh form (PyTorch gelu(approximate='tanh')): 0.5·(1 + tanh(√(2/π)·1.044715)) = 0.8411920
+    gelu_tanh_forward_ref(x, y, 3);
+    EXPECT_EQ(y[0], 0.0f);
+    EXPECT_NEAR(y[1], 0.8411920f, 1e-6);
+    EXPECT_NEAR(y[2], -0.1588080f, 1e-6);
+    // quick form: σ(1.702) = 0.8457958
+    gelu_quick_forward_ref(x, y, 3);
+    EXPECT_EQ(y[0], 0.0f);
+    EXPECT_NEAR(y[1], 0.8457958f, 1e-6);
+    EXPECT_NEAR(y[2], -0.1542042f, 1e-6);
 }
 
 TEST(Reference, RopeIdentityAtZeroAndRotationAfter) {

@@ -19,7 +19,7 @@ import struct
 
 import numpy as np
 
-ST_DTYPES = {"F32": ("<f4", 4), "F16": ("<f2", 2), "BF16": (None, 2), "I8": ("i1", 1)}
+ST_DTYPES = {"F32": ("<f4", 4), "F16": ("<f2", 2), "BF16": (None, 2), "I8": ("i1", 1), "I64": ("<i8", 8)}
 
 
 def bf16_bytes(a):

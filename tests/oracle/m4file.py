@@ -297,6 +297,9 @@ def expected_firmware_shapes(header):
         out[p + "pos_embed"] = ((T, W), F32)
         if ec.get("cls_token", False):
             out[p + "cls_token"] = ((W,), F32)
+        if ec.get("pre_norm", False):
+            out[p + "pre_norm.weight"] = ((W,), F32)
+            out[p + "pre_norm.bias"] = ((W,), F32)
         for L in range(ec["layers"]):
             q = p + "layers.%d." % L
             for n in ("ln1", "ln2"):

@@ -5,6 +5,7 @@ commands by hand and for the worked example in docs/import.md:
     /usr/bin/python3 tests/oracle/make_checkpoints.py OUTDIR
       OUTDIR/hf-llama/       config.json, 2 safetensors shards + index, tokenizer.model (GQA, untied head)
       OUTDIR/siglip/         a SigLIP-style vision tower (config.json, model.safetensors)
+      OUTDIR/clip/           a CLIPModel (vision and a stub text tower, projections; config.json, model.safetensors)
       OUTDIR/peft/           a PEFT LoRA for hf-llama (adapter_config.json, adapter_model.safetensors)
       OUTDIR/llama-f16.gguf, OUTDIR/llama-q8_0.gguf   the same LLaMA as GGUF v3"""
 import json
@@ -16,6 +17,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ckpt_writer as cw  # noqa: E402
 import test_import as ti  # noqa: E402
+import vision_towers as vtw  # noqa: E402
 
 
 def main(out):
@@ -43,6 +45,9 @@ def main(out):
             lora += [(mod + ".lora_A.weight", "F32", 0.1 * rng.standard_normal((4, i))),
                      (mod + ".lora_B.weight", "F32", 0.1 * rng.standard_normal((o, 4)))]
     cw.write_safetensors(os.path.join(d, "adapter_model.safetensors"), lora)
+    ccfg, _, ct = vtw.clip_checkpoint(np.random.default_rng(7), full=True)
+    cw.write_hf_dir(os.path.join(out, "clip"), ccfg,
+                    [(k, "I64" if a.dtype == np.int64 else "F32", a) for k, a in sorted(ct.items())])
     for n in ("corpus.txt", "spm.vocab", "spm.model"):
         os.remove(os.path.join(out, n))
     print("checkpoints written to", out)

@@ -174,6 +174,18 @@ def gelu(x):
     return 0.5 * x * (1.0 + torch.erf(x / math.sqrt(2.0)))
 
 
+def gelu_tanh(x):
+    return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x ** 3)))
+
+
+def quick_gelu(x):
+    return x * torch.sigmoid(1.702 * x)
+
+
+# An encoder's "activation" (docs/formats.md): the erf GELU unless the header names another form.
+ACTIVATIONS = {"gelu": gelu, "gelu_tanh": gelu_tanh, "quick_gelu": quick_gelu}
+
+
 def silu(x):
     return x * torch.sigmoid(x)
 
@@ -247,6 +259,9 @@ class Model:
             x = torch.cat([self.p(pre + "cls_token")[None, :], x], 0)
         x = x + self.p(pre + "pos_embed")
         T, W = x.shape
+        if cfg.get("pre_norm", False):           # a layernorm before the first layer (CLIP)
+            x = layernorm(x, self.p(pre + "pre_norm.weight"), self.p(pre + "pre_norm.bias"), eps)
+        act = ACTIVATIONS[cfg.get("activation", "gelu")]
         D = W // nh
         for L in range(cfg["layers"]):
             q_ = pre + "layers.%d." % L
@@ -258,14 +273,20 @@ class Model:
             o = (att @ v).transpose(0, 1).reshape(T, W)
             x = x + self.linear(o, q_ + "attn.o", adapter)
             h = layernorm(x, self.p(q_ + "ln2.weight"), self.p(q_ + "ln2.bias"), eps)
-            h = gelu(self.linear(h, q_ + "mlp.fc1", adapter))
+            h = act(self.linear(h, q_ + "mlp.fc1", adapter))
             x = x + self.linear(h, q_ + "mlp.fc2", adapter)
+        if cfg.get("pool", "mean") == "cls":     # tokens un-normed; the final norm goes to the class token
+            return x
         return layernorm(x, self.p(pre + "norm.weight"), self.p(pre + "norm.bias"), eps)
 
     def encoder_z(self, mod, inp, adapter):
         tok = self.encoder_tokens(mod, inp, adapter)
-        return self.linear(tok.mean(0, keepdim=True), "encoders.%s.embed_proj" % mod, adapter,
-                           bias=False)[0]
+        cfg, pre = self.h["encoders"][mod], "encoders.%s." % mod
+        if cfg.get("pool", "mean") == "cls":
+            pooled = layernorm(tok[:1], self.p(pre + "norm.weight"), self.p(pre + "norm.bias"), cfg["norm_eps"])
+        else:
+            pooled = tok.mean(0, keepdim=True)
+        return self.linear(pooled, "encoders.%s.embed_proj" % mod, adapter, bias=False)[0]
 
     def encoder_path(self, mod, inp, adapter=None):
         z = self.encoder_z(mod, inp, adapter)

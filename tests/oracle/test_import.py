@@ -25,6 +25,7 @@ import torch
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import ckpt_writer as cw  # noqa: E402
+import vision_towers as vt_  # noqa: E402
 from m4file import M4File  # noqa: E402
 
 torch.set_num_threads(2)
@@ -121,7 +122,7 @@ def siglip_tokens(cfg, t, img):
         a = torch.softmax(q @ k.transpose(1, 2) / math.sqrt(D), -1) @ v
         x = x + lin(a.transpose(0, 1).reshape(T, Wd), "self_attn.out_proj")
         h = ln(x, (Wd,), t[p + "layer_norm2.weight"], t[p + "layer_norm2.bias"], eps)
-        x = x + lin(torch.nn.functional.gelu(lin(h, "mlp.fc1")), "mlp.fc2")
+        x = x + lin(vt_.HF_ACT[cfg.get("hidden_act", "gelu_pytorch_tanh")](lin(h, "mlp.fc1")), "mlp.fc2")
     return ln(x, (Wd,), t[pre + "post_layernorm.weight"], t[pre + "post_layernorm.bias"], eps)
 
 
@@ -139,8 +140,8 @@ def vit_tokens(cfg, t, img):
     for l in range(cfg["num_hidden_layers"]):
         p = "vit.encoder.layer.%d." % l
 
-        def lin(h, m):
-            return h @ t[p + m + ".weight"].T + t[p + m + ".bias"]
+        def lin(h, m):   # qkv_bias false: no q/k/v biases
+            return h @ t[p + m + ".weight"].T + t.get(p + m + ".bias", 0.0)
         h = ln(x, (Wd,), t[p + "layernorm_before.weight"], t[p + "layernorm_before.bias"], eps)
         q, k, v = (lin(h, "attention.attention." + n).view(T, nh, D).transpose(0, 1) for n in ("query", "key", "value"))
         a = torch.softmax(q @ k.transpose(1, 2) / math.sqrt(D), -1) @ v
@@ -408,6 +409,40 @@ class Import(unittest.TestCase):
         ref = hf_llama_logits(self.cfg, t64(self.stored), [1] + TOKENS[0], lora).numpy()
         self.assertGreater(rel_err(np.load(os.path.join(out, "bb0.0.npy")), ref), 100 * max(err, 1e-6))
 
+    def test_peft_rank_and_alpha_pattern(self):
+        """Per-module ranks and alphas (PEFT's rank_pattern / alpha_pattern, keys matched as
+        "(.*\\.)?(key)$"): stored at the largest rank, the smaller ones zero-padded, the scales folded."""
+        d = os.path.join(W, "peft_pattern")
+        os.makedirs(d, exist_ok=True)
+        R, alpha = 4, 8.0
+        mods = ["q_proj", "v_proj", "down_proj"]
+        rank_pattern = {"v_proj": 2, "model.layers.1.mlp.down_proj": 6}
+        alpha_pattern = {"layers.0.self_attn.q_proj": 3.0}
+        with open(os.path.join(d, "adapter_config.json"), "w") as fh:
+            json.dump({"peft_type": "LORA", "r": R, "lora_alpha": alpha, "target_modules": mods, "bias": "none",
+                       "rank_pattern": rank_pattern, "alpha_pattern": alpha_pattern}, fh)
+        tensors, lora = [], {}
+        for l in range(L):
+            for m in mods:
+                grp = "mlp" if m == "down_proj" else "self_attn"
+                mod = "model.layers.%d.%s.%s" % (l, grp, m)
+                r = 2 if m == "v_proj" else 6 if (l, m) == (1, "down_proj") else R
+                a = 3.0 if (l, m) == (0, "q_proj") else alpha
+                out_dim, in_dim = self.t[mod + ".weight"].shape
+                A = (0.3 * RNG.standard_normal((r, in_dim))).astype(np.float32)
+                B = (0.3 * RNG.standard_normal((out_dim, r))).astype(np.float32)
+                tensors += [("base_model.model.%s.lora_A.weight" % mod, "F32", A),
+                            ("base_model.model.%s.lora_B.weight" % mod, "F32", B)]
+                lora[mod] = (torch.as_tensor(A, dtype=torch.float64), torch.as_tensor(B, dtype=torch.float64), a / r)
+        cw.write_safetensors(os.path.join(d, "adapter_model.safetensors"), tensors)
+        a = os.path.join(W, "peft_pattern.m4a")
+        out = run([ARGS.m4fw, "import-adapter", d, "--firmware", self.fw, "--out", a]).stdout
+        self.assertIn("padded with", out)
+        man = M4File.load(a).header
+        self.assertEqual(man["lora"]["rank"], 6)
+        self.assertAlmostEqual(man["lora"]["alpha"], alpha / R * 6, places=5)
+        self.check_logits(self.fw, self.stored, TOL, "peft rank/alpha_pattern", lora=lora, adapter_file=a)
+
     def test_gguf_f16(self):
         g = os.path.join(W, "f16.gguf")
         stored = gguf_from_llama(g, self.cfg, self.t, self.spm, cw.GGML_F16)
@@ -565,6 +600,120 @@ class Import(unittest.TestCase):
             if src is not None:
                 np.testing.assert_array_equal(np.asarray(g.tensors[n]), np.asarray(src.tensors[n]), err_msg=n)
 
+
+
+class ImportVisionLayouts(unittest.TestCase):
+    """CLIP vision towers (class token, pre-norm, quick-GELU, final norm on the class token only),
+    SigLIP's default tanh GELU and ViT without q/k/v biases, each composed with the HF LLaMA and
+    compared with the source model's forward on the encoder path (pooled embedding) and the full
+    path (logits over [BOS] + projector(tokens) + text)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.spm = make_tokenizer(W)
+        cls.cfg, cls.t = llama_checkpoint(cls.spm)
+        tensors, cls.stored = hf_tensor_list(cls.t)
+        cls.hf = os.path.join(W, "hf-llama-v")
+        cw.write_hf_dir(cls.hf, cls.cfg, tensors, cls.spm)
+
+    def compose(self, d, tag):
+        fw = os.path.join(W, "composed_%s.m4fw" % tag)
+        out = run([ARGS.m4fw, "compose", "--backbone", self.hf, "--image", d, "--out", fw, "--embed-dim", "32"]).stdout
+        img = RNG.uniform(-1, 1, (16, 16, 3)).astype(np.float32)
+        ip = os.path.join(W, "img_%s.npy" % tag)
+        np.save(ip, img)
+        cases = [{"name": "enc", "path": "encoder", "modality": "image", "items": [{"input": ip}]},
+                 {"name": "full", "path": "full", "modality": "image", "items": [{"input": ip, "tokens": TOKENS[0]}]}]
+        return fw, M4File.load(fw), out, img, dump(fw, cases, "compose_" + tag)
+
+    @staticmethod
+    def embedding(f, pooled):
+        z = pooled @ torch.as_tensor(f.tensors["encoders.image.embed_proj.weight"], dtype=torch.float64).T
+        return (z / z.norm()).numpy()
+
+    def check_paths(self, f, o, tok, pooled, tag):
+        """tok: the tokens m4 feeds the projector; pooled: what goes into embed_proj."""
+        e1 = rel_err(np.load(os.path.join(o, "enc.0.npy")), self.embedding(f, pooled))
+        P = torch.as_tensor(f.tensors["projectors.image.weight"], dtype=torch.float64)
+        pb = torch.as_tensor(f.tensors["projectors.image.bias"], dtype=torch.float64)
+        emb = t64(self.stored)["model.embed_tokens.weight"]
+        x = torch.cat([emb[[1]], tok @ P.T + pb, emb[TOKENS[0]]], 0)
+        e2 = rel_err(np.load(os.path.join(o, "full.0.npy")), hf_llama_from_inputs(self.cfg, t64(self.stored), x).numpy())
+        print("%-28s encoder path %.2e; full path %.2e (bound %.1e)" % (tag, e1, e2, TOL))
+        self.assertLess(e1, TOL, tag)
+        self.assertLess(e2, TOL, tag)
+        return e1
+
+    def test_clip_model_with_preprocessor_config(self):
+        """A full CLIPModel: hidden_act left to its default (quick_gelu), the text tower, both
+        projections, logit_scale and position_ids left out; the pixel statistics of
+        preprocessor_config.json folded into the patch embedding."""
+        cfg, vc, t = vt_.clip_checkpoint(RNG, full=True)
+        d = os.path.join(W, "clip")
+        cw.write_hf_dir(d, cfg, [(k, "I64" if a.dtype == np.int64 else "F32", a) for k, a in sorted(t.items())])
+        mean, std = (0.4, 0.5, 0.6), (0.2, 0.3, 0.25)
+        with open(os.path.join(d, "preprocessor_config.json"), "w") as fh:
+            json.dump({"image_mean": list(mean), "image_std": list(std), "rescale_factor": 1 / 255}, fh)
+        fw, f, out, img, o = self.compose(d, "clip")
+        self.assertIn("visual_projection.* not imported", out)
+        e = f.header["encoders"]["image"]
+        self.assertEqual((e["cls_token"], e["pre_norm"], e["pool"], e["activation"]), (True, True, "cls", "quick_gelu"))
+        self.assertEqual(f.header["provenance"]["sources"]["image"]["pixel_norm"]["std"], list(std))
+        tok, pooled = vt_.clip_vision(vc, t64(t), img, mean, std)
+        self.check_paths(f, o, tok, pooled, "compose clip (CLIPModel)")
+        # The training graph has no class token, pre-norm or class pooling: refused, not trained wrongly.
+        p = run([ARGS.m4fw, "adapter", "train", "--firmware", fw, "--task", "image-grid", "--steps", "1",
+                 "--out", os.path.join(W, "no.m4a")], ok=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("class token", p.stderr)
+
+    def test_clip_vision_model_defaults(self):
+        """CLIPVisionModel, no preprocessor_config.json: OpenAI's pixel statistics are the default."""
+        cfg, vc, t = vt_.clip_checkpoint(RNG, full=False, hidden_act="quick_gelu")
+        d = os.path.join(W, "clip_vision")
+        cw.write_hf_dir(d, cfg, [(k, "I64" if a.dtype == np.int64 else "F32", a) for k, a in sorted(t.items())])
+        fw, f, out, img, o = self.compose(d, "clip_vision")
+        tok, pooled = vt_.clip_vision(vc, t64(t), img)
+        self.check_paths(f, o, tok, pooled, "compose clip_vision_model")
+
+    def test_siglip_default_tanh_gelu(self):
+        """SigLIP with hidden_act left to its default, gelu_pytorch_tanh: the tanh GELU form; the
+        encoder trains through it (m4fw adapter train)."""
+        cfg, t = siglip_checkpoint()
+        del cfg["hidden_act"]
+        d = os.path.join(W, "siglip_tanh")
+        cw.write_hf_dir(d, cfg, [(k, "F32", a) for k, a in sorted(t.items())])
+        fw, f, out, img, o = self.compose(d, "siglip_tanh")
+        self.assertEqual(f.header["encoders"]["image"]["activation"], "gelu_tanh")
+        tok = siglip_tokens(cfg, t64(t), img)
+        e1 = self.check_paths(f, o, tok, tok.mean(0), "compose siglip (tanh gelu)")
+        # The form is the tanh one: the same tower with the erf GELU is 100× farther from m4's output.
+        erf = siglip_tokens(dict(cfg, hidden_act="gelu"), t64(t), img)
+        e_erf = rel_err(np.load(os.path.join(o, "enc.0.npy")), self.embedding(f, erf.mean(0)))
+        print("  the erf-GELU reference is %.2e away" % e_erf)
+        self.assertGreater(e_erf, 100 * e1)
+        a = os.path.join(W, "tanh.m4a")
+        run([ARGS.m4fw, "adapter", "train", "--firmware", fw, "--task", "image-grid", "--steps", "2", "--out", a])
+        self.assertTrue(os.path.exists(a))
+        cfg_bad = dict(cfg, hidden_act="relu")
+        with open(os.path.join(d, "config.json"), "w") as fh:
+            json.dump(cfg_bad, fh)
+        p = run([ARGS.m4fw, "compose", "--backbone", self.hf, "--image", d, "--out", os.path.join(W, "no.m4fw")],
+                ok=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("config.json: hidden_act 'relu'", p.stderr)
+
+    def test_vit_without_qkv_bias(self):
+        cfg, t = vit_checkpoint()
+        cfg["qkv_bias"] = False
+        t = {k: a for k, a in t.items() if not any(k.endswith("attention.attention.%s.bias" % n)
+                                                      for n in ("query", "key", "value"))}
+        d = os.path.join(W, "vit_nobias")
+        cw.write_hf_dir(d, cfg, [(k, "F32", a) for k, a in sorted(t.items())])
+        fw, f, out, img, o = self.compose(d, "vit_nobias")
+        self.assertFalse(f.tensors["encoders.image.layers.0.attn.q.bias"].any())
+        tok = vit_tokens(cfg, t64(t), img)
+        self.check_paths(f, o, tok, tok.mean(0), "compose vit (qkv_bias false)")
 
 
 def read_safetensors_raw(path):

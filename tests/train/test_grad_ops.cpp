@@ -21,6 +21,7 @@
 #include <random>
 #include <set>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "ops/ops.h"
@@ -264,6 +265,19 @@ TEST(GradOps, SiluGeluLog) {
     Accum dg(n, 84);
     gelu_backward_ref(r.data(), x.data(), dg.data(), n);
     fd_check("gelu dx", x, dg.added(), gelu_loss);
+    // The tanh and quick forms (GeluForm), through the form-taking backward the encoder graph calls.
+    using Fwd  = void (*)(const float *, float *, int64_t);
+    using Case = std::tuple<GeluForm, Fwd, const char *>;
+    for (auto [form, fwd, name] : {Case{GeluForm::Tanh, gelu_tanh_forward_ref, "gelu_tanh dx"},
+                                   Case{GeluForm::Quick, gelu_quick_forward_ref, "gelu_quick dx"}}) {
+        auto loss = [&, fwd = fwd] {
+            fwd(x.data(), y.data(), n);
+            return dot64(r, y.data(), n);
+        };
+        Accum d(n, 87);
+        gelu_backward_ref(form, r.data(), x.data(), d.data(), n);
+        fd_check(name, x, d.added(), loss);
+    }
     Vec p         = random_vec(n, 85, 0.5f, 3.0f);  // log needs x + eps > 0
     auto log_loss = [&] {
         log_forward_ref(p.data(), y.data(), n, 1e-6f);

@@ -10,7 +10,9 @@
 #include "format/safetensors.h"
 #include "import/import.h"
 #include "import/sp_model.h"
+#include "model/config.h"
 #include "model/tokenizer.h"
+#include "model/weights.h"
 
 using namespace m4;
 using namespace m4::format;
@@ -52,7 +54,7 @@ std::string valid_st() {
 
 TEST(ImportSafetensors, ParsesAndConvertsExactly) {
     const std::string bytes = valid_st();  // the view points into these bytes: keep them alive
-    auto              v     = parse_st(bytes);
+    auto v                  = parse_st(bytes);
     ASSERT_TRUE(v.is_ok()) << v.status().message();
     EXPECT_EQ(v->entries.size(), 3u);
     EXPECT_EQ(v->metadata["format"], "pt");
@@ -236,3 +238,59 @@ TEST(ImportRope, PermutesHalvesToPairs) {
 }
 
 }  // namespace
+
+// The encoder keys the vision-tower importers need (docs/formats.md): "activation", "pre_norm",
+// "pool". Absent, they keep their defaults and are not written back, so older headers read the
+// same and re-serialise byte for byte.
+TEST(EncoderLayout, KeysParseRoundTripAndOlderHeadersStayUnchanged) {
+    const nlohmann::json base = nlohmann::json::parse(R"({
+      "name": "t", "version": "0", "embed_dim": 8, "text": {"vocab_size": 50},
+      "backbone": {"width": 16, "layers": 1, "heads": 2, "kv_heads": 2, "ffn": 32, "max_seq": 16},
+      "encoders": {"image": {"image_size": 8, "patch_size": 4, "width": 16, "layers": 1, "heads": 2, "ffn": 32}}})");
+    auto plain                = model::parse_model_config(base);
+    ASSERT_TRUE(plain.is_ok()) << plain.status().message();
+    const model::EncoderConfig & pe = plain->encoder(model::Modality::Image);
+    EXPECT_TRUE(pe.plain_layout());
+    const nlohmann::json back = model::model_config_to_json(*plain)["encoders"]["image"];
+    for (const char * k : {"activation", "pre_norm", "pool", "cls_token"}) EXPECT_FALSE(back.contains(k)) << k;
+    for (const auto & t : model::expected_tensors(*plain)) EXPECT_EQ(t.name.find("pre_norm"), std::string::npos);
+
+    nlohmann::json j   = base;
+    nlohmann::json & e = j["encoders"]["image"];
+    e["activation"]    = "quick_gelu";
+    e["pre_norm"]      = true;
+    e["cls_token"]     = true;
+    e["pool"]          = "cls";
+    auto clip          = model::parse_model_config(j);
+    ASSERT_TRUE(clip.is_ok()) << clip.status().message();
+    const model::EncoderConfig & ce = clip->encoder(model::Modality::Image);
+    EXPECT_EQ(ce.activation, model::Activation::QuickGelu);
+    EXPECT_TRUE(ce.pre_norm);
+    EXPECT_EQ(ce.pool, model::Pool::Cls);
+    EXPECT_EQ(ce.tokens(), 5);
+    const nlohmann::json cback = model::model_config_to_json(*clip)["encoders"]["image"];
+    for (const char * k : {"activation", "pre_norm", "pool", "cls_token"}) EXPECT_EQ(cback[k], e[k]) << k;
+    int pre_norm_tensors = 0;
+    for (const auto & t : model::expected_tensors(*clip))
+        pre_norm_tensors += t.name.rfind("encoders.image.pre_norm.", 0) == 0;
+    EXPECT_EQ(pre_norm_tensors, 2);
+    e["activation"] = "gelu_tanh";
+    auto tanh       = model::parse_model_config(j);
+    ASSERT_TRUE(tanh.is_ok());
+    EXPECT_EQ(tanh->encoder(model::Modality::Image).activation, model::Activation::GeluTanh);
+
+    // Faults name the encoder and the key.
+    auto refused = [&](const char * key, nlohmann::json value, const std::string & needle) {
+        nlohmann::json bad            = base;
+        bad["encoders"]["image"][key] = value;
+        auto r                        = model::parse_model_config(bad);
+        ASSERT_FALSE(r.is_ok()) << key;
+        EXPECT_NE(r.status().message().find("encoders.image"), std::string::npos) << r.status().message();
+        EXPECT_NE(r.status().message().find(needle), std::string::npos) << r.status().message();
+    };
+    refused("activation", "relu", "activation must be");
+    refused("activation", 3, "activation must be");
+    refused("pre_norm", "yes", "pre_norm must be true or false");
+    refused("pool", "max", "pool must be");
+    refused("pool", "cls", "needs cls_token");  // no class token to pool
+}

@@ -98,8 +98,12 @@ void add_import_commands(CLI::App & app, int * rc) {
             name = d.substr(d.find_last_of('/') + 1);
         }
         auto r = import::import_peft_adapter(ad->dir, ad->firmware, ad->out, name);
-        if (r)
+        if (r) {
             fmt::print("wrote {}: LoRA rank {}, alpha {}, {} targets\n", ad->out, r->rank, r->alpha, r->targets.size());
+            if (r->padded_values > 0)
+                fmt::print("  note: rank_pattern modules padded with {} zeros to rank {} (an .m4a has one rank)\n",
+                           r->padded_values, r->rank);
+        }
         *rc = report(r.status());
     });
 }

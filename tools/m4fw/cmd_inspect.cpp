@@ -84,8 +84,15 @@ Status inspect_firmware(const InspectArgs & a, const PublicKey * pk) {
     for (int i = 0; i < model::kEncoderModalities; ++i) {
         if (!c.encoders[i]) continue;
         const auto & e = *c.encoders[i];
-        fmt::print("encoder {}: width {} layers {} heads {} ffn {} tokens {} patch_dim {}\n",
-                   model::modality_name(e.modality), e.width, e.layers, e.heads, e.ffn, e.tokens(), e.patch_dim());
+        // The layout keys of imported towers, only when set (a plain encoder prints as before).
+        std::string layout;
+        if (e.cls_token) layout += " cls_token";
+        if (e.pre_norm) layout += " pre_norm";
+        if (e.activation != model::Activation::Gelu) layout += std::string(" ") + model::activation_name(e.activation);
+        if (e.pool == model::Pool::Cls) layout += " pool=cls";
+        fmt::print("encoder {}: width {} layers {} heads {} ffn {} tokens {} patch_dim {}{}\n",
+                   model::modality_name(e.modality), e.width, e.layers, e.heads, e.ffn, e.tokens(), e.patch_dim(),
+                   layout);
     }
     if (c.image_decoder) {
         const auto & d = *c.image_decoder;

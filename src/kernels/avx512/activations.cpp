@@ -1,7 +1,10 @@
-// silu_fwd_f32_avx512, gelu_fwd_f32_avx512 — elementwise activations; add_fwd_f32_avx512 and
-// mul_fwd_f32_avx512 — residual / gating / broadcast add and multiply.
+// silu_fwd_f32_avx512, gelu_{,tanh_,quick_}fwd_f32_avx512 — elementwise activations; add_fwd_f32_avx512
+// and mul_fwd_f32_avx512 — residual / gating / broadcast add and multiply.
 // References: ops::silu_forward_ref (src/ops/silu.cpp)  y = x / (1 + exp(−x))
 //             ops::gelu_forward_ref (src/ops/gelu.cpp)  y = 0.5 · x · (1 + erf(x / √2))
+//             ops::gelu_tanh_forward_ref                y = 0.5 · x · (1 + tanh(u)) = x / (1 + exp(−2u)),
+//                                                       u = √(2/π) · (x + 0.044715 · x³)
+//             ops::gelu_quick_forward_ref               y = x / (1 + exp(−1.702 · x))
 //             ops::add_forward_ref  (src/ops/add.cpp)   y[i] = a[i] + b[i mod b_period]
 //             ops::mul_forward_ref  (src/ops/mul.cpp)   y[i] = a[i] · b[i mod b_period]
 // Same formulas with the vector exp512 (~2 ulp) and erf512 (~1 ulp) in place of libm; add and mul
@@ -92,6 +95,26 @@ void gelu_fwd_f32_avx512(const float * x, float * y, int64_t n) {
     map(x, y, n, [&](__m512 v) {
         const __m512 e = avx512::erf512(_mm512_mul_ps(v, inv_sqrt2));
         return _mm512_mul_ps(_mm512_mul_ps(half, v), _mm512_add_ps(one, e));
+    });
+}
+
+// 0.5·(1 + tanh(u)) = σ(2u): one exp instead of a vector tanh. For x ≪ 0, exp(−2u) → +inf and
+// y → −0, as the reference's 1 + tanh(u) → 0 gives.
+void gelu_tanh_fwd_f32_avx512(const float * x, float * y, int64_t n) {
+    const __m512 one = _mm512_set1_ps(1.0f), c = _mm512_set1_ps(0.044715f);
+    const __m512 m2k = _mm512_set1_ps(-2.0f * 0.79788456080286536f);  // −2·√(2/π)
+    map(x, y, n, [&](__m512 v) {
+        const __m512 inner = _mm512_fmadd_ps(_mm512_mul_ps(c, v), _mm512_mul_ps(v, v), v);  // x + 0.044715·x³
+        const __m512 e     = avx512::exp512(_mm512_mul_ps(m2k, inner));
+        return _mm512_div_ps(v, _mm512_add_ps(one, e));
+    });
+}
+
+void gelu_quick_fwd_f32_avx512(const float * x, float * y, int64_t n) {
+    const __m512 one = _mm512_set1_ps(1.0f), mk = _mm512_set1_ps(-1.702f);
+    map(x, y, n, [&](__m512 v) {
+        const __m512 e = avx512::exp512(_mm512_mul_ps(mk, v));
+        return _mm512_div_ps(v, _mm512_add_ps(one, e));
     });
 }
 

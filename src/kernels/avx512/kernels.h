@@ -19,6 +19,8 @@ void attention_fwd_f32_avx512(const AttentionArgs & a);
 void attention_bwd_f32_avx512(const AttentionArgs & a, const float * dy, float * dq, float * dk, float * dv);
 void silu_fwd_f32_avx512(const float * x, float * y, int64_t n);
 void gelu_fwd_f32_avx512(const float * x, float * y, int64_t n);
+void gelu_tanh_fwd_f32_avx512(const float * x, float * y, int64_t n);
+void gelu_quick_fwd_f32_avx512(const float * x, float * y, int64_t n);
 void add_fwd_f32_avx512(const float * a, const float * b, float * y, int64_t n, int64_t b_period);
 void mul_fwd_f32_avx512(const float * a, const float * b, float * y, int64_t n, int64_t b_period);
 

@@ -18,6 +18,8 @@ void register_avx512(KernelTable & table) {
     table.attention_bwd                       = attention_bwd_f32_avx512;
     table.silu                                = silu_fwd_f32_avx512;
     table.gelu                                = gelu_fwd_f32_avx512;
+    table.gelu_tanh                           = gelu_tanh_fwd_f32_avx512;
+    table.gelu_quick                          = gelu_quick_fwd_f32_avx512;
     table.add                                 = add_fwd_f32_avx512;
     table.mul                                 = mul_fwd_f32_avx512;
     table.transpose[static_cast<int>(TransposeKind::F32)]       = transpose_f32_avx512;
