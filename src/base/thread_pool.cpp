@@ -95,6 +95,7 @@ ThreadPool::ThreadPool(int n_threads, bool adaptive, std::function<void(int)> be
       adaptive_(adaptive),
       before_claim_(std::move(before_claim)),
       others_runnable_(std::move(others_runnable)) {
+    if (adaptive_) sites_threads_ = n_threads_;
     start_workers();
 }
 
@@ -318,7 +319,8 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
     if (adaptive_) sample_load(t0);
     Site * site = nullptr;
     if (adaptive_) {
-        // A call site is the lambda's type with the job's size: same code, same work.
+        // A call site is the lambda's type with the job's size and the caller's hint: same code,
+        // same work.
         const uint64_t key =
             (fn.target_type().hash_code() * 0x9E3779B97F4A7C15ull) ^ (uint64_t(n) << 20) ^ uint64_t(grain) ^ site_hint;
         site = find_site(key);
