@@ -17,9 +17,11 @@
 #include <fstream>
 #include <sstream>
 
+#include "bench/pretrain.h"
 #include "bench/samples.h"
 #include "data/dataset.h"
 #include "model/preprocess.h"
+#include "model/weights.h"
 #include "runtime/engine.h"
 #include "runtime/inputs.h"
 #include "unit/fixture.h"
@@ -213,4 +215,38 @@ TEST(InputShapes, FirmwareShapesTravelFromDataToServing) {
         }
     }
     fs::remove_all(f.dir);
+}
+
+// The m4-small draft recipe carries the shapes measured in docs/training.md ("Input shapes"), parses
+// as a pretraining recipe, leaves room on the full path for a caption after its longest modality
+// prefix, and its f32 firmware stays within the 64 MiB budget.
+TEST(InputShapes, M4SmallRecipeCarriesTheMeasuredShapes) {
+    const std::string path = std::string(M4_SOURCE_DIR) + "/recipes/m4-small.json";
+    std::ifstream f(path);
+    ASSERT_TRUE(f.good()) << path;
+    const nlohmann::json j = nlohmann::json::parse(f);
+    auto recipe            = bench::parse_pretrain_recipe(j, path);
+    ASSERT_TRUE(recipe.is_ok()) << recipe.status().message();
+    nlohmann::json arch        = recipe->architecture;
+    arch["format"]             = "m4fw";
+    arch["name"]               = recipe->name;
+    arch["version"]            = recipe->version;
+    arch["text"]["vocab_size"] = recipe->vocab_size;
+    auto cfg                   = model::parse_model_config(arch);
+    ASSERT_TRUE(cfg.is_ok()) << cfg.status().message();
+    const auto & img = cfg->encoder(model::Modality::Image);
+    const auto & aud = cfg->encoder(model::Modality::Audio);
+    const auto & imu = cfg->encoder(model::Modality::Imu);
+    EXPECT_EQ(img.image_size, 48);
+    EXPECT_EQ(img.patch_size, 4);
+    EXPECT_EQ(aud.clip_samples, 48000);  // 3 s: aud.intent's and mm.transcribe's stored clips
+    EXPECT_EQ(aud.patch_frames, 4);
+    EXPECT_EQ(imu.window, 100);
+    EXPECT_TRUE(cfg->has_decoder(model::Modality::Image));
+    int64_t longest = 0;
+    for (const auto * e : {&img, &aud, &imu}) longest = std::max(longest, e->tokens());
+    EXPECT_GE(cfg->backbone.max_seq, 1 + longest + 32) << "no room for a caption after the modality prefix";
+    int64_t values = 0;
+    for (const auto & t : model::expected_tensors(*cfg)) values += t.shape.numel();
+    EXPECT_LE(values * 4, int64_t{64} << 20) << values << " parameters";
 }
