@@ -11,7 +11,8 @@
 #       img48p4:image:image_size=48 img64p4:image:image_size=64
 #   scripts/input-shapes.sh --table OUT                     # one line per (task, shape) run under OUT
 #
-# Environment: M4FW (default build/tools/m4fw/m4fw), FIRMWARE (default firmware/m4-tiny.m4fw).
+# Environment: M4FW (default build/tools/m4fw/m4fw), FIRMWARE (default firmware/m4-tiny.m4fw),
+# SEED (the baseline's initialisation and data seed, default 1; use another OUT per seed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 m4fw="${M4FW:-build/tools/m4fw/m4fw}"
@@ -72,7 +73,7 @@ EOF
   "$m4fw" init --config "$out/fw/$name.json" --out "$out/fw/$name.m4fw" > /dev/null
   run="$out/runs/$task@$name"
   "$m4fw" baseline train --task "$task" --data "$data" --firmware "$out/fw/$name.m4fw" --grid "s:$lr" \
-    --steps "$steps" --test-limit 1 --model-dir "$run/models" --out-dir "$run" --work-dir "$run/work" --quiet \
+    --steps "$steps" --test-limit 1 --seed "${SEED:-1}" --model-dir "$run/models" --out-dir "$run" --work-dir "$run/work" --quiet \
     > "$run.log" 2>&1 || { echo "$task $name: failed (see $run.log)"; cat "$run.log"; exit 1; }
 done
 "$0" --table "$out" | grep "^$task "
