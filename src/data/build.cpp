@@ -117,6 +117,11 @@ Status TaskOutput::finish(const nlohmann::json & sources, const std::string & ke
 
 namespace {
 
+// Tasks whose examples are simulated IMU windows of BuildOptions::imu_rows rows.
+bool uses_imu_rows(const Task & t) {
+    return t.info.modality == Modality::Imu || t.info.name == kPretrain;
+}
+
 nlohmann::json source_versions(const TaskInfo & info) {
     nlohmann::json s = nlohmann::json::array();
     for (const auto & p : info.packages) {
@@ -161,6 +166,8 @@ Status build_one(const Task & t, const BuildOptions & opt, std::mutex & print_mu
     say("building …");
     auto t0 = std::chrono::steady_clock::now();
     TaskOutput out(t.info, tmp, opt.scale, opt.seed, say);
+    out.set_imu_rows(opt.imu_rows);
+    if (opt.imu_rows != kImuRowsDefault && uses_imu_rows(t)) out.extra()["imu_rows"] = opt.imu_rows;
     Status st = t.build(out);
     if (!st.is_ok()) {
         fs::remove_all(tmp, ec);
@@ -201,6 +208,9 @@ Result<std::string> cache_key(const std::string & task, const BuildOptions & opt
                         {"sources", source_versions(t->info)}};
     // Text tasks' test splits drop texts found in pretraining (rule 2): only their keys change.
     if (t->info.modality == Modality::Text && task != kPretrain) k["test_text_rules"] = 2;
+    // A non-default IMU window changes the tasks that simulate IMU windows (only their keys, so
+    // data built before this option existed stays current).
+    if (opt.imu_rows != kImuRowsDefault && uses_imu_rows(*t)) k["imu_rows"] = opt.imu_rows;
     std::string s = k.dump();
     return to_hex(sha256(s.data(), s.size()));
 }
@@ -208,6 +218,9 @@ Result<std::string> cache_key(const std::string & task, const BuildOptions & opt
 Status build_tasks(const std::vector<std::string> & names, const BuildOptions & opt) {
     for (const auto & n : names)
         if (!find_task(n)) return not_found("unknown task '" + n + "' (see `m4fw data list`)");
+    if (opt.imu_rows < 10 || opt.imu_rows > 3000)
+        return invalid_argument("IMU window of " + std::to_string(opt.imu_rows) +
+                                " rows is outside 10 … 3000 (0.2 … 60 s at 50 Hz)");
     std::error_code ec;
     fs::create_directories(opt.dir, ec);
     if (ec) return io_error(opt.dir + ": cannot create directory (" + ec.message() + ")");

@@ -18,9 +18,14 @@ struct BuildOptions {
     std::string dir = "data";
     double scale    = 1.0;       // fraction of the full example counts (tests use a small one)
     uint64_t seed   = 20240801;  // the benchmark's fixed seed
-    bool force      = false;     // rebuild even when the cache is valid
-    int jobs        = 2;         // tasks built in parallel
-    bool quiet      = false;
+    // IMU window of the simulated IMU tasks (imu.*, mm.imu_caption, the pretraining corpus's
+    // imu_caption), in rows at 50 Hz: 100 = 2 s (the benchmark's default). Another value enters the
+    // cache key and the manifest (`imu_rows`), so a firmware with a longer IMU window can be fed
+    // windows that long (`m4fw data build --imu-seconds 4`).
+    int imu_rows = kImuRowsDefault;
+    bool force   = false;  // rebuild even when the cache is valid
+    int jobs     = 2;      // tasks built in parallel
+    bool quiet   = false;
 };
 
 // Builds the named tasks (a task whose manifest has the same cache key, and whose split files are

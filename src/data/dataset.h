@@ -41,8 +41,9 @@ Result<Modality> modality_from_name(const std::string & name);
 //   Audio: i16 PCM at 16 kHz mono, dims = {n_samples, 1, 1}; value / 32768 is the float sample
 //   Imu:   f32 rows of 6 axes (acc x,y,z m/s², gyro x,y,z rad/s) at 50 Hz, dims = {n_rows, 6, 1}
 //   Text:  UTF-8 bytes, dims = {n_bytes, 1, 1}
-constexpr int kAudioRate = 16000;
-constexpr int kImuRate   = 50;
+constexpr int kAudioRate      = 16000;
+constexpr int kImuRate        = 50;
+constexpr int kImuRowsDefault = 100;  // the simulated IMU tasks' window: 2 s at kImuRate (BuildOptions::imu_rows)
 
 // A content hash: the first 16 bytes of SHA-256 over the example's input (modality, dims,
 // payload, prompt). The target is left out: an input seen in training is a leak whatever its label.
@@ -130,8 +131,8 @@ class DatasetWriter {
     HashSet seen_, seen_text_;
     const HashSet * exclude_       = nullptr;
     const HashSet * exclude_texts_ = nullptr;
-    size_t dropped_          = 0;
-    uint64_t bytes_          = 0;
+    size_t dropped_                = 0;
+    uint64_t bytes_                = 0;
     std::string sha_hex_;
 };
 

@@ -143,7 +143,7 @@ Status pretrain_imu(TaskOutput & out) {
         auto p            = static_cast<Placement>(rng.below(kPlacementCount));
         ActivityParams ap = activity_params(a, b, rng);
         Motion m          = activity_motion(a, p, b, ap, random_rotation(rng), rng);
-        ExampleIn ex      = ExampleIn::imu(sense(m, rng.uniform(1, 30), 100, e, rng));
+        ExampleIn ex      = ExampleIn::imu(sense(m, rng.uniform(1, 30), out.imu_rows(), e, rng));
         ex.target         = fmt::format("{} with the phone at the {}", activity_name(a), placement_name(p));
         M4_RETURN_IF_ERROR(put(wr, ex));
     }

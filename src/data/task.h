@@ -56,6 +56,9 @@ class TaskOutput {
     // `full` scaled by --scale (small builds for tests), at least `min`.
     size_t n(size_t full, size_t min = 8) const;
     double scale() const { return scale_; }
+    // Rows (50 Hz) of every simulated IMU window this build writes (BuildOptions::imu_rows).
+    int imu_rows() const { return imu_rows_; }
+    void set_imu_rows(int rows) { imu_rows_ = rows; }
     // A random stream private to this task and `stream`.
     Rng rng(std::string_view stream) const { return Rng(seed_ ^ hash64(info_.name), stream); }
 
@@ -79,6 +82,7 @@ class TaskOutput {
     std::string dir_;
     double scale_;
     uint64_t seed_;
+    int imu_rows_ = kImuRowsDefault;
     std::function<void(const std::string &)> progress_;
     std::vector<std::pair<std::string, std::unique_ptr<DatasetWriter>>> splits_;
     HashSet earlier_;

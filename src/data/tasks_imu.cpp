@@ -1,5 +1,6 @@
-// IMU tasks: 2 s windows (100 rows) of 6 axes at 50 Hz from the physically based simulator
-// (imu_sim.h). All generated: no real IMU data exists in Debian. Test splits use simulated
+// IMU tasks: windows of 6 axes at 50 Hz from the physically based simulator (imu_sim.h), 2 s
+// (100 rows) unless the build asks for another length (BuildOptions::imu_rows, `--imu-seconds`).
+// All generated: no real IMU data exists in Debian. Test splits use simulated
 // subjects (body, style, device errors, mounting) drawn from a seed stream never used for training.
 #include <fmt/format.h>
 
@@ -12,8 +13,6 @@
 namespace m4::data {
 
 namespace {
-
-constexpr int kRows = 100;
 
 struct SimSubject {
     Subject body;
@@ -37,11 +36,11 @@ std::vector<SimSubject> subjects(const TaskOutput & out, bool test, size_t n) {
     return s;
 }
 
-std::vector<float> window(Activity a, Placement p, const SimSubject & s, Rng & rng, double * step_hz) {
+std::vector<float> window(Activity a, Placement p, const SimSubject & s, Rng & rng, double * step_hz, int rows) {
     ActivityParams ap = activity_params(a, s.body, rng);
     if (step_hz) *step_hz = ap.step_hz;
     Motion m = activity_motion(a, p, s.body, ap, s.mount[static_cast<int>(p)], rng);
-    return sense(m, rng.uniform(1, 30), kRows, s.err, rng);
+    return sense(m, rng.uniform(1, 30), rows, s.err, rng);
 }
 
 // --- imu.har: 8 activities, any placement ------------------------------------------------------
@@ -57,10 +56,11 @@ Status build_har(TaskOutput & out) {
         for (size_t i = 0; i < n; ++i) {
             const int a     = int(i % kActivityCount);
             const size_t si = rng.below(subj.size());
-            ExampleIn ex    = ExampleIn::imu(window(
-                   static_cast<Activity>(a), static_cast<Placement>(rng.below(kPlacementCount)), subj[si], rng, nullptr));
-            ex.label        = a;
-            ex.group        = uint32_t(si);
+            ExampleIn ex =
+                ExampleIn::imu(window(static_cast<Activity>(a), static_cast<Placement>(rng.below(kPlacementCount)),
+                                      subj[si], rng, nullptr, out.imu_rows()));
+            ex.label = a;
+            ex.group = uint32_t(si);
             M4_RETURN_IF_ERROR(put(wr, ex));
         }
     }
@@ -83,9 +83,9 @@ Status build_placement(TaskOutput & out) {
                               : rng.chance(0.5) ? Activity::Upstairs
                                                 : Activity::Downstairs;
             const size_t si = rng.below(subj.size());
-            ExampleIn ex    = ExampleIn::imu(window(a, static_cast<Placement>(p), subj[si], rng, nullptr));
-            ex.label        = p;
-            ex.group        = uint32_t(si);
+            ExampleIn ex = ExampleIn::imu(window(a, static_cast<Placement>(p), subj[si], rng, nullptr, out.imu_rows()));
+            ex.label     = p;
+            ex.group     = uint32_t(si);
             M4_RETURN_IF_ERROR(put(wr, ex));
         }
     }
@@ -103,10 +103,10 @@ Status build_cadence(TaskOutput & out) {
             static const Activity acts[] = {Activity::Walk, Activity::Run, Activity::Upstairs, Activity::Downstairs};
             double hz                    = 0;
             const size_t si              = rng.below(subj.size());
-            ExampleIn ex                 = ExampleIn::imu(
-                                window(acts[rng.below(4)], static_cast<Placement>(rng.below(kPlacementCount)), subj[si], rng, &hz));
-            ex.value = float(hz * 60);
-            ex.group = uint32_t(si);
+            ExampleIn ex = ExampleIn::imu(window(acts[rng.below(4)], static_cast<Placement>(rng.below(kPlacementCount)),
+                                                 subj[si], rng, &hz, out.imu_rows()));
+            ex.value     = float(hz * 60);
+            ex.group     = uint32_t(si);
             M4_RETURN_IF_ERROR(put(wr, ex));
         }
     }
@@ -177,7 +177,7 @@ Status build_paths(TaskOutput & out, const std::vector<std::string> & labels,
             const double slant = 0.15 * std::sin(s.body.phase), dur = rng.uniform(0.9, 1.5) / s.body.cadence;
             for (auto & q : path) q[0] += slant * q[1];
             Motion m     = path_motion(path, 0.25, dur, s.mount[1], rng);
-            ExampleIn ex = ExampleIn::imu(sense(m, 0.0, kRows, s.err, rng));
+            ExampleIn ex = ExampleIn::imu(sense(m, 0.0, out.imu_rows(), s.err, rng));
             ex.label     = g;
             ex.group     = uint32_t(si);
             M4_RETURN_IF_ERROR(put(wr, ex));

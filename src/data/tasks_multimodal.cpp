@@ -90,7 +90,7 @@ Status build_imu_caption(TaskOutput & out) {
             ActivityParams ap = activity_params(a, s.first, rng);
             Mat3 mount        = mul(rot_x(1.5708), rot_z(rng.uniform(-3.14159, 3.14159)));
             Motion m          = activity_motion(a, p, s.first, ap, mount, rng);
-            ExampleIn ex      = ExampleIn::imu(sense(m, rng.uniform(1, 30), 100, s.second, rng));
+            ExampleIn ex      = ExampleIn::imu(sense(m, rng.uniform(1, 30), out.imu_rows(), s.second, rng));
             ex.target         = fmt::format("a person {} with the phone {} the {}", activity_name(a),
                                     p == Placement::Pocket ? "in"
                                             : p == Placement::Bag  ? "in"

@@ -248,3 +248,49 @@ TEST(DataBuild, PretrainTextIndexCoversDocumentLines) {
     EXPECT_GT(idx.value()->size(), 10000u);
     EXPECT_TRUE(idx.value()->count(text_hash("There is NO WARRANTY, to the extent permitted by law.")));
 }
+
+// The IMU window is a build option: every simulated IMU task (and the pretraining corpus's
+// imu_caption) writes windows of exactly `imu_rows` rows; a non-default length changes the cache
+// key and is recorded in the manifest, the default leaves both as they were; bad lengths are refused.
+TEST(DataBuild, ImuWindowLengthIsABuildOption) {
+    auto tasks = available({"imu.har", "imu.gesture", "mm.imu_caption"});
+    if (tasks.empty()) GTEST_SKIP() << "benchmark sources not installed";
+    BuildOptions opt;
+    opt.scale = 0.01;
+    opt.quiet = true;
+    for (int rows : {kImuRowsDefault, 150}) {
+        opt.imu_rows = rows;
+        opt.dir      = temp_dir("imu_rows_" + std::to_string(rows));
+        ASSERT_TRUE(build_tasks(tasks, opt).is_ok());
+        for (const auto & t : tasks) {
+            for (const char * split : {"train", "test"}) {
+                auto ds = Dataset::open(opt.dir, t, split);
+                ASSERT_TRUE(ds.is_ok()) << ds.status().message();
+                ASSERT_GT(ds->size(), 0u);
+                for (size_t i = 0; i < ds->size(); ++i) {
+                    const Example e = ds->at(i);
+                    ASSERT_EQ(e.dims[0], uint32_t(rows)) << t << "/" << split << " example " << i;
+                    ASSERT_EQ(e.dims[1], 6u);
+                    ASSERT_EQ(e.payload_len, size_t(rows) * 6 * sizeof(float));
+                }
+            }
+            auto man = nlohmann::json::parse(read_file_bytes(opt.dir + "/" + t + "/manifest.json").value());
+            if (rows == kImuRowsDefault) {
+                EXPECT_FALSE(man.contains("imu_rows")) << t;
+            } else {
+                EXPECT_EQ(man.value("imu_rows", 0), rows) << t;
+            }
+        }
+        fs::remove_all(opt.dir);
+    }
+    BuildOptions def, longer;
+    longer.imu_rows = 150;
+    EXPECT_NE(cache_key("imu.har", def).value(), cache_key("imu.har", longer).value());
+    if (!available({"img.shapes"}).empty()) {  // tasks without IMU windows keep their key
+        EXPECT_EQ(cache_key("img.shapes", def).value(), cache_key("img.shapes", longer).value());
+    }
+    longer.imu_rows = 5;
+    Status st       = build_tasks(tasks, longer);
+    ASSERT_FALSE(st.is_ok());
+    EXPECT_NE(st.message().find("IMU window of 5 rows"), std::string::npos) << st.message();
+}

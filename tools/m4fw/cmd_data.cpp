@@ -1,6 +1,6 @@
 // `m4fw data …`: build, list, audit and inspect the benchmark's data sets (src/data).
 //   m4fw data list                      tasks, their sources, and whether they are built
-//   m4fw data build [TASK…|--all] [--dir D] [--scale S] [--force] [-j N]
+//   m4fw data build [TASK…|--all] [--dir D] [--scale S] [--imu-seconds 2] [--force] [-j N]
 //   m4fw data audit [--dir D]           no test example in any train split or in pretraining
 //   m4fw data show TASK [--split S] [-n N]
 #include <fmt/format.h>
@@ -8,6 +8,7 @@
 #include <stb/stb_image_write.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstring>
 #include <fstream>
 
@@ -25,9 +26,10 @@ struct DataArgs {
     std::vector<std::string> tasks;
     bool all = false;
     data::BuildOptions opt;
-    std::string split = "train";
-    int show          = 3;
-    int64_t index     = 0;
+    std::string split  = "train";
+    int show           = 3;
+    int64_t index      = 0;
+    double imu_seconds = 2.0;
     std::string out;
 };
 
@@ -39,9 +41,17 @@ int run_build(DataArgs & a) {
         fmt::print(stderr, "m4fw: error: name tasks to build, or --all (see `m4fw data list`)\n");
         return 3;
     }
-    auto t0   = std::chrono::steady_clock::now();
-    Status st = data::build_tasks(names, a.opt);
-    double s  = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    // The simulated IMU windows: whole 20 ms samples only.
+    const double rows = a.imu_seconds * data::kImuRate;
+    if (!(std::abs(rows - std::round(rows)) < 1e-6)) {
+        fmt::print(stderr, "m4fw: error: --imu-seconds {}: not a whole number of samples at {} Hz\n", a.imu_seconds,
+                   data::kImuRate);
+        return 3;
+    }
+    a.opt.imu_rows = static_cast<int>(std::lround(rows));
+    auto t0        = std::chrono::steady_clock::now();
+    Status st      = data::build_tasks(names, a.opt);
+    double s       = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (!a.opt.quiet)
         fmt::print(stderr, "m4fw data build: {} task(s) in {:.1f} s under {}\n", names.size(), s, a.opt.dir);
     return report(st);
@@ -105,7 +115,7 @@ int run_show(DataArgs & a) {
 // Writes one stored example as the file a user would hand to `m4fw run`: PNG, 16-bit WAV, IMU CSV or
 // UTF-8 text (by the modality), so demos and bug reports use real benchmark inputs.
 Status export_example(const data::Dataset & ds, size_t i, const std::string & out) {
-    const data::Example ex = ds.at(i);
+    const data::Example ex  = ds.at(i);
     const std::string where = ds.path() + " #" + std::to_string(i);
     switch (ds.modality()) {
         case data::Modality::Image:
@@ -117,8 +127,8 @@ Status export_example(const data::Dataset & ds, size_t i, const std::string & ou
             // RIFF/WAVE, PCM 16-bit mono at the benchmark's 16 kHz.
             const uint32_t n = uint32_t(ex.payload_len), rate = data::kAudioRate, byte_rate = rate * 2;
             std::string h = "RIFF";
-            auto u32 = [&](uint32_t v) { h.append(reinterpret_cast<const char *>(&v), 4); };
-            auto u16 = [&](uint16_t v) { h.append(reinterpret_cast<const char *>(&v), 2); };
+            auto u32      = [&](uint32_t v) { h.append(reinterpret_cast<const char *>(&v), 4); };
+            auto u16      = [&](uint16_t v) { h.append(reinterpret_cast<const char *>(&v), 2); };
             u32(36 + n);
             h += "WAVEfmt ";
             u32(16), u16(1), u16(1), u32(rate), u32(byte_rate), u16(2), u16(16);
@@ -128,7 +138,7 @@ Status export_example(const data::Dataset & ds, size_t i, const std::string & ou
             return write_file_atomic(out, h.data(), h.size());
         }
         case data::Modality::Imu: {
-            std::string csv = "ax,ay,az,gx,gy,gz\n";
+            std::string csv   = "ax,ay,az,gx,gy,gz\n";
             const size_t rows = ex.payload_len / (6 * sizeof(float));
             for (size_t r = 0; r < rows; ++r) {
                 float v[6];
@@ -137,7 +147,8 @@ Status export_example(const data::Dataset & ds, size_t i, const std::string & ou
             }
             return write_file_atomic(out, csv.data(), csv.size());
         }
-        case data::Modality::Text: return write_file_atomic(out, ex.payload, ex.payload_len);
+        case data::Modality::Text:
+            return write_file_atomic(out, ex.payload, ex.payload_len);
     }
     return invalid_argument(where + ": unknown modality");
 }
@@ -155,7 +166,8 @@ int run_export(DataArgs & a) {
     nlohmann::json j       = {{"task", a.tasks[0]}, {"split", a.split}, {"index", a.index}, {"file", a.out}};
     if (!ex.prompt.empty()) j["prompt"] = std::string(ex.prompt);
     if (!ex.target.empty()) j["target"] = std::string(ex.target);
-    if (ex.label >= 0) j["label"] = size_t(ex.label) < labels.size() ? labels[size_t(ex.label)] : std::to_string(ex.label);
+    if (ex.label >= 0)
+        j["label"] = size_t(ex.label) < labels.size() ? labels[size_t(ex.label)] : std::to_string(ex.label);
     fmt::print("{}\n", j.dump());
     return 0;
 }
@@ -175,6 +187,10 @@ void add_data_commands(CLI::App & app, int * rc) {
     b->add_option("--scale", a->opt.scale, "fraction of the full example counts (small builds for tests)")
         ->check(CLI::Range(0.0001, 1.0));
     b->add_option("--seed", a->opt.seed, "the benchmark seed")->capture_default_str();
+    b->add_option("--imu-seconds", a->imu_seconds,
+                  "length of the simulated IMU windows (imu.*, mm.imu_caption, pretrain) at 50 Hz; another length than "
+                  "2 s enters the cache key and the manifest (`imu_rows`)")
+        ->capture_default_str();
     b->add_flag("--force", a->opt.force, "rebuild even when cached");
     b->add_option("-j,--jobs", a->opt.jobs, "tasks built in parallel")->capture_default_str();
     b->add_flag("-q,--quiet", a->opt.quiet, "no progress output");
