@@ -150,32 +150,6 @@ TEST(ThreadPool, AdaptivePoolRunsASiteAloneWhereItsWorkersAreSlow) {
     EXPECT_GT(pool.stats().worker_chunks, worker_chunks) << "the workers should be timed again";
 }
 
-// On a machine whose other core is mostly taken, a worker is now and then descheduled while it
-// holds a chunk: here one wide call in eight stalls for a time slice (30 ms) and the others are
-// fast (tens of µs), while the caller alone takes 1 ms. Wide calls cost ~4 ms on average, so the
-// site must run alone; a median of the recent timings sees no stall at all and keeps the workers.
-TEST(ThreadPool, AdaptivePoolCountsRecurringStallsAgainstTheWorkers) {
-    ThreadPool pool(2, /*adaptive=*/true, {}, [] { return 0.0; });
-    constexpr int64_t n            = 20000;
-    const std::vector<double> want = serial_square_roots(n);
-    std::vector<double> out(n);
-    int wide_calls      = 0;
-    constexpr int kCalls = 300;
-    for (int rep = 0; rep < kCalls; ++rep) {
-        pool.parallel_for(n, [&](int64_t b, int64_t e) {
-            if (e - b == n) {
-                std::this_thread::sleep_for(std::chrono::milliseconds(1));  // alone
-            } else if (b == 0 && wide_calls++ % 8 == 7) {
-                std::this_thread::sleep_for(std::chrono::milliseconds(30));  // a descheduled thread
-            }
-            square_roots(b, e, out);
-        });
-        ASSERT_EQ(out, want);
-    }
-    EXPECT_GE(pool.stats().inline_jobs, uint64_t{kCalls} * 4 / 5)
-        << "one wide call in eight stalled 30 ms (~4 ms a call against 1 ms alone): the site should run alone";
-}
-
 // One call that the scheduler stalls (here: 150 ms in one chunk) must not decide the mode of the
 // calls after it: the site's estimate drops the slowest of its recent timings (unlike a running
 // mean, which the outlier would dominate for hundreds of calls). The caller alone is made slow (10 ms a
