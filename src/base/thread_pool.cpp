@@ -23,10 +23,9 @@ thread_local bool t_in_worker = false;
 constexpr int64_t kLateSpinningNs = 50'000, kLateSleepingNs = 200'000;
 constexpr int64_t kMinSpinNs = 10'000;
 // An adaptive pool times each call site in both modes kProbeJobs times before it compares them,
-// and re-times the mode it does not use every kExploreEvery calls of the site, or more rarely: so
-// rarely that re-timing a slower mode costs at most kExploreShare of the site's time.
-constexpr uint32_t kProbeJobs = 2, kExploreEvery = 16, kExploreMax = 8192;
-constexpr double kExploreShare = 0.02;
+// and re-times the mode it does not use every kExploreEvery calls of the site (more rarely when that
+// mode was much slower).
+constexpr uint32_t kProbeJobs = 2, kExploreEvery = 16;
 
 inline void cpu_relax() {
 #if defined(__x86_64__) || defined(__i386__)
@@ -235,26 +234,17 @@ void ThreadPool::sample_load(int64_t now) {
     width_.store(std::clamp(w, 1, n_threads_), std::memory_order_relaxed);
 }
 
-// The mean of a site's last kWindow timings in one mode without the slowest: the time a call is
-// expected to take. A mean, not a median, because under contention a mode's timings are bimodal (a
-// worker the OS has descheduled while it holds a chunk stalls a wide call for a time slice, 2–5 ms,
-// against 40 µs when it runs) and the stalls are what a run of calls pays; a median of five sees
-// two stalls out of five as none, and a decode step that stalls one call in ten still loses 4× to
-// the caller alone. The slowest is dropped so that one call the scheduler stalled on an otherwise
-// idle machine does not decide the mode; sixteen timings so that stalls as rare as one call in
-// eight are seen.
-double ThreadPool::expected_ns(const std::array<int64_t, kWindow> & ring, uint32_t n) {
+double ThreadPool::median_ns(const std::array<int64_t, kWindow> & ring, uint32_t n) {
     const int k = static_cast<int>(std::min<uint32_t>(n, kWindow));
     if (k == 0) return 0;
-    int64_t sum = 0, slowest = 0;
-    for (int i = 0; i < k; ++i) sum += ring[i], slowest = std::max(slowest, ring[i]);
-    if (k == 1) return static_cast<double>(sum);
-    return static_cast<double>(sum - slowest) / (k - 1);
+    std::array<int64_t, kWindow> v = ring;
+    std::nth_element(v.begin(), v.begin() + k / 2, v.begin() + k);
+    return static_cast<double>(v[k / 2]);
 }
 
-// Which mode this call of `site` runs in: the faster one by the site's recent timings, the other
-// one now and then (loads change), and, before both are timed, the one the machine's load suggests
-// first.
+// Which mode this call of `site` runs in: the faster one by the medians of the site's recent
+// timings, the other one now and then (loads change), and, before both are timed, the one the
+// machine's load suggests first.
 bool ThreadPool::choose_alone(Site & site, int width) {
     ++site.calls;
     if (site.n_wide < kProbeJobs && site.n_alone < kProbeJobs) {
@@ -264,18 +254,15 @@ bool ThreadPool::choose_alone(Site & site, int width) {
     }
     if (site.n_wide < kProbeJobs) return false;
     if (site.n_alone < kProbeJobs) return true;
-    const double wide = expected_ns(site.wide_ns, site.n_wide), alone_t = expected_ns(site.alone_ns, site.n_alone);
+    const double wide = median_ns(site.wide_ns, site.n_wide), alone_t = median_ns(site.alone_ns, site.n_alone);
     const bool alone = alone_t < wide;
-    // Re-time the other mode every 16th call, or more rarely the slower it was: a re-timing costs
-    // (worse - better), and spread over `every` calls of `better` it must stay under kExploreShare.
-    // While a busy process holds a core the workers' mode can be 30× slower for a whole run of
-    // calls (a decode step's 68 µs alone against 2.4 ms wide), and re-timing it every 256th call
-    // cost 14 % of the run. The price is a slower return when the load goes away: the other mode
-    // comes back once enough of its re-timings are fast to bring its mean under this one's, about a
-    // second of decode steps after a busy process leaves.
+    // Re-time the other mode less often the slower it was (every 16th to 256th call): while a busy
+    // process holds a core the workers' mode can be 100× slower for a whole run of calls, and
+    // re-timing it every 16th call would cost more than it finds. A mode comes back after three
+    // re-timings that beat the other's median (the median of five moves by three samples).
     const double worse = std::max(alone_t, wide), better = std::max(1.0, std::min(alone_t, wide));
-    const uint32_t every = static_cast<uint32_t>(
-        std::clamp((worse - better) / (kExploreShare * better), double(kExploreEvery), double(kExploreMax)));
+    const uint32_t every =
+        static_cast<uint32_t>(std::clamp(kExploreEvery * worse / better, double(kExploreEvery), 256.0));
     if (site.calls % every != 0) return alone;
     ++stats_.explored;
     return !alone;

@@ -19,8 +19,7 @@
 // spins less, down to not at all; one that arrives promptly spins again, up to kSpinMicros.
 // Adaptive pools (the global one unless M4_THREADS fixes the count) also choose, per call site,
 // between all threads and the caller alone: they time both (a call site = the lambda's type and
-// the job's size), run the faster, and re-time the other every 16th call or more rarely (at most 2 %
-// of the site's time goes to re-timing a slower mode), so a pool on a machine
+// the job's size), run the faster, and re-time the other every 16th call, so a pool on a machine
 // whose cores are taken by others falls back to one thread where that is faster, and comes back
 // when it is not. Before a site is timed, the machine's load decides which to try first: every
 // kSampleMicros the caller reads how many threads are runnable (/proc/loadavg), less its own, and
@@ -94,16 +93,15 @@ class ThreadPool {
     void stop_workers();
     void worker_loop(int index);
     bool run_chunks(uint32_t gen, bool is_caller, int64_t * ran);
-    // A call site's last kWindow timings in each mode; the mode's estimate is their mean without the
-    // slowest (expected_ns), so one call that the scheduler preempted (100× slower) does not decide
-    // the mode of the next ones, while stalls that recur (two in sixteen calls) do.
-    static constexpr int kWindow = 16;
+    // A call site's last kWindow timings in each mode; the mode's estimate is their median, so one
+    // call that the scheduler preempted (100× slower) does not decide the mode of the next ones.
+    static constexpr int kWindow = 5;
     struct Site {
         uint64_t key = 0;
         std::array<int64_t, kWindow> wide_ns{}, alone_ns{};  // rings, newest at (n - 1) % kWindow
         uint32_t n_wide = 0, n_alone = 0, calls = 0;
     };
-    static double expected_ns(const std::array<int64_t, kWindow> & ring, uint32_t n);
+    static double median_ns(const std::array<int64_t, kWindow> & ring, uint32_t n);
     static constexpr size_t kSiteWays = 8;
     Site * find_site(uint64_t key);
     bool choose_alone(Site & site, int width);

@@ -6,7 +6,6 @@
 #include <condition_variable>
 #include <future>
 #include <mutex>
-#include <random>
 #include <thread>
 
 #include "base/arena.h"
@@ -145,14 +144,13 @@ TEST(ThreadPool, AdaptivePoolRunsASiteAloneWhereItsWorkersAreSlow) {
     EXPECT_GE(st.inline_jobs, 32u) << "the caller should run most calls alone";
     slow                         = false;
     const uint64_t worker_chunks = st.worker_chunks;
-    // The workers' mode was ~1000× slower, so it is re-timed rarely (at most every 8192nd call).
-    for (int rep = 0; rep < 20000 && pool.stats().worker_chunks == worker_chunks; ++rep) job();
+    for (int rep = 0; rep < 2000 && pool.stats().worker_chunks == worker_chunks; ++rep) job();
     EXPECT_GT(pool.stats().worker_chunks, worker_chunks) << "the workers should be timed again";
 }
 
 // One call that the scheduler stalls (here: 150 ms in one chunk) must not decide the mode of the
-// calls after it: the site's estimate drops the slowest of its recent timings (unlike a running
-// mean, which the outlier would dominate for hundreds of calls). The caller alone is made slow (10 ms a
+// calls after it: the site's estimate is the median of its recent timings, not a running mean
+// that the outlier would dominate for hundreds of calls. The caller alone is made slow (10 ms a
 // call) so that the workers' mode is the right choice on any machine.
 TEST(ThreadPool, AdaptivePoolIsNotPinnedByOneStalledCall) {
     ThreadPool pool(2, /*adaptive=*/true, {}, [] { return 0.0; });
