@@ -164,8 +164,10 @@ Result<std::vector<ContentionRow>> run_contention_bench(const ContentionOptions 
             row.unit          = load.unit;
             row.busy          = busy;
             row.fixed_threads = fixed;
-            Measured dflt;
-            std::vector<Measured> fx(fixed.size());
+            // rates[0] is the default pool, rates[1 + i] fixed[i]; one Measured per round each.
+            const size_t n_conf = fixed.size() + 1;
+            const int n_rounds  = std::max(1, o.rounds);
+            std::vector<std::vector<Measured>> rates(n_conf, std::vector<Measured>(static_cast<size_t>(n_rounds)));
             {
                 BusyProcesses background(busy);
                 // The default pool as a running service has it: its call sites already timed under
@@ -174,25 +176,46 @@ Result<std::vector<ContentionRow>> run_contention_bench(const ContentionOptions 
                 pool.reset(hardware_threads(), /*adaptive=*/true);
                 Measured settle;
                 failed = measure(load, o.min_time, &settle);
-                for (int r = 0; r < std::max(1, o.rounds) && failed.is_ok(); ++r) {
-                    pool.reset(hardware_threads(), /*adaptive=*/true);
-                    const ThreadPool::Stats before = pool.stats();
-                    failed                         = measure(load, o.min_time, &dflt);
-                    add(&row.default_stats, minus(pool.stats(), before));
-                    for (size_t i = 0; i < fixed.size() && failed.is_ok(); ++i) {
-                        pool.reset(fixed[i], /*adaptive=*/false);
-                        failed = measure(load, o.min_time, &fx[i]);
+                for (int r = 0; r < n_rounds && failed.is_ok(); ++r) {
+                    // The order rotates from round to round, so that no configuration always
+                    // runs first (after the settling run) or last.
+                    for (size_t k = 0; k < n_conf && failed.is_ok(); ++k) {
+                        const size_t c = (k + static_cast<size_t>(r)) % n_conf;
+                        Measured & m   = rates[c][static_cast<size_t>(r)];
+                        if (c == 0) {
+                            pool.reset(hardware_threads(), /*adaptive=*/true);
+                            const ThreadPool::Stats before = pool.stats();
+                            failed                         = measure(load, o.min_time, &m);
+                            add(&row.default_stats, minus(pool.stats(), before));
+                        } else {
+                            pool.reset(fixed[c - 1], /*adaptive=*/false);
+                            failed = measure(load, o.min_time, &m);
+                        }
                     }
                 }
             }
             if (!failed.is_ok()) break;
-            row.default_rate = dflt.rate();
-            double best      = 0;
-            for (const auto & m : fx) {
-                row.fixed_rates.push_back(m.rate());
-                best = std::max(best, m.rate());
+            auto total = [&](size_t c) {
+                Measured t;
+                for (const auto & m : rates[c]) t.work += m.work, t.seconds += m.seconds;
+                return t.rate();
+            };
+            row.default_rate = total(0);
+            size_t best      = 1;
+            for (size_t c = 1; c < n_conf; ++c) {
+                row.fixed_rates.push_back(total(c));
+                if (total(c) > total(best)) best = c;
             }
-            row.ratio = best > 0 ? row.default_rate / best : 0;
+            row.best_fixed  = fixed[best - 1];
+            row.ratio_total = total(best) > 0 ? row.default_rate / total(best) : 0;
+            for (int r = 0; r < n_rounds; ++r) {
+                const double b = rates[best][static_cast<size_t>(r)].rate();
+                row.round_ratios.push_back(b > 0 ? rates[0][static_cast<size_t>(r)].rate() / b : 0);
+            }
+            std::vector<double> sorted = row.round_ratios;
+            std::sort(sorted.begin(), sorted.end());
+            const size_t h = sorted.size() / 2;
+            row.ratio      = sorted.size() % 2 ? sorted[h] : 0.5 * (sorted[h - 1] + sorted[h]);
             if (on_row) on_row(row);
             rows.push_back(std::move(row));
         }

@@ -7,10 +7,15 @@
 //
 // says whether the default degrades gracefully when a phone's apps take the CPU. Every
 // measurement is one untimed warm-up call and then repeated calls until min_time has passed;
-// within a row the configurations alternate `rounds` times and each one's rate is its total work
-// over its total time. The default (adaptive) pool first runs the row's load for one untimed
-// min_time under the row's background load, and keeps its call sites' timings across the rounds,
-// as the pool of a service that has been running does; the fixed pools have nothing to learn.
+// within a row the configurations alternate `rounds` times (the order rotating from round to
+// round) and each one's rate is its total work over its total time. The best fixed count is the
+// one with the highest total rate; the row's ratio is the median over rounds of the default's
+// rate ÷ that count's rate in the same round — a paired comparison, so that a burst of foreign
+// load that hits one round hits both sides of that round's ratio, and the maximum over several
+// noisy fixed rates does not bias the denominator upwards as max(totals) does (printed too). The default (adaptive)
+// pool first runs the row's load for one untimed min_time under the row's background load, and keeps its call sites'
+// timings across the rounds, as the pool of a service that has been running does; the fixed pools have nothing to
+// learn.
 //
 //     ContentionOptions o;  o.firmware = "l110-i8.m4fw";  o.encoder_firmware = "vit-i8.m4fw";
 //     auto rows = run_contention_bench(o, [](const ContentionRow & r) { print(r); });
@@ -30,7 +35,7 @@ struct ContentionOptions {
     std::string encoder_firmware;  // encoder load: its first encoder; empty → `firmware`'s, if any
     int prefill = 128, decode = 64;
     double min_time       = 1.0;        // seconds per measurement
-    int rounds            = 2;          // alternations of the configurations within a row
+    int rounds            = 3;          // alternations of the configurations within a row
     std::vector<int> busy = {0, 1, 2};  // background busy processes per row
     std::vector<int> threads;           // fixed thread counts; empty → 1 … hardware threads
     std::vector<std::string> loads = {"decode", "prefill", "encoder"};
@@ -43,7 +48,12 @@ struct ContentionRow {
     double default_rate = 0;
     std::vector<int> fixed_threads;
     std::vector<double> fixed_rates;
-    double ratio = 0;                 // default_rate / max(fixed_rates)
+    int best_fixed = 0;  // the fixed thread count with the highest total rate
+    // default ÷ best fixed, paired by round: round r's default rate over the best count's rate in
+    // the same round (both under the same foreign load, minutes apart at most)
+    std::vector<double> round_ratios;
+    double ratio       = 0;           // the median of round_ratios: what the target is checked on
+    double ratio_total = 0;           // default_rate / best fixed's total rate (all rounds pooled)
     ThreadPool::Stats default_stats;  // the pool's counters over the default measurements
 };
 
