@@ -84,6 +84,19 @@ enum class TransposeKind { F32 = 0, F32ToBf16 = 1, U16 = 2 };
 inline constexpr int kTransposeKinds = 3;
 using TransposeFn = void (*)(const void * in, int64_t ldi, int64_t R, int64_t C, void * out, int64_t ldo);
 
+// AdamW on one parameter (training; not a firmware op). For i < n, with g = grad[i]·grad_scale:
+//   m = b1·m + (1−b1)·g;  v = b2·v + ((1−b2)·g)·g;  u = (m / bc1) / (sqrt(v / bc2) + eps);
+//   w = w − lr·(u + wd·w);  and, if w_bf16 is not null, w_bf16[i] = bf16(w) (f32_to_bf16's rule)
+// — each operation rounded on its own (no fused multiply-add), so every kernel matches the
+// reference bit for bit. Definition: ops::adamw_ref.
+struct AdamWArgs {
+    float beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f;
+    float bc1 = 1.0f, bc2 = 1.0f;  // bias corrections 1 − β₁ᵗ, 1 − β₂ᵗ
+    float lr = 0.0f, weight_decay = 0.0f, grad_scale = 1.0f;
+};
+using AdamWFn = void (*)(float * w, const float * grad, float * m, float * v, uint16_t * w_bf16, int64_t n,
+                         const AdamWArgs & k);
+
 // One table of kernels for one ISA level. A null entry means "not implemented at this level":
 // the dispatcher fills it from the level below, ending at the scalar reference.
 struct KernelTable {
@@ -100,6 +113,7 @@ struct KernelTable {
     BinaryFn add                           = nullptr;
     BinaryFn mul                           = nullptr;
     TransposeFn transpose[kTransposeKinds] = {};  // indexed by TransposeKind
+    AdamWFn adamw                          = nullptr;
 };
 
 // Filled in by each ISA folder (they check finer CPU features, e.g. AVX-512-BF16, themselves).

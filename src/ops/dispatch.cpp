@@ -67,6 +67,7 @@ void fill_from(kern::KernelTable & t, const kern::KernelTable & below) {
     if (!t.mul) t.mul = below.mul;
     for (int k = 0; k < kern::kTransposeKinds; ++k)
         if (!t.transpose[k]) t.transpose[k] = below.transpose[k];
+    if (!t.adamw) t.adamw = below.adamw;
 }
 
 using Tables = std::array<kern::KernelTable, kIsaCount>;

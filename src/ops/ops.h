@@ -53,6 +53,12 @@ void attention(const kern::AttentionArgs & args);
 // out (C, R) ldo = conv(in (R, C) ldi transposed), on the fastest kernel: the training backward's
 // data movement (src/ops/transpose.cpp; not a firmware op).
 void transpose(kern::TransposeKind kind, const void * in, int64_t ldi, int64_t R, int64_t C, void * out, int64_t ldo);
+// The AdamW update of one parameter (kern::AdamWFn's definition), on the fastest kernel, split
+// over the pool (elementwise: the same result for any split). src/ops/adamw.cpp; not a firmware op.
+void adamw(float * w, const float * grad, float * m, float * v, uint16_t * w_bf16, int64_t n,
+           const kern::AdamWArgs & k);
+void adamw_ref(float * w, const float * grad, float * m, float * v, uint16_t * w_bf16, int64_t n,
+               const kern::AdamWArgs & k);
 void transpose_ref(kern::TransposeKind kind, const void * in, int64_t ldi, int64_t R, int64_t C, void * out,
                    int64_t ldo);
 // Its backward on the fastest kernel (training): see attention_backward_ref below.

@@ -26,6 +26,9 @@ struct Param {
     Tensor grad;        // f32, same shape
     Tensor m, v;        // AdamW first / second moments
     bool decay = true;  // decoupled weight decay applies (matrices; not norms, biases, temperatures)
+    // The bf16 copy of `value` the matmuls read in bf16 training (owned by TrainModel), or null;
+    // adamw_step rewrites it in the same pass as the master.
+    uint16_t * bf16_copy = nullptr;
     int64_t numel() const { return value.numel(); }
 };
 

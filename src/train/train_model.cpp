@@ -124,6 +124,7 @@ Status TrainModel::init(const std::vector<TaskSpec> & tasks, const ModelOptions 
             if (o.bf16 && matrix) {  // linear weights and tok_embed (also the tied LM head)
                 Tensor s = to_bf16(p.value);
                 params_.alias(s.data(), &p);
+                p.bf16_copy = s.bf16();
                 shadows_.emplace_back(&p, s);
                 shadow[spec.name] = s;
             }
@@ -187,6 +188,7 @@ void TrainModel::refresh_shadows() {
     for (auto & [p, s] : shadows_) {
         const float * src = p->value.f32();
         uint16_t * dst    = s.bf16();
+        M4_CHECK(p->bf16_copy == dst);
         ThreadPool::global().parallel_for(
             p->numel(),
             [&](int64_t b, int64_t e) {

@@ -93,10 +93,11 @@ Status Trainer::step(TrainResult * r) {
     }
     if (!std::isfinite(loss))
         return Status(StatusCode::Internal, fmt::format("training diverged: loss {} at step {}", loss, state_.step));
-    clip_grad_norm(params, o_.clip);
-    const float lr = o_.schedule.lr_at(state_.step);
-    adamw_step(params, o_.adamw, lr, state_.step + 1);
-    model_.refresh_shadows();
+    // Clipping folded into the update (no pass over the gradients); the update also rewrites the
+    // bf16 copies the next step's matmuls read.
+    const float scale = clip_scale(params.grad_norm(), o_.clip);
+    const float lr    = o_.schedule.lr_at(state_.step);
+    adamw_step(params, o_.adamw, lr, state_.step + 1, scale);
     state_.losses.push_back(static_cast<float>(loss));
     state_.step += 1;
     state_.rng = rng_.state();

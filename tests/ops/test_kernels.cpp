@@ -670,6 +670,51 @@ TEST(Transpose, KernelsMatchReferenceBitForBit) {
     if (tested == 0) GTEST_SKIP() << "no optimised transpose on this CPU (" << cpu_features().describe() << ")";
 }
 
+// The optimiser's update (not a firmware op, so no op_cases row): every level's kernel against
+// ops::adamw_ref, bit for bit — moments, weights and the bf16 copy — on odd lengths, with clipping
+// scale and weight decay on and off, a zero gradient, a denormal weight (the bf16 copy keeps it:
+// no flush to zero) and a huge one.
+TEST(AdamW, KernelsMatchReferenceBitForBit) {
+    const int64_t lengths[] = {1, 15, 16, 17, 100, 1031};
+    int tested              = 0;
+    for (int level = 1; level < kIsaCount; ++level) {
+        const Isa isa = static_cast<Isa>(level);
+        if (level > static_cast<int>(cpu_features().detected)) continue;
+        const kern::AdamWFn fn    = ops::kernel_table(isa).adamw;
+        const kern::AdamWFn below = ops::kernel_table(static_cast<Isa>(level - 1)).adamw;
+        if (!fn || fn == below) continue;
+        ++tested;
+        for (int64_t n : lengths)
+            for (int variant = 0; variant < 2; ++variant) {
+                const uint32_t seed  = static_cast<uint32_t>(31 * n + variant);
+                std::vector<float> w = random_vec(n, seed, -2.0f, 2.0f), g = random_vec(n, seed + 1, -5.0f, 5.0f);
+                std::vector<float> m = random_vec(n, seed + 2, -0.5f, 0.5f), v = random_vec(n, seed + 3, 0.0f, 2.0f);
+                const float specials[] = {1e-40f, 3.0e38f, 0.0f};
+                for (size_t i = 0; i < std::size(specials) && i < w.size(); ++i) w[i * 5 % w.size()] = specials[i];
+                g[static_cast<size_t>(n / 2)] = 0.0f;
+                kern::AdamWArgs k;
+                k.beta1               = 0.9f;
+                k.beta2               = 0.98f;
+                k.eps                 = 1e-8f;
+                k.bc1                 = 1.0f - 0.9f * 0.9f * 0.9f;
+                k.bc2                 = 1.0f - 0.98f * 0.98f * 0.98f;
+                k.lr                  = 3e-3f;
+                k.weight_decay        = variant ? 0.1f : 0.0f;
+                k.grad_scale          = variant ? 0.37f : 1.0f;
+                std::vector<float> w2 = w, m2 = m, v2 = v;
+                std::vector<uint16_t> c_want(static_cast<size_t>(n), 0xabcd), c_got = c_want;
+                ops::adamw_ref(w.data(), g.data(), m.data(), v.data(), variant ? c_want.data() : nullptr, n, k);
+                fn(w2.data(), g.data(), m2.data(), v2.data(), variant ? c_got.data() : nullptr, n, k);
+                const std::string where = fmt::format("{} n={} variant {}", isa_name(isa), n, variant);
+                EXPECT_EQ(0, std::memcmp(w.data(), w2.data(), w.size() * 4)) << where << " weights";
+                EXPECT_EQ(0, std::memcmp(m.data(), m2.data(), m.size() * 4)) << where << " first moments";
+                EXPECT_EQ(0, std::memcmp(v.data(), v2.data(), v.size() * 4)) << where << " second moments";
+                EXPECT_EQ(c_got, c_want) << where << " bf16 copy";
+            }
+    }
+    if (tested == 0) GTEST_SKIP() << "no optimised AdamW on this CPU (" << cpu_features().describe() << ")";
+}
+
 TEST(OpCases, EveryOpHasARow) {
     for (int k = 0; k < ops::kOpCount; ++k) {
         const auto op = static_cast<ops::OpKind>(k);

@@ -105,6 +105,55 @@ TEST(Optim, AdamWMatchesTheFormulaAndDecaysOnlyMatrices) {
     EXPECT_NEAR(w.v.f32()[0], 0.001 * 0.01, 1e-9);
 }
 
+// The trainer's way: the clipping scale folded into the update, the bf16 copy rewritten in the same
+// pass. Bit for bit what clip_grad_norm (gradients rescaled in place) + adamw_step + a separate
+// f32 → bf16 refresh give, over parameters long enough for the vector kernel's full and partial
+// steps and for several of the pool's chunks.
+TEST(Optim, FoldedClippingAndBf16RefreshEqualTheSeparatePasses) {
+    auto make = [](ParamStore & ps, std::vector<uint16_t> & copy) {
+        std::mt19937 rng(9);
+        std::normal_distribution<float> nd(0.0f, 1.0f);
+        for (int i = 0; i < 3; ++i) {
+            const int64_t n = i == 0 ? 40017 : i == 1 ? 15 : 1;
+            Param & p       = ps.add("p" + std::to_string(i), Tensor::zeros(DType::F32, {n}), i != 1);
+            for (int64_t k = 0; k < n; ++k) p.value.f32()[k] = nd(rng), p.grad.f32()[k] = 3.0f * nd(rng);
+        }
+        copy.assign(static_cast<size_t>(ps.params()[0].numel()), 0);
+        ps.params()[0].bf16_copy = copy.data();
+    };
+    ParamStore folded, separate;
+    std::vector<uint16_t> copy_folded, copy_separate;
+    make(folded, copy_folded);
+    make(separate, copy_separate);
+    AdamW opt;
+    opt.weight_decay = 0.05f;
+    for (int64_t t = 1; t <= 3; ++t) {
+        const float s = clip_scale(folded.grad_norm(), 1.0f);
+        EXPECT_LT(s, 1.0f);  // the gradients are far above the bound: clipping acts
+        adamw_step(folded, opt, 1e-2f, t, s);
+        clip_grad_norm(separate, 1.0f);
+        Param & p0      = separate.params()[0];
+        uint16_t * keep = p0.bf16_copy;
+        p0.bf16_copy    = nullptr;
+        adamw_step(separate, opt, 1e-2f, t);
+        p0.bf16_copy = keep;
+        for (int64_t k = 0; k < p0.numel(); ++k) keep[k] = f32_to_bf16(p0.value.f32()[k]);
+        for (size_t i = 0; i < folded.params().size(); ++i) {
+            const Param &a = folded.params()[i], &b = separate.params()[i];
+            ASSERT_EQ(0, std::memcmp(a.value.f32(), b.value.f32(), static_cast<size_t>(a.numel()) * 4)) << a.name;
+            ASSERT_EQ(0, std::memcmp(a.m.f32(), b.m.f32(), static_cast<size_t>(a.numel()) * 4)) << a.name;
+            ASSERT_EQ(0, std::memcmp(a.v.f32(), b.v.f32(), static_cast<size_t>(a.numel()) * 4)) << a.name;
+        }
+        ASSERT_EQ(copy_folded, copy_separate) << "step " << t;
+        // The separate passes left scaled gradients behind; give the next step the original ones.
+        for (size_t i = 0; i < folded.params().size(); ++i)
+            std::memcpy(separate.params()[i].grad.f32(), folded.params()[i].grad.f32(),
+                        static_cast<size_t>(folded.params()[i].numel()) * 4);
+    }
+    EXPECT_EQ(clip_scale(0.5, 1.0f), 1.0f);  // under the bound, and with clipping off
+    EXPECT_EQ(clip_scale(5.0, 0.0f), 1.0f);
+}
+
 TEST(Optim, ClippingBoundsTheGlobalNorm) {
     ParamStore ps;
     Param & a       = ps.add("a", Tensor::zeros(DType::F32, {2}), true);

@@ -1,13 +1,15 @@
-// register_amx — the AMX level of the dispatch table. It registers nothing yet: the AMX int8 /
-// bf16 tile kernels (tile_config.cpp, repack.cpp, gemm_bf16.cpp, gemm_i8.cpp) come in a later
-// issue, and the development machine has no AMX to test them on. Until then every entry of this
-// level falls back to the AVX-512 kernels (src/ops/dispatch.cpp), so M4_ISA=amx behaves like avx512.
-#include "kernels/abi.h"
+// register_amx — the AMX level of the dispatch table: the bf16 matmul on AMX tiles. Every other
+// entry of this level falls back to the AVX-512 kernels (src/ops/dispatch.cpp). The int8 matmul
+// (TDPBSSD) is not written yet: it stays on AVX-512-VNNI.
+#include "base/cpu.h"
+#include "kernels/amx/kernels.h"
 
 namespace m4::kern {
 
 void register_amx(KernelTable & table) {
-    (void)table;
+    const CpuFeatures & cpu = cpu_features();
+    if (cpu.amx_tile && cpu.amx_bf16 && cpu.avx512_bf16)
+        table.matmul[static_cast<int>(DType::BF16)] = matmul_fwd_bf16_amx;
 }
 
 }  // namespace m4::kern

@@ -24,6 +24,8 @@ void gelu_quick_fwd_f32_avx512(const float * x, float * y, int64_t n);
 void add_fwd_f32_avx512(const float * a, const float * b, float * y, int64_t n, int64_t b_period);
 void mul_fwd_f32_avx512(const float * a, const float * b, float * y, int64_t n, int64_t b_period);
 
+void adamw_f32_avx512(float * w, const float * grad, float * m, float * v, uint16_t * w_bf16, int64_t n,
+                      const AdamWArgs & k);
 void transpose_f32_avx512(const void * in, int64_t ldi, int64_t R, int64_t C, void * out, int64_t ldo);
 void transpose_f32_bf16_avx512(const void * in, int64_t ldi, int64_t R, int64_t C, void * out, int64_t ldo);
 void transpose_u16_avx512(const void * in, int64_t ldi, int64_t R, int64_t C, void * out, int64_t ldo);

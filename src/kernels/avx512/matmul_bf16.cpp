@@ -15,22 +15,6 @@
 namespace m4::kern {
 namespace {
 
-// xb[0:ld] = bf16(x[0:K]), then zeros: the packed GEMM reads whole pairs, and garbage there could
-// be a NaN that the zero padding of W would not cancel.
-void convert_row_bf16(const float * x, uint16_t * xb, int64_t K, int64_t ld) {
-    int64_t k = 0;
-    for (; k + 16 <= K; k += 16) {
-        const __m256bh h = _mm512_cvtneps_pbh(_mm512_loadu_ps(x + k));
-        _mm256_storeu_si256(reinterpret_cast<__m256i *>(xb + k), (__m256i)h);
-    }
-    if (k < K) {
-        const __mmask16 mk = avx512::tail16(K - k);
-        const __m256bh h   = _mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(mk, x + k));
-        _mm256_mask_storeu_epi16(xb + k, mk, (__m256i)h);
-    }
-    for (k = K; k < ld; ++k) xb[k] = 0;
-}
-
 // Two k per lane, VDPBF16PS: exact products of bf16 pairs added into f32.
 struct PairsBf16 {
     using Acc = __m512;
@@ -46,7 +30,7 @@ void matmul_bf16_packed(const MatmulArgs & a, uint16_t * xb, int64_t ldb) {
     run_packed_gemm(
         a.M, a.N, groups,
         [&](int64_t m, int mr) {
-            for (int i = 0; i < mr; ++i) convert_row_bf16(a.x + (m + i) * a.ldx, xb + (m + i) * ldb, a.K, ldb);
+            for (int i = 0; i < mr; ++i) avx512::convert_row_bf16(a.x + (m + i) * a.ldx, xb + (m + i) * ldb, a.K, ldb);
         },
         [&](int64_t n, int nr, int32_t * wp) {
             pack_panel_groups(
@@ -73,7 +57,7 @@ void matmul_fwd_bf16_avx512(const MatmulArgs & a) {
     ThreadPool::global().parallel_for(
         a.M,
         [&](int64_t m0, int64_t m1) {
-            for (int64_t m = m0; m < m1; ++m) convert_row_bf16(a.x + m * a.ldx, xb + m * ldb, a.K, ldb);
+            for (int64_t m = m0; m < m1; ++m) avx512::convert_row_bf16(a.x + m * a.ldx, xb + m * ldb, a.K, ldb);
         },
         std::max<int64_t>(1, (int64_t{1} << 16) / std::max<int64_t>(a.K, 1)));
     const uint16_t * w = static_cast<const uint16_t *>(a.w);

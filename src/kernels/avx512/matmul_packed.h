@@ -30,6 +30,22 @@ inline constexpr int kPanelCols         = 32;    // columns of y (rows of W) per
 inline constexpr int kTileRows          = 8;     // rows of x per micro-tile
 inline constexpr int64_t kTaskRows      = 1024;  // rows of x per task
 
+// xb[0:ld] = bf16(x[0:K]) (nearest even, VCVTNEPS2BF16), then zeros: the packed GEMM reads whole pairs, and garbage
+// there could be a NaN that the zero padding of W would not cancel.
+inline void convert_row_bf16(const float * x, uint16_t * xb, int64_t K, int64_t ld) {
+    int64_t k = 0;
+    for (; k + 16 <= K; k += 16) {
+        const __m256bh h = _mm512_cvtneps_pbh(_mm512_loadu_ps(x + k));
+        _mm256_storeu_si256(reinterpret_cast<__m256i *>(xb + k), (__m256i)h);
+    }
+    if (k < K) {
+        const __mmask16 mk = tail16(K - k);
+        const __m256bh h   = _mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(mk, x + k));
+        _mm256_mask_storeu_epi16(xb + k, mk, (__m256i)h);
+    }
+    for (k = K; k < ld; ++k) xb[k] = 0;
+}
+
 // wp[p][j] = lane group p of row j, for j < nr (zero for nr ≤ j < 32), p < groups (a multiple of
 // 16). Row j starts at rows + j·row_bytes; a group is group_bytes bytes of it. load16(p, left)
 // returns the 16 groups at p as 16 lanes, given the `left` bytes up to the row's end (zero past

@@ -16,16 +16,6 @@ namespace {
 
 using namespace avx512;
 
-// Lanes of f32 bits → bf16 bits in the low 16 bits of each lane (f32_to_bf16's rule).
-inline __m512i round_bf16_lanes(__m512i b) {
-    const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(b, 16), _mm512_set1_epi32(1));
-    const __m512i rounded =
-        _mm512_srli_epi32(_mm512_add_epi32(b, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff))), 16);
-    const __m512i abs   = _mm512_and_si512(b, _mm512_set1_epi32(0x7fffffff));
-    const __mmask16 nan = _mm512_cmpgt_epu32_mask(abs, _mm512_set1_epi32(0x7f800000));
-    return _mm512_mask_or_epi32(rounded, nan, _mm512_srli_epi32(b, 16), _mm512_set1_epi32(0x40));
-}
-
 // Kind: 0 f32 → f32, 1 f32 → bf16, 2 u16 → u16.
 template <int Kind>
 void transpose_blocks(const void * in_v, int64_t ldi, int64_t R, int64_t C, void * out_v, int64_t ldo) {
