@@ -72,6 +72,10 @@ using AttentionBwdFn = void (*)(const AttentionArgs &, const float * dy, float *
 // Elementwise on n floats (y may alias x).
 using UnaryFn = void (*)(const float * x, float * y, int64_t n);
 
+// Elementwise backward on n floats, accumulating: dx[i] += dy[i] · f′(x[i]) (training).
+// Definitions: ops::silu_backward_ref, ops::gelu_backward_ref (erf form).
+using UnaryBwdFn = void (*)(const float * dy, const float * x, float * dx, int64_t n);
+
 // y[i] = a[i] ∘ b[i mod b_period] for i < n, ∘ = + (add) or · (mul) (y may alias a): residual
 // adds and gates (b_period = n) and per-feature broadcasts (b_period = row width).
 using BinaryFn = void (*)(const float * a, const float * b, float * y, int64_t n, int64_t b_period);
@@ -110,6 +114,8 @@ struct KernelTable {
     UnaryFn gelu                           = nullptr;  // erf form
     UnaryFn gelu_tanh                      = nullptr;  // tanh approximation
     UnaryFn gelu_quick                     = nullptr;  // x·σ(1.702·x)
+    UnaryBwdFn silu_bwd                    = nullptr;
+    UnaryBwdFn gelu_bwd                    = nullptr;  // erf form
     BinaryFn add                           = nullptr;
     BinaryFn mul                           = nullptr;
     TransposeFn transpose[kTransposeKinds] = {};  // indexed by TransposeKind

@@ -63,6 +63,8 @@ void fill_from(kern::KernelTable & t, const kern::KernelTable & below) {
     if (!t.gelu) t.gelu = below.gelu;
     if (!t.gelu_tanh) t.gelu_tanh = below.gelu_tanh;
     if (!t.gelu_quick) t.gelu_quick = below.gelu_quick;
+    if (!t.silu_bwd) t.silu_bwd = below.silu_bwd;
+    if (!t.gelu_bwd) t.gelu_bwd = below.gelu_bwd;
     if (!t.add) t.add = below.add;
     if (!t.mul) t.mul = below.mul;
     for (int k = 0; k < kern::kTransposeKinds; ++k)

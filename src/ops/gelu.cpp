@@ -81,4 +81,10 @@ void gelu_backward_ref(GeluForm form, const float * dy, const float * x, float *
     }
 }
 
+void gelu_backward(GeluForm form, const float * dy, const float * x, float * dx, int64_t n) {
+    if (form == GeluForm::Erf)
+        if (const kern::UnaryBwdFn fn = active_kernels().gelu_bwd) return fn(dy, x, dx, n);
+    gelu_backward_ref(form, dy, x, dx, n);
+}
+
 }  // namespace m4::ops

@@ -59,6 +59,10 @@ void adamw(float * w, const float * grad, float * m, float * v, uint16_t * w_bf1
            const kern::AdamWArgs & k);
 void adamw_ref(float * w, const float * grad, float * m, float * v, uint16_t * w_bf16, int64_t n,
                const kern::AdamWArgs & k);
+// dx[0:n] += dy · f′(x) on the fastest kernel, on the calling thread (the training graphs split
+// their rows over the pool themselves): silu, and gelu in any form (kernels for the erf form).
+void silu_backward(const float * dy, const float * x, float * dx, int64_t n);
+void gelu_backward(GeluForm form, const float * dy, const float * x, float * dx, int64_t n);
 void transpose_ref(kern::TransposeKind kind, const void * in, int64_t ldi, int64_t R, int64_t C, void * out,
                    int64_t ldo);
 // Its backward on the fastest kernel (training): see attention_backward_ref below.

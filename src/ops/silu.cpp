@@ -24,4 +24,9 @@ void silu_backward_ref(const float * dy, const float * x, float * dx, int64_t n)
     }
 }
 
+void silu_backward(const float * dy, const float * x, float * dx, int64_t n) {
+    if (const kern::UnaryBwdFn fn = active_kernels().silu_bwd) return fn(dy, x, dx, n);
+    silu_backward_ref(dy, x, dx, n);
+}
+
 }  // namespace m4::ops

@@ -86,7 +86,7 @@ void layer_backward(const GradSink & sink, const BackboneConfig & c, const Backb
     ops::silu(A.gp.data(), s.data(), N * F);  // silu(gp), as the forward computed it
     parallel_elementwise(N * F, [&](int64_t b, int64_t e) {
         ops::mul_backward_ref(dm.data() + b, s.data() + b, A.u.data() + b, ds.data() + b, du.data() + b, e - b, e - b);
-        ops::silu_backward_ref(ds.data() + b, A.gp.data() + b, dgp.data() + b, e - b);
+        ops::silu_backward(ds.data() + b, A.gp.data() + b, dgp.data() + b, e - b);
     });
     linear_backward(sink, L.gate, A.h2.data(), dgp.data(), N, dh.data());
     linear_backward(sink, L.up, A.h2.data(), du.data(), N, dh.data());

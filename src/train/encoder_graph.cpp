@@ -74,8 +74,8 @@ void layer_backward(const GradSink & sink, const EncoderConfig & c, const Encode
     // x = x_mid + fc2(gelu(fc1(LN2(x_mid))))
     linear_backward(sink, L.fc2, A.g.data(), dx, N, dg.data());
     parallel_elementwise(N * F, [&](int64_t b, int64_t e) {
-        ops::gelu_backward_ref(static_cast<ops::GeluForm>(c.activation), dg.data() + b, A.f.data() + b, df.data() + b,
-                               e - b);
+        ops::gelu_backward(static_cast<ops::GeluForm>(c.activation), dg.data() + b, A.f.data() + b, df.data() + b,
+                           e - b);
     });
     linear_backward(sink, L.fc1, A.h2.data(), df.data(), N, dh.data());
     ops::layernorm_backward_ref(dh.data(), A.x_mid.data(), L.ln2_w, dx, sink.grad_of(L.ln2_w), sink.grad_of(L.ln2_b), N,

@@ -27,6 +27,8 @@ void check_softmax(Isa isa);
 void check_rmsnorm(Isa isa);
 void check_layernorm(Isa isa);
 void check_silu(Isa isa);
+void check_silu_backward(Isa isa);  // dx += dy · silu′(x)
+void check_gelu_backward(Isa isa);  // GeluForm::Erf, dx += dy · gelu′(x)
 void check_gelu(Isa isa);
 void check_gelu_tanh(Isa isa);   // GeluForm::Tanh
 void check_gelu_quick(Isa isa);  // GeluForm::Quick

@@ -442,6 +442,50 @@ void check_gelu_quick(Isa isa) {
 
 namespace {
 
+// dx = dx0 + dy·f′(x) against the reference, accumulating into random dx0, on the activation
+// inputs (zeros, tiny, ±88, ±100, …). Tolerance 1e-5 relative to |dx0| + |dy|·(|each term of
+// f′| + 0.01): the 0.01 covers the terms' own cancellation (1 + erf, 1 − σ at x ≪ 0) — absolute
+// errors of a few 1e-8, as in the forward checks' relative_to_x.
+void check_unary_backward(kern::UnaryBwdFn fn, void (*ref)(const float *, const float *, float *, int64_t),
+                          void (*entry)(const float *, const float *, float *, int64_t), const char * name,
+                          float (*term_scale)(float)) {
+    ASSERT_NE(fn, nullptr);
+    uint32_t seed = 1100;
+    for (int64_t n : {0, 1, 15, 16, 17, 1000, 4099}) {
+        const std::vector<float> x = activation_inputs(n, seed++), dy = random_vec(n, seed++, -2.0f, 2.0f),
+                                 dx0 = random_vec(n, seed++, -1.0f, 1.0f);
+        std::vector<float> want = dx0, got = dx0, scale(x.size());
+        ref(dy.data(), x.data(), want.data(), n);
+        fn(dy.data(), x.data(), got.data(), n);
+        for (int64_t i = 0; i < n; ++i) scale[i] = std::fabs(dx0[i]) + std::fabs(dy[i]) * (term_scale(x[i]) + 0.01f);
+        const std::string what = fmt::format("{} backward n={}", name, n);
+        expect_close(got.data(), want.data(), n, 1e-5f, 0.0f, scale.data(), what);
+        std::vector<float> via_entry = dx0;
+        entry(dy.data(), x.data(), via_entry.data(), n);
+        expect_equal(via_entry, got, what + " entry point");
+    }
+}
+
+}  // namespace
+
+void check_silu_backward(Isa isa) {
+    check_unary_backward(ops::kernel_table(isa).silu_bwd, ops::silu_backward_ref, ops::silu_backward, "silu",
+                         [](float x) {
+                             const float s = 1.0f / (1.0f + std::exp(-x));
+                             return s * (1.0f + std::fabs(x) * (1.0f - s));
+                         });
+}
+void check_gelu_backward(Isa isa) {
+    check_unary_backward(
+        ops::kernel_table(isa).gelu_bwd, ops::gelu_backward_ref,
+        [](const float * dy, const float * x, float * dx, int64_t n) {
+            ops::gelu_backward(ops::GeluForm::Erf, dy, x, dx, n);
+        },
+        "gelu", [](float x) { return 1.0f + std::fabs(x) * 0.39894228f * std::exp(-0.5f * x * x); });
+}
+
+namespace {
+
 // add and mul round once per element, as the references do: bit for bit, out of place and in
 // place, broadcast periods from 1 to n (and a short last row), and lengths that split over threads.
 void check_binary(kern::BinaryFn fn, void (*ref)(const float *, const float *, float *, int64_t, int64_t),
@@ -584,9 +628,11 @@ const void * case_kernel(const OpCase & c, Isa isa) {
             return std::string(c.variant) == "f32_backward" ? reinterpret_cast<const void *>(t.attention_bwd)
                                                             : reinterpret_cast<const void *>(t.attention);
         case OpKind::silu:
-            return reinterpret_cast<const void *>(t.silu);
+            return std::string(c.variant) == "f32_backward" ? reinterpret_cast<const void *>(t.silu_bwd)
+                                                            : reinterpret_cast<const void *>(t.silu);
         case OpKind::gelu: {
             const std::string v = c.variant;
+            if (v == "f32_backward") return reinterpret_cast<const void *>(t.gelu_bwd);
             return reinterpret_cast<const void *>(v == "f32_tanh"    ? t.gelu_tanh
                                                   : v == "f32_quick" ? t.gelu_quick
                                                                      : t.gelu);

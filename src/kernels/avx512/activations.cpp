@@ -89,6 +89,40 @@ void silu_fwd_f32_avx512(const float * x, float * y, int64_t n) {
     });
 }
 
+// dx += dy · f′(x) over [0, n), on the calling thread (the training graphs split rows themselves).
+template <typename F>
+void bwd_serial(const float * dy, const float * x, float * dx, int64_t n, F fprime) {
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm512_storeu_ps(dx + i, _mm512_add_ps(_mm512_loadu_ps(dx + i),
+                                               _mm512_mul_ps(_mm512_loadu_ps(dy + i), fprime(_mm512_loadu_ps(x + i)))));
+    if (i < n) {
+        const __mmask16 mk = avx512::tail16(n - i);
+        const __m512 d     = _mm512_mul_ps(_mm512_maskz_loadu_ps(mk, dy + i), fprime(_mm512_maskz_loadu_ps(mk, x + i)));
+        _mm512_mask_storeu_ps(dx + i, mk, _mm512_add_ps(_mm512_maskz_loadu_ps(mk, dx + i), d));
+    }
+}
+
+// silu′(x) = s·(1 + x·(1 − s)), s = σ(x)  (ops::silu_backward_ref)
+void silu_bwd_f32_avx512(const float * dy, const float * x, float * dx, int64_t n) {
+    const __m512 one = _mm512_set1_ps(1.0f);
+    bwd_serial(dy, x, dx, n, [&](__m512 v) {
+        const __m512 s = _mm512_div_ps(one, _mm512_add_ps(one, avx512::exp512(_mm512_sub_ps(_mm512_setzero_ps(), v))));
+        return _mm512_mul_ps(s, _mm512_add_ps(one, _mm512_mul_ps(v, _mm512_sub_ps(one, s))));
+    });
+}
+
+// gelu′(x) = Φ(x) + x·φ(x) = 0.5·(1 + erf(x/√2)) + x·exp(−x²/2)/√(2π)  (ops::gelu_backward_ref)
+void gelu_bwd_f32_avx512(const float * dy, const float * x, float * dx, int64_t n) {
+    const __m512 half = _mm512_set1_ps(0.5f), one = _mm512_set1_ps(1.0f), neg_half = _mm512_set1_ps(-0.5f);
+    const __m512 inv_sqrt2 = _mm512_set1_ps(0.70710678118654752f), inv_sqrt2pi = _mm512_set1_ps(0.39894228040143268f);
+    bwd_serial(dy, x, dx, n, [&](__m512 v) {
+        const __m512 cdf = _mm512_mul_ps(half, _mm512_add_ps(one, avx512::erf512(_mm512_mul_ps(v, inv_sqrt2))));
+        const __m512 pdf = _mm512_mul_ps(inv_sqrt2pi, avx512::exp512(_mm512_mul_ps(_mm512_mul_ps(neg_half, v), v)));
+        return _mm512_add_ps(cdf, _mm512_mul_ps(v, pdf));
+    });
+}
+
 void gelu_fwd_f32_avx512(const float * x, float * y, int64_t n) {
     const __m512 half = _mm512_set1_ps(0.5f), one = _mm512_set1_ps(1.0f);
     const __m512 inv_sqrt2 = _mm512_set1_ps(0.70710678118654752f);

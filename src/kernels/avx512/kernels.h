@@ -21,6 +21,8 @@ void silu_fwd_f32_avx512(const float * x, float * y, int64_t n);
 void gelu_fwd_f32_avx512(const float * x, float * y, int64_t n);
 void gelu_tanh_fwd_f32_avx512(const float * x, float * y, int64_t n);
 void gelu_quick_fwd_f32_avx512(const float * x, float * y, int64_t n);
+void silu_bwd_f32_avx512(const float * dy, const float * x, float * dx, int64_t n);
+void gelu_bwd_f32_avx512(const float * dy, const float * x, float * dx, int64_t n);
 void add_fwd_f32_avx512(const float * a, const float * b, float * y, int64_t n, int64_t b_period);
 void mul_fwd_f32_avx512(const float * a, const float * b, float * y, int64_t n, int64_t b_period);
 

@@ -25,6 +25,8 @@ void register_avx512(KernelTable & table) {
     table.transpose[static_cast<int>(TransposeKind::F32)]       = transpose_f32_avx512;
     table.transpose[static_cast<int>(TransposeKind::F32ToBf16)] = transpose_f32_bf16_avx512;
     table.transpose[static_cast<int>(TransposeKind::U16)]       = transpose_u16_avx512;
+    table.silu_bwd                                              = silu_bwd_f32_avx512;
+    table.gelu_bwd                                              = gelu_bwd_f32_avx512;
     table.adamw                                                 = adamw_f32_avx512;
 }
 
