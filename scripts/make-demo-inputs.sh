@@ -1,19 +1,32 @@
 #!/usr/bin/env bash
-# Exports the demo's inputs (examples/demo/) from the TEST splits of a built benchmark data
-# directory: every one is an example no adapter and no pretraining step has seen.
-#   scripts/make-demo-inputs.sh [DATA_DIR]      (needs `m4fw data build` of the tasks below)
+# Applies the demo's selection rule (examples/demo/demo.json, "rule"): exports each item's input
+# from the TEST split of a built benchmark data directory — the first example with the item's
+# label, or the split's first example — and writes the input, prompt and truth back into
+# demo.json. Every input is an example no adapter and no pretraining step has seen.
+#   scripts/make-demo-inputs.sh [DATA_DIR]      (needs `m4fw data build` of the items' tasks)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 data=${1:-data}
-m4fw=build/tools/m4fw/m4fw
-out=examples/demo
-mkdir -p "$out"
-export_one() {  # task split index file
-  "$m4fw" data export "$1" --split "$2" --index "$3" --dir "$data" --out "$out/$4"
-}
-export_one img.fashion_mnist test 4 shirt.png
-export_one aud.kws test 5 keyword.wav
-export_one aud.digits test_real 7 digit-recorded.wav
-export_one imu.har test 1 motion.csv
-export_one mm.caption test 3 scene.png
-export_one mm.vqa test 2 vqa-scene.png
+/usr/bin/python3 - "$data" build/tools/m4fw/m4fw examples/demo <<'PY'
+import json, os, subprocess, sys, tempfile
+data, m4fw, out = sys.argv[1:4]
+spec_path = os.path.join(out, "demo.json")
+spec = json.load(open(spec_path))
+for item in spec["items"]:
+    sel = item["select"]
+    text = item.get("kind") == "text"
+    target = tempfile.mktemp(suffix=".txt") if text else os.path.join(out, item["input"])
+    cmd = [m4fw, "data", "export", sel["task"], "--split", sel["split"], "--dir", data, "--out", target]
+    cmd += ["--first-label", sel["label"]] if "label" in sel else ["--index", "0"]
+    got = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+    if text:
+        item["input"] = open(target, encoding="utf-8").read()
+        os.unlink(target)
+    item["truth"] = got.get("label", got.get("target", ""))
+    if got.get("prompt"):
+        item["prompt"] = got["prompt"]
+    item["select"]["index"] = got["index"]
+    print("%-18s %-9s #%-5d truth %s" % (sel["task"], sel["split"], got["index"], item["truth"]))
+with open(spec_path, "w", encoding="utf-8") as f:
+    f.write(json.dumps(spec, indent=1, ensure_ascii=False) + "\n")
+PY

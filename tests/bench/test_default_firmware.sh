@@ -17,12 +17,17 @@ grep -q "signature: signed, verified" "$work/inspect.log" || { cat "$work/inspec
 items=$(grep -c '^  answer ' "$work/demo.log")
 [ "$items" -ge 6 ] || { cat "$work/demo.log"; echo "FAIL: the demo answered $items items"; exit 1; }
 # The answers are checked against their truth labels, not only counted: the demo is deterministic,
-# and these four the committed adapters answer right (the spoken digit, the caption, the next word
-# and the VQA item they do not, which the demo shows as it is).
-for truth in shirt right running de; do
-  grep -q "^  answer $truth ([0-9]* %)   (truth: $truth)\$" "$work/demo.log" ||
+# and these five the committed adapters answer right (the spoken digit, the next word and the
+# caption they do not, which the demo shows as it is). The closing count must agree with the items.
+for truth in shirt right running de no; do
+  grep -q "^  answer $truth ([0-9]* %)   (truth: $truth) right\$" "$work/demo.log" ||
     { cat "$work/demo.log"; echo "FAIL: the demo's answer for the item labelled '$truth' is not '$truth'"; exit 1; }
 done
+right=$(grep -c ') right$' "$work/demo.log" || true)
+wrong=$(grep -c ') WRONG$' "$work/demo.log" || true)
+grep -q "^answered correctly: $right of $((right + wrong)) items with a truth label\$" "$work/demo.log" ||
+  { cat "$work/demo.log"; echo "FAIL: the demo's count does not match its $right right and $wrong wrong items"; exit 1; }
+[ "$right" -ge 5 ] || { cat "$work/demo.log"; echo "FAIL: the demo answered $right items right (m4-tiny: 5)"; exit 1; }
 
 # task  minimum score: what the committed adapter scores on this small test split (scale 0.05;
 # 2026-12-02: fashion_mnist 0.722 of 500, imu.har 0.550 of 100, lang_id 0.775 of 120, kws 0.950

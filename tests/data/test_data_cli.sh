@@ -23,6 +23,25 @@ grep -q " 0 leaks" "$work/audit.log"
 # Output goes to a file first: with pipefail, `producer | grep -q` fails when grep exits early.
 "$m4fw" data show mm.vqa --dir "$work/d" --split test -n 2 > "$work/show.log"
 grep -q prompt "$work/show.log"
+# export --first-label: the split's first example with that label (the demo's selection rule).
+"$m4fw" data export imu.har --split test --first-label running --dir "$work/d" --out "$work/run.csv" > "$work/first.json"
+/usr/bin/python3 - "$work/first.json" "$m4fw" "$work" <<'PY'
+import json, subprocess, sys
+got = json.load(open(sys.argv[1]))
+assert got["label"] == "running", got
+for i in range(got["index"]):  # no earlier example of the split is labelled running
+    e = json.loads(subprocess.run([sys.argv[2], "data", "export", "imu.har", "--split", "test", "--index", str(i),
+                                   "--dir", sys.argv[3] + "/d", "--out", sys.argv[3] + "/x.csv"],
+                                  check=True, capture_output=True, text=True).stdout)
+    assert e["label"] != "running", (i, e)
+PY
+test -s "$work/run.csv"
+set +e
+"$m4fw" data export imu.har --split test --first-label flying --dir "$work/d" --out "$work/x.csv" 2> "$work/nolabel.log"
+rc=$?
+set -e
+test "$rc" -ne 0 || { echo "export --first-label flying: expected a failure"; exit 1; }
+grep -q "no label 'flying'" "$work/nolabel.log" || { cat "$work/nolabel.log"; exit 1; }
 echo "small build + audit: $(( $(date +%s) - start )) s"
 
 # A missing source package is named, with the apt-get line; nothing is installed.

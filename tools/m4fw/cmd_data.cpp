@@ -4,6 +4,7 @@
 //   m4fw data audit [--dir D]           no test example in any train split or in pretraining
 //   m4fw data show TASK [--split S] [-n N]
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <stb/stb_image_write.h>
 
@@ -31,6 +32,7 @@ struct DataArgs {
     int64_t index      = 0;
     double imu_seconds = 2.0;
     std::string out;
+    std::string first_label;  // export: the split's first example with this label instead of --index
 };
 
 int run_build(DataArgs & a) {
@@ -156,6 +158,20 @@ Status export_example(const data::Dataset & ds, size_t i, const std::string & ou
 int run_export(DataArgs & a) {
     auto ds = data::Dataset::open(a.opt.dir, a.tasks[0], a.split);
     if (!ds) return report(ds.status());
+    if (!a.first_label.empty()) {
+        // A selection rule fixed before any model sees the data (the demo's): the lowest index
+        // whose label is first_label.
+        const auto labels = ds->labels();
+        const auto it     = std::find(labels.begin(), labels.end(), a.first_label);
+        if (it == labels.end())
+            return report(invalid_argument(ds->path() + ": no label '" + a.first_label +
+                                           "' (labels: " + fmt::format("{}", fmt::join(labels, ", ")) + ")"));
+        const int32_t want = static_cast<int32_t>(it - labels.begin());
+        a.index            = -1;
+        for (size_t i = 0; i < ds->size() && a.index < 0; ++i)
+            if (ds->at(i).label == want) a.index = static_cast<int64_t>(i);
+        if (a.index < 0) return report(invalid_argument(ds->path() + ": no example labelled '" + a.first_label + "'"));
+    }
     if (a.index < 0 || size_t(a.index) >= ds->size())
         return report(invalid_argument(ds->path() + ": example " + std::to_string(a.index) + " out of range (" +
                                        std::to_string(ds->size()) + " examples)"));
@@ -215,6 +231,7 @@ void add_data_commands(CLI::App & app, int * rc) {
     e->add_option("task", a->tasks)->required()->expected(1);
     e->add_option("--split", a->split)->capture_default_str();
     e->add_option("--index", a->index, "example number")->capture_default_str();
+    e->add_option("--first-label", a->first_label, "export the split's first example with this label (not --index)");
     e->add_option("--out", a->out, "output file")->required();
     add_dir(e);
     e->callback([a, rc] { *rc = run_export(*a); });

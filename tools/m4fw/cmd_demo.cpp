@@ -6,6 +6,7 @@
 //     m4fw demo [--firmware F] [--spec examples/demo/demo.json] [--public-key firmware/dev.pub] [--json]
 #include <fmt/format.h>
 
+#include <cctype>
 #include <chrono>
 #include <filesystem>
 #include <numeric>
@@ -58,6 +59,21 @@ Result<std::vector<DemoItem>> read_spec(const std::string & path) {
     return items;
 }
 
+// An answer is right when it is the truth: the top label of a classifier, or the generated text
+// after trimming and collapsing whitespace, ignoring case (nothing more lenient).
+std::string normalised(const std::string & s) {
+    std::string out;
+    for (char ch : s) {
+        if (std::isspace(static_cast<unsigned char>(ch))) {
+            if (!out.empty() && out.back() != ' ') out += ' ';
+        } else {
+            out += static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+        }
+    }
+    if (!out.empty() && out.back() == ' ') out.pop_back();
+    return out;
+}
+
 std::string top_label(const adapter::Manifest & m, const std::vector<float> & logits, float * prob) {
     std::vector<float> p(logits);
     const float mx = *std::max_element(p.begin(), p.end());
@@ -77,14 +93,16 @@ Status run_demo(const DemoArgs & a) {
     auto t0 = std::chrono::steady_clock::now();
     M4_ASSIGN_OR_RETURN(auto fw, model::Model::load(a.firmware, {.public_key = a.public_key.empty() ? nullptr : &pk}));
     const double load_ms = ms_since(t0);
-    nlohmann::json out   = {{"firmware", a.firmware},       {"fingerprint", fw->fingerprint()},
-                            {"load_ms", load_ms},            {"signature", a.public_key.empty() ? "not checked" : "verified"},
+    nlohmann::json out   = {{"firmware", a.firmware},
+                            {"fingerprint", fw->fingerprint()},
+                            {"load_ms", load_ms},
+                            {"signature", a.public_key.empty() ? "not checked" : "verified"},
                             {"items", nlohmann::json::array()}};
     if (!a.json)
         fmt::print("firmware {} ({}…, {}) loaded once in {:.0f} ms\n\n", a.firmware, fw->fingerprint().substr(0, 16),
                    a.public_key.empty() ? "signature not checked" : "signature verified", load_ms);
-    int failed     = 0;
-    auto run_item  = [&](const DemoItem & d) -> Status {
+    int failed = 0, scored = 0, right = 0;
+    auto run_item = [&](const DemoItem & d) -> Status {
         auto t1 = std::chrono::steady_clock::now();
         M4_ASSIGN_OR_RETURN(adapter::Adapter ad, adapter::Adapter::load(d.adapter, *fw));
         const adapter::Manifest & m = ad.manifest();
@@ -98,24 +116,31 @@ Status run_demo(const DemoArgs & a) {
         }
         M4_ASSIGN_OR_RETURN(model::Request r, runtime::prepare_item(*fw, m.path, &m, spec, d.prompt));
         r.adapter = &ad.weights();
-        std::string answer;
+        std::string answer, verdict_text;  // verdict_text: what is compared with the truth
         if (m.task == adapter::Task::Generate) {
-            M4_ASSIGN_OR_RETURN(auto g, fw->generate(m.path, m.modality, std::span<const model::Request>(&r, 1),
-                                                     m.generation));
-            answer = "\"" + g[0].text + "\"";
+            M4_ASSIGN_OR_RETURN(auto g,
+                                fw->generate(m.path, m.modality, std::span<const model::Request>(&r, 1), m.generation));
+            answer       = "\"" + g[0].text + "\"";
+            verdict_text = g[0].text;
         } else {
             M4_ASSIGN_OR_RETURN(auto o, fw->run(m.path, m.modality, std::span<const model::Request>(&r, 1)));
             if (m.task == adapter::Task::Classify) {
                 float p                 = 0;
                 const std::string label = top_label(m, o[0].head, &p);  // sets p: keep it a statement of its own
                 answer                  = label + fmt::format(" ({:.0f} %)", 100 * p);
+                verdict_text            = label;
             } else {
                 answer = fmt::format("{} values", o[0].head.size());
             }
         }
-        const double ms = ms_since(t1);
-        const std::string shown_input =
-            spec.modality == model::Modality::Text ? "\"" + d.input + "\"" : std::filesystem::path(d.input).filename().string();
+        const double ms      = ms_since(t1);
+        const bool has_truth = !d.truth.empty() && m.task != adapter::Task::Regress && m.task != adapter::Task::Embed;
+        const bool correct   = has_truth && normalised(verdict_text) == normalised(d.truth);
+        scored += has_truth;
+        right += correct;
+        const std::string shown_input = spec.modality == model::Modality::Text
+                                            ? "\"" + d.input + "\""
+                                            : std::filesystem::path(d.input).filename().string();
         out["items"].push_back({{"title", d.title},
                                 {"adapter", m.name},
                                 {"path", model::path_name(m.path)},
@@ -123,14 +148,18 @@ Status run_demo(const DemoArgs & a) {
                                 {"input", d.input},
                                 {"answer", answer},
                                 {"truth", d.truth},
+                                {"correct", has_truth ? nlohmann::json(correct) : nlohmann::json(nullptr)},
                                 {"ms", ms}});
         if (!a.json) {
-            fmt::print("{}\n  app adapter {} · path {} ({})\n  input  {}{}\n  answer {}{}\n  {:.1f} ms (adapter load + input "
-                       "decode + inference)\n\n",
-                       d.title.empty() ? m.name : d.title, m.name, model::path_name(m.path),
-                       model::modality_name(m.modality), shown_input,
-                       d.prompt.empty() ? "" : fmt::format("  prompt \"{}\"", d.prompt), answer,
-                       d.truth.empty() ? "" : fmt::format("   (truth: {})", d.truth), ms);
+            fmt::print(
+                "{}\n  app adapter {} · path {} ({})\n  input  {}{}\n  answer {}{}\n  {:.1f} ms (adapter load + input "
+                "decode + inference)\n\n",
+                d.title.empty() ? m.name : d.title, m.name, model::path_name(m.path), model::modality_name(m.modality),
+                shown_input, d.prompt.empty() ? "" : fmt::format("  prompt \"{}\"", d.prompt), answer,
+                d.truth.empty()
+                    ? ""
+                    : fmt::format("   (truth: {}){}", d.truth, has_truth ? (correct ? " right" : " WRONG") : ""),
+                ms);
         }
         return Status::ok();
     };
@@ -142,7 +171,12 @@ Status run_demo(const DemoArgs & a) {
         out["items"].push_back({{"title", d.title}, {"adapter", d.adapter}, {"error", st.message()}});
         if (!a.json) fmt::print("{}\n  error: {}\n\n", d.title.empty() ? d.adapter : d.title, st.message());
     }
-    if (a.json) fmt::print("{}\n", out.dump(2));
+    out["scored"]  = scored;
+    out["correct"] = right;
+    if (a.json)
+        fmt::print("{}\n", out.dump(2));
+    else
+        fmt::print("answered correctly: {} of {} items with a truth label\n", right, scored);
     if (failed) return invalid_argument(fmt::format("{}: {} of {} demo items failed", a.spec, failed, items.size()));
     return Status::ok();
 }
