@@ -401,11 +401,26 @@ double recall_at_k(const std::vector<float> & sim, int64_t n_query, int64_t n_it
     return double(hits) / double(n_query);
 }
 
+int64_t adapter_parameter_count(const adapter::Adapter & ad) {
+    const model::AdapterWeights & w = ad.weights();
+    int64_t n                       = 0;
+    for (const auto & [name, pair] : w.lora) n += pair.a.numel() + pair.b.numel();
+    if (w.head.type != model::HeadType::None) {
+        n += w.head.w.numel();
+        if (w.head.bias) n += w.head.w.numel() > 0 ? w.head.w.shape()[0] : 0;
+    }
+    return n;
+}
+
 nlohmann::json EvalReport::to_json() const {
     nlohmann::json j = {{"task", task},         {"split", split},   {"metric", metric},
                         {"score", score},       {"chance", chance}, {"chance_rule", chance_rule},
                         {"examples", examples}, {"of", total},      {"seconds", seconds}};
-    if (!adapter.empty()) j["adapter"] = adapter;
+    if (!adapter.empty()) {
+        j["adapter"]        = adapter;
+        j["adapter_bytes"]  = adapter_bytes;
+        j["adapter_params"] = adapter_params;
+    }
     nlohmann::json ex = nlohmann::json::object();
     for (const auto & [k, v] : extra) ex[k] = v;
     j["extra"]        = ex;
@@ -454,6 +469,8 @@ Result<EvalReport> evaluate_adapter(const model::Model & fw, const adapter::Adap
     rep.examples           = static_cast<int64_t>(idx.size());
     rep.total              = static_cast<int64_t>(ds.size());
     rep.adapter            = ad_path;
+    rep.adapter_bytes      = static_cast<int64_t>(ad.file_size());
+    rep.adapter_params     = adapter_parameter_count(ad);
     const model::Path path = man.path;
     const auto mm          = path == model::Path::Backbone ? model::Modality::Text : man.modality;
     const auto * w         = &ad.weights();

@@ -53,8 +53,13 @@ struct EvalReport {
     int64_t examples = 0, total = 0;                           // scored / in the split
     double seconds = 0;
     std::string adapter;  // the adapter file ("" zero-shot)
+    // The adapter's size: its file, and its parameters (LoRA A and B, head weight and bias).
+    int64_t adapter_bytes = 0, adapter_params = 0;
     nlohmann::json to_json() const;
 };
+
+// LoRA A and B elements plus the head's weight and bias elements.
+int64_t adapter_parameter_count(const adapter::Adapter & ad);
 
 // Scores `ad` (bound to `fw`) on `plan`'s task. Errors name the split file or the adapter: an
 // adapter for another path / modality / label count than the task's.

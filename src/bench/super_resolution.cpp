@@ -104,6 +104,8 @@ Result<EvalReport> evaluate_super_resolution(const model::Model & fw, const adap
     const int64_t S = dec.image_size, V = S * S * 3;
     EvalReport rep;
     rep.task = plan.facts.name, rep.split = o.split, rep.metric = "psnr", rep.adapter = ad_path;
+    if (ad)
+        rep.adapter_bytes = static_cast<int64_t>(ad->file_size()), rep.adapter_params = adapter_parameter_count(*ad);
     rep.examples = static_cast<int64_t>(n), rep.total = static_cast<int64_t>(ds.size());
     double all_psnr = 0, all_bic = 0;
     for (int f : kSrScales) {

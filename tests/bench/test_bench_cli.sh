@@ -39,6 +39,13 @@ check inspect.log "circle"
 check eval.log "img.shapes \[test\] trained/img.shapes.m4a: accuracy [0-9.]* (chance [0-9.]*"
 "$m4fw" eval --firmware fw.m4fw --adapter trained/img.shapes.m4a --task img.shapes --data d --limit 5 --json > eval.json
 /usr/bin/python3 -c "import json,sys; j=json.load(open('eval.json')); assert j['examples']==5 and 0<=j['score']<=1 and j['metric']=='accuracy', j"
+# The adapter's size next to its score: f32 parameters take 4 bytes each in the file, the manifest
+# and the container's directory a few KB more.
+check eval.log "adapter: [0-9.]* KB file, [0-9]* parameters"
+/usr/bin/python3 -c "
+import json, os
+j = json.load(open('eval.json')); size = os.path.getsize('trained/img.shapes.m4a')
+assert j['adapter_bytes'] == size and 0 < 4 * j['adapter_params'] <= size < 4 * j['adapter_params'] + 65536, (j, size)"
 "$m4fw" eval --firmware fw.m4fw --zero-shot --task img.shapes --data d > zs.log
 check zs.log "zero-shot: accuracy"
 # Few-shot: K examples per class.

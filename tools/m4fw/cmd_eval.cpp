@@ -35,6 +35,8 @@ void print_report(const bench::EvalReport & r, bool zero_shot) {
                higher ? "higher" : "lower");
     for (const auto & [k, v] : r.extra) fmt::print("  {} {:.4f}\n", k, v);
     for (const auto & [out, ref] : r.samples) fmt::print("  \"{}\" (reference \"{}\")\n", out, ref);
+    if (r.adapter_bytes > 0)
+        fmt::print("  adapter: {:.1f} KB file, {} parameters\n", double(r.adapter_bytes) / 1024.0, r.adapter_params);
     fmt::print("  {} of {} examples in {:.1f} s\n", r.examples, r.total, r.seconds);
 }
 
