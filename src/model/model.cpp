@@ -52,6 +52,7 @@ Status Model::validate(Path path, Modality modality, std::span<const Request> ba
         }
         return Status::ok();
     }
+    if (path == Path::Full && modality == Modality::Text) return validate_draw(batch);  // model_draw.cpp
     const bool text_embed    = path == Path::Encoder && modality == Modality::Text;  // see run()
     const bool needs_encoder = path != Path::Backbone && !text_embed;
     if (needs_encoder && (modality == Modality::Text || !config_.has_encoder(modality)))
@@ -176,6 +177,10 @@ Result<std::vector<Output>> Model::run(Path path, Modality modality, std::span<c
     std::vector<Output> outs(B);
     if (path == Path::Generator) {
         run_generator(batch, outs.data());
+        return outs;
+    }
+    if (path == Path::Full && modality == Modality::Text) {  // a description → an image
+        run_draw(batch, outs.data());
         return outs;
     }
     // The encoder path over text is the text side of the shared space: the backbone reads the

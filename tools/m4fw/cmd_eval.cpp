@@ -16,6 +16,7 @@
 #include <optional>
 
 #include "bench/evaluate.h"
+#include "bench/draw_scene.h"
 #include "bench/super_resolution.h"
 #include "commands.h"
 
@@ -75,6 +76,14 @@ Status run_eval(const EvalArgs & a) {
         }
         if (a.validation) return invalid_argument("--validation: " + a.task + " has its own split (--split val)");
         M4_ASSIGN_OR_RETURN(r, bench::evaluate_super_resolution(*fw, ad ? &*ad : nullptr, a.adapter, plan, a.data, o));
+    } else if (plan.facts.kind == "draw") {  // palette agreement; no adapter: the firmware alone
+        std::optional<adapter::Adapter> ad;
+        if (!a.adapter.empty()) {
+            M4_ASSIGN_OR_RETURN(const std::string parent, verified_parent(a.parent, *fw));
+            M4_ASSIGN_OR_RETURN(ad, adapter::Adapter::load(a.adapter, *fw, adapter::Binding::Sibling, parent));
+        }
+        if (a.validation) return invalid_argument("--validation: " + a.task + " has its own split (--split val)");
+        M4_ASSIGN_OR_RETURN(r, bench::evaluate_draw_scene(*fw, ad ? &*ad : nullptr, a.adapter, plan, a.data, o));
     } else if (a.zero_shot) {
         M4_ASSIGN_OR_RETURN(r, bench::evaluate_zero_shot(*fw, plan, a.data, o));
     } else {
