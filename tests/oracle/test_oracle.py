@@ -54,6 +54,7 @@ ADAPTERS = [
     ("full_aud_reg", "regress", "full", "audio", ["--out-dim", "2", "--pool", "last"]),
     ("imu_cls", "classify", "encoder", "imu", ["--labels", "u,v"]),
     ("gen_img", "generate", "generator", "image", []),
+    ("draw_txt", "generate", "full", "text", []),
 ]
 AD = {a[0]: i for i, a in enumerate(ADAPTERS)}
 
@@ -123,6 +124,8 @@ def make_cases(inp, V):
          "max_new_tokens": 4, "items": [it("full_aud_gen", "a0", tok(2)), it(None, "a1", tok(1))]},
         {"name": "generator", "kind": F, "path": "generator", "modality": "image",
          "items": [it("gen_img", "img0"), it(None, "img1"), it("gen_img", "img2")]},
+        {"name": "draw", "kind": F, "path": "full", "modality": "text",
+         "items": [it("draw_txt", tokens=tok(4)), it(None, tokens=tok(2)), it("draw_txt", tokens=tok(1))]},
         {"name": "mel", "kind": "logmel",
          "items": [{"input": inp["a0"]}, {"input": inp["a1"]}, {"input": inp["a2"]}]},
     ]
@@ -247,6 +250,8 @@ class OracleBase:
             return m.backbone_path(item["tokens"], ad).numpy(), ad
         if c["path"] == "generator":
             return m.generator_path(inp, ad).numpy(), ad
+        if c["path"] == "full" and c["modality"] == "text":
+            return m.draw_path(item["tokens"], ad).numpy(), ad
         return m.full_path(c["modality"], inp, item["tokens"], ad).numpy(), ad
 
     def describe(self, idx):
@@ -277,6 +282,9 @@ class OracleBase:
         if ad is not None and ad.lora:
             unused = set(ad.lora) - ad.used
             if c["path"] == "generator":   # every target is a decoder linear, all of them run
+                self.assertEqual(unused, set(), "LoRA targets the reference never applied")
+            elif c["path"] == "full" and c["modality"] == "text":   # into the decoder: no LM head
+                unused -= {"backbone.lm_head", "backbone.text_proj"}
                 self.assertEqual(unused, set(), "LoRA targets the reference never applied")
             elif c["path"] != "encoder":   # encoder path legitimately skips the backbone
                 unused = {x for x in unused if not x.endswith("embed_proj")

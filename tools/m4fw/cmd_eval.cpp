@@ -46,7 +46,7 @@ Status run_eval(const EvalArgs & a) {
         fmt::print("{}\n", bench::plan_to_json(plan).dump());
         return Status::ok();
     }
-    if (a.zero_shot == !a.adapter.empty()) return invalid_argument("m4fw eval: give either --adapter A or --zero-shot");
+    if (a.zero_shot && !a.adapter.empty()) return invalid_argument("m4fw eval: give either --adapter A or --zero-shot");
     PublicKey pk;
     if (!a.public_key.empty()) {
         M4_ASSIGN_OR_RETURN(pk, read_public_key(a.public_key));
@@ -62,6 +62,9 @@ Status run_eval(const EvalArgs & a) {
             at = bar + 1;
         }
     }
+    // Decoder tasks score the firmware alone without an adapter; every other task needs one (or --zero-shot).
+    if (!a.zero_shot && a.adapter.empty() && plan.facts.kind != "draw" && plan.facts.kind != "reconstruct")
+        return invalid_argument("m4fw eval: give either --adapter A or --zero-shot");
     bench::EvalOptions o;
     o.split      = a.validation ? "train" : a.split;
     o.validation = a.validation;
