@@ -232,9 +232,12 @@ Result<Manifest> read_manifest(const format::ContainerFile & f) {
 Result<std::vector<std::string>> expand_targets(const model::ModelConfig & c, Path path, Modality modality,
                                                 const std::string & pattern) {
     std::vector<std::string> candidates;
-    for (const auto & name : model::linear_names(c))
+    for (const auto & name : model::linear_names(c)) {
+        // Path 4 runs the decoder alone: its projector from the backbone belongs to the full path.
+        if (path == Path::Generator && name.find(".from_backbone.") != std::string::npos) continue;
         for (const auto & p : path_prefixes(path, modality))
             if (name.rfind(p, 0) == 0) candidates.push_back(name);
+    }
     std::vector<std::string> pats;
     if (pattern == "all")
         pats = {"*"};

@@ -32,6 +32,12 @@ torch.set_num_threads(2)
 # error = max|ours - ref| / max(max|ref|, 1e-6)
 TOL = {"f32": 1e-4, "bf16": 2e-3, "i8": 2e-2}          # vs the emulating reference
 PLAIN_TOL = {"f32": 1e-4, "bf16": 1e-1, "i8": 1.5e-1}    # vs plain f64 on dequantised weights
+# The full path into the image decoder chains the backbone, the projector and the decoder (9 bf16
+# GEMM layers between text and pixels): an activation whose f32 value sits on a bf16 rounding
+# boundary can round one way in m4 and the other in the emulation, and the decoder's layernorms
+# carry such a flip to the pixels. Measured: 7.8e-8 where no flip happens, up to 7.3e-3 where one
+# does (f32 and i8 of the same case: ≤ 1.3e-5); bound 1e-2. A wrong operation gives errors of order 1.
+CASE_TOL = {("bf16", "draw"): 1e-2}
 SEED = 7
 ARGS = None
 WORK = None
@@ -233,9 +239,9 @@ class OracleBase:
         e64, ep = rel_err(ours, ref_e), rel_err(ours, ref_p)
         e = min(e64, rel_err(ours, refs["emulate32"])) if "emulate32" in refs else e64
         RESULTS.append((self.dtype, isa, case, i, what, e, e64, ep))
-        self.assertLessEqual(e, TOL[self.dtype], "%s/%s %s[%d] %s: error %.3g vs emulating "
-                             "reference > %.3g" % (self.dtype, isa, case, i, what, e,
-                                                   TOL[self.dtype]))
+        tol = CASE_TOL.get((self.dtype, case), TOL[self.dtype])
+        self.assertLessEqual(e, tol, "%s/%s %s[%d] %s: error %.3g vs emulating "
+                             "reference > %.3g" % (self.dtype, isa, case, i, what, e, tol))
         self.assertLessEqual(ep, PLAIN_TOL[self.dtype], "%s/%s %s[%d] %s: error %.3g vs plain "
                              "reference > %.3g" % (self.dtype, isa, case, i, what, ep,
                                                    PLAIN_TOL[self.dtype]))
@@ -366,7 +372,7 @@ class OracleBase:
 
 
 CASE_NAMES = ["enc_image", "enc_audio", "enc_imu", "bb", "full_image", "full_audio", "full_imu",
-              "full_imu_notext", "gen", "gen_full", "generator", "mel"]
+              "full_imu_notext", "gen", "gen_full", "generator", "draw", "mel"]
 
 
 def _case_test(name):

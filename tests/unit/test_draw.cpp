@@ -182,6 +182,11 @@ TEST_F(DrawTest, ImageOutputAdapterOnTheFullPath) {
         EXPECT_EQ(n.rfind("encoders.", 0), std::string::npos) << n;
     }
     EXPECT_TRUE(bb && proj && dec);
+    // Path 4 runs the decoder alone: the projector from the backbone is no target there.
+    auto g = adapter::expand_targets(model_->config(), Path::Generator, Modality::Image, "all");
+    ASSERT_TRUE(g.is_ok());
+    EXPECT_EQ(g->size(), 8u);
+    for (const auto & n : *g) EXPECT_EQ(n.find("from_backbone"), std::string::npos) << n;
     m.lora_rank = 2, m.lora_alpha = 2;
     const std::string p = temp_dir() + "/scene.m4a";
     ASSERT_TRUE(adapter::write_random_adapter(p, *model_, m, 3).is_ok());
