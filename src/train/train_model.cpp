@@ -57,8 +57,9 @@ Status check_task(const model::ModelConfig & c, const TaskSpec & t) {
     }
     if (t.objective == Objective::Draw || (t.path == Path::Full && t.modality == Modality::Text)) {
         if (t.objective != Objective::Draw || t.path != Path::Full || t.modality != Modality::Text)
-            return bad("the full path over text ends in the image decoder and trains with the draw objective, "
-                       "and only it");
+            return bad(
+                "the full path over text ends in the image decoder and trains with the draw objective, "
+                "and only it");
         if (!c.has_draw_path())
             return incompatible("task '" + t.name +
                                 "': the firmware has no image decoder with a projector from the backbone "

@@ -119,6 +119,22 @@ TEST_F(DrawTest, FullPathOverTextIsBackboneQueriesProjectorDecoder) {
     }
 }
 
+TEST_F(DrawTest, LargeBatchesRunInPassesEqualToItemsAlone) {
+    // 10 items of 1 + 50 + 4 rows: 550 rows, more than one pass of 512.
+    std::vector<model::Request> batch(10);
+    for (size_t i = 0; i < batch.size(); ++i)
+        for (int k = 0; k < 50; ++k) batch[i].tokens.push_back(static_cast<int32_t>(5 + (i * 31 + k * 7) % 150));
+    auto all = model_->run(Path::Full, Modality::Text, batch);
+    ASSERT_TRUE(all.is_ok()) << all.status().message();
+    for (size_t i = 0; i < batch.size(); ++i) {
+        auto one = model_->run(Path::Full, Modality::Text, {&batch[i], 1});
+        ASSERT_TRUE(one.is_ok());
+        ASSERT_EQ((*all)[i].image.size(), (*one)[0].image.size());
+        for (size_t k = 0; k < (*one)[0].image.size(); ++k)
+            ASSERT_NEAR((*all)[i].image[k], (*one)[0].image[k], 1e-5) << "item " << i;
+    }
+}
+
 TEST_F(DrawTest, InputFaultsAndFirmwareWithoutProjector) {
     model::Request r;
     expect_status(model_->run(Path::Full, Modality::Text, {&r, 1}).status(), StatusCode::InvalidArgument,

@@ -15,8 +15,8 @@
 
 #include <optional>
 
-#include "bench/evaluate.h"
 #include "bench/draw_scene.h"
+#include "bench/evaluate.h"
 #include "bench/super_resolution.h"
 #include "commands.h"
 

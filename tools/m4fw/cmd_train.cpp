@@ -24,8 +24,8 @@
 #include <memory>
 #include <set>
 
-#include "bench/evaluate.h"
 #include "bench/draw_scene.h"
+#include "bench/evaluate.h"
 #include "bench/super_resolution.h"
 #include "commands.h"
 #include "data/task.h"
