@@ -104,6 +104,14 @@ m4_status m4_embed_text(m4_client_t * client, const char * text, m4_result_t ** 
  * or not an image M4_ERR_INVALID_ARGUMENT. */
 m4_status m4_generate_image(m4_client_t * client, const char * adapter, const char * path, m4_result_t ** out);
 
+/* The full path into the image decoder: the description `text` ("a large red circle at the top
+ * left") goes through the backbone, the decoder's projector and the image decoder and comes back as
+ * an S×S image — read it with m4_result_image(). adapter NULL or "": the firmware alone; otherwise
+ * an image-output adapter of the full path. A firmware without an image decoder, or whose decoder
+ * has no projector from the backbone, is M4_ERR_INCOMPATIBLE; an empty or too long text
+ * M4_ERR_INVALID_ARGUMENT. */
+m4_status m4_draw_image(m4_client_t * client, const char * adapter, const char * text, m4_result_t ** out);
+
 /* The daemon's status as JSON (the protobuf JSON mapping of m4.v1.StatusReply): firmware, queues,
  * and per-app usage — "apps": requests, items, promptTokens, generatedTokens, cpuUs, queueUs,
  * peakAdapterBytes, peakKvBytes, busy … (an app sees its own line, the admin every app's).

@@ -14,6 +14,7 @@ adapters. Nothing is compiled for Python: this module loads libm4.so (built with
         v = c.embed("a photo of a cat")                  # unit vector in the shared space
         img = c.generate_image("small.png")              # path 4 (a firmware with an image decoder)
         open("big.png", "wb").write(img.png)             # img.width, img.height: the decoder's S×S
+        scene = c.draw_image("a large red circle at the top left")   # the full path into the decoder
         print(c.status()["apps"])                        # this app's usage
 
 Every daemon refusal raises ``m4.Error`` with ``code`` (the m4_status number), ``name``
@@ -133,7 +134,7 @@ def _declare(lib: ctypes.CDLL) -> None:
         fn.argtypes = args
     # Optional entry points (newer libraries): constrained output, image outputs.
     for name, args in (("m4_options_add_choice", [P, S]), ("m4_options_set_json_schema", [P, S]),
-                       ("m4_generate_image", [P, S, S, PP])):
+                       ("m4_generate_image", [P, S, S, PP]), ("m4_draw_image", [P, S, S, PP])):
         if hasattr(lib, name):
             getattr(lib, name).restype = I
             getattr(lib, name).argtypes = args
@@ -295,6 +296,21 @@ class Client:
         if not hasattr(L, "m4_generate_image"):
             raise Error(1, "this libm4 has no image outputs")
         r = self._result(lambda out: L.m4_generate_image(self._c, _b(adapter or ""), _b(os.fspath(image)), out))
+        try:
+            p, w, h = ctypes.POINTER(ctypes.c_uint8)(), ctypes.c_uint32(), ctypes.c_uint32()
+            n = L.m4_result_image(r, ctypes.byref(p), ctypes.byref(w), ctypes.byref(h))
+            return Image(w.value, h.value, ctypes.string_at(p, n) if n else b"")
+        finally:
+            L.m4_result_free(r)
+
+    def draw_image(self, text: str, adapter: Optional[str] = None) -> Image:
+        """The full path into the image decoder: a description through the backbone, the decoder's
+        projector and the decoder (the firmware alone, or an image-output adapter of that path);
+        returns the S×S image as PNG bytes."""
+        L = self._lib
+        if not hasattr(L, "m4_draw_image"):
+            raise Error(1, "this libm4 has no full path into the image decoder")
+        r = self._result(lambda out: L.m4_draw_image(self._c, _b(adapter or ""), _b(text), out))
         try:
             p, w, h = ctypes.POINTER(ctypes.c_uint8)(), ctypes.c_uint32(), ctypes.c_uint32()
             n = L.m4_result_image(r, ctypes.byref(p), ctypes.byref(w), ctypes.byref(h))

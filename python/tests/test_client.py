@@ -216,6 +216,17 @@ class GeneratorPathTest(unittest.TestCase):
                     with self.assertRaises(m4.Error) as e:
                         c.generate_image(os.path.join(work, "missing.png"))
                     self.assertEqual(e.exception.name, "INVALID_ARGUMENT")
+                    # The full path into the decoder (the config's decoder has from_backbone).
+                    desc, draw_png = "a red circle above a blue square", os.path.join(work, "draw.png")
+                    subprocess.run([os.environ["M4FW"], "run", "--firmware", fw, "--path", "full", desc,
+                                    "--out", draw_png], check=True, capture_output=True)
+                    img = c.draw_image(desc)
+                    self.assertEqual((img.width, img.height), (16, 16))
+                    with open(draw_png, "rb") as f:
+                        self.assertEqual(img.png, f.read())
+                    with self.assertRaises(m4.Error) as e:
+                        c.draw_image("")
+                    self.assertEqual(e.exception.name, "INVALID_ARGUMENT")
             finally:
                 d.stop()
         finally:

@@ -67,6 +67,11 @@ OutputKind default_output(Task t, Path p) {
     return OutputKind::Label;
 }
 
+OutputKind default_output(Task t, Path p, Modality m) {
+    if (t == Task::Generate && p == Path::Full && m == Modality::Text) return OutputKind::Image;  // a drawing
+    return default_output(t, p);
+}
+
 Result<Manifest> parse_manifest(const nlohmann::json & j) {
     auto bad = [](const std::string & m) { return invalid_argument("manifest: " + m); };
     Manifest m;
@@ -80,7 +85,9 @@ Result<Manifest> parse_manifest(const nlohmann::json & j) {
             return bad("\"path\" must be encoder, backbone, full or generator");
         if (!model::parse_modality(j.value("modality", ""), &m.modality))
             return bad("\"modality\" must be image, audio, imu or text");
-        if ((m.path == Path::Backbone) != (m.modality == Modality::Text))
+        // The full path over text is the one into the image decoder (a description → an image).
+        const bool draw = m.path == Path::Full && m.modality == Modality::Text;
+        if (!draw && (m.path == Path::Backbone) != (m.modality == Modality::Text))
             return bad(std::string("the ") + model::path_name(m.path) + " path cannot take " +
                        model::modality_name(m.modality) + " input");
         m.firmware_fingerprint = j.value("firmware_fingerprint", "");
@@ -94,14 +101,17 @@ Result<Manifest> parse_manifest(const nlohmann::json & j) {
         }
         if (m.path == Path::Generator && m.task != Task::Generate)
             return bad("the generator path runs a decoder alone: its task is generate");
-        m.output = default_output(m.task, m.path);
+        if (draw && m.task != Task::Generate)
+            return bad("the full path over text ends in the image decoder: its task is generate");
+        m.output = default_output(m.task, m.path, m.modality);
         if (j.contains("output")) {
             const std::string o = j["output"].is_string() ? j["output"].get<std::string>() : "";
             if (!parse_output_kind(o, &m.output)) return bad("\"output\" must be label, vector, text, image or audio");
-            if (m.output != default_output(m.task, m.path))
+            const OutputKind want = default_output(m.task, m.path, m.modality);
+            if (m.output != want)
                 return bad(std::string("a ") + task_name(m.task) + " adapter on the " + model::path_name(m.path) +
-                           " path outputs " + output_kind_name(default_output(m.task, m.path)) + ", not " +
-                           output_kind_name(m.output));
+                           " path over " + model::modality_name(m.modality) + " outputs " + output_kind_name(want) +
+                           ", not " + output_kind_name(m.output));
         }
         if (m.task == Task::Generate) {
             if (m.path == Path::Encoder) return bad("a generate adapter needs the backbone, full or generator path");
@@ -155,7 +165,7 @@ nlohmann::json manifest_to_json(const Manifest & m) {
                         {"modality", model::modality_name(m.modality)},
                         {"firmware_fingerprint", m.firmware_fingerprint}};
     // Written for the new output kinds only: manifests of the older tasks stay byte-identical.
-    const OutputKind out = default_output(m.task, m.path);
+    const OutputKind out = default_output(m.task, m.path, m.modality);
     if (out == OutputKind::Image || out == OutputKind::Audio) j["output"] = output_kind_name(out);
     if (m.lora_rank > 0) j["lora"] = {{"rank", m.lora_rank}, {"alpha", m.lora_alpha}, {"targets", m.targets}};
     if (m.head_type != HeadType::None)
@@ -187,6 +197,7 @@ std::vector<std::string> path_prefixes(Path path, Modality modality) {
         case Path::Backbone:
             return {"backbone."};
         case Path::Full:
+            if (modality == Modality::Text) return {"backbone.", "decoders.image."};  // into the image decoder
             return {enc, prj, "backbone."};
         case Path::Generator:
             return {std::string("decoders.") + model::modality_name(modality) + "."};
@@ -221,9 +232,12 @@ Result<Manifest> read_manifest(const format::ContainerFile & f) {
 Result<std::vector<std::string>> expand_targets(const model::ModelConfig & c, Path path, Modality modality,
                                                 const std::string & pattern) {
     std::vector<std::string> candidates;
-    for (const auto & name : model::linear_names(c))
+    for (const auto & name : model::linear_names(c)) {
+        // Path 4 runs the decoder alone: its projector from the backbone belongs to the full path.
+        if (path == Path::Generator && name.find(".from_backbone.") != std::string::npos) continue;
         for (const auto & p : path_prefixes(path, modality))
             if (name.rfind(p, 0) == 0) candidates.push_back(name);
+    }
     std::vector<std::string> pats;
     if (pattern == "all")
         pats = {"*"};
@@ -290,7 +304,12 @@ Result<Adapter> Adapter::load(const std::string & path, const model::Model & fw,
     if (m.path == Path::Generator && !c.has_decoder(m.modality))
         return incompatible(path + ": needs a " + std::string(model::modality_name(m.modality)) +
                             " decoder (generator path), which the firmware lacks");
-    if (m.path != Path::Backbone && m.path != Path::Generator && !c.has_encoder(m.modality))
+    const bool draw = m.path == Path::Full && m.modality == Modality::Text;
+    if (draw && !c.has_draw_path())
+        return incompatible(path +
+                            ": draws an image on the full path, and the firmware has no image decoder with "
+                            "a projector from the backbone (\"decoders.image.from_backbone\")");
+    if (!draw && m.path != Path::Backbone && m.path != Path::Generator && !c.has_encoder(m.modality))
         return incompatible(path + ": needs a " + std::string(model::modality_name(m.modality)) +
                             " encoder, which the firmware lacks");
     if (m.task == Task::Generate)

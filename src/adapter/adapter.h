@@ -26,6 +26,9 @@ const char * output_kind_name(OutputKind k);
 bool parse_output_kind(const std::string & s, OutputKind * out);
 // The output a task on a path gives: generate → text (image on the generator path), classify → label, …
 OutputKind default_output(Task t, model::Path p);
+// The same, knowing the input: generate on the full path over text draws an image (the full path
+// into the image decoder).
+OutputKind default_output(Task t, model::Path p, model::Modality m);
 
 struct Manifest {
     std::string name = "adapter", version = "1.0.0";

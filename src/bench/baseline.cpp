@@ -1,5 +1,7 @@
 #include "bench/baseline.h"
 
+#include "bench/draw_scene.h"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -132,6 +134,14 @@ Status write_identity_embed_head(const model::Model & fw, const TaskPlan & plan,
     return adapter::write_adapter(path, m, {}, w, Tensor());
 }
 
+// Scores a baseline model as `m4fw eval` does; img.draw_scene (its own val split) by palette agreement.
+Result<EvalReport> evaluate_model(const model::Model & fw, const adapter::Adapter & ad, const std::string & ad_path,
+                                  const TaskPlan & plan, const std::string & data_dir, EvalOptions eo) {
+    if (plan.spec.objective != train::Objective::Draw) return evaluate_adapter(fw, ad, ad_path, plan, data_dir, eo);
+    if (eo.validation) eo.split = "val", eo.validation = false, eo.limit = 500;
+    return evaluate_draw_scene(fw, &ad, ad_path, plan, data_dir, eo);
+}
+
 // Trains one variant (or reuses its stored files) and scores it on the validation share.
 Result<nlohmann::json> run_variant(const std::string & task, const VariantRun & run, const model::Model & m4,
                                    const BaselineOptions & o) {
@@ -214,7 +224,7 @@ Result<nlohmann::json> run_variant(const std::string & task, const VariantRun & 
     eo.validation = true;
     eo.val_share  = o.val_share;
     eo.limit = o.val_limit >= 0 ? o.val_limit : plan.spec.objective == train::Objective::LanguageModel ? 200 : 1000;
-    M4_ASSIGN_OR_RETURN(EvalReport v, evaluate_adapter(*fw, ad, run.stem + ".m4a", plan, o.data_dir, eo));
+    M4_ASSIGN_OR_RETURN(EvalReport v, evaluate_model(*fw, ad, run.stem + ".m4a", plan, o.data_dir, eo));
     int64_t params = 0;
     for (const auto & spec : model::expected_tensors(fw->config())) params += fw->file().tensor(spec.name).numel();
     nlohmann::json info = {{"description", run.description},
@@ -254,7 +264,26 @@ Result<nlohmann::json> baseline_architecture(const TaskPlan & plan, const model:
                                              const BaselineSize & s) {
     const model::Path path = plan.spec.path;
     nlohmann::json enc     = nlohmann::json::object();
-    if (path != model::Path::Backbone) {
+    // img.draw_scene: a text model of the decoder's size grid + an image decoder (the encoder size's
+    // width / depth) with its projector from the backbone, the m4 decoder's grid; no encoder.
+    const bool draw = plan.spec.objective == train::Objective::Draw;
+    nlohmann::json dec;
+    if (draw) {
+        if (!fw.has_draw_path())
+            return invalid_argument(plan.facts.name + ": the firmware has no image decoder with a projector");
+        const auto & d = *fw.image_decoder;
+        dec            = {{"image",
+                           {{"image_size", d.image_size},
+                            {"patch_size", d.patch_size},
+                            {"channels", d.channels},
+                            {"width", s.enc_width},
+                            {"layers", s.enc_layers},
+                            {"heads", heads_for(s.enc_width)},
+                            {"ffn", s.enc_ffn},
+                            {"norm_eps", d.norm_eps},
+                            {"from_backbone", {{"queries", d.tokens()}}}}}};
+    }
+    if (path != model::Path::Backbone && !draw) {
         const auto m = plan.spec.modality;
         if (!fw.has_encoder(m))
             return invalid_argument(plan.facts.name + ": the firmware has no " + model::modality_name(m) + " encoder");
@@ -282,7 +311,9 @@ Result<nlohmann::json> baseline_architecture(const TaskPlan & plan, const model:
                {"rope_theta", fw.backbone.rope_theta},
                {"norm_eps", fw.backbone.norm_eps},
                {"tie_lm_head", true}});
-    return nlohmann::json{{"embed_dim", fw.embed_dim}, {"backbone", bb}, {"encoders", enc}};
+    nlohmann::json arch = {{"embed_dim", fw.embed_dim}, {"backbone", bb}, {"encoders", enc}};
+    if (draw) arch["decoders"] = dec;
+    return arch;
 }
 
 Result<std::string> data_fingerprint(const std::string & data_dir, const std::string & task) {
@@ -342,7 +373,7 @@ Result<nlohmann::json> train_baseline(const std::string & task, const BaselineOp
     EvalOptions eo;
     eo.split = "test";
     eo.limit = o.test_limit >= 0 ? o.test_limit : plan.eval_limit;
-    M4_ASSIGN_OR_RETURN(EvalReport test, evaluate_adapter(*fw, ad, ad_path, tplan, o.data_dir, eo));
+    M4_ASSIGN_OR_RETURN(EvalReport test, evaluate_model(*fw, ad, ad_path, tplan, o.data_dir, eo));
     nlohmann::json tuning = nlohmann::json::array();
     double train_seconds = 0, tuning_seconds = 0;
     int64_t updates = 0;

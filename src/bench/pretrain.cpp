@@ -56,13 +56,25 @@ Result<PretrainObjective> parse_objective(const nlohmann::json & j, const std::s
     M4_ASSIGN_OR_RETURN(o.weight, value_or<float>(j, "weight", 1.0f, where));
     M4_ASSIGN_OR_RETURN(o.batch, value_or<int64_t>(j, "batch", 0, where));
     M4_ASSIGN_OR_RETURN(o.prompt, value_or<std::string>(j, "prompt", "", where));
+    M4_ASSIGN_OR_RETURN(o.task, value_or<std::string>(j, "task", "", where));
+    M4_ASSIGN_OR_RETURN(o.foreground_weight, value_or<float>(j, "foreground_weight", 1.0f, where));
     M4_ASSIGN_OR_RETURN(std::string mod, value_or<std::string>(j, "modality", "text", where));
     if (o.name.empty() || o.split.empty())
         return invalid_argument(where + ": every objective needs \"name\" and \"split\"");
-    if (o.kind != "lm" && o.kind != "contrastive" && o.kind != "caption" && o.kind != "reconstruct")
-        return invalid_argument(where + ": \"kind\" must be lm, contrastive, caption or reconstruct (got \"" + o.kind +
-                                "\")");
+    if (o.kind != "lm" && o.kind != "contrastive" && o.kind != "caption" && o.kind != "reconstruct" && o.kind != "draw")
+        return invalid_argument(where + ": \"kind\" must be lm, contrastive, caption, reconstruct or draw (got \"" +
+                                o.kind + "\")");
     if (!model::parse_modality(mod, &o.modality)) return invalid_argument(where + ": unknown modality \"" + mod + "\"");
+    if (o.kind == "draw") {  // text → image: reads a benchmark task's split, not the corpus
+        if (o.task.empty())
+            return invalid_argument(where +
+                                    ": \"draw\" needs \"task\": the task whose split it reads (img.draw_scene)");
+        if (!(o.foreground_weight > 0)) return invalid_argument(where + ": \"foreground_weight\" must be > 0");
+        if (!(o.weight > 0) || o.batch < 0)
+            return invalid_argument(where + ": \"weight\" must be > 0 and \"batch\" ≥ 0");
+        return o;
+    }
+    if (!o.task.empty()) return invalid_argument(where + ": only \"draw\" objectives name a \"task\"");
     if ((o.kind == "lm") != (o.modality == model::Modality::Text))
         return invalid_argument(where +
                                 ": \"lm\" objectives read text; contrastive and caption ones image, audio or imu");
@@ -116,7 +128,8 @@ Result<DataCheck> check_data(const std::string & dir, const PretrainRecipe & r) 
     }
     DataCheck d;
     std::set<std::string> used;
-    for (const auto & o : r.objectives) used.insert(o.split);
+    for (const auto & o : r.objectives)
+        if (o.task.empty()) used.insert(o.split);
     used.insert("text");  // the tokenizer's corpus
     d.digests = {{"dir", dir},
                  {"task", r.data_task},
@@ -193,7 +206,7 @@ Result<int64_t> write_corpus(const std::string & path, const std::string & dir, 
     }
     std::set<std::string> splits;
     for (const auto & o : r.objectives)
-        if (o.kind != "lm") splits.insert(o.split);
+        if (o.kind != "lm" && o.task.empty()) splits.insert(o.split);
     for (const auto & s : splits) {  // (the text split's own lines are above)
         M4_ASSIGN_OR_RETURN(data::Dataset ds, data::Dataset::open(dir, r.data_task, s));
         std::set<std::string_view> seen;
@@ -229,6 +242,18 @@ Result<std::unique_ptr<train::DataSource>> make_source(const PretrainObjective &
     if (obj.kind == "contrastive") {
         spec.objective = sr.objective = train::Objective::Contrastive;
         spec.path = sr.path = model::Path::Encoder;
+    } else if (obj.kind == "draw") {
+        // The full path into the image decoder: a task's descriptions → its drawings.
+        spec.objective = sr.objective = train::Objective::Draw;
+        spec.path = sr.path    = model::Path::Full;
+        spec.modality          = model::Modality::Text;
+        spec.foreground_weight = obj.foreground_weight;
+        SourceOptions so;
+        so.split     = obj.split;
+        so.val_share = r.val_share;
+        so.eval_size = r.eval_size;
+        M4_ASSIGN_OR_RETURN(auto src, DatasetSource::create(spec, sr, dir, obj.task, fw, so));
+        return std::unique_ptr<train::DataSource>(std::move(src));
     } else if (obj.kind == "reconstruct") {
         // The image decoder: ×2 / ×4 reductions of the split's images back to their originals
         // (bench/super_resolution.h); the captions are not used.
@@ -299,6 +324,15 @@ Result<PretrainRecipe> parse_pretrain_recipe(const nlohmann::json & j, const std
             return invalid_argument(
                 where + ": objective \"" + o.name +
                 "\" trains the image decoder, but the architecture has no \"decoders\": {\"image\"}");
+    for (const auto & o : r.objectives)
+        if (o.kind == "draw") {
+            const auto & a = r.architecture;
+            if (!(a.contains("decoders") && a["decoders"].is_object() && a["decoders"].contains("image") &&
+                  a["decoders"]["image"].is_object() && a["decoders"]["image"].contains("from_backbone")))
+                return invalid_argument(where + ": objective \"" + o.name +
+                                        "\" draws through the full path, but the architecture has no "
+                                        "\"decoders\": {\"image\": {\"from_backbone\": …}}");
+        }
     M4_ASSIGN_OR_RETURN(nlohmann::json training, member(j, "training", where, VT::object));
     M4_RETURN_IF_ERROR(parse_training(training, where + ": training", &r));
     for (const auto & o : r.objectives) {

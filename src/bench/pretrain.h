@@ -40,6 +40,10 @@ struct PretrainObjective {
     float weight             = 1.0f;  // loss weight in the summed objective
     int64_t batch            = 0;     // samples per micro-batch (0: training.batch)
     std::string prompt;               // caption: text between the modality tokens and the caption ("" = none)
+    // draw: the benchmark task whose split it reads (its prompts and drawings, the validation share
+    // left out), e.g. img.draw_scene's train split; other kinds read the pretraining corpus.
+    std::string task;
+    float foreground_weight = 1.0f;  // draw: weight of object pixels in the pixel MSE
 };
 
 struct PretrainRecipe {

@@ -85,6 +85,24 @@ Result<train::Sample> to_sample(const data::Dataset & ds, size_t i, const Sample
         s.target = std::move(p.target);
         return s;
     }
+    if (r.objective == train::Objective::Draw) {
+        // img.draw_scene: the description → the stored drawing, on the decoder's grid.
+        if (!fw.config().has_draw_path())
+            return incompatible(where + ": the firmware has no image decoder with a projector from the backbone");
+        if (ex.prompt.empty()) return invalid_argument(where + ": no description (prompt)");
+        auto ids = tok.encode(std::string(ex.prompt));
+        if (!ids) return ids.status().with_context(where);
+        s.tokens           = std::move(ids).value();
+        const int64_t S    = fw.config().image_decoder->image_size;
+        const int64_t room = fw.config().backbone.max_seq - 1 - fw.config().image_decoder->tokens();
+        if (room <= 0)
+            return invalid_argument(where + ": the backbone has no room for text before the decoder queries");
+        if (int64_t(s.tokens.size()) > room) s.tokens.resize(size_t(room));
+        M4_ASSIGN_OR_RETURN(const std::vector<uint8_t> px, sr_original(ex, S, where));
+        s.target.resize(px.size());
+        for (size_t k = 0; k < px.size(); ++k) s.target[k] = (float(px[k]) / 255.0f - 0.5f) / 0.5f;
+        return s;
+    }
     const bool modal = ds.modality() != data::Modality::Text;
     // Modality input: every path but the backbone's reads it (contrastive too: encoder ↔ text).
     if (modal && r.path != model::Path::Backbone) {
@@ -105,6 +123,7 @@ Result<train::Sample> to_sample(const data::Dataset & ds, size_t i, const Sample
     };
     switch (r.objective) {
         case train::Objective::Reconstruct:
+        case train::Objective::Draw:
             break;  // handled above
         case train::Objective::Classify:
             if (ex.label < 0) return invalid_argument(where + ": no class label");

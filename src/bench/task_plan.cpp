@@ -1,5 +1,7 @@
 #include "bench/task_plan.h"
 
+#include "bench/draw_scene.h"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -30,7 +32,7 @@ std::vector<std::string> split_metric(const std::string & s) {
 
 bool known_metric(const std::string & m) {
     static const char * kKnown[] = {"accuracy", "exact_match", "token_f1", "top1_accuracy", "chrf",
-                                    "mae",      "wer",         "psnr",     "ssim"};
+                                    "mae",      "wer",         "psnr",     "ssim",          "palette_agreement"};
     for (const char * k : kKnown)
         if (m == k) return true;
     return m.rfind("recall@", 0) == 0 && m.size() > 7 && std::isdigit(static_cast<unsigned char>(m[7]));
@@ -216,6 +218,7 @@ Result<TaskPlan> make_plan(const TaskFacts & facts, const model::ModelConfig & c
     if (p.metrics.empty()) return fail("the manifest names no metric");
     for (const auto & m : p.metrics)
         if (!known_metric(m)) return fail("unknown metric '" + m + "'");
+    if (facts.kind == "draw") return make_draw_plan(facts, c, std::move(p));  // draw_scene.cpp
     const bool text = facts.modality == data::Modality::Text;
     Path path;
     if (!model::parse_path(facts.path_hint, &path)) return fail("unknown path_hint '" + facts.path_hint + "'");
@@ -441,7 +444,8 @@ Status export_task_adapter(const train::TrainModel & tm, const TaskPlan & plan, 
             m.generation = plan.generation;
             break;
         case Objective::Reconstruct:
-            m.task = adapter::Task::Generate;  // the generator path: an image-output adapter
+        case Objective::Draw:
+            m.task = adapter::Task::Generate;  // the generator path / the full path over text: an image-output adapter
             break;
         case Objective::Contrastive:
             return invalid_argument(path + ": a contrastive run has no adapter to export");

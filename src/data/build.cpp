@@ -22,12 +22,14 @@ namespace fs = std::filesystem;
 constexpr int kEngineVersion = 2;
 
 void register_pretrain_task(std::vector<Task> & out);
+void register_draw_scene_task(std::vector<Task> & out);  // tasks_draw_scene.cpp
 
 const std::vector<Task> & all_tasks() {
     static const std::vector<Task> tasks = [] {
         std::vector<Task> t;
         register_image_tasks(t);
         register_decoder_tasks(t);
+        register_draw_scene_task(t);
         register_text_tasks(t);
         register_audio_tasks(t);
         register_imu_tasks(t);

@@ -15,6 +15,10 @@ const std::vector<Rgb> & colors() {
 
 }  // namespace
 
+const std::vector<Rgb> & scene_colors() {
+    return colors();
+}
+
 const std::vector<std::string> & scene_color_names() {
     static const std::vector<std::string> n = {"red", "green", "blue", "yellow", "purple", "cyan", "orange", "white"};
     return n;

@@ -24,6 +24,7 @@ struct Scene {
 };
 
 const std::vector<std::string> & scene_color_names();
+const std::vector<Rgb> & scene_colors();  // RGB in [0, 1], same order as the names
 // A scene of n_min … n_max objects (distinct cells) drawn at `size` pixels.
 Scene make_scene(Rng & rng, int n_min, int n_max, int size);
 std::string cell_name(int cell);                   // "top left", "center", …

@@ -290,6 +290,16 @@ Result<ModelConfig> parse_unchecked(const nlohmann::json & j) {
             dc.ffn      = r.pos_int("ffn");
             dc.norm_eps = r.pos_float("norm_eps", 1e-5f);
             r.require(dc.heads > 0 && dc.width % dc.heads == 0, "width must be divisible by heads");
+            if (e.contains("from_backbone") && err.is_ok()) {
+                const auto & fb = e["from_backbone"];
+                if (!fb.is_object()) return invalid_argument("config: decoders.image.from_backbone must be an object");
+                Reader q{fb, "decoders.image.from_backbone", &err};
+                const int64_t n = q.pos_int("queries");
+                q.require(!err.is_ok() || n == dc.tokens(),
+                          "queries must equal the decoder's tokens (image_size/patch_size)^2 = " +
+                              std::to_string(dc.tokens()));
+                c.image_decoder_from_backbone = true;
+            }
             c.image_decoder = dc;
         }
     }
@@ -370,6 +380,7 @@ nlohmann::json model_config_to_json(const ModelConfig & c) {
                                   {"heads", d.heads},
                                   {"ffn", d.ffn},
                                   {"norm_eps", short_decimal(d.norm_eps)}};
+        if (c.image_decoder_from_backbone) j["decoders"]["image"]["from_backbone"] = {{"queries", d.tokens()}};
     }
     return j;
 }

@@ -88,10 +88,16 @@ struct ModelConfig {
     // layernorm), so it is described by an EncoderConfig with modality Image; an output projection
     // [P, W] maps its tokens back to patches. Absent: the firmware has no image decoder.
     std::optional<EncoderConfig> image_decoder;
+    // The full path into IMG-Dec (header decoders.image.from_backbone: {"queries": T}): T learned
+    // query rows appended after the prompt's text read the prompt through the (causal) backbone; a
+    // projector [P, C] maps their last-layer states to the decoder's T input tokens. Absent: the
+    // decoder runs on path 4 only.
+    bool image_decoder_from_backbone = false;
 
     bool has_encoder(Modality m) const;
     const EncoderConfig & encoder(Modality m) const;  // M4_CHECKs has_encoder
     bool has_decoder(Modality m) const;               // image only for now
+    bool has_draw_path() const { return image_decoder.has_value() && image_decoder_from_backbone; }
 };
 
 // Parses and validates (positive sizes, width divisible by heads, heads by kv_heads, head dim

@@ -36,6 +36,10 @@ Result<std::vector<Generation>> Model::generate(Path path, Modality modality, st
     if (path == Path::Encoder || path == Path::Generator)
         return invalid_argument(std::string("text generation needs the backbone or full path, not the ") +
                                 path_name(path) + " path");
+    if (path == Path::Full && modality == Modality::Text)
+        return invalid_argument(
+            "the full path over text ends in the image decoder: it answers with an image, "
+            "not generated text");
     M4_RETURN_IF_ERROR(validate(path, modality, batch));
     if (opts.size() != batch.size())
         return invalid_argument(std::to_string(opts.size()) + " option sets for " + std::to_string(batch.size()) +

@@ -52,7 +52,8 @@ Status Model::validate(Path path, Modality modality, std::span<const Request> ba
         }
         return Status::ok();
     }
-    const bool text_embed    = path == Path::Encoder && modality == Modality::Text;  // see run()
+    if (path == Path::Full && modality == Modality::Text) return validate_draw(batch);  // model_draw.cpp
+    const bool text_embed    = path == Path::Encoder && modality == Modality::Text;     // see run()
     const bool needs_encoder = path != Path::Backbone && !text_embed;
     if (needs_encoder && (modality == Modality::Text || !config_.has_encoder(modality)))
         return incompatible(std::string("the firmware has no ") + modality_name(modality) + " encoder for the " +
@@ -176,6 +177,20 @@ Result<std::vector<Output>> Model::run(Path path, Modality modality, std::span<c
     std::vector<Output> outs(B);
     if (path == Path::Generator) {
         run_generator(batch, outs.data());
+        return outs;
+    }
+    if (path == Path::Full && modality == Modality::Text) {  // a description → an image
+        // In passes of at most 512 backbone rows (a longer item alone), as below.
+        const int64_t T = config_.image_decoder->tokens();
+        for (int64_t b0 = 0, b1 = 0; b0 < B; b0 = b1) {
+            int64_t rows = 0;
+            for (b1 = b0; b1 < B; ++b1) {
+                const int64_t n = 1 + T + static_cast<int64_t>(batch[b1].tokens.size());
+                if (b1 > b0 && rows + n > 512) break;
+                rows += n;
+            }
+            run_draw(batch.subspan(b0, b1 - b0), outs.data() + b0);
+        }
         return outs;
     }
     // The encoder path over text is the text side of the shared space: the backbone reads the

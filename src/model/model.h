@@ -37,7 +37,7 @@ struct Output {
     std::vector<float> embedding;  // normalised shared embedding (modality on the encoder path, text otherwise)
     std::vector<float> logits;     // LM logits: last position [V], or all positions [n_positions, V]
     int64_t n_positions = 0;
-    std::vector<float> image;  // generator path: [image_size, image_size, 3], normalised like inputs
+    std::vector<float> image;  // generator path and full path over text: [image_size, image_size, 3], normalised like inputs
     int64_t image_size = 0;
 };
 
@@ -113,6 +113,10 @@ class Model {
     void apply_head(const HeadWeights & head, const float * z, Output * out) const;
     // Path 4 on images: out = unpatchify(x + IMG-Dec(x)), x the patches of the input.
     void run_generator(std::span<const Request> batch, Output * outs) const;
+    // The full path over text into the image decoder (model_draw.cpp): text → backbone (with the
+    // decoder's learned queries after the prompt) → from_backbone projector → IMG-Dec → image.
+    Status validate_draw(std::span<const Request> batch) const;
+    void run_draw(std::span<const Request> batch, Output * outs) const;
 
     format::ContainerFile file_;
     ModelConfig config_;

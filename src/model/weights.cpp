@@ -76,6 +76,10 @@ std::vector<TensorSpec> expected_tensors(const ModelConfig & c) {
         }
         norm(base + ".norm", d.width, true);
         lin(base + ".out_proj", d.patch_dim(), d.width, true);
+        if (c.image_decoder_from_backbone) {
+            s.push_back({base + ".from_backbone.queries", Shape{d.tokens(), C}, TensorRole::Position, 0.02f});
+            lin(base + ".from_backbone.proj", d.patch_dim(), C, true);
+        }
     }
     return s;
 }
@@ -178,6 +182,10 @@ void bind_weights(const ModelConfig & c, const std::function<Tensor(const std::s
     if (c.image_decoder) {
         trunk(*c.image_decoder, "decoders.image", out->image_decoder.trunk);
         out->image_decoder.out_proj = lin("decoders.image.out_proj", true);
+        if (c.image_decoder_from_backbone) {
+            out->image_decoder.queries       = f32("decoders.image.from_backbone.queries");
+            out->image_decoder.from_backbone = lin("decoders.image.from_backbone.proj", true);
+        }
     }
     // 2. index every linear by name (stable addresses: vectors are sized above and not resized)
     out->linears.clear();
@@ -201,6 +209,7 @@ void bind_weights(const ModelConfig & c, const std::function<Tensor(const std::s
         for (auto & L : dw.trunk.layers)
             for (const Linear * l : {&L.q, &L.k, &L.v, &L.o, &L.fc1, &L.fc2}) add(*l);
         add(dw.out_proj);
+        if (c.image_decoder_from_backbone) add(dw.from_backbone);
     }
 }
 

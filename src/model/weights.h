@@ -68,6 +68,10 @@ struct BackboneWeights {
 struct DecoderWeights {
     EncoderWeights trunk;  // patch_embed [W, P] + bias, pos_embed [T, W], layers, norm [W]
     Linear out_proj;       // [P, W] + bias
+    // The full path into the decoder (config image_decoder_from_backbone): T learned query rows
+    // [T, C] appended to the backbone's input, and the projector of their states [P, C] + bias.
+    const float * queries = nullptr;
+    Linear from_backbone;
 };
 
 struct Weights {

@@ -88,7 +88,15 @@ Result<model::Request> prepare_item(const model::Model & m, model::Path path, co
     model::Request r;
     const std::string tmpl = manifest ? manifest->prompt : "{input}";
     // The encoder path over text: the text side of the shared embedding space (Model::run).
-    if (path == model::Path::Backbone || (path == model::Path::Encoder && in.modality == model::Modality::Text)) {
+    // The full path over text ends in the image decoder (a description → an image).
+    const bool draw = path == model::Path::Full && in.modality == model::Modality::Text;
+    if (draw && !m.config().has_draw_path())
+        return incompatible(in.name + ": the full path over text ends in the image decoder, and the firmware has " +
+                            (m.config().has_decoder(model::Modality::Image)
+                                 ? "no projector from the backbone into it (\"decoders.image.from_backbone\")"
+                                 : "no image decoder (\"decoders.image\")"));
+    if (path == model::Path::Backbone || draw ||
+        (path == model::Path::Encoder && in.modality == model::Modality::Text)) {
         if (in.modality != model::Modality::Text)
             return invalid_argument(in.name + ": the backbone path takes text, not " +
                                     model::modality_name(in.modality));

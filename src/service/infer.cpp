@@ -431,6 +431,11 @@ void Daemon::prepare_job_on_thread(const std::shared_ptr<InferJob> & job) {
         if (j.requested_path != v1::PATH_UNSPECIFIED && gen_asked != (m->path == model::Path::Generator))
             return fail(incompatible(what + " cannot serve a request on the " +
                                      model::path_name(static_cast<model::Path>(j.requested_path - 1)) + " path"));
+        // An image-output adapter on the full path (text → the image decoder) serves that path only.
+        if (j.requested_path != v1::PATH_UNSPECIFIED && m->output == adapter::OutputKind::Image &&
+            static_cast<model::Path>(j.requested_path - 1) != m->path)
+            return fail(incompatible(what + " cannot serve a request on the " +
+                                     model::path_name(static_cast<model::Path>(j.requested_path - 1)) + " path"));
         if (m->output == adapter::OutputKind::Audio)
             return fail(unsupported(what + ": audio outputs are not served (the firmware has no speech decoder)"));
         for (const auto & in : j.inputs)
@@ -447,11 +452,19 @@ void Daemon::prepare_job_on_thread(const std::shared_ptr<InferJob> & job) {
     else j.path = j.modality == model::Modality::Text ? model::Path::Backbone : model::Path::Encoder;
     // Text on the encoder path: its embedding in the shared space (no adapter head).
     const bool text_embed = j.path == model::Path::Encoder && j.modality == model::Modality::Text;
-    if (!text_embed && (j.path == model::Path::Backbone) != (j.modality == model::Modality::Text))
+    // Text on the full path: a description drawn by the image decoder (an image reply).
+    const bool draw = j.path == model::Path::Full && j.modality == model::Modality::Text;
+    if (draw && !e->model().config().has_draw_path())
+        return fail(incompatible(
+            std::string("the full path over text ends in the image decoder; the firmware has ") +
+            (e->model().config().has_decoder(model::Modality::Image)
+                 ? "no projector from the backbone into it (\"decoders.image.from_backbone\")"
+                 : "no image decoder (\"decoders.image\")")));
+    if (!text_embed && !draw && (j.path == model::Path::Backbone) != (j.modality == model::Modality::Text))
         return fail(invalid_argument(std::string("the ") + model::path_name(j.path) + " path cannot take " +
                                      model::modality_name(j.modality) + " input"));
-    if (j.path == model::Path::Generator) {
-        // Path 4 answers with images: their PNGs must fit in one reply (a frame, and what a
+    if (j.path == model::Path::Generator || draw) {
+        // Path 4 (and the full path into the decoder) answers with images: their PNGs must fit in one reply (a frame, and what a
         // connection may hold unread), whatever the pixels.
         if (!e->model().config().has_decoder(model::Modality::Image))
             return fail(
@@ -464,7 +477,7 @@ void Daemon::prepare_job_on_thread(const std::shared_ptr<InferJob> & job) {
                                          std::to_string(S) + " may not fit in one reply of at most " +
                                          std::to_string(reply) + " bytes (send fewer per request)"));
     }
-    j.generate = j.path != model::Path::Encoder && j.path != model::Path::Generator &&
+    j.generate = j.path != model::Path::Encoder && j.path != model::Path::Generator && !draw &&
                  (!m || m->task == adapter::Task::Generate);
     model::GenerateOptions defaults;  // without an adapter: 32 tokens (fewer if the context is shorter), greedy
     defaults.max_new_tokens = static_cast<int>(std::min<int64_t>(32, e->model().config().backbone.max_seq));
@@ -610,7 +623,8 @@ void Daemon::run_batch(std::vector<std::shared_ptr<Job>> & batch) {
         Status image_st;
         for (size_t i = 0; i < j.inputs.size() && image_st.is_ok(); ++i) {
             auto * res = rep->add_results();
-            if (head.path == model::Path::Generator) {
+            if (head.path == model::Path::Generator ||
+                (head.path == model::Path::Full && head.modality == model::Modality::Text)) {
                 image_st = fill_image(outs[first[k] + i], res);
             } else if (head.generate) {
                 res->set_text(gens[first[k] + i].text);

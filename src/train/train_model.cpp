@@ -33,6 +33,8 @@ const char * objective_name(Objective o) {
             return "contrastive";
         case Objective::Reconstruct:
             return "reconstruct";
+        case Objective::Draw:
+            return "draw";
     }
     return "?";
 }
@@ -51,6 +53,17 @@ Status check_task(const model::ModelConfig & c, const TaskSpec & t) {
         if (t.modality != Modality::Image) return bad("the generator path has an image decoder only");
         if (!c.has_decoder(Modality::Image))
             return incompatible("task '" + t.name + "': the firmware has no image decoder");
+        return Status::ok();
+    }
+    if (t.objective == Objective::Draw || (t.path == Path::Full && t.modality == Modality::Text)) {
+        if (t.objective != Objective::Draw || t.path != Path::Full || t.modality != Modality::Text)
+            return bad(
+                "the full path over text ends in the image decoder and trains with the draw objective, "
+                "and only it");
+        if (!c.has_draw_path())
+            return incompatible("task '" + t.name +
+                                "': the firmware has no image decoder with a projector from the backbone "
+                                "(\"decoders.image.from_backbone\")");
         return Status::ok();
     }
     const bool needs_encoder = t.path != Path::Backbone;

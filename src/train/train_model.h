@@ -37,7 +37,9 @@ const char * mode_name(Mode m);
 // text embedding (pretraining; the task's path is `encoder`, the text tower is implied);
 // Reconstruct trains the image decoder on the generator path: the output image against a target
 // image (mean squared error over its values; super-resolution, and the decoder's pretraining).
-enum class Objective { LanguageModel = 0, Classify, Regress, Embed, Contrastive, Reconstruct };
+// Draw trains the full path into the image decoder: a description (text) → backbone → projector →
+// IMG-Dec → an image, against the renderer's image of the described scene (pixel MSE).
+enum class Objective { LanguageModel = 0, Classify, Regress, Embed, Contrastive, Reconstruct, Draw };
 const char * objective_name(Objective o);
 
 struct TaskSpec {
@@ -50,6 +52,9 @@ struct TaskSpec {
     std::vector<std::string> labels;
     bool has_head() const;
     int64_t tokens_per_sample = 0;  // informational: typical text tokens (for throughput figures)
+    // Draw: weight of foreground pixels (those that differ from their target's top-left pixel, the
+    // background) in the pixel MSE; 1 = plain MSE.
+    float foreground_weight = 1.0f;
 };
 
 // One training example. `signal` is the modality input as model::Request takes it (image [S,S,3]
@@ -60,7 +65,7 @@ struct Sample {
     std::vector<uint8_t> loss_mask;  // LanguageModel: per text token, 1 = predicted (empty: all)
     int32_t label = -1;              // Classify
     std::vector<float> target;       // Regress: out_dim values; Embed: out_dim-vector (any norm);
-                                     // Reconstruct: the target image [S, S, 3] (normalised)
+                                     // Reconstruct, Draw: the target image [S, S, 3] (normalised)
 };
 using Batch = std::vector<Sample>;
 
@@ -129,6 +134,10 @@ class TrainModel {
     // Reconstruct on the generator path (train_decoder.cpp).
     Result<StepStats> run_reconstruct(const TaskSpec & task, const Batch & batch, float weight, bool backward,
                                       std::vector<std::vector<float>> * outputs);
+    // Draw on the full path into the image decoder (train_draw.cpp).
+    Status validate_draw(const TaskSpec & task, const Batch & batch, bool targets) const;
+    Result<StepStats> run_draw(const TaskSpec & task, const Batch & batch, float weight, bool backward,
+                               std::vector<std::vector<float>> * outputs);
     // Backward of encoder_z given dz [B, E] (only when something in the encoder or embed_proj learns).
     void encoder_z_backward(model::Modality m, int64_t B, const Buf & dz);
     // Backbone forward of [BOS, projected modality tokens (full path), text] per sample.
@@ -154,6 +163,7 @@ class TrainModel {
     EncoderActs enc_;
     EncoderActs dec_;    // the image decoder's trunk
     Buf dec_x_, dec_y_;  // decoder input patches and output patches (after the residual) [B·T, P]
+    Buf draw_q_;         // draw: the query rows' backbone states [B·T, C]
     BackboneActs bb_;
     Buf enc_pooled_, prefix_;
     std::vector<int64_t> prefix_len_;  // per sample: BOS + modality tokens

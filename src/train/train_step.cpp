@@ -31,6 +31,7 @@ void zeros(Buf & b, int64_t n) {
 Status TrainModel::validate(const TaskSpec & task, const Batch & batch) const {
     const model::ModelConfig & c = base_.config();
     if (batch.empty()) return invalid_argument("task '" + task.name + "': empty batch");
+    if (task.objective == Objective::Draw) return Status::ok();  // validate_draw (train_draw.cpp)
     if (task.path == Path::Generator) {
         const int64_t n = c.image_decoder->image_size * c.image_decoder->image_size * 3;
         for (size_t i = 0; i < batch.size(); ++i) {

@@ -57,8 +57,10 @@ std::string read_all(const std::string & path) {
 const model::Model & tiny_model() {
     static std::unique_ptr<model::Model> m;
     if (!m) {
-        const std::string path = temp_dir("fw") + "/tiny.m4fw";
-        test::write_firmware(path, test::tiny_config());
+        const std::string path                             = temp_dir("fw") + "/tiny.m4fw";
+        nlohmann::json c                                   = test::tiny_config();
+        c["decoders"]["image"]["from_backbone"]["queries"] = 4;  // img.draw_scene's path
+        test::write_firmware(path, c);
         auto r = model::Model::load(path);
         EXPECT_TRUE(r.is_ok()) << r.status().message();
         m = std::move(r).value();
@@ -242,6 +244,11 @@ TEST(BenchPlans, EveryTaskHasAPlan) {
         }
         if (t.info.kind == "generate" && o == train::Objective::LanguageModel) {
             EXPECT_GT(p->generation.max_new_tokens, 0) << t.info.name;
+        }
+        if (t.info.kind == "draw") {
+            EXPECT_EQ(o, train::Objective::Draw) << t.info.name;
+            EXPECT_EQ(p->spec.path, model::Path::Full) << t.info.name;
+            EXPECT_EQ(p->spec.modality, model::Modality::Text) << t.info.name;
         }
         EXPECT_EQ(p->recipe.objective, o) << t.info.name;
         EXPECT_EQ(p->recipe.path, p->spec.path) << t.info.name;

@@ -341,6 +341,11 @@ def expected_firmware_shapes(header):
         out[p + "norm.bias"] = ((W,), F32)
         out[p + "out_proj.weight"] = ((P, W), LIN)
         out[p + "out_proj.bias"] = ((P,), F32)
+        if "from_backbone" in dc:   # the full path into the decoder: queries + projector
+            C = header["backbone"]["width"]
+            out[p + "from_backbone.queries"] = ((T, C), F32)
+            out[p + "from_backbone.proj.weight"] = ((P, C), LIN)
+            out[p + "from_backbone.proj.bias"] = ((P,), F32)
     return out
 
 

@@ -306,6 +306,19 @@ class Model:
         # [gy, gx, dy, dx, c] -> [gy, dy, gx, dx, c]
         return y.reshape(n, n, p, p, 3).permute(0, 2, 1, 3, 4).reshape(S, S, 3)
 
+    def draw_path(self, tokens, adapter=None):
+        """The full path into the decoder: [BOS, text, queries] -> backbone -> the query rows'
+        states -> from_backbone.proj -> IMG-Dec (no residual) -> image [S, S, 3]."""
+        cfg = self.h["decoders"]["image"]
+        q = self.p("decoders.image.from_backbone.queries")
+        x = torch.cat([self.build_inputs(tokens), q.to(self.dt)], 0)
+        hn = self.backbone_hidden(x, adapter)[-q.shape[0]:]
+        d = self.linear(hn, "decoders.image.from_backbone.proj", adapter)
+        y = self.linear(self.trunk(cfg, "decoders.image.", d, adapter), "decoders.image.out_proj", adapter)
+        S, p = cfg["image_size"], cfg["patch_size"]
+        n = S // p
+        return y.reshape(n, n, p, p, 3).permute(0, 2, 1, 3, 4).reshape(S, S, 3)
+
     # -- backbone ---------------------------------------------------------------------------
     def embed_tokens(self, ids):
         return self.p("backbone.tok_embed.weight")[torch.as_tensor(list(ids), dtype=torch.long)]

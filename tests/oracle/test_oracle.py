@@ -32,6 +32,12 @@ torch.set_num_threads(2)
 # error = max|ours - ref| / max(max|ref|, 1e-6)
 TOL = {"f32": 1e-4, "bf16": 2e-3, "i8": 2e-2}          # vs the emulating reference
 PLAIN_TOL = {"f32": 1e-4, "bf16": 1e-1, "i8": 1.5e-1}    # vs plain f64 on dequantised weights
+# The full path into the image decoder chains the backbone, the projector and the decoder (9 bf16
+# GEMM layers between text and pixels): an activation whose f32 value sits on a bf16 rounding
+# boundary can round one way in m4 and the other in the emulation, and the decoder's layernorms
+# carry such a flip to the pixels. Measured: 7.8e-8 where no flip happens, up to 7.3e-3 where one
+# does (f32 and i8 of the same case: ≤ 1.3e-5); bound 1e-2. A wrong operation gives errors of order 1.
+CASE_TOL = {("bf16", "draw"): 1e-2}
 SEED = 7
 ARGS = None
 WORK = None
@@ -54,6 +60,7 @@ ADAPTERS = [
     ("full_aud_reg", "regress", "full", "audio", ["--out-dim", "2", "--pool", "last"]),
     ("imu_cls", "classify", "encoder", "imu", ["--labels", "u,v"]),
     ("gen_img", "generate", "generator", "image", []),
+    ("draw_txt", "generate", "full", "text", []),
 ]
 AD = {a[0]: i for i, a in enumerate(ADAPTERS)}
 
@@ -123,6 +130,8 @@ def make_cases(inp, V):
          "max_new_tokens": 4, "items": [it("full_aud_gen", "a0", tok(2)), it(None, "a1", tok(1))]},
         {"name": "generator", "kind": F, "path": "generator", "modality": "image",
          "items": [it("gen_img", "img0"), it(None, "img1"), it("gen_img", "img2")]},
+        {"name": "draw", "kind": F, "path": "full", "modality": "text",
+         "items": [it("draw_txt", tokens=tok(4)), it(None, tokens=tok(2)), it("draw_txt", tokens=tok(1))]},
         {"name": "mel", "kind": "logmel",
          "items": [{"input": inp["a0"]}, {"input": inp["a1"]}, {"input": inp["a2"]}]},
     ]
@@ -230,9 +239,9 @@ class OracleBase:
         e64, ep = rel_err(ours, ref_e), rel_err(ours, ref_p)
         e = min(e64, rel_err(ours, refs["emulate32"])) if "emulate32" in refs else e64
         RESULTS.append((self.dtype, isa, case, i, what, e, e64, ep))
-        self.assertLessEqual(e, TOL[self.dtype], "%s/%s %s[%d] %s: error %.3g vs emulating "
-                             "reference > %.3g" % (self.dtype, isa, case, i, what, e,
-                                                   TOL[self.dtype]))
+        tol = CASE_TOL.get((self.dtype, case), TOL[self.dtype])
+        self.assertLessEqual(e, tol, "%s/%s %s[%d] %s: error %.3g vs emulating "
+                             "reference > %.3g" % (self.dtype, isa, case, i, what, e, tol))
         self.assertLessEqual(ep, PLAIN_TOL[self.dtype], "%s/%s %s[%d] %s: error %.3g vs plain "
                              "reference > %.3g" % (self.dtype, isa, case, i, what, ep,
                                                    PLAIN_TOL[self.dtype]))
@@ -247,6 +256,8 @@ class OracleBase:
             return m.backbone_path(item["tokens"], ad).numpy(), ad
         if c["path"] == "generator":
             return m.generator_path(inp, ad).numpy(), ad
+        if c["path"] == "full" and c["modality"] == "text":
+            return m.draw_path(item["tokens"], ad).numpy(), ad
         return m.full_path(c["modality"], inp, item["tokens"], ad).numpy(), ad
 
     def describe(self, idx):
@@ -277,6 +288,9 @@ class OracleBase:
         if ad is not None and ad.lora:
             unused = set(ad.lora) - ad.used
             if c["path"] == "generator":   # every target is a decoder linear, all of them run
+                self.assertEqual(unused, set(), "LoRA targets the reference never applied")
+            elif c["path"] == "full" and c["modality"] == "text":   # into the decoder: no LM head
+                unused -= {"backbone.lm_head", "backbone.text_proj"}
                 self.assertEqual(unused, set(), "LoRA targets the reference never applied")
             elif c["path"] != "encoder":   # encoder path legitimately skips the backbone
                 unused = {x for x in unused if not x.endswith("embed_proj")
@@ -358,7 +372,7 @@ class OracleBase:
 
 
 CASE_NAMES = ["enc_image", "enc_audio", "enc_imu", "bb", "full_image", "full_audio", "full_imu",
-              "full_imu_notext", "gen", "gen_full", "generator", "mel"]
+              "full_imu_notext", "gen", "gen_full", "generator", "draw", "mel"]
 
 
 def _case_test(name):

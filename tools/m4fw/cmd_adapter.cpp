@@ -24,14 +24,22 @@ Status run_adapter_init(const AdapterInitArgs & a) {
     if (!model::parse_path(a.path, &m.path)) return invalid_argument("--path: encoder, backbone, full or generator");
     if (!model::parse_modality(a.modality, &m.modality))
         return invalid_argument("--modality: image, audio, imu or text");
-    if ((m.path == model::Path::Backbone) != (m.modality == model::Modality::Text))
-        return invalid_argument("--modality text goes with --path backbone, and only with it");
+    const bool draw = m.path == model::Path::Full && m.modality == model::Modality::Text;  // into the image decoder
+    if (!draw && (m.path == model::Path::Backbone) != (m.modality == model::Modality::Text))
+        return invalid_argument("--modality text goes with --path backbone (or --path full into the image decoder)");
+    if (draw && m.task != adapter::Task::Generate)
+        return invalid_argument("--path full --modality text ends in the image decoder: --task generate");
+    if (draw && !fw->config().has_draw_path())
+        return incompatible(a.firmware +
+                            ": no image decoder with a projector from the backbone "
+                            "(\"decoders.image.from_backbone\") for --path full --modality text");
     if (m.path == model::Path::Generator && !fw->config().has_decoder(m.modality))
         return incompatible(a.firmware + ": no " + a.modality + " decoder (\"decoders." + a.modality +
                             "\") for the generator path");
     if (m.path == model::Path::Generator && m.task != adapter::Task::Generate)
         return invalid_argument("--path generator runs a decoder alone: --task generate");
-    if (m.path != model::Path::Backbone && m.path != model::Path::Generator && !fw->config().has_encoder(m.modality))
+    if (!draw && m.path != model::Path::Backbone && m.path != model::Path::Generator &&
+        !fw->config().has_encoder(m.modality))
         return incompatible(a.firmware + ": no " + a.modality + " encoder");
     if (m.task == adapter::Task::Generate && m.path == model::Path::Encoder)
         return invalid_argument("--task generate needs --path backbone or full");

@@ -15,6 +15,7 @@
 
 #include <optional>
 
+#include "bench/draw_scene.h"
 #include "bench/evaluate.h"
 #include "bench/super_resolution.h"
 #include "commands.h"
@@ -47,7 +48,7 @@ Status run_eval(const EvalArgs & a) {
         fmt::print("{}\n", bench::plan_to_json(plan).dump());
         return Status::ok();
     }
-    if (a.zero_shot == !a.adapter.empty()) return invalid_argument("m4fw eval: give either --adapter A or --zero-shot");
+    if (a.zero_shot && !a.adapter.empty()) return invalid_argument("m4fw eval: give either --adapter A or --zero-shot");
     PublicKey pk;
     if (!a.public_key.empty()) {
         M4_ASSIGN_OR_RETURN(pk, read_public_key(a.public_key));
@@ -63,6 +64,9 @@ Status run_eval(const EvalArgs & a) {
             at = bar + 1;
         }
     }
+    // Decoder tasks score the firmware alone without an adapter; every other task needs one (or --zero-shot).
+    if (!a.zero_shot && a.adapter.empty() && plan.facts.kind != "draw" && plan.facts.kind != "reconstruct")
+        return invalid_argument("m4fw eval: give either --adapter A or --zero-shot");
     bench::EvalOptions o;
     o.split      = a.validation ? "train" : a.split;
     o.validation = a.validation;
@@ -77,6 +81,14 @@ Status run_eval(const EvalArgs & a) {
         }
         if (a.validation) return invalid_argument("--validation: " + a.task + " has its own split (--split val)");
         M4_ASSIGN_OR_RETURN(r, bench::evaluate_super_resolution(*fw, ad ? &*ad : nullptr, a.adapter, plan, a.data, o));
+    } else if (plan.facts.kind == "draw") {  // palette agreement; no adapter: the firmware alone
+        std::optional<adapter::Adapter> ad;
+        if (!a.adapter.empty()) {
+            M4_ASSIGN_OR_RETURN(const std::string parent, verified_parent(a.parent, *fw));
+            M4_ASSIGN_OR_RETURN(ad, adapter::Adapter::load(a.adapter, *fw, adapter::Binding::Sibling, parent));
+        }
+        if (a.validation) return invalid_argument("--validation: " + a.task + " has its own split (--split val)");
+        M4_ASSIGN_OR_RETURN(r, bench::evaluate_draw_scene(*fw, ad ? &*ad : nullptr, a.adapter, plan, a.data, o));
     } else if (a.zero_shot) {
         M4_ASSIGN_OR_RETURN(r, bench::evaluate_zero_shot(*fw, plan, a.data, o));
     } else {

@@ -52,6 +52,12 @@ std::vector<std::string> path_ops(const model::Model & m, model::Path path, mode
         (void)m.run(path, mod, {&r, 1});
         return rec.used_names();
     }
+    if (path == model::Path::Full && mod == model::Modality::Text) {  // text → backbone → projector → decoder
+        r.tokens = {m.config().text.unk_id + 1};
+        ops::OpRecorder rec;
+        (void)m.run(path, mod, {&r, 1});
+        return rec.used_names();
+    }
     if (path != model::Path::Backbone) {
         const auto & ec = m.config().encoder(mod);
         int64_t n       = ec.input_values();
@@ -96,8 +102,9 @@ Status inspect_firmware(const InspectArgs & a, const PublicKey * pk) {
     }
     if (c.image_decoder) {
         const auto & d = *c.image_decoder;
-        fmt::print("decoder image: {}x{} output, patch {}, width {} layers {} heads {} ffn {} tokens {}\n",
-                   d.image_size, d.image_size, d.patch_size, d.width, d.layers, d.heads, d.ffn, d.tokens());
+        fmt::print("decoder image: {}x{} output, patch {}, width {} layers {} heads {} ffn {} tokens {}{}\n",
+                   d.image_size, d.image_size, d.patch_size, d.width, d.layers, d.heads, d.ffn, d.tokens(),
+                   c.has_draw_path() ? fmt::format(" (from_backbone: {} queries)", d.tokens()) : "");
     }
     if (f.header().contains("provenance")) fmt::print("provenance: {}\n", f.header()["provenance"].dump());
     print_tensors(f, a.tensors);
@@ -114,6 +121,7 @@ Status inspect_firmware(const InspectArgs & a, const PublicKey * pk) {
     show(model::Path::Backbone, model::Modality::Text);
     for (int i = 0; i < model::kEncoderModalities; ++i)
         if (c.encoders[i]) show(model::Path::Full, static_cast<model::Modality>(i));
+    if (c.has_draw_path()) show(model::Path::Full, model::Modality::Text);  // the full path into the decoder
     if (c.image_decoder) show(model::Path::Generator, model::Modality::Image);
     return Status::ok();
 }

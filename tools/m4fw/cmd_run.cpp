@@ -88,6 +88,44 @@ Status run_generator(const RunArgs & a, const model::Model & fw, const adapter::
     return Status::ok();
 }
 
+// The full path over text into the image decoder: one description → one PNG.
+Status run_draw(const RunArgs & a, const model::Model & fw, const adapter::Adapter * ad,
+                const adapter::Manifest & man) {
+    const std::string who = ad ? a.adapter + " (an image-output adapter, full path over text)"
+                               : std::string("the full path over text (into the image decoder)");
+    if (!fw.config().has_decoder(model::Modality::Image))
+        return incompatible(a.firmware + ": no image decoder (\"decoders.image\") for " + who);
+    if (!fw.config().has_draw_path())
+        return incompatible(a.firmware +
+                            ": the image decoder has no projector from the backbone "
+                            "(\"decoders.image.from_backbone\") for " +
+                            who);
+    if (a.out.empty()) return invalid_argument("--out: " + who + " writes an image; give --out FILE.png");
+    if (a.inputs.size() != 1) return invalid_argument("--out: one input per run on the full path into the decoder");
+    M4_RETURN_IF_ERROR(runtime::check_output_path(a.out, "png"));
+    const std::string & in = a.inputs[0];
+    if (runtime::guess_modality(in) != model::Modality::Text)
+        return invalid_argument(in + ": " + who + " takes a text description, not a " +
+                                model::modality_name(runtime::guess_modality(in)) + " file");
+    runtime::InputSpec spec;
+    spec.name     = in;
+    spec.modality = model::Modality::Text;
+    M4_ASSIGN_OR_RETURN(spec.text, runtime::read_text_input(in));
+    M4_ASSIGN_OR_RETURN(model::Request r, runtime::prepare_item(fw, man.path, ad ? &man : nullptr, spec, ""));
+    r.adapter     = ad ? &ad->weights() : nullptr;
+    const auto t0 = std::chrono::steady_clock::now();
+    M4_ASSIGN_OR_RETURN(auto outs, fw.run(model::Path::Full, model::Modality::Text, {&r, 1}));
+    const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    const int64_t S = outs[0].image_size;
+    M4_RETURN_IF_ERROR(runtime::write_image_png(a.out, outs[0].image.data(), S, S));
+    if (a.json)
+        fmt::print("{}\n", nlohmann::json::array({{{"input", in}, {"output", a.out}, {"size", {S, S}}}}).dump(2));
+    else
+        fmt::print("[1] {}\n  → {} ({}x{} image)\npath full → image decoder · 1 item(s) · {:.1f} ms\n", in, a.out, S, S,
+                   ms);
+    return Status::ok();
+}
+
 Status run_run(const RunArgs & a) {
     PublicKey pk;
     if (!a.public_key.empty()) {
@@ -102,9 +140,9 @@ Status run_run(const RunArgs & a) {
         man = ad->manifest();
     } else {
         // No adapter: pick path and modality from the first input.
-        man.task     = adapter::Task::Generate;
+        man.task                      = adapter::Task::Generate;
         man.generation.max_new_tokens = static_cast<int>(std::min<int64_t>(32, fw->config().backbone.max_seq));
-        man.modality = runtime::guess_modality(a.inputs[0]);
+        man.modality                  = runtime::guess_modality(a.inputs[0]);
         if (!a.modality.empty() && !model::parse_modality(a.modality, &man.modality))
             return invalid_argument("--modality: image, audio, imu or text");
         if (a.path == "generator" && a.modality.empty()) man.modality = model::Modality::Image;  // its one decoder
@@ -116,13 +154,16 @@ Status run_run(const RunArgs & a) {
             return invalid_argument("--path: encoder, backbone, full or generator");
         // --path encoder over text: its embedding in the shared space.
         const bool text_embed = man.path == model::Path::Encoder && man.modality == model::Modality::Text;
-        if (!text_embed && (man.path == model::Path::Backbone) != (man.modality == model::Modality::Text))
+        const bool draw       = man.path == model::Path::Full && man.modality == model::Modality::Text;
+        if (!text_embed && !draw && (man.path == model::Path::Backbone) != (man.modality == model::Modality::Text))
             return invalid_argument(std::string("the ") + model::path_name(man.path) + " path cannot take " +
                                     model::modality_name(man.modality) + " input");
         if (man.path == model::Path::Encoder) man.task = adapter::Task::Embed;
-        man.output = adapter::default_output(man.task, man.path);
+        man.output = adapter::default_output(man.task, man.path, man.modality);
     }
     if (man.path == model::Path::Generator) return run_generator(a, *fw, ad ? &*ad : nullptr, man);
+    if (man.path == model::Path::Full && man.modality == model::Modality::Text)
+        return run_draw(a, *fw, ad ? &*ad : nullptr, man);
     if (!a.out.empty())
         return invalid_argument("--out: the " + std::string(model::path_name(man.path)) + " path outputs " +
                                 adapter::output_kind_name(man.output) + ", which is printed, not written to a file");
@@ -218,7 +259,7 @@ void add_run_command(CLI::App & app, int * rc) {
     cmd->add_option("--parent", a->parent,
                     "the firmware this one was quantized from: verified, then its adapters bind (docs/formats.md)");
     cmd->add_option("--path", a->path, "without an adapter: encoder, backbone, full or generator");
-    cmd->add_option("--out", a->out, "generator path: the output file (.png for an image)");
+    cmd->add_option("--out", a->out, "generator path, full path over text: the output image file (.png)");
     cmd->add_option("--modality", a->modality, "without an adapter: image, audio, imu or text (needed for .npy)");
     cmd->add_option("--prompt", a->prompt, "text prompt for the full path");
     cmd->add_option("--top", a->top, "labels to show for classification");

@@ -24,6 +24,7 @@
 #include <memory>
 #include <set>
 
+#include "bench/draw_scene.h"
 #include "bench/evaluate.h"
 #include "bench/super_resolution.h"
 #include "commands.h"
@@ -223,6 +224,11 @@ Status run_benchmark_adapter(const TrainArgs & a) {
         eo.validation = false;
         eo.limit      = a.val_limit >= 0 ? a.val_limit : 200;
         M4_ASSIGN_OR_RETURN(v, bench::evaluate_super_resolution(*fw, &ad, out, plan, a.data, eo));
+    } else if (plan.facts.kind == "draw") {  // img.draw_scene has a validation split of its own
+        eo.split      = "val";
+        eo.validation = false;
+        eo.limit      = a.val_limit >= 0 ? a.val_limit : 500;
+        M4_ASSIGN_OR_RETURN(v, bench::evaluate_draw_scene(*fw, &ad, out, plan, a.data, eo));
     } else {
         M4_ASSIGN_OR_RETURN(v, bench::evaluate_adapter(*fw, ad, out, plan, a.data, eo));
     }
