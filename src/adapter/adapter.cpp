@@ -54,7 +54,7 @@ bool parse_output_kind(const std::string & s, OutputKind * out) {
     return false;
 }
 
-OutputKind default_output(Task t, Path p) {
+OutputKind default_output(Task t, Path p, Modality m) {
     switch (t) {
         case Task::Classify:
             return OutputKind::Label;
@@ -62,7 +62,8 @@ OutputKind default_output(Task t, Path p) {
         case Task::Embed:
             return OutputKind::Vector;
         case Task::Generate:
-            return p == Path::Generator ? OutputKind::Image : OutputKind::Text;
+            if (p != Path::Generator) return OutputKind::Text;
+            return m == Modality::Audio ? OutputKind::Audio : OutputKind::Image;  // TTS-Dec : IMG-Dec
     }
     return OutputKind::Label;
 }
@@ -94,13 +95,13 @@ Result<Manifest> parse_manifest(const nlohmann::json & j) {
         }
         if (m.path == Path::Generator && m.task != Task::Generate)
             return bad("the generator path runs a decoder alone: its task is generate");
-        m.output = default_output(m.task, m.path);
+        m.output = default_output(m.task, m.path, m.modality);
         if (j.contains("output")) {
             const std::string o = j["output"].is_string() ? j["output"].get<std::string>() : "";
             if (!parse_output_kind(o, &m.output)) return bad("\"output\" must be label, vector, text, image or audio");
-            if (m.output != default_output(m.task, m.path))
+            if (m.output != default_output(m.task, m.path, m.modality))
                 return bad(std::string("a ") + task_name(m.task) + " adapter on the " + model::path_name(m.path) +
-                           " path outputs " + output_kind_name(default_output(m.task, m.path)) + ", not " +
+                           " path outputs " + output_kind_name(default_output(m.task, m.path, m.modality)) + ", not " +
                            output_kind_name(m.output));
         }
         if (m.task == Task::Generate) {
@@ -155,7 +156,7 @@ nlohmann::json manifest_to_json(const Manifest & m) {
                         {"modality", model::modality_name(m.modality)},
                         {"firmware_fingerprint", m.firmware_fingerprint}};
     // Written for the new output kinds only: manifests of the older tasks stay byte-identical.
-    const OutputKind out = default_output(m.task, m.path);
+    const OutputKind out = default_output(m.task, m.path, m.modality);
     if (out == OutputKind::Image || out == OutputKind::Audio) j["output"] = output_kind_name(out);
     if (m.lora_rank > 0) j["lora"] = {{"rank", m.lora_rank}, {"alpha", m.lora_alpha}, {"targets", m.targets}};
     if (m.head_type != HeadType::None)
@@ -189,7 +190,8 @@ std::vector<std::string> path_prefixes(Path path, Modality modality) {
         case Path::Full:
             return {enc, prj, "backbone."};
         case Path::Generator:
-            return {std::string("decoders.") + model::modality_name(modality) + "."};
+            return {modality == Modality::Audio ? std::string("decoders.speech.")
+                                                : std::string("decoders.") + model::modality_name(modality) + "."};
     }
     return {};
 }

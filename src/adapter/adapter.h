@@ -24,8 +24,9 @@ bool parse_task(const std::string & s, Task * out);
 enum class OutputKind { Label = 0, Vector, Text, Image, Audio };
 const char * output_kind_name(OutputKind k);
 bool parse_output_kind(const std::string & s, OutputKind * out);
-// The output a task on a path gives: generate → text (image on the generator path), classify → label, …
-OutputKind default_output(Task t, model::Path p);
+// The output a task on a path gives: generate → text (on the generator path: image over images,
+// audio over audio — the speech decoder), classify → label, …
+OutputKind default_output(Task t, model::Path p, model::Modality m);
 
 struct Manifest {
     std::string name = "adapter", version = "1.0.0";

@@ -1,6 +1,7 @@
 #include "bench/samples.h"
 
 #include "bench/super_resolution.h"
+#include "bench/tts.h"
 
 #include <algorithm>
 #include <cstring>
@@ -85,6 +86,13 @@ Result<train::Sample> to_sample(const data::Dataset & ds, size_t i, const Sample
         s.target = std::move(p.target);
         return s;
     }
+    if (r.objective == train::Objective::MelRegress) {
+        // aud.tts: the word's speech symbols → the reference rendering's log-mel.
+        M4_ASSIGN_OR_RETURN(TtsExample t, tts_example(ex, fw, where));
+        s.tokens = std::move(t.symbols);
+        s.target = std::move(t.logmel);
+        return s;
+    }
     const bool modal = ds.modality() != data::Modality::Text;
     // Modality input: every path but the backbone's reads it (contrastive too: encoder ↔ text).
     if (modal && r.path != model::Path::Backbone) {
@@ -105,6 +113,7 @@ Result<train::Sample> to_sample(const data::Dataset & ds, size_t i, const Sample
     };
     switch (r.objective) {
         case train::Objective::Reconstruct:
+        case train::Objective::MelRegress:
             break;  // handled above
         case train::Objective::Classify:
             if (ex.label < 0) return invalid_argument(where + ": no class label");

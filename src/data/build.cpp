@@ -28,6 +28,7 @@ const std::vector<Task> & all_tasks() {
         std::vector<Task> t;
         register_image_tasks(t);
         register_decoder_tasks(t);
+        register_tts_tasks(t);
         register_text_tasks(t);
         register_audio_tasks(t);
         register_imu_tasks(t);

@@ -31,12 +31,13 @@ Status export_adapter(const TrainModel & tm, const std::string & path, const Ada
             break;
         case Objective::LanguageModel:
         case Objective::Reconstruct:
+        case Objective::MelRegress:
             m.task = adapter::Task::Generate;
             break;
         case Objective::Contrastive:
             return invalid_argument(path + ": a contrastive run has no adapter to export");
     }
-    m.output = adapter::default_output(m.task, m.path);
+    m.output = adapter::default_output(m.task, m.path, m.modality);
     std::map<std::string, model::LoraPair> lora;
     for (const auto & name : tm.lora_targets()) lora[name] = tm.adapter().lora.at(name);
     if (!lora.empty()) {

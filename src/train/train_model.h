@@ -37,7 +37,9 @@ const char * mode_name(Mode m);
 // text embedding (pretraining; the task's path is `encoder`, the text tower is implied);
 // Reconstruct trains the image decoder on the generator path: the output image against a target
 // image (mean squared error over its values; super-resolution, and the decoder's pretraining).
-enum class Objective { LanguageModel = 0, Classify, Regress, Embed, Contrastive, Reconstruct };
+// MelRegress trains the speech decoder on the generator path (modality audio): its log-mel frames
+// against a reference rendering's (mean squared error; text-to-speech, and the decoder's pretraining).
+enum class Objective { LanguageModel = 0, Classify, Regress, Embed, Contrastive, Reconstruct, MelRegress };
 const char * objective_name(Objective o);
 
 struct TaskSpec {
@@ -60,7 +62,8 @@ struct Sample {
     std::vector<uint8_t> loss_mask;  // LanguageModel: per text token, 1 = predicted (empty: all)
     int32_t label = -1;              // Classify
     std::vector<float> target;       // Regress: out_dim values; Embed: out_dim-vector (any norm);
-                                     // Reconstruct: the target image [S, S, 3] (normalised)
+                                     // Reconstruct: the target image [S, S, 3] (normalised);
+                                     // MelRegress: the target log-mel [T, n_mels] (tokens: speech symbols)
 };
 using Batch = std::vector<Sample>;
 
@@ -128,6 +131,9 @@ class TrainModel {
     Status encoder_z(model::Modality m, const Batch & batch, Buf * z);
     // Reconstruct on the generator path (train_decoder.cpp).
     Result<StepStats> run_reconstruct(const TaskSpec & task, const Batch & batch, float weight, bool backward,
+                                      std::vector<std::vector<float>> * outputs);
+    // MelRegress on the generator path (train_speech.cpp).
+    Result<StepStats> run_mel_regress(const TaskSpec & task, const Batch & batch, float weight, bool backward,
                                       std::vector<std::vector<float>> * outputs);
     // Backward of encoder_z given dz [B, E] (only when something in the encoder or embed_proj learns).
     void encoder_z_backward(model::Modality m, int64_t B, const Buf & dz);

@@ -37,6 +37,7 @@ std::vector<float> run_output(const model::Output & o, const TaskSpec & t) {
     if (t.has_head()) return o.head;
     if (t.objective == Objective::LanguageModel) return o.logits;
     if (t.objective == Objective::Reconstruct) return o.image;
+    if (t.objective == Objective::MelRegress) return o.mel;
     return o.embedding;
 }
 

@@ -27,7 +27,8 @@ Status run_adapter_init(const AdapterInitArgs & a) {
     if ((m.path == model::Path::Backbone) != (m.modality == model::Modality::Text))
         return invalid_argument("--modality text goes with --path backbone, and only with it");
     if (m.path == model::Path::Generator && !fw->config().has_decoder(m.modality))
-        return incompatible(a.firmware + ": no " + a.modality + " decoder (\"decoders." + a.modality +
+        return incompatible(a.firmware + ": no " + a.modality + " decoder (\"decoders." +
+                            (m.modality == model::Modality::Audio ? std::string("speech") : a.modality) +
                             "\") for the generator path");
     if (m.path == model::Path::Generator && m.task != adapter::Task::Generate)
         return invalid_argument("--path generator runs a decoder alone: --task generate");
