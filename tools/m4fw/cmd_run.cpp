@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <filesystem>
 #include <numeric>
 
 #include "adapter/adapter.h"
@@ -67,10 +68,11 @@ Status run_speech(const RunArgs & a, const model::Model & fw, const adapter::Ada
     if (a.inputs.size() != 1) return invalid_argument("--out: one input per run on the generator path");
     M4_RETURN_IF_ERROR(runtime::check_output_path(a.out, "wav"));
     const std::string & in = a.inputs[0];
-    if (runtime::guess_modality(in) != model::Modality::Text)
+    std::error_code ec;
+    if (runtime::guess_modality(in) != model::Modality::Text || std::filesystem::exists(in, ec))
         return invalid_argument(in + ": " + who + " takes text, not a file");
     runtime::InputSpec spec;
-    spec.name     = "text";
+    spec.name     = "\"" + in + "\"";
     spec.modality = model::Modality::Text;
     spec.text     = in;
     M4_ASSIGN_OR_RETURN(model::Request r, runtime::prepare_item(fw, man.path, ad ? &man : nullptr, spec, ""));
