@@ -61,8 +61,8 @@ Result<PretrainObjective> parse_objective(const nlohmann::json & j, const std::s
         return invalid_argument(where + ": every objective needs \"name\" and \"split\"");
     if (o.kind != "lm" && o.kind != "contrastive" && o.kind != "caption" && o.kind != "reconstruct" &&
         o.kind != "mel_regress")
-        return invalid_argument(where + ": \"kind\" must be lm, contrastive, caption, reconstruct or mel_regress (got \"" +
-                                o.kind + "\")");
+        return invalid_argument(
+            where + ": \"kind\" must be lm, contrastive, caption, reconstruct or mel_regress (got \"" + o.kind + "\")");
     if (!model::parse_modality(mod, &o.modality)) return invalid_argument(where + ": unknown modality \"" + mod + "\"");
     if ((o.kind == "lm") != (o.modality == model::Modality::Text))
         return invalid_argument(where +

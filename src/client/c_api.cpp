@@ -15,8 +15,8 @@
 
 struct m4_client {
     std::unique_ptr<m4::client::Client> impl;
-    std::string                         error;
-    uint32_t                            retry_after_ms = 0;
+    std::string error;
+    uint32_t retry_after_ms = 0;
 };
 
 struct m4_result {
@@ -48,7 +48,7 @@ m4_status infer(m4_client_t * c, const m4::v1::Infer & req, const std::vector<in
     if (!c || !c->impl || !out) return fail(c, M4_ERR_INVALID_ARGUMENT, "null argument");
     *out = nullptr;
     m4::v1::Response resp;
-    m4_status        s = finish(c, c->impl->infer(req, fds), &resp);
+    m4_status s = finish(c, c->impl->infer(req, fds), &resp);
     if (s != M4_OK) return s;
     if (resp.infer().results_size() < 1) return fail(c, M4_ERR_INTERNAL, "daemon returned no result");
     *out           = new m4_result();
@@ -73,13 +73,21 @@ m4_status m4_client_open(const char * socket_path, m4_client_t ** out) {
     }
 }
 
-void m4_client_close(m4_client_t * c) { delete c; }
-const char * m4_last_error(const m4_client_t * c) { return c ? c->error.c_str() : "null client"; }
-uint32_t     m4_retry_after_ms(const m4_client_t * c) { return c ? c->retry_after_ms : 0; }
+void m4_client_close(m4_client_t * c) {
+    delete c;
+}
+const char * m4_last_error(const m4_client_t * c) {
+    return c ? c->error.c_str() : "null client";
+}
+uint32_t m4_retry_after_ms(const m4_client_t * c) {
+    return c ? c->retry_after_ms : 0;
+}
 const char * m4_firmware_fingerprint(const m4_client_t * c) {
     return c && c->impl ? c->impl->hello().firmware_fingerprint().c_str() : "";
 }
-const char * m4_app_name(const m4_client_t * c) { return c && c->impl ? c->impl->hello().app().c_str() : ""; }
+const char * m4_app_name(const m4_client_t * c) {
+    return c && c->impl ? c->impl->hello().app().c_str() : "";
+}
 
 m4_status m4_adapter_register_file(m4_client_t * c, const char * name, const char * path, int replace) {
     if (!c || !c->impl || !name || !path) return fail(c, M4_ERR_INVALID_ARGUMENT, "null argument");
@@ -154,6 +162,25 @@ m4_status m4_generate_image(m4_client_t * c, const char * adapter, const char * 
         return s;
     } catch (const std::exception & e) {
         ::close(fd);
+        return fail(c, M4_ERR_INTERNAL, e.what());
+    }
+}
+
+m4_status m4_synthesize(m4_client_t * c, const char * adapter, const char * text, m4_result_t ** out) {
+    if (!text) return fail(c, M4_ERR_INVALID_ARGUMENT, "null text");
+    try {
+        m4::v1::Infer req;
+        req.set_adapter(adapter ? adapter : "");
+        req.set_path(m4::v1::PATH_GENERATOR);
+        req.add_inputs()->set_text(text);
+        m4_status s = infer(c, req, {}, out);
+        if (s == M4_OK && !(*out)->result.has_audio()) {
+            m4_result_free(*out);
+            *out = nullptr;
+            return fail(c, M4_ERR_INTERNAL, "the daemon's reply carries no audio");
+        }
+        return s;
+    } catch (const std::exception & e) {
         return fail(c, M4_ERR_INTERNAL, e.what());
     }
 }
@@ -279,16 +306,24 @@ void m4_string_free(char * s) {
     std::free(s);
 }
 
-size_t m4_result_score_count(const m4_result_t * r) { return r ? static_cast<size_t>(r->result.scores_size()) : 0; }
+size_t m4_result_score_count(const m4_result_t * r) {
+    return r ? static_cast<size_t>(r->result.scores_size()) : 0;
+}
 const char * m4_result_label(const m4_result_t * r, size_t i) {
     return r && i < m4_result_score_count(r) ? r->result.scores(static_cast<int>(i)).label().c_str() : "";
 }
 float m4_result_score(const m4_result_t * r, size_t i) {
     return r && i < m4_result_score_count(r) ? r->result.scores(static_cast<int>(i)).score() : 0.0f;
 }
-size_t        m4_result_value_count(const m4_result_t * r) { return r ? static_cast<size_t>(r->result.values_size()) : 0; }
-const float * m4_result_values(const m4_result_t * r) { return r ? r->result.values().data() : nullptr; }
-const char *  m4_result_text(const m4_result_t * r) { return r ? r->result.text().c_str() : ""; }
+size_t m4_result_value_count(const m4_result_t * r) {
+    return r ? static_cast<size_t>(r->result.values_size()) : 0;
+}
+const float * m4_result_values(const m4_result_t * r) {
+    return r ? r->result.values().data() : nullptr;
+}
+const char * m4_result_text(const m4_result_t * r) {
+    return r ? r->result.text().c_str() : "";
+}
 size_t m4_result_token_count(const m4_result_t * r) {
     return r ? static_cast<size_t>(r->result.tokens_size()) : 0;
 }
@@ -304,6 +339,12 @@ size_t m4_result_image(const m4_result_t * r, const uint8_t ** png, uint32_t * w
     if (width) *width = has ? r->result.image().width() : 0;
     if (height) *height = has ? r->result.image().height() : 0;
     return has ? r->result.image().png().size() : 0;
+}
+size_t m4_result_audio(const m4_result_t * r, const uint8_t ** wav, uint32_t * sample_rate) {
+    const bool has = r && r->result.has_audio();
+    if (wav) *wav = has ? reinterpret_cast<const uint8_t *>(r->result.audio().wav().data()) : nullptr;
+    if (sample_rate) *sample_rate = has ? r->result.audio().sample_rate() : 0;
+    return has ? r->result.audio().wav().size() : 0;
 }
 void m4_result_free(m4_result_t * r) {
     delete r;

@@ -107,10 +107,11 @@ Status inspect_firmware(const InspectArgs & a, const PublicKey * pk) {
     }
     if (c.speech_decoder) {
         const auto & d = *c.speech_decoder;
-        fmt::print("decoder speech: {} chars x {} frames → {} log-mel frames of {}, Griffin-Lim {} iterations, {} "
-                   "samples at {} Hz, width {} layers {} heads {} ffn {}\n",
-                   d.max_chars, d.frames_per_char, d.frames(), d.n_mels, d.griffin_lim_iters, d.samples(),
-                   d.sample_rate, d.width, d.layers, d.heads, d.ffn);
+        fmt::print(
+            "decoder speech: {} chars x {} frames → {} log-mel frames of {}, Griffin-Lim {} iterations, {} "
+            "samples at {} Hz, width {} layers {} heads {} ffn {}\n",
+            d.max_chars, d.frames_per_char, d.frames(), d.n_mels, d.griffin_lim_iters, d.samples(), d.sample_rate,
+            d.width, d.layers, d.heads, d.ffn);
     }
     if (f.header().contains("provenance")) fmt::print("provenance: {}\n", f.header()["provenance"].dump());
     print_tensors(f, a.tensors);

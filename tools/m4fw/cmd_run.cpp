@@ -84,11 +84,10 @@ Status run_speech(const RunArgs & a, const model::Model & fw, const adapter::Ada
     M4_RETURN_IF_ERROR(runtime::write_wav(a.out, o.audio.data(), static_cast<int64_t>(o.audio.size()), o.audio_rate));
     const double secs = double(o.audio.size()) / double(o.audio_rate);
     if (a.json)
-        fmt::print("{}\n", nlohmann::json::array({{{"input", in},
-                                                   {"output", a.out},
-                                                   {"samples", o.audio.size()},
-                                                   {"sample_rate", o.audio_rate}}})
-                               .dump(2));
+        fmt::print("{}\n",
+                   nlohmann::json::array(
+                       {{{"input", in}, {"output", a.out}, {"samples", o.audio.size()}, {"sample_rate", o.audio_rate}}})
+                       .dump(2));
     else
         fmt::print("[1] \"{}\"\n  → {} ({:.2f} s at {} Hz)\npath generator · 1 item(s) · {:.1f} ms\n", in, a.out, secs,
                    o.audio_rate, ms);
@@ -141,9 +140,9 @@ Status run_run(const RunArgs & a) {
         man = ad->manifest();
     } else {
         // No adapter: pick path and modality from the first input.
-        man.task     = adapter::Task::Generate;
+        man.task                      = adapter::Task::Generate;
         man.generation.max_new_tokens = static_cast<int>(std::min<int64_t>(32, fw->config().backbone.max_seq));
-        man.modality = runtime::guess_modality(a.inputs[0]);
+        man.modality                  = runtime::guess_modality(a.inputs[0]);
         if (!a.modality.empty() && !model::parse_modality(a.modality, &man.modality))
             return invalid_argument("--modality: image, audio, imu or text");
         // The generator path's decoder follows the input: text → the speech decoder, else the image decoder.
