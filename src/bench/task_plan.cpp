@@ -555,7 +555,7 @@ nlohmann::json plan_to_json(const TaskPlan & p) {
 }
 
 bool higher_is_better(const std::string & metric) {
-    return metric != "mae" && metric != "wer";
+    return metric != "mae" && metric != "wer" && metric != "mel_l1";
 }
 
 }  // namespace m4::bench

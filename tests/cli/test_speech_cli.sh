@@ -107,5 +107,42 @@ expect_fail "speech adapter for a firmware without it" "decoders.speech" -- \
 expect_fail "audio adapter on another firmware" "tts.m4a" -- \
   "$m4fw" run --firmware nospeech.m4fw --adapter tts.m4a "go" --out x.wav
 
+# The same path served by m4fwd: `m4fw infer --out x.wav` writes the WAV the daemon returns — byte
+# for byte the file the in-process `m4fw run` writes — and the daemon's faults are coded errors.
+m4fwd="$(cd "$(dirname "$m4fw")/../m4fwd" && pwd)/m4fwd"
+mkdir -p svc && chmod 700 svc && echo '{}' > svc/config.json
+"$m4fwd" --firmware fw.m4fw --socket "$work/svc/s.sock" --state-dir "$work/svc/state" --config svc/config.json \
+  > svc/daemon.log 2>&1 < /dev/null &
+dpid=$!
+trap 'kill $dpid 2>/dev/null' EXIT
+for _ in $(seq 1 100); do
+  "$m4fw" status --socket "$work/svc/s.sock" > /dev/null 2>&1 && break
+  sleep 0.1
+done
+sock=(--socket "$work/svc/s.sock")
+if "$m4fw" infer "${sock[@]}" --path generator "Go now" --out served.wav > infer.out 2>&1; then
+  cmp -s hello.wav served.wav && grep -q "of audio at 16000 Hz" infer.out \
+    && ok "infer --path generator --out: the served WAV is the in-process one, byte for byte" \
+    || bad "served.wav differs from hello.wav: $(cat infer.out)"
+else
+  bad "infer --path generator: $(cat infer.out) $(cat svc/daemon.log)"
+fi
+"$m4fw" adapter register "${sock[@]}" tts tts.m4a > /dev/null 2>&1 && ok "register tts.m4a" || bad "register tts.m4a"
+if "$m4fw" infer "${sock[@]}" --adapter tts "go now" --out served_ad.wav > infer.out 2>&1; then
+  cmp -s ad.wav served_ad.wav && ok "infer --adapter tts --out: equal to the in-process run" \
+    || bad "served_ad.wav differs from ad.wav"
+else
+  bad "infer --adapter tts: $(cat infer.out)"
+fi
+expect_fail "infer: audio adapter on a text path" "INCOMPATIBLE" "cannot serve a request on the backbone path" -- \
+  "$m4fw" infer "${sock[@]}" --adapter tts --path backbone "go"
+expect_fail "infer: text too long" "INVALID_ARGUMENT" "exceed the speech decoder's 6" -- \
+  "$m4fw" infer "${sock[@]}" --path generator "go left" --out y.wav
+expect_fail "infer: --out of the wrong kind" "y.png" ".wav" -- \
+  "$m4fw" infer "${sock[@]}" --path generator "go" --out y.png
+test ! -e y.wav && test ! -e y.png && ok "infer wrote nothing on failure" || bad "a failed infer wrote a file"
+kill $dpid 2>/dev/null
+wait $dpid 2>/dev/null
+
 echo "passed $pass, failed $fail"
 [ "$fail" -eq 0 ]

@@ -152,6 +152,8 @@ int infer_chunk(const ServiceArgs & a, client::Client & c, size_t first, size_t 
             return report(
                 invalid_argument("--out: the reply carries no image (only the generator path or an "
                                  "image-output adapter answers with one)"));
+        if (a.out.size() < 4 || a.out.compare(a.out.size() - 4, 4, ".png") != 0)
+            return report(invalid_argument(a.out + ": the reply carries an image; --out must name a .png file"));
         const std::string & png = r->infer().results(0).image().png();
         if (Status st = write_file_atomic(a.out, png.data(), png.size()); !st.is_ok()) return report(st);
     }
