@@ -54,6 +54,7 @@ ADAPTERS = [
     ("full_aud_reg", "regress", "full", "audio", ["--out-dim", "2", "--pool", "last"]),
     ("imu_cls", "classify", "encoder", "imu", ["--labels", "u,v"]),
     ("gen_img", "generate", "generator", "image", []),
+    ("gen_tts", "generate", "generator", "audio", []),
 ]
 AD = {a[0]: i for i, a in enumerate(ADAPTERS)}
 
@@ -123,6 +124,9 @@ def make_cases(inp, V):
          "max_new_tokens": 4, "items": [it("full_aud_gen", "a0", tok(2)), it(None, "a1", tok(1))]},
         {"name": "generator", "kind": F, "path": "generator", "modality": "image",
          "items": [it("gen_img", "img0"), it(None, "img1"), it("gen_img", "img2")]},
+        {"name": "speech", "kind": F, "path": "generator", "modality": "audio",
+         "items": [it("gen_tts", tokens=[8, 16, 1, 15]), it(None, tokens=[20, 5]),
+                   it("gen_tts", tokens=[3, 9, 12, 12, 31])]},
         {"name": "mel", "kind": "logmel",
          "items": [{"input": inp["a0"]}, {"input": inp["a1"]}, {"input": inp["a2"]}]},
     ]
@@ -245,6 +249,8 @@ class OracleBase:
             return m.encoder_path(c["modality"], inp, ad).numpy(), ad
         if c["path"] == "backbone":
             return m.backbone_path(item["tokens"], ad).numpy(), ad
+        if c["path"] == "generator" and c["modality"] == "audio":
+            return m.speech_path(item["tokens"], ad).numpy(), ad
         if c["path"] == "generator":
             return m.generator_path(inp, ad).numpy(), ad
         return m.full_path(c["modality"], inp, item["tokens"], ad).numpy(), ad
@@ -358,7 +364,7 @@ class OracleBase:
 
 
 CASE_NAMES = ["enc_image", "enc_audio", "enc_imu", "bb", "full_image", "full_audio", "full_imu",
-              "full_imu_notext", "gen", "gen_full", "generator", "mel"]
+              "full_imu_notext", "gen", "gen_full", "generator", "speech", "mel"]
 
 
 def _case_test(name):
