@@ -145,13 +145,13 @@ Status audit(const std::string & dir, AuditReport * rep) {
                 Example ex = ds->at(i);
                 if (words.count(std::string(ex.target))) {
                     ++rep->leaks;
-                    finding(fmt::format("LEAK {}/{} example {}: held-out word '{}' occurs in {}/train", task, split,
-                                        i, std::string(ex.target), task));
+                    finding(fmt::format("LEAK {}/{} example {}: held-out word '{}' occurs in {}/train", task, split, i,
+                                        std::string(ex.target), task));
                 }
                 if (voices.count(ex.group)) {
                     ++rep->leaks;
-                    finding(fmt::format("LEAK {}/{} example {}: held-out voice {} occurs in {}/train", task, split,
-                                        i, ex.group, task));
+                    finding(fmt::format("LEAK {}/{} example {}: held-out voice {} occurs in {}/train", task, split, i,
+                                        ex.group, task));
                 }
             }
         }

@@ -320,7 +320,7 @@ TEST(DataAudit, TtsHeldOutWordsAndVoices) {
     EXPECT_EQ(test_words.size(), 20u);
     EXPECT_TRUE(test_words.count("seven") && test_words.count("left"));
     const std::string tdir = opt.dir + "/aud.tts";
-    auto rewrite = [&](const std::function<void(ExampleIn &, size_t)> & edit) {
+    auto rewrite           = [&](const std::function<void(ExampleIn &, size_t)> & edit) {
         DatasetWriter w(tdir + "/train.new", train.modality());
         for (size_t i = 0; i < train.size(); ++i) {
             Example e = train.at(i);

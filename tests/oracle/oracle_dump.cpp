@@ -72,8 +72,7 @@ Status run_cases(const std::string & path) {
             const auto & o = outs[i];
             if (p == model::Path::Generator && m == model::Modality::Audio) {  // the speech decoder's log-mel
                 const int64_t M = fw->config().speech_decoder->n_mels;
-                M4_RETURN_IF_ERROR(
-                    runtime::write_npy_f32(file(i, ""), o.mel.data(), {int64_t(o.mel.size()) / M, M}));
+                M4_RETURN_IF_ERROR(runtime::write_npy_f32(file(i, ""), o.mel.data(), {int64_t(o.mel.size()) / M, M}));
             } else if (p == model::Path::Generator) {
                 const int64_t S = o.image_size;
                 M4_RETURN_IF_ERROR(runtime::write_npy_f32(file(i, ""), o.image.data(), {S, S, 3}));
