@@ -146,8 +146,14 @@ Status run_run(const RunArgs & a) {
         if (!a.modality.empty() && !model::parse_modality(a.modality, &man.modality))
             return invalid_argument("--modality: image, audio, imu or text");
         // The generator path's decoder follows the input: text → the speech decoder, else the image decoder.
-        if (a.path == "generator" && a.modality.empty())
-            man.modality = man.modality == model::Modality::Text ? model::Modality::Audio : model::Modality::Image;
+        if (a.path == "generator" && a.modality.empty()) {
+            std::error_code ec;
+            const std::string & in0 = a.inputs[0];
+            const bool file =
+                std::filesystem::exists(in0, ec) || (in0.size() > 4 && in0.compare(in0.size() - 4, 4, ".npy") == 0);
+            man.modality =
+                man.modality == model::Modality::Text && !file ? model::Modality::Audio : model::Modality::Image;
+        }
         if (a.modality.empty() && a.path != "generator" && a.inputs[0].size() > 4 &&
             a.inputs[0].substr(a.inputs[0].size() - 4) == ".npy")
             return invalid_argument(a.inputs[0] + ": a .npy input needs --modality image, audio or imu");
