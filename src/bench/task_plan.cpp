@@ -29,8 +29,8 @@ std::vector<std::string> split_metric(const std::string & s) {
 }
 
 bool known_metric(const std::string & m) {
-    static const char * kKnown[] = {"accuracy", "exact_match", "token_f1", "top1_accuracy", "chrf",
-                                    "mae",      "wer",         "psnr",     "ssim",  "intelligibility", "mel_l1"};
+    static const char * kKnown[] = {"accuracy", "exact_match", "token_f1", "top1_accuracy",   "chrf",  "mae",
+                                    "wer",      "psnr",        "ssim",     "intelligibility", "mel_l1"};
     for (const char * k : kKnown)
         if (m == k) return true;
     return m.rfind("recall@", 0) == 0 && m.size() > 7 && std::isdigit(static_cast<unsigned char>(m[7]));

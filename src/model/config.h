@@ -79,7 +79,7 @@ struct SpeechDecoderConfig {
     int64_t width = 0, layers = 0, heads = 0, ffn = 0;
     float norm_eps = 1e-5f;
 
-    int64_t frames() const { return max_chars * frames_per_char; }  // T
+    int64_t frames() const { return max_chars * frames_per_char; }    // T
     int64_t samples() const { return (frames() - 1) * hop + n_fft; }  // waveform length
     // The trunk as an encoder shape (modality Imu: T patches of one frame × kSpeechSymbols values).
     EncoderConfig trunk() const;

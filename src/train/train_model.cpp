@@ -49,8 +49,9 @@ Status check_task(const model::ModelConfig & c, const TaskSpec & t) {
     auto bad = [&](const std::string & m) { return invalid_argument("task '" + t.name + "': " + m); };
     if (t.objective == Objective::MelRegress || (t.path == Path::Generator && t.modality == Modality::Audio)) {
         if (t.path != Path::Generator || t.objective != Objective::MelRegress || t.modality != Modality::Audio)
-            return bad("the speech decoder trains with the mel_regress objective on the generator path (modality "
-                       "audio), and only it");
+            return bad(
+                "the speech decoder trains with the mel_regress objective on the generator path (modality "
+                "audio), and only it");
         if (!c.has_decoder(Modality::Audio))
             return incompatible("task '" + t.name + "': the firmware has no speech decoder (\"decoders.speech\")");
         return Status::ok();

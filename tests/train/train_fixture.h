@@ -49,7 +49,8 @@ inline train::Sample random_sample(const model::ModelConfig & c, const TaskSpec 
     if (t.path == Path::Generator && t.modality == Modality::Audio) {  // text (speech symbols) and a log-mel
         const auto & sc = *c.speech_decoder;
         const int64_t n = 1 + static_cast<int64_t>(rng.below(static_cast<uint64_t>(sc.max_chars)));
-        for (int64_t i = 0; i < n; ++i) s.tokens.push_back(static_cast<int32_t>(1 + rng.below(model::kSpeechSymbols - 1)));
+        for (int64_t i = 0; i < n; ++i)
+            s.tokens.push_back(static_cast<int32_t>(1 + rng.below(model::kSpeechSymbols - 1)));
         for (int64_t i = 0; i < sc.frames() * sc.n_mels; ++i) s.target.push_back(rng.uniform(-3.0f, 1.0f));
         return s;
     }
