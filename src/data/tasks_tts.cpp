@@ -68,7 +68,7 @@ Status build_tts(TaskOutput & out) {
     {
         M4_ASSIGN_OR_RETURN(DatasetWriter * wr, out.split("train"));
         Rng rng        = out.rng("train");
-        const size_t n = out.n(4000, 24);
+        const size_t n = out.n(12000, 24);
         for (size_t i = 0; i < n; ++i) {
             M4_RETURN_IF_ERROR(put_word(wr, rng.pick(train_words), rng.pick(train_voices), -1));
             if (i % 500 == 499) out.progress(fmt::format("train: {}/{} words", i + 1, n));
