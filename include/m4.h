@@ -111,6 +111,12 @@ m4_status m4_generate_image(m4_client_t * client, const char * adapter, const ch
  * has no projector from the backbone, is M4_ERR_INCOMPATIBLE; an empty or too long text
  * M4_ERR_INVALID_ARGUMENT. */
 m4_status m4_draw_image(m4_client_t * client, const char * adapter, const char * text, m4_result_t ** out);
+/* The generator path over text (path 4, the speech decoder): `text` (letters, space and '-.,;
+ * at most the decoder's max_chars) becomes speech — read it with m4_result_audio(). adapter NULL
+ * or "": the firmware's speech decoder alone; otherwise an audio-output adapter (another kind is
+ * M4_ERR_INCOMPATIBLE). A firmware without a speech decoder is M4_ERR_INCOMPATIBLE, text too long
+ * or outside the alphabet M4_ERR_INVALID_ARGUMENT. */
+m4_status m4_synthesize(m4_client_t * client, const char * adapter, const char * text, m4_result_t ** out);
 
 /* The daemon's status as JSON (the protobuf JSON mapping of m4.v1.StatusReply): firmware, queues,
  * and per-app usage — "apps": requests, items, promptTokens, generatedTokens, cpuUs, queueUs,
@@ -133,6 +139,10 @@ const char * m4_result_stop_reason(const m4_result_t * r); /* "eos", "stop", "le
  * and points *png at its bytes — owned by the result, valid until m4_result_free, not copied.
  * width / height may be NULL. The bytes are 8-bit RGB PNG, the file `m4fw run --out` writes. */
 size_t m4_result_image(const m4_result_t * r, const uint8_t ** png, uint32_t * width, uint32_t * height);
+/* An audio output (generator path over text): returns the WAV file's byte count (0 when the result
+ * has no audio) and points *wav at its bytes — owned by the result, valid until m4_result_free, not
+ * copied. sample_rate may be NULL. The bytes are 16-bit PCM mono WAV, the file `m4fw run --out` writes. */
+size_t m4_result_audio(const m4_result_t * r, const uint8_t ** wav, uint32_t * sample_rate);
 void m4_result_free(m4_result_t * r);
 
 #ifdef __cplusplus

@@ -15,6 +15,8 @@ adapters. Nothing is compiled for Python: this module loads libm4.so (built with
         img = c.generate_image("small.png")              # path 4 (a firmware with an image decoder)
         open("big.png", "wb").write(img.png)             # img.width, img.height: the decoder's S×S
         scene = c.draw_image("a large red circle at the top left")   # the full path into the decoder
+        snd = c.synthesize("hello")                      # path 4 over text (a speech decoder)
+        open("hello.wav", "wb").write(snd.wav)           # snd.sample_rate
         print(c.status()["apps"])                        # this app's usage
 
 Every daemon refusal raises ``m4.Error`` with ``code`` (the m4_status number), ``name``
@@ -27,7 +29,7 @@ import os
 from dataclasses import dataclass, field
 from typing import List, Optional, Sequence, Tuple
 
-__all__ = ["Client", "Error", "Generation", "Image", "load_library"]
+__all__ = ["Audio", "Client", "Error", "Generation", "Image", "load_library"]
 
 STATUS_NAMES = {
     0: "OK", 1: "INVALID_ARGUMENT", 2: "NOT_FOUND", 3: "PERMISSION_DENIED", 4: "INCOMPATIBLE",
@@ -59,6 +61,12 @@ class Image:
     width: int
     height: int
     png: bytes  # 8-bit RGB PNG, the bytes `m4fw run --path generator --out F.png` writes
+
+
+@dataclass
+class Audio:
+    sample_rate: int
+    wav: bytes  # 16-bit PCM mono WAV, the bytes `m4fw run --path generator TEXT --out F.wav` writes
 
 
 _lib = None
@@ -134,7 +142,8 @@ def _declare(lib: ctypes.CDLL) -> None:
         fn.argtypes = args
     # Optional entry points (newer libraries): constrained output, image outputs.
     for name, args in (("m4_options_add_choice", [P, S]), ("m4_options_set_json_schema", [P, S]),
-                       ("m4_generate_image", [P, S, S, PP]), ("m4_draw_image", [P, S, S, PP])):
+                       ("m4_generate_image", [P, S, S, PP]), ("m4_draw_image", [P, S, S, PP]),
+                       ("m4_synthesize", [P, S, S, PP])):
         if hasattr(lib, name):
             getattr(lib, name).restype = I
             getattr(lib, name).argtypes = args
@@ -142,6 +151,10 @@ def _declare(lib: ctypes.CDLL) -> None:
         U32 = ctypes.POINTER(ctypes.c_uint32)
         lib.m4_result_image.restype = ctypes.c_size_t
         lib.m4_result_image.argtypes = [P, ctypes.POINTER(ctypes.POINTER(ctypes.c_uint8)), U32, U32]
+    if hasattr(lib, "m4_result_audio"):
+        lib.m4_result_audio.restype = ctypes.c_size_t
+        lib.m4_result_audio.argtypes = [P, ctypes.POINTER(ctypes.POINTER(ctypes.c_uint8)),
+                                        ctypes.POINTER(ctypes.c_uint32)]
 
 
 def _b(s: Optional[str]) -> Optional[bytes]:
@@ -315,6 +328,20 @@ class Client:
             p, w, h = ctypes.POINTER(ctypes.c_uint8)(), ctypes.c_uint32(), ctypes.c_uint32()
             n = L.m4_result_image(r, ctypes.byref(p), ctypes.byref(w), ctypes.byref(h))
             return Image(w.value, h.value, ctypes.string_at(p, n) if n else b"")
+        finally:
+            L.m4_result_free(r)
+
+    def synthesize(self, text: str, adapter: Optional[str] = None) -> Audio:
+        """The generator path over text (path 4): `text` through the speech decoder alone, or an
+        audio-output adapter; returns the waveform as WAV bytes."""
+        L = self._lib
+        if not hasattr(L, "m4_synthesize"):
+            raise Error(1, "this libm4 has no audio outputs")
+        r = self._result(lambda out: L.m4_synthesize(self._c, _b(adapter or ""), _b(text), out))
+        try:
+            p, rate = ctypes.POINTER(ctypes.c_uint8)(), ctypes.c_uint32()
+            n = L.m4_result_audio(r, ctypes.byref(p), ctypes.byref(rate))
+            return Audio(rate.value, ctypes.string_at(p, n) if n else b"")
         finally:
             L.m4_result_free(r)
 

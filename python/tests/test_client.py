@@ -233,5 +233,36 @@ class GeneratorPathTest(unittest.TestCase):
             shutil.rmtree(work, ignore_errors=True)
 
 
+class SpeechPathTest(unittest.TestCase):
+    """Path 4 over text on a firmware with a speech decoder (tests/oracle/oracle_config.json: 5
+    characters × 3 frames): the WAV the daemon returns is the file the in-process `m4fw run
+    --path generator TEXT --out` writes."""
+
+    def test_synthesize_matches_the_in_process_run(self):
+        work = tempfile.mkdtemp(prefix="m4py_tts_")
+        try:
+            fw = os.path.join(work, "fw.m4fw")
+            subprocess.run([os.environ["M4FW"], "init", "--config",
+                            os.path.join(SRC, "tests", "oracle", "oracle_config.json"), "--out", fw, "--seed", "3"],
+                           check=True, capture_output=True)
+            run_wav = os.path.join(work, "run.wav")
+            subprocess.run([os.environ["M4FW"], "run", "--firmware", fw, "--path", "generator", "Seven",
+                            "--out", run_wav], check=True, capture_output=True)
+            d = Daemon(fw)
+            try:
+                with m4.Client(d.socket) as c:
+                    snd = c.synthesize("Seven")
+                    self.assertEqual(snd.sample_rate, 16000)
+                    with open(run_wav, "rb") as f:
+                        self.assertEqual(snd.wav, f.read())
+                    with self.assertRaises(m4.Error) as e:
+                        c.synthesize("eleven")   # 6 characters, the decoder takes 5
+                    self.assertEqual(e.exception.name, "INVALID_ARGUMENT")
+            finally:
+                d.stop()
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)

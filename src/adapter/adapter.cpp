@@ -54,7 +54,7 @@ bool parse_output_kind(const std::string & s, OutputKind * out) {
     return false;
 }
 
-OutputKind default_output(Task t, Path p) {
+OutputKind default_output(Task t, Path p, Modality m) {
     switch (t) {
         case Task::Classify:
             return OutputKind::Label;
@@ -62,14 +62,11 @@ OutputKind default_output(Task t, Path p) {
         case Task::Embed:
             return OutputKind::Vector;
         case Task::Generate:
-            return p == Path::Generator ? OutputKind::Image : OutputKind::Text;
+            if (p == Path::Full && m == Modality::Text) return OutputKind::Image;  // a drawing (IMG-Dec)
+            if (p != Path::Generator) return OutputKind::Text;
+            return m == Modality::Audio ? OutputKind::Audio : OutputKind::Image;  // TTS-Dec : IMG-Dec
     }
     return OutputKind::Label;
-}
-
-OutputKind default_output(Task t, Path p, Modality m) {
-    if (t == Task::Generate && p == Path::Full && m == Modality::Text) return OutputKind::Image;  // a drawing
-    return default_output(t, p);
 }
 
 Result<Manifest> parse_manifest(const nlohmann::json & j) {
@@ -200,7 +197,8 @@ std::vector<std::string> path_prefixes(Path path, Modality modality) {
             if (modality == Modality::Text) return {"backbone.", "decoders.image."};  // into the image decoder
             return {enc, prj, "backbone."};
         case Path::Generator:
-            return {std::string("decoders.") + model::modality_name(modality) + "."};
+            return {modality == Modality::Audio ? std::string("decoders.speech.")
+                                                : std::string("decoders.") + model::modality_name(modality) + "."};
     }
     return {};
 }

@@ -24,10 +24,9 @@ bool parse_task(const std::string & s, Task * out);
 enum class OutputKind { Label = 0, Vector, Text, Image, Audio };
 const char * output_kind_name(OutputKind k);
 bool parse_output_kind(const std::string & s, OutputKind * out);
-// The output a task on a path gives: generate → text (image on the generator path), classify → label, …
-OutputKind default_output(Task t, model::Path p);
-// The same, knowing the input: generate on the full path over text draws an image (the full path
-// into the image decoder).
+// The output a task on a path over a modality gives: generate → text; on the generator path an
+// image over images and audio over audio (the speech decoder); on the full path over text an image
+// (the full path into the image decoder); classify → label, …
 OutputKind default_output(Task t, model::Path p, model::Modality m);
 
 struct Manifest {

@@ -61,8 +61,9 @@ Result<PretrainObjective> parse_objective(const nlohmann::json & j, const std::s
     M4_ASSIGN_OR_RETURN(std::string mod, value_or<std::string>(j, "modality", "text", where));
     if (o.name.empty() || o.split.empty())
         return invalid_argument(where + ": every objective needs \"name\" and \"split\"");
-    if (o.kind != "lm" && o.kind != "contrastive" && o.kind != "caption" && o.kind != "reconstruct" && o.kind != "draw")
-        return invalid_argument(where + ": \"kind\" must be lm, contrastive, caption, reconstruct or draw (got \"" +
+    if (o.kind != "lm" && o.kind != "contrastive" && o.kind != "caption" && o.kind != "reconstruct" && o.kind != "draw" &&
+        o.kind != "mel_regress")
+        return invalid_argument(where + ": \"kind\" must be lm, contrastive, caption, reconstruct, draw or mel_regress (got \"" +
                                 o.kind + "\")");
     if (!model::parse_modality(mod, &o.modality)) return invalid_argument(where + ": unknown modality \"" + mod + "\"");
     if (o.kind == "draw") {  // text → image: reads a benchmark task's split, not the corpus
@@ -80,6 +81,8 @@ Result<PretrainObjective> parse_objective(const nlohmann::json & j, const std::s
                                 ": \"lm\" objectives read text; contrastive and caption ones image, audio or imu");
     if (o.kind == "reconstruct" && o.modality != model::Modality::Image)
         return invalid_argument(where + ": \"reconstruct\" trains the image decoder: \"modality\": \"image\"");
+    if (o.kind == "mel_regress" && o.modality != model::Modality::Audio)
+        return invalid_argument(where + ": \"mel_regress\" trains the speech decoder: \"modality\": \"audio\"");
     if (!(o.weight > 0) || o.batch < 0) return invalid_argument(where + ": \"weight\" must be > 0 and \"batch\" ≥ 0");
     return o;
 }
@@ -259,6 +262,10 @@ Result<std::unique_ptr<train::DataSource>> make_source(const PretrainObjective &
         // (bench/super_resolution.h); the captions are not used.
         spec.objective = sr.objective = train::Objective::Reconstruct;
         spec.path = sr.path = model::Path::Generator;
+    } else if (obj.kind == "mel_regress") {
+        // The speech decoder: each example's word → its reference rendering's log-mel (bench/tts.h).
+        spec.objective = sr.objective = train::Objective::MelRegress;
+        spec.path = sr.path = model::Path::Generator;
     } else {
         spec.objective = sr.objective = train::Objective::LanguageModel;
         spec.path = sr.path = model::Path::Full;
@@ -333,6 +340,12 @@ Result<PretrainRecipe> parse_pretrain_recipe(const nlohmann::json & j, const std
                                         "\" draws through the full path, but the architecture has no "
                                         "\"decoders\": {\"image\": {\"from_backbone\": …}}");
         }
+        if (o.kind == "mel_regress" &&
+            !(r.architecture.contains("decoders") && r.architecture["decoders"].is_object() &&
+              r.architecture["decoders"].contains("speech")))
+            return invalid_argument(
+                where + ": objective \"" + o.name +
+                "\" trains the speech decoder, but the architecture has no \"decoders\": {\"speech\"}");
     M4_ASSIGN_OR_RETURN(nlohmann::json training, member(j, "training", where, VT::object));
     M4_RETURN_IF_ERROR(parse_training(training, where + ": training", &r));
     for (const auto & o : r.objectives) {

@@ -1,6 +1,7 @@
 #include "bench/samples.h"
 
 #include "bench/super_resolution.h"
+#include "bench/tts.h"
 
 #include <algorithm>
 #include <cstring>
@@ -103,6 +104,13 @@ Result<train::Sample> to_sample(const data::Dataset & ds, size_t i, const Sample
         for (size_t k = 0; k < px.size(); ++k) s.target[k] = (float(px[k]) / 255.0f - 0.5f) / 0.5f;
         return s;
     }
+    if (r.objective == train::Objective::MelRegress) {
+        // aud.tts: the word's speech symbols → the reference rendering's log-mel.
+        M4_ASSIGN_OR_RETURN(TtsExample t, tts_example(ex, fw, where));
+        s.tokens = std::move(t.symbols);
+        s.target = std::move(t.logmel);
+        return s;
+    }
     const bool modal = ds.modality() != data::Modality::Text;
     // Modality input: every path but the backbone's reads it (contrastive too: encoder ↔ text).
     if (modal && r.path != model::Path::Backbone) {
@@ -124,6 +132,7 @@ Result<train::Sample> to_sample(const data::Dataset & ds, size_t i, const Sample
     switch (r.objective) {
         case train::Objective::Reconstruct:
         case train::Objective::Draw:
+        case train::Objective::MelRegress:
             break;  // handled above
         case train::Objective::Classify:
             if (ex.label < 0) return invalid_argument(where + ": no class label");

@@ -31,8 +31,8 @@ std::vector<std::string> split_metric(const std::string & s) {
 }
 
 bool known_metric(const std::string & m) {
-    static const char * kKnown[] = {"accuracy", "exact_match", "token_f1", "top1_accuracy", "chrf",
-                                    "mae",      "wer",         "psnr",     "ssim",          "palette_agreement"};
+    static const char * kKnown[] = {"accuracy", "exact_match", "token_f1",          "top1_accuracy",   "chrf",  "mae",
+                                    "wer",      "psnr",        "palette_agreement", "ssim",            "intelligibility", "mel_l1"};
     for (const char * k : kKnown)
         if (m == k) return true;
     return m.rfind("recall@", 0) == 0 && m.size() > 7 && std::isdigit(static_cast<unsigned char>(m[7]));
@@ -286,6 +286,16 @@ Result<TaskPlan> make_plan(const TaskFacts & facts, const model::ModelConfig & c
         p.approach =
             "LoRA on every linear of the image decoder (generator path: bicubic enlargement + decoder "
             "correction), mean squared error against the original; ×2 and ×4 inputs alternate";
+    } else if (facts.kind == "mel_regress") {
+        if (path != Path::Generator || mm != model::Modality::Audio)
+            return fail("a mel_regress task runs on the generator path over audio (the speech decoder)");
+        p.spec.objective = Objective::MelRegress;
+        p.recipe.path    = Path::Generator;
+        p.train.targets  = "all";
+        p.train.lr       = 1e-3f;
+        p.approach =
+            "LoRA on every linear of the speech decoder (generator path over text: characters → log-mel → "
+            "Griffin-Lim), mean squared error against the reference rendering's log-mel";
     } else {
         return fail("unknown kind '" + facts.kind + "'");
     }
@@ -445,7 +455,8 @@ Status export_task_adapter(const train::TrainModel & tm, const TaskPlan & plan, 
             break;
         case Objective::Reconstruct:
         case Objective::Draw:
-            m.task = adapter::Task::Generate;  // the generator path / the full path over text: an image-output adapter
+        case Objective::MelRegress:
+            m.task = adapter::Task::Generate;  // the generator path / the full path over text: an image- or audio-output adapter
             break;
         case Objective::Contrastive:
             return invalid_argument(path + ": a contrastive run has no adapter to export");
@@ -548,7 +559,7 @@ nlohmann::json plan_to_json(const TaskPlan & p) {
 }
 
 bool higher_is_better(const std::string & metric) {
-    return metric != "mae" && metric != "wer";
+    return metric != "mae" && metric != "wer" && metric != "mel_l1";
 }
 
 }  // namespace m4::bench

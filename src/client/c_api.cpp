@@ -185,6 +185,25 @@ m4_status m4_draw_image(m4_client_t * c, const char * adapter, const char * text
     }
 }
 
+m4_status m4_synthesize(m4_client_t * c, const char * adapter, const char * text, m4_result_t ** out) {
+    if (!text) return fail(c, M4_ERR_INVALID_ARGUMENT, "null text");
+    try {
+        m4::v1::Infer req;
+        req.set_adapter(adapter ? adapter : "");
+        req.set_path(m4::v1::PATH_GENERATOR);
+        req.add_inputs()->set_text(text);
+        m4_status s = infer(c, req, {}, out);
+        if (s == M4_OK && !(*out)->result.has_audio()) {
+            m4_result_free(*out);
+            *out = nullptr;
+            return fail(c, M4_ERR_INTERNAL, "the daemon's reply carries no audio");
+        }
+        return s;
+    } catch (const std::exception & e) {
+        return fail(c, M4_ERR_INTERNAL, e.what());
+    }
+}
+
 m4_status m4_infer_signal(m4_client_t * c, const char * adapter, const char * modality, const float * values,
                           size_t count, m4_result_t ** out) {
     if (!modality || (!values && count)) return fail(c, M4_ERR_INVALID_ARGUMENT, "null argument");
@@ -339,6 +358,12 @@ size_t m4_result_image(const m4_result_t * r, const uint8_t ** png, uint32_t * w
     if (width) *width = has ? r->result.image().width() : 0;
     if (height) *height = has ? r->result.image().height() : 0;
     return has ? r->result.image().png().size() : 0;
+}
+size_t m4_result_audio(const m4_result_t * r, const uint8_t ** wav, uint32_t * sample_rate) {
+    const bool has = r && r->result.has_audio();
+    if (wav) *wav = has ? reinterpret_cast<const uint8_t *>(r->result.audio().wav().data()) : nullptr;
+    if (sample_rate) *sample_rate = has ? r->result.audio().sample_rate() : 0;
+    return has ? r->result.audio().wav().size() : 0;
 }
 void m4_result_free(m4_result_t * r) {
     delete r;

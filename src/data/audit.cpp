@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <map>
+#include <set>
 
 #include "data/build.h"
 #include "data/dataset.h"
@@ -118,6 +119,40 @@ Status audit(const std::string & dir, AuditReport * rep) {
                     report("text occurs (normalised) in", it->second);
                 if (auto it = pretrain_text.find(th); it != pretrain_text.end() && !pretrain.count(ex.hash))
                     report("text occurs (normalised) in", it->second);
+            }
+        }
+    }
+    // Tasks whose manifest says "held_out_words" (aud.tts): no word (the example's target text) and
+    // no voice (its group) of a val or test split occurs in the task's train split.
+    for (const auto & task : tasks) {
+        auto text = read_file_bytes(dir + "/" + task + "/manifest.json");
+        auto man  = nlohmann::json::parse(text ? text.value() : "", nullptr, false);
+        if (man.is_discarded() || !man.value("held_out_words", false) || !man.contains("splits")) continue;
+        auto train_ds = Dataset::open(dir, task, "train");
+        if (!train_ds) continue;  // reported above
+        std::set<std::string> words;
+        std::set<uint32_t> voices;
+        for (size_t i = 0; i < train_ds->size(); ++i) {
+            Example ex = train_ds->at(i);
+            words.insert(std::string(ex.target));
+            voices.insert(ex.group);
+        }
+        for (auto & [split, sp] : man["splits"].items()) {
+            if (split == "train" || split == "text") continue;
+            auto ds = Dataset::open(dir, task, split);
+            if (!ds) continue;
+            for (size_t i = 0; i < ds->size(); ++i) {
+                Example ex = ds->at(i);
+                if (words.count(std::string(ex.target))) {
+                    ++rep->leaks;
+                    finding(fmt::format("LEAK {}/{} example {}: held-out word '{}' occurs in {}/train", task, split, i,
+                                        std::string(ex.target), task));
+                }
+                if (voices.count(ex.group)) {
+                    ++rep->leaks;
+                    finding(fmt::format("LEAK {}/{} example {}: held-out voice {} occurs in {}/train", task, split, i,
+                                        ex.group, task));
+                }
             }
         }
     }

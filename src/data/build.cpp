@@ -30,6 +30,7 @@ const std::vector<Task> & all_tasks() {
         register_image_tasks(t);
         register_decoder_tasks(t);
         register_draw_scene_task(t);
+        register_tts_tasks(t);
         register_text_tasks(t);
         register_audio_tasks(t);
         register_imu_tasks(t);

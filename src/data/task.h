@@ -98,6 +98,7 @@ void register_audio_tasks(std::vector<Task> & out);
 void register_imu_tasks(std::vector<Task> & out);
 void register_multimodal_tasks(std::vector<Task> & out);
 void register_decoder_tasks(std::vector<Task> & out);  // tasks_decoder.cpp: answered by a decoder (path 4)
+void register_tts_tasks(std::vector<Task> & out);      // tasks_tts.cpp: aud.tts (the speech decoder)
 
 // img.super_resolution's degradation: px [size, size, 3] → [size/f, size/f, 3], each output pixel
 // the rounded mean of an f×f block.

@@ -111,7 +111,33 @@ bool ModelConfig::has_encoder(Modality m) const {
 }
 
 bool ModelConfig::has_decoder(Modality m) const {
-    return m == Modality::Image && image_decoder.has_value();
+    return (m == Modality::Image && image_decoder.has_value()) || (m == Modality::Audio && speech_decoder.has_value());
+}
+
+EncoderConfig SpeechDecoderConfig::trunk() const {
+    EncoderConfig e;
+    e.modality   = Modality::Imu;
+    e.window     = frames();
+    e.patch_size = 1;
+    e.channels   = kSpeechSymbols;
+    e.width      = width;
+    e.layers     = layers;
+    e.heads      = heads;
+    e.ffn        = ffn;
+    e.norm_eps   = norm_eps;
+    return e;
+}
+
+EncoderConfig SpeechDecoderConfig::audio_view() const {
+    EncoderConfig e;
+    e.modality     = Modality::Audio;
+    e.sample_rate  = sample_rate;
+    e.clip_samples = samples();
+    e.n_fft        = n_fft;
+    e.hop          = hop;
+    e.n_mels       = n_mels;
+    e.patch_frames = 1;
+    return e;
 }
 
 const EncoderConfig & ModelConfig::encoder(Modality m) const {
@@ -273,9 +299,31 @@ Result<ModelConfig> parse_unchecked(const nlohmann::json & j) {
     if (j.contains("decoders")) {
         if (!j["decoders"].is_object()) return invalid_argument("config: \"decoders\" must be an object");
         for (auto & [key, e] : j["decoders"].items()) {
-            if (key != "image") return invalid_argument("config: unknown decoder \"" + key + "\" (image)");
+            if (key != "image" && key != "speech")
+                return invalid_argument("config: unknown decoder \"" + key + "\" (image, speech)");
             if (!e.is_object()) return invalid_argument("config: decoders." + key + " must be an object");
             Reader r{e, "decoders." + key, &err};
+            if (key == "speech") {
+                SpeechDecoderConfig sc;
+                sc.max_chars         = r.pos_int("max_chars");
+                sc.frames_per_char   = r.pos_int("frames_per_char");
+                sc.sample_rate       = r.pos_int("sample_rate", false, 16000);
+                sc.n_fft             = r.pos_int("n_fft", false, 400);
+                sc.hop               = r.pos_int("hop", false, 160);
+                sc.n_mels            = r.pos_int("n_mels", false, 40);
+                sc.griffin_lim_iters = r.pos_int("griffin_lim_iters", false, 32);
+                sc.width             = r.pos_int("width");
+                sc.layers            = r.pos_int("layers");
+                sc.heads             = r.pos_int("heads");
+                sc.ffn               = r.pos_int("ffn");
+                sc.norm_eps          = r.pos_float("norm_eps", 1e-5f);
+                r.require(sc.heads > 0 && sc.width % sc.heads == 0, "width must be divisible by heads");
+                r.require(sc.hop > 0 && sc.hop <= sc.n_fft, "hop must be in [1, n_fft]");
+                r.require(sc.n_fft % 2 == 0, "n_fft must be even");
+                r.require(sc.frames() <= 4096, "max_chars·frames_per_char must be at most 4096 frames");
+                c.speech_decoder = sc;
+                continue;
+            }
             EncoderConfig dc;
             dc.modality   = Modality::Image;
             dc.image_size = r.pos_int("image_size");
@@ -381,6 +429,21 @@ nlohmann::json model_config_to_json(const ModelConfig & c) {
                                   {"ffn", d.ffn},
                                   {"norm_eps", short_decimal(d.norm_eps)}};
         if (c.image_decoder_from_backbone) j["decoders"]["image"]["from_backbone"] = {{"queries", d.tokens()}};
+    }
+    if (c.speech_decoder) {  // likewise: written only when present
+        const auto & d          = *c.speech_decoder;
+        j["decoders"]["speech"] = {{"max_chars", d.max_chars},
+                                   {"frames_per_char", d.frames_per_char},
+                                   {"sample_rate", d.sample_rate},
+                                   {"n_fft", d.n_fft},
+                                   {"hop", d.hop},
+                                   {"n_mels", d.n_mels},
+                                   {"griffin_lim_iters", d.griffin_lim_iters},
+                                   {"width", d.width},
+                                   {"layers", d.layers},
+                                   {"heads", d.heads},
+                                   {"ffn", d.ffn},
+                                   {"norm_eps", short_decimal(d.norm_eps)}};
     }
     return j;
 }

@@ -64,6 +64,29 @@ struct EncoderConfig {
     int64_t input_values() const;
 };
 
+// TTS-Dec (header "decoders": {"speech": {…}}): text characters → log-mel frames. Each character
+// of the text (lower-cased, an alphabet of kSpeechSymbols symbols, 0 = pad) occupies
+// frames_per_char consecutive frames of a fixed grid of T = max_chars·frames_per_char frames; a
+// frame's input is the one-hot of its character. The trunk has the shape of an encoder (input
+// projection of kSpeechSymbols values = a symbol embedding, learned positions [T, W], pre-norm
+// bidirectional layers, final layernorm); out_proj [n_mels, W] maps each frame to a log-mel row.
+// The STFT settings (sample_rate, n_fft, hop, n_mels) are the audio front end's, so the log-mel is
+// the one the audio encoder computes; Griffin-Lim (griffin_lim_iters) turns it into samples.
+inline constexpr int64_t kSpeechSymbols = 32;
+struct SpeechDecoderConfig {
+    int64_t max_chars = 0, frames_per_char = 0;
+    int64_t sample_rate = 16000, n_fft = 400, hop = 160, n_mels = 40, griffin_lim_iters = 32;
+    int64_t width = 0, layers = 0, heads = 0, ffn = 0;
+    float norm_eps = 1e-5f;
+
+    int64_t frames() const { return max_chars * frames_per_char; }    // T
+    int64_t samples() const { return (frames() - 1) * hop + n_fft; }  // waveform length
+    // The trunk as an encoder shape (modality Imu: T patches of one frame × kSpeechSymbols values).
+    EncoderConfig trunk() const;
+    // The audio front end's shape over samples() (n_frames() == T), for the log-mel of a waveform.
+    EncoderConfig audio_view() const;
+};
+
 struct BackboneConfig {
     int64_t width = 0, layers = 0, heads = 0, kv_heads = 0, ffn = 0, max_seq = 0;
     float rope_theta = 10000.0f, norm_eps = 1e-5f;
@@ -93,10 +116,11 @@ struct ModelConfig {
     // projector [P, C] maps their last-layer states to the decoder's T input tokens. Absent: the
     // decoder runs on path 4 only.
     bool image_decoder_from_backbone = false;
+    std::optional<SpeechDecoderConfig> speech_decoder;  // TTS-Dec (above); absent: none
 
     bool has_encoder(Modality m) const;
     const EncoderConfig & encoder(Modality m) const;  // M4_CHECKs has_encoder
-    bool has_decoder(Modality m) const;               // image only for now
+    bool has_decoder(Modality m) const;               // image (IMG-Dec) or audio (TTS-Dec)
     bool has_draw_path() const { return image_decoder.has_value() && image_decoder_from_backbone; }
 };
 

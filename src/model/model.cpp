@@ -27,15 +27,38 @@ Result<std::unique_ptr<Model>> Model::load(const std::string & path, const forma
                                 " pieces but text.vocab_size is " + std::to_string(m->config_.text.vocab_size));
     if (m->config_.has_encoder(Modality::Audio))
         m->audio_fe_ = make_audio_front_end(m->config_.encoder(Modality::Audio));
+    if (m->config_.speech_decoder)
+        m->vocoder_ = std::make_shared<const SpeechVocoder>(make_speech_vocoder(*m->config_.speech_decoder));
     return m;
 }
 
 Status Model::validate(Path path, Modality modality, std::span<const Request> batch) const {
     if (batch.empty()) return invalid_argument("empty batch");
+    if (path == Path::Generator && modality == Modality::Audio) {
+        if (!config_.speech_decoder)
+            return incompatible(
+                "the firmware has no audio decoder (\"decoders.speech\", the speech decoder) for the generator path");
+        const auto & sc = *config_.speech_decoder;
+        for (size_t i = 0; i < batch.size(); ++i) {
+            const Request & r = batch[i];
+            auto item = [&](const std::string & m) { return invalid_argument("item " + std::to_string(i) + ": " + m); };
+            if (!r.signal.empty()) return item("the speech decoder takes text (symbol ids), not a signal");
+            if (r.tokens.empty()) return item("text: empty (the speech decoder needs at least one character)");
+            if (static_cast<int64_t>(r.tokens.size()) > sc.max_chars)
+                return item("text: " + std::to_string(r.tokens.size()) + " characters exceed the speech decoder's " +
+                            std::to_string(sc.max_chars) + " (decoders.speech.max_chars)");
+            for (int32_t id : r.tokens)
+                if (id <= 0 || id >= kSpeechSymbols) return item("symbol id " + std::to_string(id) + " out of range");
+            if (r.adapter && r.adapter->head.type != HeadType::None)
+                return incompatible("item " + std::to_string(i) +
+                                    ": an adapter with a head cannot run on the generator path");
+        }
+        return Status::ok();
+    }
     if (path == Path::Generator) {
         if (modality != Modality::Image)
             return incompatible(std::string("the generator path has no ") + modality_name(modality) +
-                                " decoder (image only)");
+                                " decoder (image and audio only)");
         if (!config_.has_decoder(Modality::Image))
             return incompatible("the firmware has no image decoder (\"decoders.image\") for the generator path");
         const int64_t S = config_.image_decoder->image_size;
@@ -176,7 +199,10 @@ Result<std::vector<Output>> Model::run(Path path, Modality modality, std::span<c
     const int64_t B = static_cast<int64_t>(batch.size()), E = config_.embed_dim;
     std::vector<Output> outs(B);
     if (path == Path::Generator) {
-        run_generator(batch, outs.data());
+        if (modality == Modality::Audio)
+            run_speech(batch, outs.data());
+        else
+            run_generator(batch, outs.data());
         return outs;
     }
     if (path == Path::Full && modality == Modality::Text) {  // a description → an image
@@ -285,6 +311,24 @@ void Model::run_generator(std::span<const Request> batch, Output * outs) const {
         outs[b].image.resize(S * S * 3);
         outs[b].image_size = S;
         image_unpatchify(dc, y.data() + b * T * P, outs[b].image.data());
+    }
+}
+
+void Model::run_speech(std::span<const Request> batch, Output * outs) const {
+    const auto & sc = *config_.speech_decoder;
+    const int64_t B = static_cast<int64_t>(batch.size()), T = sc.frames(), M = sc.n_mels;
+    std::vector<float> x(B * T * kSpeechSymbols), y(B * T * M);
+    std::vector<RowSegment> seg;
+    for (int64_t b = 0; b < B; ++b) {
+        speech_inputs(sc, batch[b].tokens.data(), batch[b].tokens.size(), x.data() + b * T * kSpeechSymbols);
+        seg.push_back({b * T, (b + 1) * T, batch[b].adapter});
+    }
+    speech_decoder_forward(sc, weights_.speech_decoder, x.data(), B, seg, y.data());
+    for (int64_t b = 0; b < B; ++b) {
+        outs[b].mel.assign(y.begin() + b * T * M, y.begin() + (b + 1) * T * M);
+        outs[b].audio.resize(sc.samples());
+        outs[b].audio_rate = sc.sample_rate;
+        griffin_lim(sc, *vocoder_, outs[b].mel.data(), outs[b].audio.data());
     }
 }
 

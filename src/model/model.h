@@ -19,13 +19,15 @@
 #include "model/encoder.h"
 #include "model/frontend.h"
 #include "model/sampler.h"
+#include "model/speech_decoder.h"
 #include "model/tokenizer.h"
 
 namespace m4::model {
 
 // One item of a batch. `signal` is the modality input (image [S,S,3] normalised, audio samples,
 // IMU rows of 6; on the generator path the image on the decoder's S×S grid, see resample_bicubic),
-// `tokens` the text token ids without BOS (the model prepends it).
+// `tokens` the text token ids without BOS (the model prepends it); on the generator path over
+// audio (the speech decoder) `tokens` are speech symbol ids (speech_symbols) and there is no signal.
 struct Request {
     const AdapterWeights * adapter = nullptr;
     std::vector<float> signal;
@@ -39,6 +41,10 @@ struct Output {
     int64_t n_positions = 0;
     std::vector<float> image;  // generator path and full path over text: [image_size, image_size, 3], normalised like inputs
     int64_t image_size = 0;
+    // Generator path over text (TTS-Dec): the decoder's log-mel [T, n_mels] and the Griffin-Lim
+    // waveform [samples] in [-1, 1] at audio_rate Hz.
+    std::vector<float> mel, audio;
+    int64_t audio_rate = 0;
 };
 
 struct RunOptions {
@@ -99,6 +105,9 @@ class Model {
     // Checks settings against this firmware (model::check_generation); `where` names the source.
     Status check_options(const GenerateOptions & o, const std::string & where) const;
 
+    // Griffin-Lim's constant matrices (null without a speech decoder).
+    const SpeechVocoder * speech_vocoder() const { return vocoder_.get(); }
+
     // The log-mel features of an audio clip (for tests and tools).
     Result<std::vector<float>> audio_log_mel(const std::vector<float> & samples) const;
 
@@ -117,12 +126,15 @@ class Model {
     // decoder's learned queries after the prompt) → from_backbone projector → IMG-Dec → image.
     Status validate_draw(std::span<const Request> batch) const;
     void run_draw(std::span<const Request> batch, Output * outs) const;
+    // Path 4 on text: out.mel = TTS-Dec(one-hot characters), out.audio = Griffin-Lim(out.mel).
+    void run_speech(std::span<const Request> batch, Output * outs) const;
 
     format::ContainerFile file_;
     ModelConfig config_;
     Weights weights_;
     Tokenizer tokenizer_;
     AudioFrontEnd audio_fe_;
+    std::shared_ptr<const SpeechVocoder> vocoder_;  // with a speech decoder
 };
 
 // Random weights for a configuration (m4fw init): normal(0, init_scale) for linear weights and

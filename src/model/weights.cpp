@@ -61,9 +61,8 @@ std::vector<TensorSpec> expected_tensors(const ModelConfig & c) {
         lin(base + ".embed_proj", c.embed_dim, e.width, false);
         lin(std::string("projectors.") + modality_name(e.modality), C, e.width, true);
     }
-    if (c.image_decoder) {
-        const auto & d         = *c.image_decoder;
-        const std::string base = "decoders.image";
+    // A decoder: an encoder-shaped trunk, then out_proj [out_dim, W].
+    auto decoder = [&](const EncoderConfig & d, const std::string & base, int64_t out_dim) {
         lin(base + ".patch_embed", d.width, d.patch_dim(), true);
         s.push_back({base + ".pos_embed", Shape{d.tokens(), d.width}, TensorRole::Position, 0.02f});
         for (int64_t l = 0; l < d.layers; ++l) {
@@ -75,12 +74,17 @@ std::vector<TensorSpec> expected_tensors(const ModelConfig & c) {
             lin(p + "mlp.fc2", d.width, d.ffn, true);
         }
         norm(base + ".norm", d.width, true);
-        lin(base + ".out_proj", d.patch_dim(), d.width, true);
-        if (c.image_decoder_from_backbone) {
-            s.push_back({base + ".from_backbone.queries", Shape{d.tokens(), C}, TensorRole::Position, 0.02f});
-            lin(base + ".from_backbone.proj", d.patch_dim(), C, true);
+        lin(base + ".out_proj", out_dim, d.width, true);
+    };
+    if (c.image_decoder) {
+        const EncoderConfig & d = *c.image_decoder;
+        decoder(d, "decoders.image", d.patch_dim());
+        if (c.image_decoder_from_backbone) {  // after the image decoder's own tensors, before TTS-Dec's
+            s.push_back({"decoders.image.from_backbone.queries", Shape{d.tokens(), C}, TensorRole::Position, 0.02f});
+            lin("decoders.image.from_backbone.proj", d.patch_dim(), C, true);
         }
     }
+    if (c.speech_decoder) decoder(c.speech_decoder->trunk(), "decoders.speech", c.speech_decoder->n_mels);
     return s;
 }
 
@@ -187,6 +191,10 @@ void bind_weights(const ModelConfig & c, const std::function<Tensor(const std::s
             out->image_decoder.from_backbone = lin("decoders.image.from_backbone.proj", true);
         }
     }
+    if (c.speech_decoder) {
+        trunk(c.speech_decoder->trunk(), "decoders.speech", out->speech_decoder.trunk);
+        out->speech_decoder.out_proj = lin("decoders.speech.out_proj", true);
+    }
     // 2. index every linear by name (stable addresses: vectors are sized above and not resized)
     out->linears.clear();
     auto add = [&](const Linear & l) { out->linears[l.name] = &l; };
@@ -203,14 +211,17 @@ void bind_weights(const ModelConfig & c, const std::function<Tensor(const std::s
         add(ew.embed_proj);
         add(ew.projector);
     }
-    if (c.image_decoder) {
-        auto & dw = out->image_decoder;
+    auto add_decoder = [&](const DecoderWeights & dw) {
         add(dw.trunk.patch_embed);
         for (auto & L : dw.trunk.layers)
             for (const Linear * l : {&L.q, &L.k, &L.v, &L.o, &L.fc1, &L.fc2}) add(*l);
         add(dw.out_proj);
-        if (c.image_decoder_from_backbone) add(dw.from_backbone);
+    };
+    if (c.image_decoder) {
+        add_decoder(out->image_decoder);
+        if (c.image_decoder_from_backbone) add(out->image_decoder.from_backbone);
     }
+    if (c.speech_decoder) add_decoder(out->speech_decoder);
 }
 
 }  // namespace m4::model

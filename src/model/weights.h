@@ -78,6 +78,7 @@ struct Weights {
     BackboneWeights backbone;
     std::array<EncoderWeights, kEncoderModalities> encoders;
     DecoderWeights image_decoder;                             // (image_decoder configs only)
+    DecoderWeights speech_decoder;                            // TTS-Dec (speech_decoder configs only)
     std::unordered_map<std::string, const Linear *> linears;  // every linear by linear name (LoRA targets)
 };
 

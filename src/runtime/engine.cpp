@@ -106,6 +106,19 @@ Result<model::Request> prepare_item(const model::Model & m, model::Path path, co
         r.tokens = std::move(ids).value();
         return r;
     }
+    if (path == model::Path::Generator &&
+        (manifest ? manifest->modality == model::Modality::Audio : in.modality == model::Modality::Text)) {
+        // Path 4 over text: the speech decoder alone, its input the text's characters.
+        if (in.modality != model::Modality::Text)
+            return invalid_argument(in.name + ": the generator path (an audio-output adapter) takes text, not " +
+                                    model::modality_name(in.modality));
+        if (!m.config().speech_decoder)
+            return incompatible(in.name + ": the firmware has no speech decoder (\"decoders.speech\")");
+        auto ids = model::speech_symbols(*m.config().speech_decoder, in.text);
+        if (!ids) return ids.status().with_context(in.name);
+        r.tokens = std::move(ids).value();
+        return r;
+    }
     if (path == model::Path::Generator) {
         // Path 4: the input goes to a decoder alone (an image, enlarged onto its grid).
         if (in.modality != model::Modality::Image)

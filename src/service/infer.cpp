@@ -22,6 +22,7 @@
 
 #include "base/mapped_file.h"
 #include "proto/framing.h"
+#include "runtime/audio_out.h"
 #include "runtime/images.h"
 #include "runtime/inputs.h"
 #include "service/daemon.h"
@@ -30,24 +31,24 @@ namespace m4::svc {
 
 struct InferJob : Job {
     enum State : int { Waiting = 0, Running = 1, Answered = 2 };
-    std::atomic<int>                         state{Waiting};
-    std::atomic<bool>                        reserved{false};  // holds a scheduler reservation
-    std::atomic<uint64_t>                    input_bytes{0};   // counted in the app's queued input
-    std::shared_ptr<Connection>              conn;
-    std::shared_ptr<runtime::Engine>         engine;   // the firmware the inputs were prepared for
-    std::shared_ptr<const adapter::Adapter>  adapter;  // null: firmware only
-    std::string                              adapter_name;
-    model::Path                              path     = model::Path::Encoder;
-    model::Modality                          modality = model::Modality::Text;
-    v1::Path                                 requested_path = v1::PATH_UNSPECIFIED;
-    bool                                     generate = false;
+    std::atomic<int> state{Waiting};
+    std::atomic<bool> reserved{false};     // holds a scheduler reservation
+    std::atomic<uint64_t> input_bytes{0};  // counted in the app's queued input
+    std::shared_ptr<Connection> conn;
+    std::shared_ptr<runtime::Engine> engine;          // the firmware the inputs were prepared for
+    std::shared_ptr<const adapter::Adapter> adapter;  // null: firmware only
+    std::string adapter_name;
+    model::Path path         = model::Path::Encoder;
+    model::Modality modality = model::Modality::Text;
+    v1::Path requested_path  = v1::PATH_UNSPECIFIED;
+    bool generate            = false;
     model::GenerationOverrides overrides;  // the request's values (checked on the loop)
     model::GenerateOptions gen;            // the adapter's defaults with the overrides
-    std::vector<runtime::InputSpec>          inputs;
-    std::vector<int>                         fds;       // per input: a passed descriptor or -1 (owned)
-    std::vector<uint64_t>                    fd_bytes;  // its size when it was checked
-    std::vector<model::Request>              prepared;  // the inputs as the model takes them
-    std::string                              prompt;
+    std::vector<runtime::InputSpec> inputs;
+    std::vector<int> fds;                  // per input: a passed descriptor or -1 (owned)
+    std::vector<uint64_t> fd_bytes;        // its size when it was checked
+    std::vector<model::Request> prepared;  // the inputs as the model takes them
+    std::string prompt;
     ~InferJob() override {
         for (int fd : fds)
             if (fd >= 0) ::close(fd);
@@ -59,8 +60,8 @@ namespace {
 void fill_result(const adapter::Manifest * m, const model::Output & o, v1::Result * r) {
     if (m && m->task == adapter::Task::Classify) {
         std::vector<float> p(o.head);
-        float              mx = *std::max_element(p.begin(), p.end());
-        double             s  = 0;
+        float mx = *std::max_element(p.begin(), p.end());
+        double s = 0;
         for (float & v : p) s += v = std::exp(v - mx);
         std::vector<int> idx(p.size());
         std::iota(idx.begin(), idx.end(), 0);
@@ -91,11 +92,19 @@ Status fill_image(const model::Output & o, v1::Result * r) {
     return runtime::encode_png(o.image.data(), o.image_size, o.image_size, im->mutable_png());
 }
 
+// The generator path over text: the speech decoder's waveform, encoded once as WAV into the reply.
+Status fill_audio(const model::Output & o, v1::Result * r) {
+    auto * au = r->mutable_audio();
+    au->set_sample_rate(static_cast<uint32_t>(o.audio_rate));
+    au->set_samples(static_cast<uint64_t>(o.audio.size()));
+    return runtime::encode_wav(o.audio.data(), static_cast<int64_t>(o.audio.size()), o.audio_rate, au->mutable_wav());
+}
+
 // Reads a passed regular file: exactly the `size` bytes checked on the loop, by pread (the
 // sender's file offset is not moved); a file that shrank since is an error, growth is ignored.
 Result<std::string> read_descriptor(int fd, uint64_t size, const std::string & name) {
     std::string out(size, '\0');
-    uint64_t    off = 0;
+    uint64_t off = 0;
     while (off < size) {
         ssize_t n = ::pread(fd, out.data() + off, size - off, static_cast<off_t>(off));
         if (n < 0 && errno == EINTR) continue;
@@ -161,7 +170,7 @@ void Daemon::count_peak(uint32_t uid, uint64_t AppCounters::*field, uint64_t v) 
 
 void Daemon::account_input(uint32_t uid, int64_t delta) {
     std::lock_guard<std::mutex> lock(input_mu_);
-    uint64_t &                  v = queued_input_[uid];
+    uint64_t & v = queued_input_[uid];
     v = delta < 0 ? v - std::min<uint64_t>(v, static_cast<uint64_t>(-delta)) : v + static_cast<uint64_t>(delta);
 }
 
@@ -171,11 +180,11 @@ void Daemon::finish_job(InferJob & j, const v1::Response & r, const char * what)
     account_input(j.uid, -static_cast<int64_t>(j.input_bytes.exchange(0)));
     for (int & fd : j.fds)
         if (fd >= 0) ::close(fd), fd = -1;
-    if (r.status() != v1::STATUS_OK) count(j.uid, r.status() == v1::STATUS_BUSY ? &AppCounters::busy : &AppCounters::errors);
+    if (r.status() != v1::STATUS_OK)
+        count(j.uid, r.status() == v1::STATUS_BUSY ? &AppCounters::busy : &AppCounters::errors);
     j.conn->send(r);
     j.conn->in_flight--;
-    log_request(*j.conn, what, r.status(),
-                std::chrono::duration<double, std::milli>(Clock::now() - j.arrival).count());
+    log_request(*j.conn, what, r.status(), std::chrono::duration<double, std::milli>(Clock::now() - j.arrival).count());
 }
 
 namespace {
@@ -197,8 +206,8 @@ void Daemon::submit_infer(const std::shared_ptr<Connection> & c, uint64_t id, co
         respond_error(*c, id, st, "infer");
     };
     const auto & b = config_.bounds;
-    auto         e = engine();
-    const int    n = req.inputs_size();
+    auto e         = engine();
+    const int n    = req.inputs_size();
     if (n == 0) return refuse(invalid_argument("no inputs"));
     if (static_cast<uint32_t>(n) > config_.max_inputs())
         return refuse(invalid_argument(std::to_string(n) + " inputs in one request; the limit is " +
@@ -208,14 +217,14 @@ void Daemon::submit_infer(const std::shared_ptr<Connection> & c, uint64_t id, co
     if (static_cast<size_t>(attached) != fds.size())
         return refuse(invalid_argument(std::to_string(attached) + " inputs are marked fd_attached but " +
                                        std::to_string(fds.size()) + " descriptors came with the request"));
-    auto job         = std::make_shared<InferJob>();
-    job->engine      = e;
+    auto job          = std::make_shared<InferJob>();
+    job->engine       = e;
     job->adapter_name = req.adapter();
     job->fds.assign(static_cast<size_t>(n), -1);
     job->fd_bytes.assign(static_cast<size_t>(n), 0);
     uint64_t bytes = req.prompt().size() + job->overrides.json_schema.size();
     for (const auto & s : job->overrides.choices) bytes += s.size();
-    size_t   next_fd = 0;
+    size_t next_fd                = 0;
     const model::ModelConfig & mc = e->model().config();
     M4_CHECK(mc.backbone.max_seq >= 0);
     auto overrides = wire_overrides(req, mc);
@@ -226,17 +235,24 @@ void Daemon::submit_infer(const std::shared_ptr<Connection> & c, uint64_t id, co
         return refuse(invalid_argument("request: path " + std::to_string(static_cast<int>(req.path())) +
                                        " is not encoder, backbone, full or generator"));
     const bool to_decoder = req.path() == v1::PATH_GENERATOR;
-    if (to_decoder && !mc.has_decoder(model::Modality::Image))
+    if (to_decoder && !mc.has_decoder(model::Modality::Image) && !mc.has_decoder(model::Modality::Audio))
         return refuse(
             incompatible("request: the generator path needs an image decoder; the firmware has none "
-                         "(\"decoders.image\")"));
+                         "(\"decoders.image\", nor a speech decoder \"decoders.speech\")"));
     for (int i = 0; i < n; ++i) {
-        const v1::Input &  in = req.inputs(i);
+        const v1::Input & in = req.inputs(i);
         runtime::InputSpec spec;
         spec.name = "input " + std::to_string(i);
         if (in.value_case() == v1::Input::kText) {
             spec.modality = model::Modality::Text;
-            Status st     = runtime::check_text_length(e->model(), in.text(), spec.name);
+            if (to_decoder) {  // text on path 4: the speech decoder's characters
+                if (!mc.speech_decoder)
+                    return refuse(incompatible(spec.name + ": the generator path over text needs a speech decoder; "
+                                                           "the firmware has none (\"decoders.speech\")"));
+                auto ids = model::speech_symbols(*mc.speech_decoder, in.text());
+                if (!ids) return refuse(ids.status().with_context(spec.name));
+            }
+            Status st = to_decoder ? Status::ok() : runtime::check_text_length(e->model(), in.text(), spec.name);
             if (!st.is_ok()) return refuse(st);
             spec.text = in.text();
             bytes += spec.text.size();
@@ -270,19 +286,19 @@ void Daemon::submit_infer(const std::shared_ptr<Connection> & c, uint64_t id, co
             bytes += spec.signal.size() * sizeof(float);
         } else if (in.value_case() == v1::Input::kEncoded) {
             if (in.encoded().size() > max_bytes)
-                return refuse(invalid_argument(spec.name + ": " + std::to_string(in.encoded().size()) +
-                                               " bytes; a " + model::modality_name(spec.modality) +
-                                               " input is at most " + std::to_string(max_bytes) + " bytes"));
+                return refuse(invalid_argument(spec.name + ": " + std::to_string(in.encoded().size()) + " bytes; a " +
+                                               model::modality_name(spec.modality) + " input is at most " +
+                                               std::to_string(max_bytes) + " bytes"));
             spec.encoded = in.encoded();
             bytes += spec.encoded.size();
         } else if (in.value_case() == v1::Input::kFdAttached) {
             // Only a regular file can be read without blocking on its owner; its size is checked
             // here, it is read later on the prep pool.
-            int         fd = fds[next_fd];
+            int fd = fds[next_fd];
             struct stat st {};
             if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
                 return refuse(invalid_argument(spec.name + ": the descriptor is not a regular file (pipes, "
-                                               "sockets and devices are refused)"));
+                                                           "sockets and devices are refused)"));
             if (static_cast<uint64_t>(st.st_size) > max_bytes)
                 return refuse(invalid_argument(spec.name + ": the file has " + std::to_string(st.st_size) +
                                                " bytes; a " + model::modality_name(spec.modality) +
@@ -305,7 +321,7 @@ void Daemon::submit_infer(const std::shared_ptr<Connection> & c, uint64_t id, co
                                        std::to_string(b.max_queued_input_per_app)));
     {
         std::lock_guard<std::mutex> lock(input_mu_);
-        uint64_t &                  held = queued_input_[c->uid];
+        uint64_t & held = queued_input_[c->uid];
         if (held + bytes > b.max_queued_input_per_app) {
             v1::Response r;
             r.set_id(id);
@@ -359,10 +375,10 @@ void Daemon::submit_infer(const std::shared_ptr<Connection> & c, uint64_t id, co
     };
     c->in_flight++;
     if (c->pending.size() > 256)
-        for (auto it = c->pending.begin(); it != c->pending.end();) it = it->second.expired() ? c->pending.erase(it) : ++it;
+        for (auto it = c->pending.begin(); it != c->pending.end();)
+            it = it->second.expired() ? c->pending.erase(it) : ++it;
     c->pending[id] = job;
-    prep_->submit(c->uid, {[this, job] { prepare_job(job); },
-                           [job] { job->on_dropped(JobEnd::Shutdown); }});
+    prep_->submit(c->uid, {[this, job] { prepare_job(job); }, [job] { job->on_dropped(JobEnd::Shutdown); }});
 }
 
 void Daemon::expire_deadlines(Clock::time_point now) {
@@ -436,20 +452,27 @@ void Daemon::prepare_job_on_thread(const std::shared_ptr<InferJob> & job) {
             static_cast<model::Path>(j.requested_path - 1) != m->path)
             return fail(incompatible(what + " cannot serve a request on the " +
                                      model::path_name(static_cast<model::Path>(j.requested_path - 1)) + " path"));
-        if (m->output == adapter::OutputKind::Audio)
-            return fail(unsupported(what + ": audio outputs are not served (the firmware has no speech decoder)"));
+        // An audio-output adapter (the speech decoder) reads text.
+        const model::Modality wants = m->output == adapter::OutputKind::Audio ? model::Modality::Text : m->modality;
         for (const auto & in : j.inputs)
-            if (in.modality != m->modality)
-                return fail(invalid_argument(in.name + ": " + what + " takes " + model::modality_name(m->modality) +
+            if (in.modality != wants)
+                return fail(invalid_argument(in.name + ": " + what + " takes " + model::modality_name(wants) +
                                              " input, not " + model::modality_name(in.modality)));
     }
-    j.modality = m ? m->modality : j.inputs[0].modality;
+    // The speech decoder: text in, audio out (the model's modality is the decoder's, audio).
+    const bool speech                 = m ? m->output == adapter::OutputKind::Audio
+                                          : j.requested_path == v1::PATH_GENERATOR && j.inputs[0].modality == model::Modality::Text;
+    const model::Modality in_modality = speech ? model::Modality::Text : m ? m->modality : j.inputs[0].modality;
+    j.modality                        = speech ? model::Modality::Audio : in_modality;
     for (const auto & in : j.inputs)
-        if (in.modality != j.modality)
+        if (in.modality != in_modality)
             return fail(invalid_argument(in.name + ": all inputs of a request must share one modality"));
-    if (m) j.path = m->path;
-    else if (j.requested_path != v1::PATH_UNSPECIFIED) j.path = static_cast<model::Path>(j.requested_path - 1);
-    else j.path = j.modality == model::Modality::Text ? model::Path::Backbone : model::Path::Encoder;
+    if (m)
+        j.path = m->path;
+    else if (j.requested_path != v1::PATH_UNSPECIFIED)
+        j.path = static_cast<model::Path>(j.requested_path - 1);
+    else
+        j.path = j.modality == model::Modality::Text ? model::Path::Backbone : model::Path::Encoder;
     // Text on the encoder path: its embedding in the shared space (no adapter head).
     const bool text_embed = j.path == model::Path::Encoder && j.modality == model::Modality::Text;
     // Text on the full path: a description drawn by the image decoder (an image reply).
@@ -463,7 +486,19 @@ void Daemon::prepare_job_on_thread(const std::shared_ptr<InferJob> & job) {
     if (!text_embed && !draw && (j.path == model::Path::Backbone) != (j.modality == model::Modality::Text))
         return fail(invalid_argument(std::string("the ") + model::path_name(j.path) + " path cannot take " +
                                      model::modality_name(j.modality) + " input"));
-    if (j.path == model::Path::Generator || draw) {
+    if (j.path == model::Path::Generator && speech) {
+        // Path 4 over text answers with WAV files of a fixed length: they must fit in one reply.
+        if (!e->model().config().speech_decoder)
+            return fail(
+                incompatible("the generator path over text needs a speech decoder; the firmware has none "
+                             "(\"decoders.speech\")"));
+        const uint64_t wav   = 44 + 2 * static_cast<uint64_t>(e->model().config().speech_decoder->samples());
+        const uint64_t reply = std::min<uint64_t>(wire::kMaxFrameBytes, config_.bounds.max_output_bytes);
+        if (j.inputs.size() * (wav + 64) + 4096 > reply)
+            return fail(invalid_argument(std::to_string(j.inputs.size()) + " sounds of " + std::to_string(wav) +
+                                         " bytes may not fit in one reply of at most " + std::to_string(reply) +
+                                         " bytes (send fewer per request)"));
+    } else if (j.path == model::Path::Generator || draw) {
         // Path 4 (and the full path into the decoder) answers with images: their PNGs must fit in one reply (a frame, and what a
         // connection may hold unread), whatever the pixels.
         if (!e->model().config().has_decoder(model::Modality::Image))
@@ -482,7 +517,7 @@ void Daemon::prepare_job_on_thread(const std::shared_ptr<InferJob> & job) {
     model::GenerateOptions defaults;  // without an adapter: 32 tokens (fewer if the context is shorter), greedy
     defaults.max_new_tokens = static_cast<int>(std::min<int64_t>(32, e->model().config().backbone.max_seq));
     j.gen                   = model::with_overrides(m ? m->generation : defaults, j.overrides);
-    j.gen.kv_dtype = config_.kv_dtype;
+    j.gen.kv_dtype          = config_.kv_dtype;
     if (j.generate) {
         Status opt = e->model().check_options(j.gen, "generation settings");
         if (!opt.is_ok()) return fail(opt);
@@ -502,7 +537,7 @@ void Daemon::prepare_job_on_thread(const std::shared_ptr<InferJob> & job) {
     }
     if (j.generate) {
         const auto & bc = e->model().config().backbone;
-        uint64_t     kv = 2ull * bc.layers * bc.max_seq * bc.kv_heads * bc.head_dim() * dtype_size(config_.kv_dtype) *
+        uint64_t kv     = 2ull * bc.layers * bc.max_seq * bc.kv_heads * bc.head_dim() * dtype_size(config_.kv_dtype) *
                       j.inputs.size();
         if (kv > config_.kv_budget_bytes)
             return fail(resource_exhausted("generation needs up to " + std::to_string(kv >> 20) +
@@ -548,21 +583,22 @@ void Daemon::prepare_job_on_thread(const std::shared_ptr<InferJob> & job) {
 }
 
 void Daemon::run_batch(std::vector<std::shared_ptr<Job>> & batch) {
-    auto                                   t0 = Clock::now();
-    auto                                   e  = engine();
+    auto t0 = Clock::now();
+    auto e  = engine();
     std::vector<std::shared_ptr<InferJob>> jobs;
-    std::vector<model::Request>            items;
+    std::vector<model::Request> items;
     std::vector<model::GenerateOptions> opts;  // generation: each row's settings
-    std::vector<size_t>                    first;
+    std::vector<size_t> first;
     for (auto & b : batch) {
-        auto j        = std::static_pointer_cast<InferJob>(b);
-        int  expected = InferJob::Waiting;
+        auto j       = std::static_pointer_cast<InferJob>(b);
+        int expected = InferJob::Waiting;
         if (!j->state.compare_exchange_strong(expected, InferJob::Running)) continue;  // answered already
         if (j->engine != e) {
             // The firmware switched after the inputs were prepared for the old one.
             j->state = InferJob::Answered;
-            finish_job(*j, error_response(j->id, Status(StatusCode::Internal, ""),
-                                          "infer: the firmware changed while the request was queued; send it again"),
+            finish_job(*j,
+                       error_response(j->id, Status(StatusCode::Internal, ""),
+                                      "infer: the firmware changed while the request was queued; send it again"),
                        "infer");
             continue;
         }
@@ -577,19 +613,23 @@ void Daemon::run_batch(std::vector<std::shared_ptr<Job>> & batch) {
         jobs.push_back(j);
     }
     if (jobs.empty()) return;
-    const auto &                   head = *jobs[0];
-    std::vector<model::Output>     outs;
+    const auto & head = *jobs[0];
+    std::vector<model::Output> outs;
     std::vector<model::Generation> gens;
-    Status                         st;
+    Status st;
     const uint64_t cpu0 = cpu_now_us(CLOCK_PROCESS_CPUTIME_ID);
     if (head.generate) {
         auto g = e->model().generate(head.path, head.modality, items, opts);
-        if (g) gens = std::move(g).value();
-        else st = g.status();
+        if (g)
+            gens = std::move(g).value();
+        else
+            st = g.status();
     } else {
         auto o = e->model().run(head.path, head.modality, items);
-        if (o) outs = std::move(o).value();
-        else st = o.status();
+        if (o)
+            outs = std::move(o).value();
+        else
+            st = o.status();
     }
     const double run_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
     // The batch's CPU time (every thread of the process while it ran) is split between its
@@ -623,8 +663,10 @@ void Daemon::run_batch(std::vector<std::shared_ptr<Job>> & batch) {
         Status image_st;
         for (size_t i = 0; i < j.inputs.size() && image_st.is_ok(); ++i) {
             auto * res = rep->add_results();
-            if (head.path == model::Path::Generator ||
-                (head.path == model::Path::Full && head.modality == model::Modality::Text)) {
+            if (head.path == model::Path::Generator && head.modality == model::Modality::Audio) {
+                image_st = fill_audio(outs[first[k] + i], res);
+            } else if (head.path == model::Path::Generator ||
+                       (head.path == model::Path::Full && head.modality == model::Modality::Text)) {
                 image_st = fill_image(outs[first[k] + i], res);
             } else if (head.generate) {
                 res->set_text(gens[first[k] + i].text);

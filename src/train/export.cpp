@@ -32,6 +32,7 @@ Status export_adapter(const TrainModel & tm, const std::string & path, const Ada
         case Objective::LanguageModel:
         case Objective::Reconstruct:
         case Objective::Draw:
+        case Objective::MelRegress:
             m.task = adapter::Task::Generate;
             break;
         case Objective::Contrastive:

@@ -35,6 +35,8 @@ const char * objective_name(Objective o) {
             return "reconstruct";
         case Objective::Draw:
             return "draw";
+        case Objective::MelRegress:
+            return "mel_regress";
     }
     return "?";
 }
@@ -47,6 +49,15 @@ namespace {
 
 Status check_task(const model::ModelConfig & c, const TaskSpec & t) {
     auto bad = [&](const std::string & m) { return invalid_argument("task '" + t.name + "': " + m); };
+    if (t.objective == Objective::MelRegress || (t.path == Path::Generator && t.modality == Modality::Audio)) {
+        if (t.path != Path::Generator || t.objective != Objective::MelRegress || t.modality != Modality::Audio)
+            return bad(
+                "the speech decoder trains with the mel_regress objective on the generator path (modality "
+                "audio), and only it");
+        if (!c.has_decoder(Modality::Audio))
+            return incompatible("task '" + t.name + "': the firmware has no speech decoder (\"decoders.speech\")");
+        return Status::ok();
+    }
     if (t.path == Path::Generator || t.objective == Objective::Reconstruct) {
         if (t.path != Path::Generator || t.objective != Objective::Reconstruct)
             return bad("the generator path trains with the reconstruct objective, and only it");
@@ -236,7 +247,7 @@ bool TrainModel::projector_learns(Modality m) const {
 bool TrainModel::decoder_learns() const {
     if (options_.mode == Mode::Full) return true;
     for (const auto & t : targets_)
-        if (t.rfind("decoders.image.", 0) == 0) return true;
+        if (t.rfind("decoders.", 0) == 0) return true;
     return false;
 }
 

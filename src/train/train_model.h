@@ -39,7 +39,9 @@ const char * mode_name(Mode m);
 // image (mean squared error over its values; super-resolution, and the decoder's pretraining).
 // Draw trains the full path into the image decoder: a description (text) → backbone → projector →
 // IMG-Dec → an image, against the renderer's image of the described scene (pixel MSE).
-enum class Objective { LanguageModel = 0, Classify, Regress, Embed, Contrastive, Reconstruct, Draw };
+// MelRegress trains the speech decoder on the generator path (modality audio): its log-mel frames
+// against a reference rendering's (mean squared error; text-to-speech, and the decoder's pretraining).
+enum class Objective { LanguageModel = 0, Classify, Regress, Embed, Contrastive, Reconstruct, Draw, MelRegress };
 const char * objective_name(Objective o);
 
 struct TaskSpec {
@@ -65,7 +67,8 @@ struct Sample {
     std::vector<uint8_t> loss_mask;  // LanguageModel: per text token, 1 = predicted (empty: all)
     int32_t label = -1;              // Classify
     std::vector<float> target;       // Regress: out_dim values; Embed: out_dim-vector (any norm);
-                                     // Reconstruct, Draw: the target image [S, S, 3] (normalised)
+                                     // Reconstruct, Draw: the target image [S, S, 3] (normalised);
+                                     // MelRegress: the target log-mel [T, n_mels] (tokens: speech symbols)
 };
 using Batch = std::vector<Sample>;
 
@@ -138,6 +141,9 @@ class TrainModel {
     Status validate_draw(const TaskSpec & task, const Batch & batch, bool targets) const;
     Result<StepStats> run_draw(const TaskSpec & task, const Batch & batch, float weight, bool backward,
                                std::vector<std::vector<float>> * outputs);
+    // MelRegress on the generator path (train_speech.cpp).
+    Result<StepStats> run_mel_regress(const TaskSpec & task, const Batch & batch, float weight, bool backward,
+                                      std::vector<std::vector<float>> * outputs);
     // Backward of encoder_z given dz [B, E] (only when something in the encoder or embed_proj learns).
     void encoder_z_backward(model::Modality m, int64_t B, const Buf & dz);
     // Backbone forward of [BOS, projected modality tokens (full path), text] per sample.

@@ -65,6 +65,7 @@ Result<StepStats> TrainModel::run(const TaskSpec & task, const Batch & batch, fl
     if (outputs) outputs->assign(static_cast<size_t>(B), {});
     if (task.objective == Objective::Reconstruct) return run_reconstruct(task, batch, weight, backward, outputs);
     if (task.objective == Objective::Draw) return run_draw(task, batch, weight, backward, outputs);
+    if (task.objective == Objective::MelRegress) return run_mel_regress(task, batch, weight, backward, outputs);
     StepStats st;
     st.samples = B;
 

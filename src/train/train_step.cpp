@@ -32,6 +32,24 @@ Status TrainModel::validate(const TaskSpec & task, const Batch & batch) const {
     const model::ModelConfig & c = base_.config();
     if (batch.empty()) return invalid_argument("task '" + task.name + "': empty batch");
     if (task.objective == Objective::Draw) return Status::ok();  // validate_draw (train_draw.cpp)
+    if (task.path == Path::Generator && task.modality == model::Modality::Audio) {
+        const auto & sc = *c.speech_decoder;
+        for (size_t i = 0; i < batch.size(); ++i) {
+            const std::string where = "task '" + task.name + "': sample " + std::to_string(i) + ": ";
+            const auto & s          = batch[i];
+            if (s.tokens.empty() || static_cast<int64_t>(s.tokens.size()) > sc.max_chars)
+                return invalid_argument(where + "the text has " + std::to_string(s.tokens.size()) +
+                                        " characters, the speech decoder takes 1 to " + std::to_string(sc.max_chars));
+            for (int32_t id : s.tokens)
+                if (id <= 0 || id >= model::kSpeechSymbols)
+                    return invalid_argument(where + "speech symbol " + std::to_string(id) + " out of range");
+            if (!s.target.empty() && static_cast<int64_t>(s.target.size()) != sc.frames() * sc.n_mels)
+                return invalid_argument(where + "the target log-mel has " + std::to_string(s.target.size()) +
+                                        " values, the decoder's " + std::to_string(sc.frames()) + "x" +
+                                        std::to_string(sc.n_mels));
+        }
+        return Status::ok();
+    }
     if (task.path == Path::Generator) {
         const int64_t n = c.image_decoder->image_size * c.image_decoder->image_size * 3;
         for (size_t i = 0; i < batch.size(); ++i) {

@@ -6,7 +6,9 @@
 #include <filesystem>
 
 #include <fstream>
+#include <functional>
 #include <map>
+#include <set>
 
 #include "base/mapped_file.h"
 #include "data/build.h"
@@ -293,4 +295,69 @@ TEST(DataBuild, ImuWindowLengthIsABuildOption) {
     Status st       = build_tasks(tasks, longer);
     ASSERT_FALSE(st.is_ok());
     EXPECT_NE(st.message().find("IMU window of 5 rows"), std::string::npos) << st.message();
+}
+
+// aud.tts holds out words and voices: a small build audits clean, its test words are exactly the
+// recognisers' 20 labels; a val word (with another voice and audio, so no content hash matches)
+// planted in train is a held-out-word leak, and a train example re-labelled with a held-out voice
+// a held-out-voice leak.
+TEST(DataAudit, TtsHeldOutWordsAndVoices) {
+    auto tasks = available({"aud.tts"});
+    if (tasks.empty()) GTEST_SKIP() << "benchmark sources not installed";
+    BuildOptions opt;
+    opt.scale = 0.005;
+    opt.quiet = true;
+    opt.dir   = temp_dir("audit_tts");
+    ASSERT_TRUE(build_tasks(tasks, opt).is_ok());
+    AuditReport rep;
+    Status st = audit(opt.dir, &rep);
+    ASSERT_TRUE(st.is_ok()) << st.message();
+    auto train = Dataset::open(opt.dir, "aud.tts", "train").value();
+    auto val   = Dataset::open(opt.dir, "aud.tts", "val").value();
+    auto test  = Dataset::open(opt.dir, "aud.tts", "test").value();
+    std::set<std::string> test_words;
+    for (size_t i = 0; i < test.size(); ++i) test_words.insert(std::string(test.at(i).target));
+    EXPECT_EQ(test_words.size(), 20u);
+    EXPECT_TRUE(test_words.count("seven") && test_words.count("left"));
+    const std::string tdir = opt.dir + "/aud.tts";
+    auto rewrite           = [&](const std::function<void(ExampleIn &, size_t)> & edit) {
+        DatasetWriter w(tdir + "/train.new", train.modality());
+        for (size_t i = 0; i < train.size(); ++i) {
+            Example e = train.at(i);
+            ExampleIn x;
+            x.payload.assign(e.payload, e.payload + e.payload_len);
+            x.target = std::string(e.target);
+            x.label  = e.label;
+            x.group  = e.group;
+            edit(x, i);
+            ASSERT_TRUE(w.add(x).is_ok());
+        }
+        ASSERT_TRUE(w.finish().is_ok());
+        fs::rename(tdir + "/train.new", tdir + "/train.m4ds");
+        auto man                         = nlohmann::json::parse(read_file_bytes(tdir + "/manifest.json").value());
+        man["splits"]["train"]["count"]  = w.count();
+        man["splits"]["train"]["bytes"]  = w.bytes();
+        man["splits"]["train"]["sha256"] = w.sha256_hex();
+        std::ofstream(tdir + "/manifest.json") << man.dump(2);
+        train = Dataset::open(opt.dir, "aud.tts", "train").value();
+    };
+    const std::string val_word = std::string(val.at(0).target);
+    const uint32_t train_voice = train.at(0).group, val_voice = val.at(0).group;
+    rewrite([&](ExampleIn & x, size_t i) {
+        if (i == 0) x.target = val_word;  // the audio stays train example 0's
+    });
+    st = audit(opt.dir, &rep);
+    EXPECT_FALSE(st.is_ok());
+    ASSERT_FALSE(rep.findings.empty());
+    EXPECT_NE(rep.findings[0].find("held-out word '" + val_word + "' occurs in aud.tts/train"), std::string::npos)
+        << rep.findings[0];
+    rewrite([&](ExampleIn & x, size_t i) {
+        if (i == 0) x.target = "zzzq", x.group = val_voice;
+    });
+    EXPECT_NE(train_voice, val_voice);
+    st = audit(opt.dir, &rep);
+    EXPECT_FALSE(st.is_ok());
+    ASSERT_FALSE(rep.findings.empty());
+    EXPECT_NE(rep.findings[0].find("held-out voice"), std::string::npos) << rep.findings[0];
+    fs::remove_all(opt.dir);
 }

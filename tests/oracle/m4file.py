@@ -318,8 +318,12 @@ def expected_firmware_shapes(header):
         out["projectors.%s.weight" % mod] = ((C, W), LIN)
         out["projectors.%s.bias" % mod] = ((C,), F32)
     for mod, dc in header.get("decoders", {}).items():
-        # IMG-Dec: an encoder-shaped trunk ("patch_embed" is its input projection) + out_proj.
-        T, P = encoder_tokens_and_patch(mod, dc)
+        # IMG-Dec / TTS-Dec: an encoder-shaped trunk ("patch_embed" is its input projection) + out_proj.
+        if mod == "speech":   # one-hot characters (32 symbols) per frame -> n_mels per frame
+            T, P, Pout = dc["max_chars"] * dc["frames_per_char"], 32, dc["n_mels"]
+        else:
+            T, P = encoder_tokens_and_patch(mod, dc)
+            Pout = P
         W, Fm = dc["width"], dc["ffn"]
         p = "decoders.%s." % mod
         out[p + "patch_embed.weight"] = ((W, P), LIN)
@@ -339,9 +343,9 @@ def expected_firmware_shapes(header):
             out[q + "mlp.fc2.bias"] = ((W,), F32)
         out[p + "norm.weight"] = ((W,), F32)
         out[p + "norm.bias"] = ((W,), F32)
-        out[p + "out_proj.weight"] = ((P, W), LIN)
-        out[p + "out_proj.bias"] = ((P,), F32)
-        if "from_backbone" in dc:   # the full path into the decoder: queries + projector
+        out[p + "out_proj.weight"] = ((Pout, W), LIN)
+        out[p + "out_proj.bias"] = ((Pout,), F32)
+        if "from_backbone" in dc:   # the full path into the image decoder: queries + projector
             C = header["backbone"]["width"]
             out[p + "from_backbone.queries"] = ((T, C), F32)
             out[p + "from_backbone.proj.weight"] = ((P, C), LIN)

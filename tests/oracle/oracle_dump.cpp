@@ -70,7 +70,10 @@ Status run_cases(const std::string & path) {
         M4_ASSIGN_OR_RETURN(auto outs, fw->run(p, m, batch, {.all_logits = true}));
         for (size_t i = 0; i < outs.size(); ++i) {
             const auto & o = outs[i];
-            if (p == model::Path::Generator || (p == model::Path::Full && m == model::Modality::Text)) {
+            if (p == model::Path::Generator && m == model::Modality::Audio) {  // the speech decoder's log-mel
+                const int64_t M = fw->config().speech_decoder->n_mels;
+                M4_RETURN_IF_ERROR(runtime::write_npy_f32(file(i, ""), o.mel.data(), {int64_t(o.mel.size()) / M, M}));
+            } else if (p == model::Path::Generator || (p == model::Path::Full && m == model::Modality::Text)) {
                 const int64_t S = o.image_size;
                 M4_RETURN_IF_ERROR(runtime::write_npy_f32(file(i, ""), o.image.data(), {S, S, 3}));
             } else if (!o.head.empty()) {

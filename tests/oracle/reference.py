@@ -318,6 +318,18 @@ class Model:
         S, p = cfg["image_size"], cfg["patch_size"]
         n = S // p
         return y.reshape(n, n, p, p, 3).permute(0, 2, 1, 3, 4).reshape(S, S, 3)
+    # -- path 4 over text: the speech decoder alone --------------------------------------------
+    def speech_path(self, symbols, adapter=None):
+        """symbol ids -> log-mel [T, n_mels] = out_proj(trunk(one-hot frames)); frame t holds the
+        one-hot of character t // frames_per_char (symbol 0, padding, after the text)."""
+        cfg = self.h["decoders"]["speech"]
+        fpc, T = cfg["frames_per_char"], cfg["max_chars"] * cfg["frames_per_char"]
+        x = torch.zeros(T, 32, dtype=torch.float64)
+        for t in range(T):
+            c = t // fpc
+            x[t, symbols[c] if c < len(symbols) else 0] = 1.0
+        tok = self.trunk(cfg, "decoders.speech.", x.to(self.dt), adapter)
+        return self.linear(tok, "decoders.speech.out_proj", adapter)
 
     # -- backbone ---------------------------------------------------------------------------
     def embed_tokens(self, ids):

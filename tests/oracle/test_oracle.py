@@ -61,6 +61,7 @@ ADAPTERS = [
     ("imu_cls", "classify", "encoder", "imu", ["--labels", "u,v"]),
     ("gen_img", "generate", "generator", "image", []),
     ("draw_txt", "generate", "full", "text", []),
+    ("gen_tts", "generate", "generator", "audio", []),
 ]
 AD = {a[0]: i for i, a in enumerate(ADAPTERS)}
 
@@ -132,6 +133,9 @@ def make_cases(inp, V):
          "items": [it("gen_img", "img0"), it(None, "img1"), it("gen_img", "img2")]},
         {"name": "draw", "kind": F, "path": "full", "modality": "text",
          "items": [it("draw_txt", tokens=tok(4)), it(None, tokens=tok(2)), it("draw_txt", tokens=tok(1))]},
+        {"name": "speech", "kind": F, "path": "generator", "modality": "audio",
+         "items": [it("gen_tts", tokens=[8, 16, 1, 15]), it(None, tokens=[20, 5]),
+                   it("gen_tts", tokens=[3, 9, 12, 12, 31])]},
         {"name": "mel", "kind": "logmel",
          "items": [{"input": inp["a0"]}, {"input": inp["a1"]}, {"input": inp["a2"]}]},
     ]
@@ -254,6 +258,8 @@ class OracleBase:
             return m.encoder_path(c["modality"], inp, ad).numpy(), ad
         if c["path"] == "backbone":
             return m.backbone_path(item["tokens"], ad).numpy(), ad
+        if c["path"] == "generator" and c["modality"] == "audio":
+            return m.speech_path(item["tokens"], ad).numpy(), ad
         if c["path"] == "generator":
             return m.generator_path(inp, ad).numpy(), ad
         if c["path"] == "full" and c["modality"] == "text":
@@ -372,7 +378,7 @@ class OracleBase:
 
 
 CASE_NAMES = ["enc_image", "enc_audio", "enc_imu", "bb", "full_image", "full_audio", "full_imu",
-              "full_imu_notext", "gen", "gen_full", "generator", "draw", "mel"]
+              "full_imu_notext", "gen", "gen_full", "generator", "draw", "speech", "mel"]
 
 
 def _case_test(name):

@@ -210,8 +210,9 @@ TEST_F(ImageOutput, FaultsAreCodedAndTheDaemonKeepsServing) {
         std::string needle;
     };
     const std::vector<Case> cases = {
-        {"text on the generator path", [](auto & q) { q.set_path(v1::PATH_GENERATOR), q.add_inputs()->set_text("hi"); },
-         v1::STATUS_INVALID_ARGUMENT, "the generator path cannot take text input"},
+        {"text too long for the speech decoder",
+         [](auto & q) { q.set_path(v1::PATH_GENERATOR), q.add_inputs()->set_text("hello"); },
+         v1::STATUS_INVALID_ARGUMENT, "5 characters exceed the speech decoder's 3"},
         {"image adapter, text input", [](auto & q) { q.set_adapter("sr"), q.add_inputs()->set_text("hi"); },
          v1::STATUS_INVALID_ARGUMENT, "adapter sr (image output, generator path) takes image input, not text"},
         {"image adapter on a text path",

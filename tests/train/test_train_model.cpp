@@ -37,6 +37,7 @@ std::vector<float> run_output(const model::Output & o, const TaskSpec & t) {
     if (t.has_head()) return o.head;
     if (t.objective == Objective::LanguageModel) return o.logits;
     if (t.objective == Objective::Reconstruct) return o.image;
+    if (t.objective == Objective::MelRegress) return o.mel;
     return o.embedding;
 }
 
@@ -88,7 +89,8 @@ TEST_F(TrainModelTest, AdapterInferEqualsModelRunOnEveryPathAndBaseDtype) {
 
 TEST_F(TrainModelTest, FullInferEqualsModelRunOfTheExportedFirmware) {
     const model::Model & base   = *models_[0];
-    std::vector<TaskSpec> tasks = {all_tasks()[5], all_tasks()[6], contrastive_task(Modality::Audio), all_tasks()[9]};
+    std::vector<TaskSpec> tasks = {all_tasks()[5], all_tasks()[6], contrastive_task(Modality::Audio), all_tasks()[9],
+                                   all_tasks().back()};  // gen-audio-mel
     for (bool bf16 : {false, true}) {
         train::ModelOptions o;
         o.mode  = train::Mode::Full;

@@ -34,6 +34,7 @@ inline std::vector<TaskSpec> all_tasks() {
     t.push_back({"full-imu-classify", Objective::Classify, Path::Full, Modality::Imu, 3, model::HeadPool::Mean});
     t.push_back({"full-audio-embed", Objective::Embed, Path::Full, Modality::Audio, 4, model::HeadPool::Last});
     t.push_back({"gen-image-reconstruct", Objective::Reconstruct, Path::Generator, Modality::Image});
+    t.push_back({"gen-audio-mel", Objective::MelRegress, Path::Generator, Modality::Audio});
     return t;
 }
 
@@ -45,6 +46,14 @@ inline TaskSpec contrastive_task(Modality m) {
 inline train::Sample random_sample(const model::ModelConfig & c, const TaskSpec & t, train::Rng & rng,
                                    int64_t n_tokens) {
     train::Sample s;
+    if (t.path == Path::Generator && t.modality == Modality::Audio) {  // text (speech symbols) and a log-mel
+        const auto & sc = *c.speech_decoder;
+        const int64_t n = 1 + static_cast<int64_t>(rng.below(static_cast<uint64_t>(sc.max_chars)));
+        for (int64_t i = 0; i < n; ++i)
+            s.tokens.push_back(static_cast<int32_t>(1 + rng.below(model::kSpeechSymbols - 1)));
+        for (int64_t i = 0; i < sc.frames() * sc.n_mels; ++i) s.target.push_back(rng.uniform(-3.0f, 1.0f));
+        return s;
+    }
     if (t.path == Path::Generator) {  // an input image on the decoder's grid and a target image
         const int64_t n = c.image_decoder->image_size * c.image_decoder->image_size * 3;
         for (int64_t i = 0; i < n; ++i) s.signal.push_back(rng.uniform(-1.0f, 1.0f));

@@ -26,7 +26,9 @@ inline nlohmann::json tiny_config() {
         "imu": {"sample_rate": 50, "window": 20, "patch_size": 5, "width": 16, "layers": 1, "heads": 2, "ffn": 32}
       },
       "decoders": {
-        "image": {"image_size": 8, "patch_size": 4, "width": 16, "layers": 1, "heads": 2, "ffn": 32}
+        "image": {"image_size": 8, "patch_size": 4, "width": 16, "layers": 1, "heads": 2, "ffn": 32},
+        "speech": {"max_chars": 3, "frames_per_char": 2, "sample_rate": 16000, "n_fft": 64, "hop": 32, "n_mels": 8,
+                   "griffin_lim_iters": 3, "width": 16, "layers": 1, "heads": 2, "ffn": 32}
       }})");
 }
 

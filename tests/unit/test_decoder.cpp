@@ -138,8 +138,9 @@ TEST_F(DecoderTest, GeneratorInputFaults) {
     expect_status(model_->run(Path::Generator, Modality::Image, {&r, 1}).status(), StatusCode::InvalidArgument,
                   "takes no text");
     r.tokens.clear();
-    expect_status(model_->run(Path::Generator, Modality::Audio, {&r, 1}).status(), StatusCode::Incompatible,
-                  "no audio decoder");
+    // Over audio, path 4 is the speech decoder (test_speech_decoder.cpp): it takes text, not a signal.
+    expect_status(model_->run(Path::Generator, Modality::Audio, {&r, 1}).status(), StatusCode::InvalidArgument,
+                  "the speech decoder takes text");
     expect_status(model_->generate(Path::Generator, Modality::Image, {&r, 1}, model::GenerateOptions{}).status(),
                   StatusCode::InvalidArgument, "text generation");
     // A firmware without decoders: valid, loads, and refuses path 4 by name.

@@ -34,7 +34,8 @@ Status run_adapter_init(const AdapterInitArgs & a) {
                             ": no image decoder with a projector from the backbone "
                             "(\"decoders.image.from_backbone\") for --path full --modality text");
     if (m.path == model::Path::Generator && !fw->config().has_decoder(m.modality))
-        return incompatible(a.firmware + ": no " + a.modality + " decoder (\"decoders." + a.modality +
+        return incompatible(a.firmware + ": no " + a.modality + " decoder (\"decoders." +
+                            (m.modality == model::Modality::Audio ? std::string("speech") : a.modality) +
                             "\") for the generator path");
     if (m.path == model::Path::Generator && m.task != adapter::Task::Generate)
         return invalid_argument("--path generator runs a decoder alone: --task generate");

@@ -18,6 +18,7 @@
 #include "bench/draw_scene.h"
 #include "bench/evaluate.h"
 #include "bench/super_resolution.h"
+#include "bench/tts.h"
 #include "commands.h"
 
 namespace m4::cli {
@@ -25,6 +26,8 @@ namespace {
 
 struct EvalArgs {
     std::string firmware, adapter, task, data = "data", split = "test", prompts, parent, public_key;
+    // aud.tts: the recogniser firmware and its keyword/digit adapters (comma-separated)
+    std::string recogniser = "firmware/m4-tiny.m4fw", recognisers = "adapters/aud.kws.m4a,adapters/aud.digits.m4a";
     int64_t limit = 0, batch = 64;
     bool zero_shot = false, json = false, plan = false, validation = false;
 };
@@ -81,14 +84,34 @@ Status run_eval(const EvalArgs & a) {
         }
         if (a.validation) return invalid_argument("--validation: " + a.task + " has its own split (--split val)");
         M4_ASSIGN_OR_RETURN(r, bench::evaluate_super_resolution(*fw, ad ? &*ad : nullptr, a.adapter, plan, a.data, o));
-    } else if (plan.facts.kind == "draw") {  // palette agreement; no adapter: the firmware alone
+    } else if (plan.facts.kind == "draw" || plan.facts.kind == "mel_regress") {  // decoder tasks; no adapter: the firmware alone
         std::optional<adapter::Adapter> ad;
         if (!a.adapter.empty()) {
             M4_ASSIGN_OR_RETURN(const std::string parent, verified_parent(a.parent, *fw));
             M4_ASSIGN_OR_RETURN(ad, adapter::Adapter::load(a.adapter, *fw, adapter::Binding::Sibling, parent));
         }
         if (a.validation) return invalid_argument("--validation: " + a.task + " has its own split (--split val)");
-        M4_ASSIGN_OR_RETURN(r, bench::evaluate_draw_scene(*fw, ad ? &*ad : nullptr, a.adapter, plan, a.data, o));
+        if (plan.facts.kind == "draw") {  // palette agreement
+            M4_ASSIGN_OR_RETURN(r, bench::evaluate_draw_scene(*fw, ad ? &*ad : nullptr, a.adapter, plan, a.data, o));
+        } else {  // intelligibility / log-mel distance (the speech decoder)
+            M4_ASSIGN_OR_RETURN(auto rec_fw, model::Model::load(a.recogniser));
+            std::vector<adapter::Adapter> rec_ads;
+            bench::TtsRecognisers rec;
+            rec.fw = rec_fw.get();
+            for (size_t at = 0; at <= a.recognisers.size();) {
+                size_t comma = a.recognisers.find(',', at);
+                if (comma == std::string::npos) comma = a.recognisers.size();
+                if (comma > at) rec.paths.push_back(a.recognisers.substr(at, comma - at));
+                at = comma + 1;
+            }
+            rec_ads.reserve(rec.paths.size());
+            for (const auto & p : rec.paths) {
+                M4_ASSIGN_OR_RETURN(auto ra, adapter::Adapter::load(p, *rec_fw));
+                rec_ads.push_back(std::move(ra));
+            }
+            for (const auto & ra : rec_ads) rec.adapters.push_back(&ra);
+            M4_ASSIGN_OR_RETURN(r, bench::evaluate_tts(*fw, ad ? &*ad : nullptr, a.adapter, plan, a.data, o, rec));
+        }
     } else if (a.zero_shot) {
         M4_ASSIGN_OR_RETURN(r, bench::evaluate_zero_shot(*fw, plan, a.data, o));
     } else {
@@ -131,6 +154,9 @@ void add_eval_command(CLI::App & app, int * rc) {
     cmd->add_option("--public-key", a->public_key,
                     "require the firmware to be signed by this key (a signed quantized sibling then takes its "
                     "parent's adapters)");
+    cmd->add_option("--recogniser", a->recogniser, "aud.tts: the firmware of the recogniser adapters");
+    cmd->add_option("--recognisers", a->recognisers,
+                    "aud.tts: audio classify adapters (comma-separated) that score intelligibility");
     cmd->add_flag("--plan", a->plan, "print the task's plan (approach, defaults) as JSON and exit");
     cmd->callback([a, rc] { *rc = report(run_eval(*a)); });
 }

@@ -44,6 +44,14 @@ void print_tensors(const format::ContainerFile & f, bool all) {
 // Runs one dummy item through a path under an OpRecorder and returns the op names it used.
 std::vector<std::string> path_ops(const model::Model & m, model::Path path, model::Modality mod) {
     model::Request r;
+    if (path == model::Path::Generator && mod == model::Modality::Audio) {  // text for the speech decoder
+        const auto & sd = *m.config().speech_decoder;
+        r.tokens =
+            model::speech_symbols(sd, std::string("hi").substr(0, size_t(std::min<int64_t>(2, sd.max_chars)))).value();
+        ops::OpRecorder rec;
+        (void)m.run(path, mod, {&r, 1});
+        return rec.used_names();
+    }
     if (path == model::Path::Generator) {  // an image on the decoder's grid, no text
         const int64_t n = m.config().image_decoder->input_values();
         r.signal.resize(n);
@@ -106,6 +114,14 @@ Status inspect_firmware(const InspectArgs & a, const PublicKey * pk) {
                    d.image_size, d.image_size, d.patch_size, d.width, d.layers, d.heads, d.ffn, d.tokens(),
                    c.has_draw_path() ? fmt::format(" (from_backbone: {} queries)", d.tokens()) : "");
     }
+    if (c.speech_decoder) {
+        const auto & d = *c.speech_decoder;
+        fmt::print(
+            "decoder speech: {} chars x {} frames → {} log-mel frames of {}, Griffin-Lim {} iterations, {} "
+            "samples at {} Hz, width {} layers {} heads {} ffn {}\n",
+            d.max_chars, d.frames_per_char, d.frames(), d.n_mels, d.griffin_lim_iters, d.samples(), d.sample_rate,
+            d.width, d.layers, d.heads, d.ffn);
+    }
     if (f.header().contains("provenance")) fmt::print("provenance: {}\n", f.header()["provenance"].dump());
     print_tensors(f, a.tensors);
     fmt::print("cpu: {}\nkernels: {} (M4_ISA ceiling; detected {})\n", cpu_features().describe(),
@@ -123,6 +139,7 @@ Status inspect_firmware(const InspectArgs & a, const PublicKey * pk) {
         if (c.encoders[i]) show(model::Path::Full, static_cast<model::Modality>(i));
     if (c.has_draw_path()) show(model::Path::Full, model::Modality::Text);  // the full path into the decoder
     if (c.image_decoder) show(model::Path::Generator, model::Modality::Image);
+    if (c.speech_decoder) show(model::Path::Generator, model::Modality::Audio);
     return Status::ok();
 }
 

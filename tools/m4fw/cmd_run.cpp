@@ -7,10 +7,12 @@
 
 #include <chrono>
 #include <cmath>
+#include <filesystem>
 #include <numeric>
 
 #include "adapter/adapter.h"
 #include "commands.h"
+#include "runtime/audio_out.h"
 #include "runtime/engine.h"
 #include "runtime/images.h"
 #include "runtime/inputs.h"
@@ -57,11 +59,47 @@ void print_vector(const char * what, const std::vector<float> & v, nlohmann::jso
 
 // Path 4: each image input → the image decoder → a PNG (--out; with several inputs, --out names a
 // directory and each output is <input name>.png in it).
+// Path 4 over text: the speech decoder alone (+ Griffin-Lim) → a WAV file.
+Status run_speech(const RunArgs & a, const model::Model & fw, const adapter::Adapter * ad,
+                  const adapter::Manifest & man, const std::string & who) {
+    if (!fw.config().has_decoder(model::Modality::Audio))
+        return incompatible(a.firmware + ": no speech decoder (\"decoders.speech\") for " + who);
+    if (a.out.empty()) return invalid_argument("--out: " + who + " writes audio; give --out FILE.wav");
+    if (a.inputs.size() != 1) return invalid_argument("--out: one input per run on the generator path");
+    M4_RETURN_IF_ERROR(runtime::check_output_path(a.out, "wav"));
+    const std::string & in = a.inputs[0];
+    std::error_code ec;
+    if (runtime::guess_modality(in) != model::Modality::Text || std::filesystem::exists(in, ec))
+        return invalid_argument(in + ": " + who + " takes text, not a file");
+    runtime::InputSpec spec;
+    spec.name     = "\"" + in + "\"";
+    spec.modality = model::Modality::Text;
+    spec.text     = in;
+    M4_ASSIGN_OR_RETURN(model::Request r, runtime::prepare_item(fw, man.path, ad ? &man : nullptr, spec, ""));
+    r.adapter     = ad ? &ad->weights() : nullptr;
+    const auto t0 = std::chrono::steady_clock::now();
+    M4_ASSIGN_OR_RETURN(auto outs, fw.run(model::Path::Generator, model::Modality::Audio, {&r, 1}));
+    const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    const auto & o  = outs[0];
+    M4_RETURN_IF_ERROR(runtime::write_wav(a.out, o.audio.data(), static_cast<int64_t>(o.audio.size()), o.audio_rate));
+    const double secs = double(o.audio.size()) / double(o.audio_rate);
+    if (a.json)
+        fmt::print("{}\n",
+                   nlohmann::json::array(
+                       {{{"input", in}, {"output", a.out}, {"samples", o.audio.size()}, {"sample_rate", o.audio_rate}}})
+                       .dump(2));
+    else
+        fmt::print("[1] \"{}\"\n  → {} ({:.2f} s at {} Hz)\npath generator · 1 item(s) · {:.1f} ms\n", in, a.out, secs,
+                   o.audio_rate, ms);
+    return Status::ok();
+}
+
 Status run_generator(const RunArgs & a, const model::Model & fw, const adapter::Adapter * ad,
                      const adapter::Manifest & man) {
     const std::string who = ad ? a.adapter + " (an " + std::string(adapter::output_kind_name(man.output)) +
                                      "-output adapter, generator path)"
                                : std::string("the generator path");
+    if (man.modality == model::Modality::Audio) return run_speech(a, fw, ad, man, who);
     if (man.modality != model::Modality::Image || !fw.config().has_decoder(model::Modality::Image))
         return incompatible(a.firmware + ": no image decoder (\"decoders.image\") for " + who);
     if (a.out.empty()) return invalid_argument("--out: " + who + " writes an image; give --out FILE.png");
@@ -145,7 +183,15 @@ Status run_run(const RunArgs & a) {
         man.modality                  = runtime::guess_modality(a.inputs[0]);
         if (!a.modality.empty() && !model::parse_modality(a.modality, &man.modality))
             return invalid_argument("--modality: image, audio, imu or text");
-        if (a.path == "generator" && a.modality.empty()) man.modality = model::Modality::Image;  // its one decoder
+        // The generator path's decoder follows the input: text → the speech decoder, else the image decoder.
+        if (a.path == "generator" && a.modality.empty()) {
+            std::error_code ec;
+            const std::string & in0 = a.inputs[0];
+            const bool file =
+                std::filesystem::exists(in0, ec) || (in0.size() > 4 && in0.compare(in0.size() - 4, 4, ".npy") == 0);
+            man.modality =
+                man.modality == model::Modality::Text && !file ? model::Modality::Audio : model::Modality::Image;
+        }
         if (a.modality.empty() && a.path != "generator" && a.inputs[0].size() > 4 &&
             a.inputs[0].substr(a.inputs[0].size() - 4) == ".npy")
             return invalid_argument(a.inputs[0] + ": a .npy input needs --modality image, audio or imu");

@@ -3,6 +3,7 @@
 //   m4fw adapter publish APP NAME [--withdraw]      (admin)
 //   m4fw infer [--adapter NAME] INPUT…              m4fw status
 //   m4fw infer --path generator|--adapter SR IMAGE --out BIG.png   (the image the daemon returns)
+//   m4fw infer --path generator|--adapter TTS "TEXT" --out SAID.wav (the audio the daemon returns)
 //   m4fw firmware install FILE [--activate]          m4fw firmware rollback   (admin)
 #include <fcntl.h>
 #include <fmt/format.h>
@@ -23,7 +24,7 @@ struct ServiceArgs {
     std::string socket = client::default_socket_path();
     std::string name, file, adapter, modality, path, prompt, app, out;
     std::vector<std::string> inputs;
-    bool                     replace = false, activate = false, withdraw = false, background = false, json = false;
+    bool replace = false, activate = false, withdraw = false, background = false, json = false;
     uint32_t deadline_ms = 0;
     model::GenerationOverrides gen;  // sent as given: the daemon checks the values
 };
@@ -61,6 +62,11 @@ void print_infer(const v1::InferReply & rep, const std::vector<std::string> & in
         if (res.has_image())
             fmt::print("  → {}x{} image ({} bytes of PNG{})\n", res.image().width(), res.image().height(),
                        res.image().png().size(), out.empty() ? "; --out FILE.png writes it" : ", written to " + out);
+        if (res.has_audio())
+            fmt::print("  → {:.2f} s of audio at {} Hz ({} bytes of WAV{})\n",
+                       double(res.audio().samples()) / double(std::max<uint32_t>(1, res.audio().sample_rate())),
+                       res.audio().sample_rate(), res.audio().wav().size(),
+                       out.empty() ? "; --out FILE.wav writes it" : ", written to " + out);
     }
     fmt::print("batch of {} rows · queued {:.1f} ms · ran {:.1f} ms\n", rep.batch_rows(), rep.queue_ms(), rep.run_ms());
 }
@@ -105,13 +111,13 @@ int infer_chunk(const ServiceArgs & a, client::Client & c, size_t first, size_t 
     if (a.path == "full") req.set_path(v1::PATH_FULL);
     if (a.path == "generator") req.set_path(v1::PATH_GENERATOR);
     std::vector<int> fds;
-    auto             close_all = [&] {
+    auto close_all = [&] {
         for (int fd : fds) ::close(fd);
     };
     for (size_t k = first; k < last; ++k) {
-        const std::string & in  = a.inputs[k];
-        auto *              x   = req.add_inputs();
-        model::Modality     mod = runtime::guess_modality(in);
+        const std::string & in = a.inputs[k];
+        auto * x               = req.add_inputs();
+        model::Modality mod    = runtime::guess_modality(in);
         if (!a.modality.empty()) model::parse_modality(a.modality, &mod);
         if (mod == model::Modality::Text) {
             auto text = runtime::read_text_input(in);
@@ -134,12 +140,20 @@ int infer_chunk(const ServiceArgs & a, client::Client & c, size_t first, size_t 
     auto r = c.infer(req, fds);
     close_all();
     if (int rc = answer(r)) return rc;
-    if (!a.out.empty()) {
+    if (!a.out.empty() && r->infer().results_size() == 1 && r->infer().results(0).has_audio()) {
+        // The audio travels as WAV bytes: written as they came, nothing re-encoded.
+        const std::string & wav = r->infer().results(0).audio().wav();
+        if (a.out.size() < 4 || a.out.compare(a.out.size() - 4, 4, ".wav") != 0)
+            return report(invalid_argument(a.out + ": the reply carries audio; --out must name a .wav file"));
+        if (Status st = write_file_atomic(a.out, wav.data(), wav.size()); !st.is_ok()) return report(st);
+    } else if (!a.out.empty()) {
         // The image travels as PNG bytes: written as they came, nothing re-encoded.
         if (r->infer().results_size() != 1 || !r->infer().results(0).has_image())
             return report(
                 invalid_argument("--out: the reply carries no image (only the generator path or an "
                                  "image-output adapter answers with one)"));
+        if (a.out.size() < 4 || a.out.compare(a.out.size() - 4, 4, ".png") != 0)
+            return report(invalid_argument(a.out + ": the reply carries an image; --out must name a .png file"));
         const std::string & png = r->infer().results(0).image().png();
         if (Status st = write_file_atomic(a.out, png.data(), png.size()); !st.is_ok()) return report(st);
     }
@@ -153,10 +167,13 @@ int infer_chunk(const ServiceArgs & a, client::Client & c, size_t first, size_t 
 int run_infer(const ServiceArgs & a, client::Client & c) {
     if (!a.out.empty()) {
         if (a.inputs.size() != 1) return report(invalid_argument("--out: one input per request when writing an image"));
-        if (Status st = runtime::check_output_path(a.out, "png"); !st.is_ok()) return report(st);
+        // .wav: the speech decoder's audio (path 4 over text); otherwise the image decoder's PNG.
+        const bool wav = a.out.size() > 4 && a.out.compare(a.out.size() - 4, 4, ".wav") == 0;
+        if (Status st = runtime::check_output_path(a.out, wav ? "wav" : "png"); !st.is_ok()) return report(st);
     }
     // More inputs than the daemon takes in one request are sent as several requests.
-    const size_t per = std::max<uint32_t>(1, c.hello().max_inputs_per_request() ? c.hello().max_inputs_per_request() : 4);
+    const size_t per =
+        std::max<uint32_t>(1, c.hello().max_inputs_per_request() ? c.hello().max_inputs_per_request() : 4);
     for (size_t first = 0; first < a.inputs.size(); first += per)
         if (int rc = infer_chunk(a, c, first, std::min(a.inputs.size(), first + per))) return rc;
     return 0;
@@ -221,9 +238,8 @@ void add_service_commands(CLI::App & app, CLI::App & adapter_group, int * rc) {
     auto * rm = adapter_group.add_subcommand("remove", "remove one of this app's adapters");
     rm->add_option("name", a->name, "adapter name")->required();
     add_socket(rm);
-    rm->callback([a, rc] {
-        *rc = with_client(*a, [&](client::Client & c) { return answer(c.remove_adapter(a->name)); });
-    });
+    rm->callback(
+        [a, rc] { *rc = with_client(*a, [&](client::Client & c) { return answer(c.remove_adapter(a->name)); }); });
     auto * pub = adapter_group.add_subcommand("publish", "publish an app's adapter as shared (admin)");
     pub->add_option("app", a->app, "owner app name")->required();
     pub->add_option("name", a->name, "adapter name")->required();

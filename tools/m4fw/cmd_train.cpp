@@ -27,6 +27,7 @@
 #include "bench/draw_scene.h"
 #include "bench/evaluate.h"
 #include "bench/super_resolution.h"
+#include "bench/tts.h"
 #include "commands.h"
 #include "data/task.h"
 #include "train/export.h"
@@ -229,6 +230,11 @@ Status run_benchmark_adapter(const TrainArgs & a) {
         eo.validation = false;
         eo.limit      = a.val_limit >= 0 ? a.val_limit : 500;
         M4_ASSIGN_OR_RETURN(v, bench::evaluate_draw_scene(*fw, &ad, out, plan, a.data, eo));
+    } else if (plan.facts.kind == "mel_regress") {  // aud.tts: log-mel distance on its val split
+        eo.split      = "val";
+        eo.validation = false;
+        eo.limit      = a.val_limit >= 0 ? a.val_limit : 200;
+        M4_ASSIGN_OR_RETURN(v, bench::evaluate_tts(*fw, &ad, out, plan, a.data, eo, {}));
     } else {
         M4_ASSIGN_OR_RETURN(v, bench::evaluate_adapter(*fw, ad, out, plan, a.data, eo));
     }
