@@ -61,10 +61,11 @@ Result<PretrainObjective> parse_objective(const nlohmann::json & j, const std::s
     M4_ASSIGN_OR_RETURN(std::string mod, value_or<std::string>(j, "modality", "text", where));
     if (o.name.empty() || o.split.empty())
         return invalid_argument(where + ": every objective needs \"name\" and \"split\"");
-    if (o.kind != "lm" && o.kind != "contrastive" && o.kind != "caption" && o.kind != "reconstruct" && o.kind != "draw" &&
-        o.kind != "mel_regress")
-        return invalid_argument(where + ": \"kind\" must be lm, contrastive, caption, reconstruct, draw or mel_regress (got \"" +
-                                o.kind + "\")");
+    if (o.kind != "lm" && o.kind != "contrastive" && o.kind != "caption" && o.kind != "reconstruct" &&
+        o.kind != "draw" && o.kind != "mel_regress")
+        return invalid_argument(
+            where + ": \"kind\" must be lm, contrastive, caption, reconstruct, draw or mel_regress (got \"" + o.kind +
+            "\")");
     if (!model::parse_modality(mod, &o.modality)) return invalid_argument(where + ": unknown modality \"" + mod + "\"");
     if (o.kind == "draw") {  // text → image: reads a benchmark task's split, not the corpus
         if (o.task.empty())
@@ -75,7 +76,10 @@ Result<PretrainObjective> parse_objective(const nlohmann::json & j, const std::s
             return invalid_argument(where + ": \"weight\" must be > 0 and \"batch\" ≥ 0");
         return o;
     }
-    if (!o.task.empty()) return invalid_argument(where + ": only \"draw\" objectives name a \"task\"");
+    // The decoders' objectives may read a benchmark task's split (aud.tts, img.super_resolution)
+    // instead of the corpus, so that one pretraining covers every path; the others read the corpus.
+    if (!o.task.empty() && o.kind != "mel_regress" && o.kind != "reconstruct")
+        return invalid_argument(where + ": only draw, reconstruct and mel_regress objectives name a \"task\"");
     if ((o.kind == "lm") != (o.modality == model::Modality::Text))
         return invalid_argument(where +
                                 ": \"lm\" objectives read text; contrastive and caption ones image, audio or imu");
@@ -275,7 +279,8 @@ Result<std::unique_ptr<train::DataSource>> make_source(const PretrainObjective &
     so.split     = obj.split;
     so.val_share = r.val_share;
     so.eval_size = r.eval_size;
-    M4_ASSIGN_OR_RETURN(auto src, DatasetSource::create(spec, sr, dir, r.data_task, fw, so));
+    M4_ASSIGN_OR_RETURN(auto src,
+                        DatasetSource::create(spec, sr, dir, obj.task.empty() ? r.data_task : obj.task, fw, so));
     const auto want = static_cast<data::Modality>(static_cast<int>(obj.modality));
     if (src->dataset().modality() != want)
         return invalid_argument(src->dataset().path() + ": objective \"" + obj.name + "\" expects " +
@@ -331,7 +336,7 @@ Result<PretrainRecipe> parse_pretrain_recipe(const nlohmann::json & j, const std
             return invalid_argument(
                 where + ": objective \"" + o.name +
                 "\" trains the image decoder, but the architecture has no \"decoders\": {\"image\"}");
-    for (const auto & o : r.objectives)
+    for (const auto & o : r.objectives) {
         if (o.kind == "draw") {
             const auto & a = r.architecture;
             if (!(a.contains("decoders") && a["decoders"].is_object() && a["decoders"].contains("image") &&
@@ -346,6 +351,7 @@ Result<PretrainRecipe> parse_pretrain_recipe(const nlohmann::json & j, const std
             return invalid_argument(
                 where + ": objective \"" + o.name +
                 "\" trains the speech decoder, but the architecture has no \"decoders\": {\"speech\"}");
+    }
     M4_ASSIGN_OR_RETURN(nlohmann::json training, member(j, "training", where, VT::object));
     M4_RETURN_IF_ERROR(parse_training(training, where + ": training", &r));
     for (const auto & o : r.objectives) {

@@ -6,6 +6,8 @@
 // Skipped (visibly) only when the benchmark's source packages are not installed.
 #include <gtest/gtest.h>
 
+#include <set>
+
 #include <unistd.h>
 
 #include <cmath>
@@ -93,6 +95,38 @@ TEST(Pretrain, ErrorsNameTheFileAndTheFault) {
     p = bench::parse_pretrain_recipe(j, "r.json");
     ASSERT_FALSE(p.is_ok());
     EXPECT_NE(p.status().message().find("\"architecture\""), std::string::npos);
+}
+
+// m4-small (the default firmware's recipe to be) pretrains every path in one run: the encoders
+// (contrastive), the backbone (lm), the full path (caption), path 4's image decoder (reconstruct),
+// the full path into the image decoder (draw, img.draw_scene's train split) and path 4's speech
+// decoder (mel_regress, aud.tts's train split); only the decoders' objectives may name a task.
+TEST(Pretrain, SmallRecipeCoversEveryPath) {
+    auto j = nlohmann::json::parse(read_file_bytes(std::string(M4_SOURCE_DIR) + "/recipes/m4-small.json").value());
+    auto r = bench::parse_pretrain_recipe(j, "m4-small.json");
+    ASSERT_TRUE(r.is_ok()) << r.status().message();
+    std::set<std::string> kinds;
+    for (const auto & o : r->objectives) {
+        kinds.insert(o.kind);
+        if (o.kind == "draw") EXPECT_EQ(o.task, "img.draw_scene");
+        if (o.kind == "mel_regress") EXPECT_EQ(o.task, "aud.tts");
+        if (o.kind == "draw" || o.kind == "mel_regress") EXPECT_EQ(o.split, "train");  // never val or test
+    }
+    EXPECT_EQ(kinds, (std::set<std::string>{"lm", "contrastive", "caption", "reconstruct", "draw", "mel_regress"}));
+    nlohmann::json arch = r->architecture;
+    arch["text"]        = {{"vocab_size", r->vocab_size}};  // as the pretraining probes it
+    auto c              = model::parse_model_config(arch);
+    ASSERT_TRUE(c.is_ok()) << c.status().message();
+    EXPECT_TRUE(c->has_draw_path());
+    EXPECT_TRUE(c->has_decoder(model::Modality::Audio));
+    for (auto m : {model::Modality::Image, model::Modality::Audio, model::Modality::Imu})
+        EXPECT_TRUE(c->has_encoder(m));
+
+    auto bad                     = j;
+    bad["objectives"][0]["task"] = "txt.topic";  // an lm objective reads the corpus
+    const auto st                = bench::parse_pretrain_recipe(bad, "r.json").status();
+    EXPECT_NE(st.message().find("only draw, reconstruct and mel_regress objectives name a \"task\""), std::string::npos)
+        << st.message();
 }
 
 TEST(Pretrain, TinyRecipeRecordsProvenanceAndResumesExactly) {
