@@ -10,9 +10,9 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <cstring>
 #include <functional>
 #include <sstream>
 #include <string>
@@ -30,7 +30,7 @@ class DaemonProcess {
 
     std::string socket() const { return dir_ + "/m4fwd.sock"; }
     std::string state() const { return dir_ + "/state"; }
-    pid_t       pid() const { return pid_; }
+    pid_t pid() const { return pid_; }
 
     // Starts m4fwd and waits until its socket accepts a client.
     bool start() {
@@ -52,7 +52,7 @@ class DaemonProcess {
         return exit_status_;
     }
     std::string log() const {
-        std::ifstream     f(dir_ + "/daemon.log");
+        std::ifstream f(dir_ + "/daemon.log");
         std::stringstream ss;
         ss << f.rdbuf();
         return ss.str();
@@ -60,7 +60,7 @@ class DaemonProcess {
     // A line of /proc/<pid>/status in KiB (VmRSS, VmHWM), or -1.
     long status_kib(const std::string & key) const {
         std::ifstream f("/proc/" + std::to_string(pid_) + "/status");
-        std::string   line;
+        std::string line;
         while (std::getline(f, line))
             if (line.rfind(key + ":", 0) == 0) return std::stol(line.substr(key.size() + 1));
         return -1;
@@ -72,7 +72,7 @@ class DaemonProcess {
         pid_ = ::fork();
         if (pid_ == 0) {
             std::string log = dir_ + "/daemon.log";
-            FILE *      f   = std::freopen(log.c_str(), "a", stderr);
+            FILE * f        = std::freopen(log.c_str(), "a", stderr);
             (void)f;
             // No descriptor of the test process (a build lock, another daemon's socket) leaks into
             // a daemon that may outlive it.
@@ -96,13 +96,21 @@ class DaemonProcess {
 
   private:
     std::string dir_, firmware_, config_json_;
-    pid_t       pid_         = -1;
-    int         exit_status_ = -1;
+    pid_t pid_       = -1;
+    int exit_status_ = -1;
 };
+
+// base/name, emptied: a test's own state directory.
+inline std::string fresh_dir_under(const std::string & base, const std::string & name) {
+    std::string d = base + "/" + name;
+    std::filesystem::remove_all(d);
+    std::filesystem::create_directories(d);
+    return d;
+}
 
 // A plain socket to the daemon, no hello: for clients that misbehave on purpose.
 inline int raw_connect(const std::string & path) {
-    int         fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_un a{};
     a.sun_family = AF_UNIX;
     std::strcpy(a.sun_path, path.c_str());
@@ -136,10 +144,10 @@ inline int as_uid(uid_t uid, const std::function<int()> & fn) {
 }  // namespace m4::test
 
 // Inside an as_uid() body: fail with the line number when a condition does not hold.
-#define CHILD_CHECK(cond, what)                                                           \
-    do {                                                                                  \
-        if (!(cond)) {                                                                    \
+#define CHILD_CHECK(cond, what)                                                            \
+    do {                                                                                   \
+        if (!(cond)) {                                                                     \
             std::fprintf(stderr, "child check failed at line %d: %s\n", __LINE__, (what)); \
-            return __LINE__ % 250 + 1;                                                    \
-        }                                                                                 \
+            return __LINE__ % 250 + 1;                                                     \
+        }                                                                                  \
     } while (0)

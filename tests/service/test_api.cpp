@@ -49,12 +49,7 @@ class ServiceApi : public ::testing::Test {
         delete adapter_;
         delete model_;
     }
-    static std::string fresh_dir(const std::string & name) {
-        std::string d = dir_ + "/" + name;
-        std::filesystem::remove_all(d);
-        std::filesystem::create_directories(d);
-        return d;
-    }
+    static std::string fresh_dir(const std::string & name) { return fresh_dir_under(dir_, name); }
     // What the in-process model generates for `text` with the adapter's defaults and `o` on top
     // (input 0 of a request: seed · φ + 0).
     static model::Generation expected(const std::string & text, const model::GenerationOverrides & o) {

@@ -48,12 +48,7 @@ class AudioOutput : public ::testing::Test {
         delete tts_;
         delete model_;
     }
-    static std::string fresh_dir(const std::string & name) {
-        std::string d = dir_ + "/" + name;
-        std::filesystem::remove_all(d);
-        std::filesystem::create_directories(d);
-        return d;
-    }
+    static std::string fresh_dir(const std::string & name) { return fresh_dir_under(dir_, name); }
     // The in-process model's output for these texts in one batch, each as the WAV the service must send.
     static std::vector<std::string> expected(const std::vector<std::string> & texts, const adapter::Adapter * ad) {
         std::vector<model::Request> items;

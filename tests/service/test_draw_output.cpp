@@ -48,12 +48,7 @@ class DrawOutput : public ::testing::Test {
         delete scene_;
         delete model_;
     }
-    static std::string fresh_dir(const std::string & name) {
-        std::string d = dir_ + "/" + name;
-        std::filesystem::remove_all(d);
-        std::filesystem::create_directories(d);
-        return d;
-    }
+    static std::string fresh_dir(const std::string & name) { return fresh_dir_under(dir_, name); }
     // The in-process outputs for these descriptions (one batch), as the PNGs the service must send.
     static std::vector<std::string> expected(const std::vector<std::string> & texts, const adapter::Adapter * ad) {
         std::vector<model::Request> items;

@@ -64,12 +64,7 @@ class ImageOutput : public ::testing::Test {
         delete sr_;
         delete model_;
     }
-    static std::string fresh_dir(const std::string & name) {
-        std::string d = dir_ + "/" + name;
-        std::filesystem::remove_all(d);
-        std::filesystem::create_directories(d);
-        return d;
-    }
+    static std::string fresh_dir(const std::string & name) { return fresh_dir_under(dir_, name); }
     // A PNG of h×w pixels (a smooth pattern that depends on `phase`).
     static std::string png(int64_t h, int64_t w, float phase) {
         std::vector<float> v(static_cast<size_t>(h * w * 3));
