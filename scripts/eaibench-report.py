@@ -11,6 +11,12 @@ and writes the markdown report and the figures (PNG + SVG, matplotlib).
   /usr/bin/python3 scripts/eaibench-report.py --results results --firmware-fingerprint HEX \
       [--firmware-bytes N] [--data data] [--out docs/eaibench.md] [--figures docs/figures] [--root .]
 
+Decoder tasks (plan kind reconstruct / mel_regress / draw: img.super_resolution, aud.tts,
+img.draw_scene) are listed in a table of their own and counted apart from the headline parity. Two of
+them have no model as baseline (bicubic enlargement; the reference voice through the same
+recogniser): their baseline file has "model": null and a "baseline" description, and the storage,
+operator and budget sections skip them with a note.
+
 Bad input is marked, never mixed in: a task without a baseline, a result of another firmware
 fingerprint, or a baseline whose data manifest differs from the one in --data (stale) gets a mark
 in the table and is left out of the parity count and the sums. Exit status 2 names a missing or
@@ -19,10 +25,16 @@ unreadable input directory / file.
 import argparse
 import hashlib
 import json
+import math
 import os
 import sys
 
 GROUP_ORDER = ["image", "text", "audio", "imu", "multimodal"]
+# Plan kinds of the decoder tasks (issue 18): listed and counted apart from the classification /
+# generation tasks of the headline.
+DECODER_KINDS = ("reconstruct", "mel_regress", "draw")
+# PSNR parity: m4's RMSE within 1 % of the baseline's (the MAE rule in dB): 20·log10(1.01) ≈ 0.086 dB.
+PSNR_TOLERANCE_DB = 20 * math.log10(1.01)
 GROUP_COLOUR = {"image": "#4c72b0", "text": "#dd8452", "audio": "#55a868", "imu": "#c44e52", "multimodal": "#8172b3"}
 
 
@@ -42,11 +54,14 @@ def load(path):
 
 
 def tolerance(metric, baseline):
-    """'Within 1 point': 1 percentage point of [0, 1] metrics, 1 chrF point, 1 % of a baseline MAE."""
+    """'Within 1 point': 1 percentage point of [0, 1] metrics, 1 chrF point, 1 % of a baseline MAE /
+    log-mel L1, and for PSNR 1 % of the baseline's RMSE (20·log10(1.01) dB)."""
     if metric == "chrf":
         return 1.0
-    if metric == "mae":
+    if metric in ("mae", "mel_l1"):
         return 0.01 * abs(baseline)
+    if metric == "psnr":
+        return PSNR_TOLERANCE_DB
     return 0.01
 
 
@@ -62,7 +77,7 @@ def file_size(root, path):
 def fmt_score(metric, v):
     if v is None:
         return "–"
-    return f"{v:.2f}" if metric in ("chrf", "mae") else f"{v:.3f}"
+    return f"{v:.2f}" if metric in ("chrf", "mae", "psnr") else f"{v:.3f}"
 
 
 def main():
@@ -99,11 +114,13 @@ def main():
         task = plan.get("task") or name[:-5]
         metric = plan["metrics"][0]
         higher = bool(plan.get("higher_is_better", True))
-        r = {"task": task, "group": plan.get("group", "?"), "metric": metric, "higher": higher, "marks": []}
+        r = {"task": task, "group": plan.get("group", "?"), "metric": metric, "higher": higher, "marks": [],
+             "kind": plan.get("kind"), "decoder": plan.get("kind") in DECODER_KINDS}
         ev = load(os.path.join(a.results, "evals", f"{task}.test.json"))
         bl = load(os.path.join(a.results, "baselines", f"{task}.json"))
         r["m4"] = ev["score"] if ev else None
         r["chance"] = ev["chance"] if ev else (bl["chance"] if bl else None)
+        r["ev"] = ev
         r["m4_examples"] = ev.get("examples") if ev else None
         r["adapter_bytes"] = file_size(a.root, ev.get("adapter")) if ev else None
         if ev is None:
@@ -150,8 +167,10 @@ def main():
                         sha = hashlib.sha256(f.read()).hexdigest()
                     if sha != bl.get("data", {}).get("manifest_sha256"):
                         r["marks"].append("stale baseline (data manifest changed)")
+        if r["decoder"]:
+            decoder_row(r, ev, bl, metric, fp)
         r["ok"] = not r["marks"]
-        if r["m4"] is not None and r["ts"] is not None:
+        if r["m4"] is not None and r["ts"] is not None and not r.get("m4_other_metric"):
             r["delta"] = r["m4"] - r["ts"]
             better = r["delta"] if higher else -r["delta"]  # > 0: m4 better
             r["parity"] = better >= -tolerance(metric, r["ts"])
@@ -170,8 +189,45 @@ def main():
     figs = draw(rows, a, fp)
     write_md(rows, a, figs)
     ok = [r for r in rows if r["ok"]]
-    print(f"eaibench-report: {len(rows)} tasks, {len(ok)} compared, "
-          f"{sum(1 for r in ok if r['parity'])} at parity; wrote {a.out} and {len(figs)} figures under {a.figures}")
+    main_ok, dec_ok = [r for r in ok if not r["decoder"]], [r for r in ok if r["decoder"]]
+    print(f"eaibench-report: {len(rows)} tasks, {len(main_ok)} compared, "
+          f"{sum(1 for r in main_ok if r['parity'])} at parity; decoder tasks {len(dec_ok)} compared, "
+          f"{sum(1 for r in dec_ok if r['parity'])} at parity; wrote {a.out} and {len(figs)} figures under {a.figures}")
+
+
+def decoder_row(r, ev, bl, metric, fp):
+    """A decoder task's row: its 'chance' column (the trivial answer, not the baseline), what the baseline
+    is, and the checks a reference baseline (no model, numbers from m4's own eval) needs."""
+    x = ev.get("extra", {}) if ev else {}
+    if r["kind"] == "reconstruct":
+        r["chance"] = None  # the eval's `chance` is the bicubic baseline itself; no trivial answer beside it
+    elif r["kind"] == "mel_regress":
+        r["chance"] = x.get("guessing", bl.get("chance") if bl else None)
+    r["reference"] = bool(bl) and not bl.get("model")
+    if bl is None:
+        r["what"] = None
+    elif r["reference"]:
+        r["what"] = bl.get("baseline") or "no model (description missing)"
+    else:
+        m = bl["model"]
+        r["what"] = (f"from-scratch model: {m['size']}, {m['parameters']:,} params, lr {m['lr']:g}, "
+                     f"{m['steps']} steps, {(m['firmware_bytes'] + m['adapter_bytes']) / 1e6:.2f} MB")
+    if ev is not None and ev.get("metric") != metric:  # e.g. aud.tts scored without its recognisers
+        r["marks"].append(f"m4 scored by {ev.get('metric')}, not {metric}")
+        r["m4_other_metric"] = ev.get("metric")
+    if r["reference"] and ev is not None and ev.get("fingerprint") == fp and \
+            abs(bl.get("score", float("nan")) - ev.get("chance", float("nan"))) > 1e-9:
+        r["marks"].append("reference baseline ≠ the reference of m4's eval (rerun scripts/eaibench.sh)")
+    if r["kind"] == "reconstruct" and ev:
+        r["detail"] = "; ".join(
+            f"×{f}: m4 {x.get(f'psnr_x{f}', float('nan')):.2f} dB / SSIM {x.get(f'ssim_x{f}', float('nan')):.3f}, "
+            f"bicubic {x.get(f'bicubic_psnr_x{f}', float('nan')):.2f} dB / SSIM {x.get(f'bicubic_ssim_x{f}', float('nan')):.3f}"
+            for f in (2, 4))
+    elif r["kind"] == "mel_regress" and ev:
+        r["detail"] = (f"{x.get('recognised_words', 0):.0f} test utterances of recogniser words; log-mel L1 m4 "
+                       f"{x.get('mel_l1', float('nan')):.3f}, mean training log-mel {x.get('mean_mel_l1', float('nan')):.3f}")
+    elif ev:
+        r["detail"] = f"blank canvas (chance) {ev.get('chance', float('nan')):.3f}"
 
 
 def scaled_delta(r):
@@ -179,8 +235,10 @@ def scaled_delta(r):
     d = r["delta"] if r["higher"] else -r["delta"]
     if r["metric"] == "chrf":
         return d / 100.0
-    if r["metric"] == "mae":
+    if r["metric"] in ("mae", "mel_l1"):
         return d / abs(r["ts"]) if r["ts"] else d
+    if r["metric"] == "psnr":  # relative RMSE reduction: −0.01 is the parity line as for MAE
+        return 1.0 - 10 ** (-d / 20.0)
     return d
 
 
@@ -205,8 +263,8 @@ def storage_series(rows, firmware_bytes):
     """Firmware + first k adapters vs the first k task-specific models (files on disk), compared tasks only."""
     ks, m4, ts = [0], [firmware_bytes], [0]
     for r in rows:
-        if not r["ok"] or r["adapter_bytes"] is None:
-            continue
+        if not r["ok"] or r["adapter_bytes"] is None or not r["bl"].get("model"):
+            continue  # a reference baseline (no model) has no file to count
         m = r["bl"]["model"]
         ks.append(ks[-1] + 1)
         m4.append(m4[-1] + r["adapter_bytes"])
@@ -236,18 +294,26 @@ def draw(rows, a, fp):
     if ok:
         d = sorted(ok, key=scaled_delta)
         vals = [scaled_delta(r) for r in d]
-        ax.barh([r["task"] for r in d], vals, color=[GROUP_COLOUR.get(r["group"], "grey") for r in d])
+        bars = ax.barh([r["task"] for r in d], vals, color=[GROUP_COLOUR.get(r["group"], "grey") for r in d])
+        for b, r in zip(bars, d):
+            if r["decoder"]:
+                b.set_hatch("//")
         ax.axvline(0, color="black", lw=0.8)
         ax.axvline(-0.01, color="grey", lw=0.8, ls="--")
         handles = [plt.Rectangle((0, 0), 1, 1, color=GROUP_COLOUR[g]) for g in GROUP_ORDER]
-        ax.legend(handles, GROUP_ORDER, loc="lower right", fontsize=8)
+        labels = list(GROUP_ORDER)
+        if any(r["decoder"] for r in d):
+            handles.append(plt.Rectangle((0, 0), 1, 1, facecolor="white", edgecolor="black", hatch="//"))
+            labels.append("decoder task (counted apart)")
+        ax.legend(handles, labels, loc="lower right", fontsize=8)
     else:
         ax.text(0.5, 0.5, "no task with both scores", ha="center", transform=ax.transAxes)
-    ax.set_xlabel("m4 − task-specific ([0, 1] metric points; chrF / 100; MAE relative; > 0: m4 better)")
+    ax.set_xlabel("m4 − task-specific ([0, 1] metric points; chrF / 100; MAE relative; PSNR as relative RMSE; "
+                  "> 0: m4 better)")
     ax.set_title("eAIBench: m4 firmware + adapter vs task-specific model (test split)")
     save(fig, "eaibench-delta", "Δ per task")
 
-    ks, m4, ts, cross = storage_series(rows, a.firmware_bytes)
+    ks, m4, ts, cross = storage_series(sorted(rows, key=lambda r: r["decoder"]), a.firmware_bytes)  # as the table
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(ks, [x / 2**20 for x in m4], marker="o", label="m4: firmware + k adapters")
     ax.plot(ks, [x / 2**20 for x in ts], marker="s", label="k task-specific models")
@@ -316,21 +382,58 @@ def ops_section(rows, a):
          "lacks; the point of the comparison is that m4 serves every task with one op set "
          f"({len(set(o for v in m4.values() for o in v))} types over all paths), while separately built "
          "apps would each bring their own.", "", "| task | path | m4 | task-specific |", "|---|---|---|---|"]
+    skipped = []
     for r in rows:
         if not r["bl"]:
             continue
+        if not r["bl"].get("model"):
+            skipped.append(r["task"])
+            continue
         ts = read_ops(os.path.join(a.results, "ops", f"{r['task']}.txt"))
         path = r["bl"]["path"]
-        mod = "text" if path == "backbone" else r["bl"].get("modality") or next(
+        # a drawing runs the full path over text (prompt → backbone → projector → image decoder)
+        mod = "text" if path == "backbone" or r.get("kind") == "draw" else r["bl"].get("modality") or next(
             (k[1] for k in ts if k[0] == path), "?")
         L.append(f"| {r['task']} | {path} {mod} | {' '.join(m4.get((path, mod), ['–']))} | "
                  f"{' '.join(ts.get((path, mod), ['–']))} |")
+    if skipped:
+        L += ["", f"Not listed: {', '.join(skipped)} — the baseline is no model, so it has no operators."]
+    return L
+
+
+def decoder_table(decoders):
+    """The decoder tasks' own table: metric, both scores, what the baseline is, parity, the details."""
+    if not decoders:
+        return []
+    L = ["", "## Decoder tasks (counted apart)", "",
+         "Generator and draw paths (issue 18). Baselines: img.super_resolution — bicubic enlargement of the "
+         "reduced image, no model; aud.tts — the reference espeak-ng voice through the same recogniser adapters, "
+         "no model (both scored inside m4's own eval on the same test examples, `chance` of its JSON); "
+         "img.draw_scene — a from-scratch model (`m4fw baseline train`). Parity: PSNR within "
+         f"{PSNR_TOLERANCE_DB:.3f} dB (m4's RMSE within 1 % of the baseline's, the MAE rule), intelligibility and "
+         "palette agreement within 0.01. Chance: the trivial answer (guessing among the recogniser's words; a blank "
+         "canvas); none for super-resolution, where bicubic is the baseline itself.", "",
+         "| task | metric | m4 | baseline | what the baseline is | chance | Δ | parity | detail | mark |",
+         "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in decoders:
+        unit = " (dB)" if r["metric"] == "psnr" else ""
+        d = "–" if r["delta"] is None else f"{r['delta']:+.3f}"
+        p = "–" if r["parity"] is None else ("✓" if r["parity"] else "✗")
+        if not r["ok"] and r["parity"] is not None:
+            p += " (not counted)"
+        note = ["note: both at or below chance"] if r.get("both_at_chance") else []
+        m4 = fmt_score(r["metric"], r["m4"]) + (f" ({r['m4_other_metric']})" if r.get("m4_other_metric") else "")
+        L.append(f"| {r['task']} | {r['metric']}{unit}{'' if r['higher'] else ' ↓'} | {m4} | "
+                 f"{fmt_score(r['metric'], r['ts'])} | {r.get('what') or '–'} | {fmt_score(r['metric'], r['chance'])} | "
+                 f"{d} | {p} | {r.get('detail', '')} | {'; '.join(r['marks'] + note)} |")
     return L
 
 
 def write_md(rows, a, figs):
     fp = a.firmware_fingerprint
     shown = os.path.relpath(a.results, a.root) if os.path.isabs(a.results) else a.results
+    decoders = [r for r in rows if r["decoder"]]
+    rows = [r for r in rows if not r["decoder"]]  # the headline, main table and group summary
     ok = [r for r in rows if r["ok"]]
     par = [r for r in ok if r["parity"]]
     L = ["# eAIBench: m4 against a task-specific model per task", "",
@@ -340,7 +443,8 @@ def write_md(rows, a, figs):
          "train split only (`m4fw baseline train`, docs/eaibench-method.md), scored by the same `m4fw eval` code "
          "on the same test examples. Δ = m4 − task-specific; parity (✓) = m4 within 1 point of the "
          "task-specific score or better (1 point: 0.01 of a [0, 1] metric, 1 chrF point, 1 % of the "
-         "baseline's MAE; the direction of wer / mae respected).", ""]
+         "baseline's MAE; the direction of wer / mae respected). The decoder tasks (plan kinds reconstruct, "
+         "mel_regress, draw) are counted apart, in their own table below the main one.", ""]
     weak = [r for r in par if r.get("both_at_chance")]
     L.append(f"**Parity: {len(par)} of {len(ok)} compared tasks** "
              f"({100.0 * len(par) / len(ok):.0f} %; the paper: 85 %)." if ok else
@@ -349,8 +453,14 @@ def write_md(rows, a, figs):
         L.append(f"Of these, {len(weak)} are at parity with both models at or below chance "
                  f"({', '.join(r['task'] for r in weak)}): neither learned the task at this scale, so parity there "
                  f"says little; without them {len(par) - len(weak)} of {len(ok) - len(weak)}.")
+    if decoders:
+        dok = [r for r in decoders if r["ok"]]
+        dpar = [r for r in dok if r["parity"]]
+        L.append(f"**Decoder tasks: {len(dpar)} of {len(dok)} compared at parity** "
+                 f"({', '.join(r['task'] for r in decoders)}; not in the count above; their table follows the main one).")
     missing = [r for r in rows if not r["ok"]]
-    L.append(f"{len(rows)} tasks in `{shown}/plans/`; {len(missing)} not compared (marked in the table).")
+    L.append(f"{len(rows)} classification / generation tasks in `{shown}/plans/`; {len(missing)} not compared "
+             "(marked in the table).")
     if a.unplanned:
         L.append(f"Not in the table: {', '.join(a.unplanned)} — built in the data directory but with no plan "
                  f"for this firmware (`m4fw eval --plan --task T` refuses it, e.g. a generator task on a firmware "
@@ -376,7 +486,9 @@ def write_md(rows, a, figs):
                      f"{fmt_score(r['metric'], r['ts'])} | {fmt_score(r['metric'], r['nn'])} | {lr} | "
                      f"{fmt_score(r['metric'], r['chance'])} | {d} | {p} | {model} | "
                      f"{'; '.join(r['marks'] + (['note: both at or below chance'] if r.get('both_at_chance') else []))} |")
-    L += ["", "## Per input group", "", "| group | tasks | compared | at parity | mean Δ (direction-adjusted; chrF / 100, MAE relative) |",
+    L += decoder_table(decoders)
+    L += ["", "## Per input group", "", "Classification / generation tasks (the headline's); decoder tasks in their own table.", "",
+          "| group | tasks | compared | at parity | mean Δ (direction-adjusted; chrF / 100, MAE relative) |",
           "|---|---|---|---|---|"]
     for g in GROUP_ORDER:
         gr = [r for r in rows if r["group"] == g]
@@ -386,12 +498,15 @@ def write_md(rows, a, figs):
         md = (sum(scaled_delta(r) for r in go) / len(go)) if go else None
         L.append(f"| {g} | {len(gr)} | {len(go)} | {sum(1 for r in go if r['parity'])} | "
                  f"{'–' if md is None else f'{md:+.3f}'} |")
-    ks, m4, ts, cross = storage_series(rows, a.firmware_bytes)
+    ks, m4, ts, cross = storage_series(rows + decoders, a.firmware_bytes)
+    nomodel = [r["task"] for r in decoders if r.get("reference")]
     L += ["", "## Storage vs number of tasks", "",
-          f"Files on disk over the {ks[-1]} compared tasks (table order): m4 = firmware "
+          f"Files on disk over the {ks[-1]} compared tasks with a model on both sides (table order, decoder tasks "
+          "last): m4 = firmware "
           f"({a.firmware_bytes:,} bytes) + k adapters; task-specific = the sum of k models "
           "(`.m4fw` + head `.m4a`; where the logistic regression is the stronger baseline, its f32 weights: "
-          "classes × (features + 1) × 4 bytes, not a file)."]
+          "classes × (features + 1) × 4 bytes, not a file)."
+          + (f" Not counted: {', '.join(nomodel)} — the baseline there is no model (nothing to store)." if nomodel else "")]
     if ks[-1] > 0:
         L.append(f"At k = {ks[-1]}: m4 {m4[-1]:,} bytes, task-specific {ts[-1]:,} bytes "
                  f"(ratio {ts[-1] / m4[-1]:.2f}×). "
@@ -470,20 +585,22 @@ def write_md(rows, a, figs):
             i = inproc.get(x["task"], {})
             L.append(f"| {x['task']} | {x['median_ms']:.3f} | {x['p99_ms']:.3f} | "
                      f"{i.get('m4_median_ms', float('nan')):.3f} | {i.get('ts_median_ms', float('nan')):.3f} |")
-    L += ops_section(rows, a)
+    L += ops_section(rows + decoders, a)
     tuned = adapter_tuning(a.results)
     L += ["", "## Tuning budgets", "",
           "Adapter: the plan's settings, plus the variants of `results/tuning.tsv` where that task was tuned "
           "(few-shot rows excluded); updates = the sum of their steps. Task-specific: every variant of its grid.", "",
           "| task | adapter plan steps | adapter variants | adapter updates (all variants) | task-specific variants | "
           "task-specific updates (all variants) | tuning seconds | wall seconds |", "|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        if r["bl"]:
+    for r in rows + decoders:
+        if r["bl"] and r["bl"].get("tuning"):
             t = r["bl"]["tuning"]
             steps = tuned.get(r["task"], [t["adapter_plan_steps"]])
             steps = [t["adapter_plan_steps"] if x is None else x for x in steps]
             L.append(f"| {r['task']} | {t['adapter_plan_steps']} | {len(steps)} | {sum(steps)} | {t['variant_count']} | "
                      f"{t['updates']} | {t['seconds']:.0f} | {r['bl']['wall_seconds']:.0f} |")
+    if nomodel:
+        L += ["", f"Not listed: {', '.join(nomodel)} (no model trained for the baseline)."]
     L.append("")
     with open(a.out, "w") as f:
         f.write("\n".join(L))

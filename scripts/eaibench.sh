@@ -4,6 +4,9 @@
 # train split, tuned on its validation share, scored once on test), then the report and figures
 # from the result files alone. Resumable: a task whose result is present and current (same firmware
 # fingerprint, same data manifest) is skipped; a killed baseline run reuses its finished variants.
+# Decoder tasks with no model to train (plan kind reconstruct: bicubic enlargement; mel_regress: the
+# reference espeak-ng voice through the same recogniser) get their baseline from m4's eval's reference
+# numbers; img.draw_scene (kind draw) trains its from-scratch model like every other task.
 #
 #   scripts/eaibench.sh [--data DIR] [--tasks "T1 T2 …"] [--results DIR] [--adapters DIR]
 #                       [--train-adapters] [--baseline-args "…"] [--out FILE.md] [--figures DIR]
@@ -67,12 +70,57 @@ PY
 }
 manifest_sha() { sha256sum "$data/$1/manifest.json" 2>/dev/null | cut -d' ' -f1; }
 
+# reference_baseline TASK KIND PLAN EVAL OUT: the baseline of a decoder task with no model to train,
+# written from m4's eval (its `chance` is the reference scored on the same test examples).
+reference_baseline() {
+  [ -f "$4" ] || { echo "$1: no reference baseline without m4's eval $4 (it holds the reference numbers)" >&2; return 1; }
+  /usr/bin/python3 - "$@" "$fp" "$firmware" "$data" "$(manifest_sha "$1")" <<'PY'
+import datetime, hashlib, json, sys
+task, kind, plan_p, ev_p, out, fp, firmware, data, sha = sys.argv[1:]
+plan, ev = json.load(open(plan_p)), json.load(open(ev_p))
+x = ev.get("extra", {})
+def fail(msg):
+    print(f"{task}: {msg}; no reference baseline written", file=sys.stderr)
+    sys.exit(1)
+if ev.get("fingerprint") != fp:
+    fail(f"{ev_p} was scored on another firmware")
+if kind == "reconstruct":
+    if ev.get("metric") != "psnr" or "bicubic_psnr_x2" not in x:
+        fail(f"{ev_p} holds no bicubic PSNR (metric {ev.get('metric')})")
+    what = "bicubic enlargement, no model"
+    keys = ("bicubic_psnr_x2", "bicubic_psnr_x4", "bicubic_ssim_x2", "bicubic_ssim_x4")
+    chance = None
+else:
+    if ev.get("metric") != "intelligibility":
+        fail(f"{ev_p} scored {ev.get('metric')}, not intelligibility (were the recogniser adapters missing?)")
+    what = "reference espeak-ng voice through the same recogniser, no model"
+    keys = ("reference_intelligibility", "guessing", "recognised_words", "mean_mel_l1")
+    chance = x.get("guessing")
+r = {"task": task, "group": plan.get("group"), "path": plan.get("path"), "kind": kind, "baseline": what,
+     "metric": ev["metric"], "higher_is_better": plan.get("higher_is_better", True), "score": ev["chance"],
+     "chance": chance, "test_examples": ev["examples"],
+     "test": {"split": ev.get("split"), "examples": ev["examples"], "of": ev.get("of")},
+     "reference": {"rule": ev.get("chance_rule"), **{k: x[k] for k in keys if k in x}},
+     "model": None, "m4_firmware": {"path": firmware, "fingerprint": fp},
+     "data": {"dir": data, "manifest_sha256": sha},
+     "m4_eval": {"path": ev_p, "sha256": hashlib.sha256(open(ev_p, "rb").read()).hexdigest()},
+     "created": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+     "command": "scripts/eaibench.sh (from m4's eval: no model to train)"}
+with open(out + ".tmp", "w") as f:
+    json.dump(r, f, indent=2)
+    f.write("\n")
+import os
+os.replace(out + ".tmp", out)
+print(f"{task}: reference baseline ({what}): {ev['metric']} {ev['chance']:.4f} on {ev['examples']} test examples -> {out}")
+PY
+}
+
 if [ "$report_only" -eq 0 ]; then
   [ -d "$data" ] || { echo "eaibench.sh: no data directory $data (m4fw data build --all --dir $data)" >&2; exit 2; }
   if [ -z "$tasks" ]; then
     tasks=$(for m in "$data"/*/manifest.json; do t=$(basename "$(dirname "$m")"); [ "$t" != pretrain ] && echo "$t"; done)
   fi
-  scored=0 skipped=0 failed=0
+  scored=0 skipped=0 failed=0 referenced=0
   for task in $tasks; do
     [ -f "$data/$task/manifest.json" ] || { echo "$task: not built under $data (m4fw data build $task --dir $data)" >&2; failed=$((failed + 1)); continue; }
     plan="$results/plans/$task.json"
@@ -93,6 +141,8 @@ if [ "$report_only" -eq 0 ]; then
         limit=$(json "$plan" eval_limit)
         limit_arg=()
         [ "${limit:-0}" -gt 0 ] && limit_arg=(--limit "$limit")
+        # aud.tts is scored by this firmware's own keyword / digit recogniser adapters.
+        [ "$task" = aud.tts ] && limit_arg+=(--recognisers "$adapters/aud.kws.m4a,$adapters/aud.digits.m4a")
         "$m4fw" eval --adapter "$ad" --task "$task" --data "$data" --firmware "$firmware" "${limit_arg[@]}" --json \
           > "$ev.tmp" && mv "$ev.tmp" "$ev" || { echo "$task: m4 eval failed" >&2; rm -f "$ev.tmp"; }
       else
@@ -111,6 +161,22 @@ if [ "$report_only" -eq 0 ]; then
     fi
     # the task-specific baseline
     bl="$results/baselines/$task.json"
+    kind=$(json "$plan" kind)
+    if [ "$kind" = reconstruct ] || [ "$kind" = mel_regress ]; then
+      # No model to train: the baseline is the reference m4's eval scored next to it on the same test
+      # examples (bicubic enlargement; the reference espeak-ng voice through the same recogniser).
+      if [ -f "$ev" ] && [ "$(json "$bl" m4_firmware fingerprint)" = "$fp" ] &&
+        [ "$(json "$bl" data manifest_sha256)" = "$(manifest_sha "$task")" ] &&
+        [ "$(json "$bl" m4_eval sha256)" = "$(sha256sum "$ev" | cut -d' ' -f1)" ]; then
+        echo "$task: reference baseline current ($bl), skipped"
+        skipped=$((skipped + 1))
+      elif reference_baseline "$task" "$kind" "$plan" "$ev" "$bl"; then
+        referenced=$((referenced + 1))
+      else
+        failed=$((failed + 1))
+      fi
+      continue
+    fi
     if [ "$(json "$bl" m4_firmware fingerprint)" = "$fp" ] && [ "$(json "$bl" data manifest_sha256)" = "$(manifest_sha "$task")" ]; then
       echo "$task: baseline current ($bl), skipped"
       skipped=$((skipped + 1))
@@ -125,7 +191,7 @@ if [ "$report_only" -eq 0 ]; then
       failed=$((failed + 1))
     fi
   done
-  echo "eaibench.sh: baselines trained $scored, current $skipped, failed $failed"
+  echo "eaibench.sh: baselines trained $scored, current $skipped, failed $failed, reference (no model) written $referenced"
 fi
 
 if [ "$measure" -eq 1 ]; then
@@ -133,6 +199,8 @@ if [ "$measure" -eq 1 ]; then
   for bl in "$results"/baselines/*.json; do
     case "$bl" in *.classic.json) continue ;; esac
     t=$(basename "$bl" .json)
+    # the serving bench answers classify / embed / generate requests; a drawing (img.draw_scene) it does not
+    [ "$(json "$results/plans/$t.json" kind)" = draw ] && { echo "$t: --measure skips a draw task" >&2; continue; }
     [ -f "$adapters/$t.m4a" ] && [ -f "$models/$t.m4fw" ] && both="$both${both:+,}$t"
   done
   [ -n "$both" ] || { echo "eaibench.sh: --measure: no task has both an adapter and a task-specific model" >&2; exit 1; }
