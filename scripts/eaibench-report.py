@@ -308,8 +308,8 @@ def draw(rows, a, fp):
         ax.legend(handles, labels, loc="lower right", fontsize=8)
     else:
         ax.text(0.5, 0.5, "no task with both scores", ha="center", transform=ax.transAxes)
-    ax.set_xlabel("m4 − task-specific ([0, 1] metric points; chrF / 100; MAE relative; PSNR as relative RMSE; "
-                  "> 0: m4 better)")
+    ax.set_xlabel("m4 − task-specific ([0, 1] metric points; chrF / 100; MAE relative;\n"
+                  "PSNR as relative RMSE; > 0: m4 better)")
     ax.set_title("eAIBench: m4 firmware + adapter vs task-specific model (test split)")
     save(fig, "eaibench-delta", "Δ per task")
 
