@@ -87,6 +87,8 @@ std::string FileOutput::shape() const {
             sample_rate % 1000 == 0 ? fmt::format("{}", sample_rate / 1000) : fmt::format("{:.1f}", rate / 1000);
         return fmt::format("{:.2f} s, {} kHz", double(audio.size()) / rate, khz);
     }
+    if (run == DecoderRun::Enlarge)
+        return fmt::format("{}x{}, enlarged from {}x{}", width, height, in_width, in_height);
     return fmt::format("{}x{}", width, height);
 }
 
@@ -99,6 +101,7 @@ Result<FileOutput> run_to_file(const model::Model & fw, const std::string & fw_n
     InputSpec spec;
     spec.name = input;
     model::Modality run_modality;
+    std::pair<int64_t, int64_t> native{0, 0};  // the enlargement's input: height, width
     if (kind == DecoderRun::Speech) {
         std::error_code ec;
         if (guess_modality(input) != model::Modality::Text || std::filesystem::exists(input, ec))
@@ -112,7 +115,7 @@ Result<FileOutput> run_to_file(const model::Model & fw, const std::string & fw_n
             (input.size() < 4 || input.substr(input.size() - 4) != ".npy"))
             return invalid_argument(input + ": " + who + " takes an image (png, jpg, bmp, gif, ppm or .npy), not text");
         spec.modality = model::Modality::Image;
-        M4_ASSIGN_OR_RETURN(spec.signal, load_image_for_decoder(input, *fw.config().image_decoder));
+        M4_ASSIGN_OR_RETURN(spec.signal, load_image_for_decoder(input, *fw.config().image_decoder, &native));
         run_modality = model::Modality::Image;
     } else {
         if (guess_modality(input) != model::Modality::Text)

@@ -34,11 +34,12 @@ Status check_decoder(const model::Model & fw, const std::string & fw_name, Decod
 struct FileOutput {
     std::string path;
     DecoderRun run = DecoderRun::None;
-    int64_t width = 0, height = 0;  // an image
-    std::vector<float> audio;       // speech: the samples in [-1, 1], before 16-bit rounding
+    int64_t width = 0, height = 0;        // an image
+    int64_t in_width = 0, in_height = 0;  // the enlargement: its input image
+    std::vector<float> audio;             // speech: the samples in [-1, 1], before 16-bit rounding
     int64_t sample_rate = 0;
     double ms           = 0;    // the firmware's run alone
-    std::string shape() const;  // "32x32" or "0.82 s, 16 kHz"
+    std::string shape() const;  // "32x32", "32x32, enlarged from 16x16" or "0.82 s, 16 kHz"
 };
 
 // Runs `input` (as `m4fw run` takes it: the text itself, a text file for a description, or an image

@@ -116,7 +116,7 @@ for want in "generated images and audio go to out/ ($work/out)" \
   "  wrote  out/scene.png (16x16)" \
   "  app adapter sr · path generator (image) → image decoder" \
   "  input  small.png" \
-  "  wrote  out/big.png (16x16)" \
+  "  wrote  out/big.png (16x16, enlarged from 8x6)" \
   "generated 4 outputs in out/; the firmware's own recogniser heard 1 of 2 spoken words right"; do
   grep -qxF -- "$want" demo.log && ok "line: $want" || bad "no line '$want'"
 done

@@ -43,6 +43,7 @@ struct DemoItem {
     std::string title, adapter, input, prompt, truth, out, check;
     std::string text_input;   // the "input" string as written (a text input without "kind")
     bool kind_given = false;  // the item says "kind"
+    size_t number   = 0;      // 1, 2, … in the spec
 };
 
 Result<std::vector<DemoItem>> read_spec(const std::string & path) {
@@ -64,6 +65,7 @@ Result<std::vector<DemoItem>> read_spec(const std::string & path) {
         d.input      = e["input"].get<std::string>();
         d.text_input = d.input;
         d.kind_given = e.contains("kind");
+        d.number     = i + 1;
         for (const char * key : {"out", "check", "title", "prompt", "truth", "kind"})
             if (e.contains(key) && !e[key].is_string())
                 return invalid_argument(where + ": \"" + key + "\" must be a string");
@@ -124,8 +126,11 @@ Status run_output_item(const DemoArgs & a, const model::Model & fw, const DemoIt
     const adapter::Manifest & m = ad.manifest();
     const runtime::DecoderRun k = runtime::decoder_run(m);
     const std::string ad_name   = std::filesystem::path(d.adapter).filename().string();
+    // Without "out": <item number>-<adapter file stem>.<png|wav>, e.g. 09-aud.tts.wav.
     const std::string file =
-        !d.out.empty() ? d.out : std::filesystem::path(d.adapter).stem().string() + "." + runtime::output_extension(k);
+        !d.out.empty() ? d.out
+                       : fmt::format("{:02}-{}.{}", d.number, std::filesystem::path(d.adapter).stem().string(),
+                                     runtime::output_extension(k));
     const std::string dest  = (std::filesystem::path(a.out_dir) / file).string();
     const bool text_in      = k != runtime::DecoderRun::Enlarge;
     const std::string input = text_in && !d.kind_given ? d.text_input : d.input;
