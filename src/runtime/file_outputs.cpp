@@ -130,9 +130,10 @@ Result<FileOutput> run_to_file(const model::Model & fw, const std::string & fw_n
     const auto t0 = std::chrono::steady_clock::now();
     M4_ASSIGN_OR_RETURN(auto outs, fw.run(man.path, run_modality, {&r, 1}));
     FileOutput w;
-    w.ms     = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-    w.path   = out;
-    w.run    = kind;
+    w.ms        = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    w.path      = out;
+    w.run       = kind;
+    w.in_height = native.first, w.in_width = native.second;
     auto & o = outs[0];
     if (kind == DecoderRun::Speech) {
         M4_RETURN_IF_ERROR(write_wav(out, o.audio.data(), static_cast<int64_t>(o.audio.size()), o.audio_rate));
