@@ -173,8 +173,7 @@ TopLabel top_label(const adapter::Manifest & m, const std::vector<float> & logit
     return t;
 }
 
-Result<TopLabel> recognise_audio(const model::Model & fw, const adapter::Adapter & rec, const std::string & rec_name,
-                                 const std::vector<float> & samples) {
+Status check_recogniser(const model::Model & fw, const adapter::Adapter & rec, const std::string & rec_name) {
     const adapter::Manifest & m = rec.manifest();
     if (m.task != adapter::Task::Classify || m.path != model::Path::Encoder || m.modality != model::Modality::Audio)
         return invalid_argument(rec_name +
@@ -183,6 +182,12 @@ Result<TopLabel> recognise_audio(const model::Model & fw, const adapter::Adapter
                                 " path over " + model::modality_name(m.modality) + ")");
     if (!fw.config().has_encoder(model::Modality::Audio))
         return incompatible(rec_name + ": the firmware has no audio encoder to recognise speech with");
+    return Status::ok();
+}
+
+Result<TopLabel> recognise_audio(const model::Model & fw, const adapter::Adapter & rec, const std::string & rec_name,
+                                 const std::vector<float> & samples) {
+    M4_RETURN_IF_ERROR(check_recogniser(fw, rec, rec_name));
     if (samples.empty()) return invalid_argument(rec_name + ": no audio to recognise");
     const auto & ec = fw.config().encoder(model::Modality::Audio);
     const int64_t n = std::min<int64_t>(static_cast<int64_t>(samples.size()), ec.clip_samples);
@@ -190,7 +195,7 @@ Result<TopLabel> recognise_audio(const model::Model & fw, const adapter::Adapter
     r.adapter = &rec.weights();
     M4_ASSIGN_OR_RETURN(r.signal, model::audio_input(samples.data(), n, ec));
     M4_ASSIGN_OR_RETURN(auto outs, fw.run(model::Path::Encoder, model::Modality::Audio, {&r, 1}));
-    return top_label(m, outs[0].head);
+    return top_label(rec.manifest(), outs[0].head);
 }
 
 }  // namespace m4::runtime

@@ -63,6 +63,10 @@ struct TopLabel {
 };
 TopLabel top_label(const adapter::Manifest & m, const std::vector<float> & logits);
 
+// `rec` can recognise speech on `fw`: an audio classify adapter on the encoder path, and the
+// firmware has an audio encoder. Errors name `rec_name`.
+Status check_recogniser(const model::Model & fw, const adapter::Adapter & rec, const std::string & rec_name);
+
 // What a recogniser (an audio classify adapter on the encoder path, bound to `fw`) hears in
 // `samples` — cut to the audio encoder's clip and zero-padded, as the aud.tts benchmark scores
 // intelligibility. Errors name `rec_name`.

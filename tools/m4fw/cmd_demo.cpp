@@ -14,6 +14,7 @@
 #include <cctype>
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <numeric>
 #include <optional>
 
@@ -119,10 +120,12 @@ Result<adapter::Adapter> load_item_adapter(const DemoArgs & a, const model::Mode
     return ad;
 }
 
-// An item whose adapter writes an image or audio: runs it into --out-dir, then (speech with a
-// "check") lets the recogniser listen to it.
+// An item whose adapter writes an image or audio: runs it into --out-dir (made ready by
+// `ensure_dir` once the item's own checks pass), then (speech with a "check") lets the recogniser
+// listen to it.
 Status run_output_item(const DemoArgs & a, const model::Model & fw, const DemoItem & d, const adapter::Adapter & ad,
-                       std::chrono::steady_clock::time_point t1, OutputCounts * counts, nlohmann::json * out) {
+                       std::chrono::steady_clock::time_point t1, const std::function<Status()> & ensure_dir,
+                       OutputCounts * counts, nlohmann::json * out) {
     const adapter::Manifest & m = ad.manifest();
     const runtime::DecoderRun k = runtime::decoder_run(m);
     const std::string ad_name   = std::filesystem::path(d.adapter).filename().string();
@@ -139,7 +142,9 @@ Status run_output_item(const DemoArgs & a, const model::Model & fw, const DemoIt
         if (k != runtime::DecoderRun::Speech)
             return invalid_argument(d.check + ": a \"check\" listens to speech; " + ad_name + " writes an image");
         M4_ASSIGN_OR_RETURN(rec, adapter::Adapter::load(d.check, fw));
+        M4_RETURN_IF_ERROR(runtime::check_recogniser(fw, *rec, d.check));
     }
+    M4_RETURN_IF_ERROR(ensure_dir());
     const std::string who =
         ad_name + " (" + adapter::output_kind_name(m.output) + " output, path " + model::path_name(m.path) + ")";
     M4_ASSIGN_OR_RETURN(runtime::FileOutput w, runtime::run_to_file(fw, a.firmware, &ad, m, input, dest, who));
@@ -209,13 +214,16 @@ Status run_demo(const DemoArgs & a) {
         M4_ASSIGN_OR_RETURN(adapter::Adapter ad, load_item_adapter(a, *fw, d));
         const adapter::Manifest & m = ad.manifest();
         if (runtime::decoder_run(m) != runtime::DecoderRun::None) {
-            if (!out_dir_ready) M4_RETURN_IF_ERROR(runtime::prepare_output_dir(a.out_dir, "--out-dir"));
-            out_dir_ready = true;
-            if (!announced && !a.json)
-                fmt::print("generated images and audio go to {}/ ({})\n\n", a.out_dir,
-                           std::filesystem::absolute(a.out_dir).lexically_normal().string());
-            announced = true;
-            return run_output_item(a, *fw, d, ad, t1, &gen, &out["items"]);
+            auto ensure_dir = [&]() -> Status {
+                if (!out_dir_ready) M4_RETURN_IF_ERROR(runtime::prepare_output_dir(a.out_dir, "--out-dir"));
+                out_dir_ready = true;
+                if (!announced && !a.json)
+                    fmt::print("generated images and audio go to {}/ ({})\n\n", a.out_dir,
+                               std::filesystem::absolute(a.out_dir).lexically_normal().string());
+                announced = true;
+                return Status::ok();
+            };
+            return run_output_item(a, *fw, d, ad, t1, ensure_dir, &gen, &out["items"]);
         }
         if (!d.check.empty())
             return invalid_argument(d.check + ": a \"check\" listens to speech; " + m.name + " writes no audio");
