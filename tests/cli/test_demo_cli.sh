@@ -62,6 +62,8 @@ nodec = [dict(items[0], adapter="lang-nodec.m4a")] + items[1:]
 json.dump({"items": nodec}, open("nodec-demo.json", "w"), indent=1)
 json.dump({"items": [dict(items[1], out="../go.wav")]}, open("badout.json", "w"))
 json.dump({"items": [dict(items[3], check="rec.m4a")]}, open("badcheck.json", "w"))
+json.dump({"items": [items[1], dict(items[2], out="go.wav")]}, open("twice.json", "w"))
+json.dump({"items": [dict(items[1], kind="audio")]}, open("badkind.json", "w"))
 json.dump({"items": [dict(items[1], check="scene.m4a")]}, open("badrec.json", "w"))
 PY
 for n in fw nodec; do
@@ -99,7 +101,7 @@ assert struct.unpack('>II', b[16:24]) == (16, 16), struct.unpack('>II', b[16:24]
 "
 }
 
-"$m4fw" demo --firmware fw.m4fw --spec demo.json --out-dir out > demo.log 2>&1 && ok "demo --out-dir out" \
+"$m4fw" demo --firmware fw.m4fw --spec demo.json --out-dir out/ > demo.log 2>&1 && ok "demo --out-dir out/" \
   || bad "demo: $(cat demo.log)"
 cat demo.log
 wav_ok out/go.wav && wav_ok out/03-tts.wav && ok "the speech items wrote 2640-sample WAVs (03-tts.wav: the default name)" \
@@ -190,6 +192,10 @@ if [ "$(id -u)" != 0 ]; then
 fi
 expect_fail "\"out\" with a directory" "badout.json: items[0]" "\"out\" is a file name in --out-dir" -- \
   "$m4fw" demo --firmware fw.m4fw --spec badout.json --out-dir out2
+expect_fail "two items writing one file" "twice.json: items[1]: another item already writes \"go.wav\"" -- \
+  "$m4fw" demo --firmware fw.m4fw --spec twice.json --out-dir out2
+expect_fail "an unknown kind" "badkind.json: items[0]: \"kind\" is \"file\" or \"text\" (got \"audio\")" -- \
+  "$m4fw" demo --firmware fw.m4fw --spec badkind.json --out-dir out2
 expect_fail "\"check\" on a drawing" "Draw a scene" "a \"check\" listens to speech" -- \
   "$m4fw" demo --firmware fw.m4fw --spec badcheck.json --out-dir out2
 expect_fail "a \"check\" that is no recogniser" "scene.m4a: a recogniser is an audio classify adapter" -- \

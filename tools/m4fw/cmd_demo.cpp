@@ -17,6 +17,7 @@
 #include <functional>
 #include <numeric>
 #include <optional>
+#include <set>
 
 #include "adapter/adapter.h"
 #include "base/mapped_file.h"
@@ -54,12 +55,19 @@ Result<std::vector<DemoItem>> read_spec(const std::string & path) {
         return invalid_argument(path + ": expected a JSON object with an \"items\" array");
     const std::filesystem::path dir = std::filesystem::path(path).parent_path();
     std::vector<DemoItem> items;
+    std::set<std::string> outs;  // two items must not write the same file
     for (size_t i = 0; i < j["items"].size(); ++i) {
         const auto & e = j["items"][i];
         if (!e.is_object() || !e.contains("adapter") || !e.contains("input") || !e["adapter"].is_string() ||
             !e["input"].is_string())
             return invalid_argument(path + ": items[" + std::to_string(i) + "] needs string \"adapter\" and \"input\"");
         const std::string where = path + ": items[" + std::to_string(i) + "]";
+        for (const char * key : {"out", "check", "title", "prompt", "truth", "kind"})
+            if (e.contains(key) && !e[key].is_string())
+                return invalid_argument(where + ": \"" + key + "\" must be a string");
+        const std::string kind = e.value("kind", "file");
+        if (kind != "file" && kind != "text")
+            return invalid_argument(where + ": \"kind\" is \"file\" or \"text\" (got \"" + kind + "\")");
         DemoItem d;
         d.title      = e.value("title", "");
         d.adapter    = (dir / e["adapter"].get<std::string>()).lexically_normal().string();
@@ -67,15 +75,14 @@ Result<std::vector<DemoItem>> read_spec(const std::string & path) {
         d.text_input = d.input;
         d.kind_given = e.contains("kind");
         d.number     = i + 1;
-        for (const char * key : {"out", "check", "title", "prompt", "truth", "kind"})
-            if (e.contains(key) && !e[key].is_string())
-                return invalid_argument(where + ": \"" + key + "\" must be a string");
-        d.out = e.value("out", "");
+        d.out        = e.value("out", "");
         if (!d.out.empty() && (d.out.find('/') != std::string::npos || d.out == "." || d.out == ".."))
             return invalid_argument(where + ": \"out\" is a file name in --out-dir, not a path (got '" + d.out + "')");
+        if (!d.out.empty() && !outs.insert(d.out).second)
+            return invalid_argument(where + ": another item already writes \"" + d.out + "\"");
         if (e.contains("check")) d.check = (dir / e["check"].get<std::string>()).lexically_normal().string();
         // A text input is the text itself; a file input is relative to the spec.
-        if (e.value("kind", "file") == "file") d.input = (dir / d.input).lexically_normal().string();
+        if (kind == "file") d.input = (dir / d.input).lexically_normal().string();
         d.prompt = e.value("prompt", "");
         d.truth  = e.value("truth", "");
         items.push_back(std::move(d));
@@ -325,7 +332,8 @@ void add_demo_command(CLI::App & app, int * rc) {
     cmd->add_flag("--json", a->json, "print JSON");
     cmd->callback([a, cmd, rc] {
         a->out_dir_given = cmd->count("--out-dir") > 0;
-        *rc              = report(run_demo(*a));
+        while (a->out_dir.size() > 1 && a->out_dir.back() == '/') a->out_dir.pop_back();  // "out/" → "out"
+        *rc = report(run_demo(*a));
     });
 }
 
