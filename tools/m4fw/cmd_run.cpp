@@ -242,7 +242,7 @@ void add_run_command(CLI::App & app, int * rc) {
     cmd->add_option("--parent", a->parent,
                     "the firmware this one was quantized from: verified, then its adapters bind (docs/formats.md)");
     cmd->add_option("--path", a->path, "without an adapter: encoder, backbone, full or generator");
-    cmd->add_option("--out", a->out, "generator path, full path over text: the output image file (.png)");
+    cmd->add_option("--out", a->out, "generator path, full path over text: the output file (.png image, .wav speech)");
     cmd->add_option("--modality", a->modality, "without an adapter: image, audio, imu or text (needed for .npy)");
     cmd->add_option("--prompt", a->prompt, "text prompt for the full path");
     cmd->add_option("--top", a->top, "labels to show for classification");
