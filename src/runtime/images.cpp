@@ -51,7 +51,8 @@ Result<std::vector<float>> image_to_decoder_grid(const DecodedImage & img, const
     return out;
 }
 
-Result<std::vector<float>> load_image_for_decoder(const std::string & path, const model::EncoderConfig & dec) {
+Result<std::vector<float>> load_image_for_decoder(const std::string & path, const model::EncoderConfig & dec,
+                                                  std::pair<int64_t, int64_t> * native) {
     DecodedImage img;
     if (path.size() > 4 && path.compare(path.size() - 4, 4, ".npy") == 0) {
         M4_ASSIGN_OR_RETURN(NpyArray a, read_npy(path));
@@ -62,6 +63,7 @@ Result<std::vector<float>> load_image_for_decoder(const std::string & path, cons
         M4_ASSIGN_OR_RETURN(std::string bytes, read_file_bytes(path));
         M4_ASSIGN_OR_RETURN(img, decode_image_native(bytes, path));
     }
+    if (native) *native = {img.height, img.width};
     return image_to_decoder_grid(img, dec, path);
 }
 

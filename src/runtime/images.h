@@ -8,6 +8,7 @@
 #pragma once
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "model/config.h"
@@ -26,8 +27,10 @@ Result<DecodedImage> decode_image_native(const std::string & bytes, const std::s
 // bicubically to S×S. `img` normalised [h, w, 3].
 Result<std::vector<float>> image_to_decoder_grid(const DecodedImage & img, const model::EncoderConfig & dec,
                                                  const std::string & name);
-// A file (image, or .npy [h, w, 3] float32 normalised) → [S, S, 3] for the decoder.
-Result<std::vector<float>> load_image_for_decoder(const std::string & path, const model::EncoderConfig & dec);
+// A file (image, or .npy [h, w, 3] float32 normalised) → [S, S, 3] for the decoder. `native`, when
+// given, receives the file's own height and width.
+Result<std::vector<float>> load_image_for_decoder(const std::string & path, const model::EncoderConfig & dec,
+                                                  std::pair<int64_t, int64_t> * native = nullptr);
 
 // Normalised [h, w, 3] → 8-bit RGB (clamped) → PNG at `path` (written to a temporary file, then
 // renamed). Errors name the path. The file holds exactly the bytes encode_png gives.

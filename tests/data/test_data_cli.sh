@@ -42,6 +42,66 @@ rc=$?
 set -e
 test "$rc" -ne 0 || { echo "export --first-label flying: expected a failure"; exit 1; }
 grep -q "no label 'flying'" "$work/nolabel.log" || { cat "$work/nolabel.log"; exit 1; }
+# export --reduce F: the image box-averaged by F (rounded mean of each F×F block, img.super_resolution's
+# degradation), grey replicated to RGB; other sizes and modalities are refused.
+"$m4fw" data export mm.vqa --split test --index 0 --dir "$work/d" --out "$work/vqa.png" > /dev/null
+"$m4fw" data export mm.vqa --split test --index 0 --reduce 4 --dir "$work/d" --out "$work/vqa4.png" > "$work/red.json"
+"$m4fw" data export img.char_ocr --split test --index 0 --dir "$work/d" --out "$work/ch.png" > /dev/null
+"$m4fw" data export img.char_ocr --split test --index 0 --reduce 2 --dir "$work/d" --out "$work/ch2.png" > /dev/null
+/usr/bin/python3 - "$work" <<'PY'
+import json, struct, sys, zlib
+def read_png(path):  # 8-bit grey or RGB, non-interlaced (what stb writes) → (w, h, channels, rows)
+    b = open(path, "rb").read()
+    assert b[:8] == b"\x89PNG\r\n\x1a\n", path
+    pos, idat = 8, b""
+    while pos < len(b):
+        n, t = struct.unpack(">I4s", b[pos:pos + 8])
+        d = b[pos + 8:pos + 8 + n]
+        if t == b"IHDR":
+            w, h, depth, ctype = struct.unpack(">IIBB", d[:10])
+            assert depth == 8 and ctype in (0, 2), (depth, ctype)
+        if t == b"IDAT":
+            idat += d
+        pos += 12 + n
+    c = 1 if ctype == 0 else 3
+    raw, rows, prev = zlib.decompress(idat), [], bytearray(w * c)
+    for y in range(h):
+        f, row = raw[y * (w * c + 1)], bytearray(raw[y * (w * c + 1) + 1:(y + 1) * (w * c + 1)])
+        for i in range(len(row)):
+            a = row[i - c] if i >= c else 0
+            up, ul = prev[i], prev[i - c] if i >= c else 0
+            if f == 1: row[i] = (row[i] + a) & 255
+            elif f == 2: row[i] = (row[i] + up) & 255
+            elif f == 3: row[i] = (row[i] + (a + up) // 2) & 255
+            elif f == 4:
+                p = a + up - ul
+                pa, pb, pc = abs(p - a), abs(p - up), abs(p - ul)
+                row[i] = (row[i] + (a if pa <= pb and pa <= pc else up if pb <= pc else ul)) & 255
+        rows.append(row)
+        prev = row
+    return w, h, c, rows
+def check(orig, small, f):
+    w, h, c, big = read_png(orig)
+    sw, sh, sc, red = read_png(small)
+    assert (sw, sh, sc) == (w // f, h // f, 3), (sw, sh, sc)
+    for y in range(sh):
+        for x in range(sw):
+            for k in range(3):
+                s = sum(big[y * f + j][(x * f + i) * c + (k if c == 3 else 0)] for j in range(f) for i in range(f))
+                assert red[y][x * 3 + k] == (s + f * f // 2) // (f * f), (orig, x, y, k)
+work = sys.argv[1]
+check(work + "/vqa.png", work + "/vqa4.png", 4)
+check(work + "/ch.png", work + "/ch2.png", 2)
+assert json.load(open(work + "/red.json"))["reduced_by"] == 4
+PY
+set +e
+"$m4fw" data export mm.vqa --split test --index 0 --reduce 3 --dir "$work/d" --out "$work/x.png" 2> "$work/red3.log"
+rc3=$?
+"$m4fw" data export imu.har --split test --index 0 --reduce 2 --dir "$work/d" --out "$work/x.csv" 2> "$work/redimu.log"
+rci=$?
+set -e
+test "$rc3" -ne 0 && grep -q "a 64x64x3 image cannot be reduced by 3" "$work/red3.log" || { cat "$work/red3.log"; exit 1; }
+test "$rci" -ne 0 && grep -q "reduce applies to images only" "$work/redimu.log" || { cat "$work/redimu.log"; exit 1; }
 echo "small build + audit: $(( $(date +%s) - start )) s"
 
 # A missing source package is named, with the apt-get line; nothing is installed.

@@ -33,6 +33,7 @@ struct DataArgs {
     double imu_seconds = 2.0;
     std::string out;
     std::string first_label;  // export: the split's first example with this label instead of --index
+    int reduce = 1;           // export: an image box-averaged by this factor (img.super_resolution's input)
 };
 
 int run_build(DataArgs & a) {
@@ -116,9 +117,28 @@ int run_show(DataArgs & a) {
 
 // Writes one stored example as the file a user would hand to `m4fw run`: PNG, 16-bit WAV, IMU CSV or
 // UTF-8 text (by the modality), so demos and bug reports use real benchmark inputs.
-Status export_example(const data::Dataset & ds, size_t i, const std::string & out) {
+// `reduce` > 1: a square image is written box-averaged by that factor (data::sr_reduce, the
+// degradation img.super_resolution's inputs are made with), grey replicated to RGB.
+Status export_example(const data::Dataset & ds, size_t i, const std::string & out, int reduce) {
     const data::Example ex  = ds.at(i);
     const std::string where = ds.path() + " #" + std::to_string(i);
+    if (reduce > 1) {
+        const int64_t h = ex.dims[0], w = ex.dims[1], c = ex.dims[2];
+        if (ds.modality() != data::Modality::Image)
+            return invalid_argument(where + ": --reduce applies to images only");
+        if (h != w || h % reduce != 0 || (c != 1 && c != 3) || ex.payload_len != size_t(h * w * c))
+            return invalid_argument(where + fmt::format(": a {}x{}x{} image cannot be reduced by {} (it must be a "
+                                                        "square grey or RGB image whose side {} divides)",
+                                                        h, w, c, reduce, reduce));
+        std::vector<uint8_t> rgb(size_t(h * w * 3));
+        for (int64_t p = 0; p < h * w; ++p)
+            for (int64_t k = 0; k < 3; ++k) rgb[size_t(p * 3 + k)] = ex.payload[p * c + (c == 3 ? k : 0)];
+        const std::vector<uint8_t> small = data::sr_reduce(rgb.data(), int(h), reduce);
+        const int side                   = int(h / reduce);
+        if (!stbi_write_png(out.c_str(), side, side, 3, small.data(), side * 3))
+            return io_error(out + ": could not write the PNG of " + where);
+        return Status::ok();
+    }
     switch (ds.modality()) {
         case data::Modality::Image:
             if (!stbi_write_png(out.c_str(), int(ex.dims[1]), int(ex.dims[0]), int(ex.dims[2]), ex.payload,
@@ -175,11 +195,12 @@ int run_export(DataArgs & a) {
     if (a.index < 0 || size_t(a.index) >= ds->size())
         return report(invalid_argument(ds->path() + ": example " + std::to_string(a.index) + " out of range (" +
                                        std::to_string(ds->size()) + " examples)"));
-    Status st = export_example(*ds, size_t(a.index), a.out);
+    Status st = export_example(*ds, size_t(a.index), a.out, a.reduce);
     if (!st.is_ok()) return report(st);
     const data::Example ex = ds->at(size_t(a.index));
     auto labels            = ds->labels();
     nlohmann::json j       = {{"task", a.tasks[0]}, {"split", a.split}, {"index", a.index}, {"file", a.out}};
+    if (a.reduce > 1) j["reduced_by"] = a.reduce;
     if (!ex.prompt.empty()) j["prompt"] = std::string(ex.prompt);
     if (!ex.target.empty()) j["target"] = std::string(ex.target);
     if (ex.label >= 0)
@@ -233,6 +254,10 @@ void add_data_commands(CLI::App & app, int * rc) {
     e->add_option("--index", a->index, "example number")->capture_default_str();
     e->add_option("--first-label", a->first_label, "export the split's first example with this label (not --index)");
     e->add_option("--out", a->out, "output file")->required();
+    e->add_option(
+         "--reduce", a->reduce,
+         "an image box-averaged by this factor, as img.super_resolution makes its inputs (e.g. 2: 32x32 → 16x16)")
+        ->check(CLI::Range(1, 64));
     add_dir(e);
     e->callback([a, rc] { *rc = run_export(*a); });
 }

@@ -12,9 +12,8 @@
 
 #include "adapter/adapter.h"
 #include "commands.h"
-#include "runtime/audio_out.h"
 #include "runtime/engine.h"
-#include "runtime/images.h"
+#include "runtime/file_outputs.h"
 #include "runtime/inputs.h"
 
 namespace m4::cli {
@@ -57,110 +56,49 @@ void print_vector(const char * what, const std::vector<float> & v, nlohmann::jso
     fmt::print("{}\n", v.size() > 8 ? "…" : "");
 }
 
-// Path 4: each image input → the image decoder → a PNG (--out; with several inputs, --out names a
-// directory and each output is <input name>.png in it).
-// Path 4 over text: the speech decoder alone (+ Griffin-Lim) → a WAV file.
-Status run_speech(const RunArgs & a, const model::Model & fw, const adapter::Adapter * ad,
-                  const adapter::Manifest & man, const std::string & who) {
-    if (!fw.config().has_decoder(model::Modality::Audio))
-        return incompatible(a.firmware + ": no speech decoder (\"decoders.speech\") for " + who);
-    if (a.out.empty()) return invalid_argument("--out: " + who + " writes audio; give --out FILE.wav");
-    if (a.inputs.size() != 1) return invalid_argument("--out: one input per run on the generator path");
-    M4_RETURN_IF_ERROR(runtime::check_output_path(a.out, "wav"));
-    const std::string & in = a.inputs[0];
-    std::error_code ec;
-    if (runtime::guess_modality(in) != model::Modality::Text || std::filesystem::exists(in, ec))
-        return invalid_argument(in + ": " + who + " takes text, not a file");
-    runtime::InputSpec spec;
-    spec.name     = "\"" + in + "\"";
-    spec.modality = model::Modality::Text;
-    spec.text     = in;
-    M4_ASSIGN_OR_RETURN(model::Request r, runtime::prepare_item(fw, man.path, ad ? &man : nullptr, spec, ""));
-    r.adapter     = ad ? &ad->weights() : nullptr;
-    const auto t0 = std::chrono::steady_clock::now();
-    M4_ASSIGN_OR_RETURN(auto outs, fw.run(model::Path::Generator, model::Modality::Audio, {&r, 1}));
-    const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-    const auto & o  = outs[0];
-    M4_RETURN_IF_ERROR(runtime::write_wav(a.out, o.audio.data(), static_cast<int64_t>(o.audio.size()), o.audio_rate));
-    const double secs = double(o.audio.size()) / double(o.audio_rate);
-    if (a.json)
-        fmt::print("{}\n",
-                   nlohmann::json::array(
-                       {{{"input", in}, {"output", a.out}, {"samples", o.audio.size()}, {"sample_rate", o.audio_rate}}})
-                       .dump(2));
-    else
-        fmt::print("[1] \"{}\"\n  → {} ({:.2f} s at {} Hz)\npath generator · 1 item(s) · {:.1f} ms\n", in, a.out, secs,
-                   o.audio_rate, ms);
-    return Status::ok();
-}
-
-Status run_generator(const RunArgs & a, const model::Model & fw, const adapter::Adapter * ad,
-                     const adapter::Manifest & man) {
-    const std::string who = ad ? a.adapter + " (an " + std::string(adapter::output_kind_name(man.output)) +
-                                     "-output adapter, generator path)"
-                               : std::string("the generator path");
-    if (man.modality == model::Modality::Audio) return run_speech(a, fw, ad, man, who);
-    if (man.modality != model::Modality::Image || !fw.config().has_decoder(model::Modality::Image))
+// Path 4 (an image → the image decoder → a PNG; a text → the speech decoder → a WAV) and the full
+// path over text into the image decoder (a description → a PNG): one input, written to --out
+// (runtime::run_to_file).
+Status run_to_out(const RunArgs & a, const model::Model & fw, const adapter::Adapter * ad,
+                  const adapter::Manifest & man) {
+    const runtime::DecoderRun kind = runtime::decoder_run(man);
+    const bool draw                = kind == runtime::DecoderRun::Draw;
+    const std::string what         = kind == runtime::DecoderRun::Speech ? "audio" : "an image";
+    const std::string who          = draw ? (ad ? a.adapter + " (an image-output adapter, full path over text)"
+                                                : std::string("the full path over text (into the image decoder)"))
+                                          : (ad ? a.adapter + " (an " + std::string(adapter::output_kind_name(man.output)) +
+                                             "-output adapter, generator path)"
+                                                : std::string("the generator path"));
+    if (kind == runtime::DecoderRun::None)  // the generator path over IMU or text: no decoder takes it
         return incompatible(a.firmware + ": no image decoder (\"decoders.image\") for " + who);
-    if (a.out.empty()) return invalid_argument("--out: " + who + " writes an image; give --out FILE.png");
-    if (a.inputs.size() != 1) return invalid_argument("--out: one input per run on the generator path");
-    M4_RETURN_IF_ERROR(runtime::check_output_path(a.out, "png"));
+    M4_RETURN_IF_ERROR(runtime::check_decoder(fw, a.firmware, kind, who));
+    if (a.out.empty())
+        return invalid_argument("--out: " + who + " writes " + what + "; give --out FILE." +
+                                runtime::output_extension(kind));
+    if (a.inputs.size() != 1)
+        return invalid_argument(draw ? "--out: one input per run on the full path into the decoder"
+                                     : "--out: one input per run on the generator path");
     const std::string & in = a.inputs[0];
-    if (runtime::guess_modality(in) != model::Modality::Image && (in.size() < 4 || in.substr(in.size() - 4) != ".npy"))
-        return invalid_argument(in + ": " + who + " takes an image (png, jpg, bmp, gif, ppm or .npy), not text");
-    runtime::InputSpec spec;
-    spec.name     = in;
-    spec.modality = model::Modality::Image;
-    M4_ASSIGN_OR_RETURN(spec.signal, runtime::load_image_for_decoder(in, *fw.config().image_decoder));
-    M4_ASSIGN_OR_RETURN(model::Request r, runtime::prepare_item(fw, man.path, ad ? &man : nullptr, spec, ""));
-    r.adapter     = ad ? &ad->weights() : nullptr;
-    const auto t0 = std::chrono::steady_clock::now();
-    M4_ASSIGN_OR_RETURN(auto outs, fw.run(model::Path::Generator, model::Modality::Image, {&r, 1}));
-    const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-    const int64_t S = outs[0].image_size;
-    M4_RETURN_IF_ERROR(runtime::write_image_png(a.out, outs[0].image.data(), S, S));
+    M4_ASSIGN_OR_RETURN(runtime::FileOutput w, runtime::run_to_file(fw, a.firmware, ad, man, in, a.out, who));
+    if (kind == runtime::DecoderRun::Speech) {
+        const double secs = double(w.audio.size()) / double(w.sample_rate);
+        if (a.json)
+            fmt::print(
+                "{}\n",
+                nlohmann::json::array(
+                    {{{"input", in}, {"output", a.out}, {"samples", w.audio.size()}, {"sample_rate", w.sample_rate}}})
+                    .dump(2));
+        else
+            fmt::print("[1] \"{}\"\n  → {} ({:.2f} s at {} Hz)\npath generator · 1 item(s) · {:.1f} ms\n", in, a.out,
+                       secs, w.sample_rate, w.ms);
+        return Status::ok();
+    }
+    const int64_t S = w.width;
     if (a.json)
         fmt::print("{}\n", nlohmann::json::array({{{"input", in}, {"output", a.out}, {"size", {S, S}}}}).dump(2));
     else
-        fmt::print("[1] {}\n  → {} ({}x{} image)\npath generator · 1 item(s) · {:.1f} ms\n", in, a.out, S, S, ms);
-    return Status::ok();
-}
-
-// The full path over text into the image decoder: one description → one PNG.
-Status run_draw(const RunArgs & a, const model::Model & fw, const adapter::Adapter * ad,
-                const adapter::Manifest & man) {
-    const std::string who = ad ? a.adapter + " (an image-output adapter, full path over text)"
-                               : std::string("the full path over text (into the image decoder)");
-    if (!fw.config().has_decoder(model::Modality::Image))
-        return incompatible(a.firmware + ": no image decoder (\"decoders.image\") for " + who);
-    if (!fw.config().has_draw_path())
-        return incompatible(a.firmware +
-                            ": the image decoder has no projector from the backbone "
-                            "(\"decoders.image.from_backbone\") for " +
-                            who);
-    if (a.out.empty()) return invalid_argument("--out: " + who + " writes an image; give --out FILE.png");
-    if (a.inputs.size() != 1) return invalid_argument("--out: one input per run on the full path into the decoder");
-    M4_RETURN_IF_ERROR(runtime::check_output_path(a.out, "png"));
-    const std::string & in = a.inputs[0];
-    if (runtime::guess_modality(in) != model::Modality::Text)
-        return invalid_argument(in + ": " + who + " takes a text description, not a " +
-                                model::modality_name(runtime::guess_modality(in)) + " file");
-    runtime::InputSpec spec;
-    spec.name     = in;
-    spec.modality = model::Modality::Text;
-    M4_ASSIGN_OR_RETURN(spec.text, runtime::read_text_input(in));
-    M4_ASSIGN_OR_RETURN(model::Request r, runtime::prepare_item(fw, man.path, ad ? &man : nullptr, spec, ""));
-    r.adapter     = ad ? &ad->weights() : nullptr;
-    const auto t0 = std::chrono::steady_clock::now();
-    M4_ASSIGN_OR_RETURN(auto outs, fw.run(model::Path::Full, model::Modality::Text, {&r, 1}));
-    const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-    const int64_t S = outs[0].image_size;
-    M4_RETURN_IF_ERROR(runtime::write_image_png(a.out, outs[0].image.data(), S, S));
-    if (a.json)
-        fmt::print("{}\n", nlohmann::json::array({{{"input", in}, {"output", a.out}, {"size", {S, S}}}}).dump(2));
-    else
-        fmt::print("[1] {}\n  → {} ({}x{} image)\npath full → image decoder · 1 item(s) · {:.1f} ms\n", in, a.out, S, S,
-                   ms);
+        fmt::print("[1] {}\n  → {} ({}x{} image)\npath {} · 1 item(s) · {:.1f} ms\n", in, a.out, S, S,
+                   draw ? "full → image decoder" : "generator", w.ms);
     return Status::ok();
 }
 
@@ -207,9 +145,8 @@ Status run_run(const RunArgs & a) {
         if (man.path == model::Path::Encoder) man.task = adapter::Task::Embed;
         man.output = adapter::default_output(man.task, man.path, man.modality);
     }
-    if (man.path == model::Path::Generator) return run_generator(a, *fw, ad ? &*ad : nullptr, man);
-    if (man.path == model::Path::Full && man.modality == model::Modality::Text)
-        return run_draw(a, *fw, ad ? &*ad : nullptr, man);
+    if (man.path == model::Path::Generator || (man.path == model::Path::Full && man.modality == model::Modality::Text))
+        return run_to_out(a, *fw, ad ? &*ad : nullptr, man);
     if (!a.out.empty())
         return invalid_argument("--out: the " + std::string(model::path_name(man.path)) + " path outputs " +
                                 adapter::output_kind_name(man.output) + ", which is printed, not written to a file");
@@ -305,7 +242,7 @@ void add_run_command(CLI::App & app, int * rc) {
     cmd->add_option("--parent", a->parent,
                     "the firmware this one was quantized from: verified, then its adapters bind (docs/formats.md)");
     cmd->add_option("--path", a->path, "without an adapter: encoder, backbone, full or generator");
-    cmd->add_option("--out", a->out, "generator path, full path over text: the output image file (.png)");
+    cmd->add_option("--out", a->out, "generator path, full path over text: the output file (.png image, .wav speech)");
     cmd->add_option("--modality", a->modality, "without an adapter: image, audio, imu or text (needed for .npy)");
     cmd->add_option("--prompt", a->prompt, "text prompt for the full path");
     cmd->add_option("--top", a->top, "labels to show for classification");
