@@ -2,32 +2,7 @@
 # Every bad input of the engine-core issue through the m4fw command line: a non-zero exit status,
 # a message naming the file and the fault, and no crash (exit status < 128, i.e. no signal).
 # Usage: test_cli_errors.sh M4FW_BINARY WORKDIR
-set -uo pipefail
-m4fw="$1"
-work="$2"
-root="$(cd "$(dirname "$0")/../.." && pwd)"
-rm -rf "$work" && mkdir -p "$work" && cd "$work"
-pass=0
-fail=0
-
-# expect_fail NAME NEEDLE... -- COMMAND...: the command must exit 1..127 and print every needle.
-expect_fail() {
-  local name="$1"; shift
-  local needles=()
-  while [ "$1" != "--" ]; do needles+=("$1"); shift; done
-  shift
-  local out rc
-  out="$("$@" 2>&1)"
-  rc=$?
-  local ok=1
-  if [ "$rc" -eq 0 ] || [ "$rc" -ge 128 ]; then ok=0; fi
-  for n in "${needles[@]}"; do grep -qF -- "$n" <<<"$out" || ok=0; done
-  if [ "$ok" -eq 1 ]; then
-    pass=$((pass + 1)); echo "PASS $name (exit $rc)"
-  else
-    fail=$((fail + 1)); echo "FAIL $name (exit $rc): $out"
-  fi
-}
+source "$(dirname "$0")/harness.sh" "$@"
 
 expect_ok() {
   local name="$1"; shift
@@ -160,5 +135,4 @@ else
   fail=$((fail + 1)); echo "FAIL m4fwd defaults to m4fw's firmware:"; cat svc/status.log svc/daemon.log
 fi
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish "cli errors"

@@ -6,30 +6,7 @@
 # the labelled items and the generated outputs apart, and each fault is a clear error (a firmware
 # without the decoders — the other items still run —, a bad --out-dir, a bad "out" or "check").
 # Usage: test_demo_cli.sh M4FW_BINARY WORKDIR
-set -uo pipefail
-m4fw="$1"
-work="$2"
-root="$(cd "$(dirname "$0")/../.." && pwd)"
-rm -rf "$work" && mkdir -p "$work" && cd "$work"
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "PASS $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL $1"; }
-
-# expect_fail NAME NEEDLE... -- COMMAND...: the command must exit 1..127 and print every needle.
-expect_fail() {
-  local name="$1"; shift
-  local needles=()
-  while [ "$1" != "--" ]; do needles+=("$1"); shift; done
-  shift
-  local out rc
-  out="$("$@" 2>&1)"
-  rc=$?
-  local good=1
-  if [ "$rc" -eq 0 ] || [ "$rc" -ge 128 ]; then good=0; fi
-  for n in "${needles[@]}"; do grep -qF -- "$n" <<<"$out" || good=0; done
-  if [ "$good" -eq 1 ]; then ok "$name (exit $rc)"; else bad "$name (exit $rc): $out"; fi
-}
+source "$(dirname "$0")/harness.sh" "$@"
 
 # The oracle config has both decoders: image 16×16 with a projector from the backbone, speech of at
 # most 5 characters × 3 frames → (15 − 1)·160 + 400 = 2640 samples at 16 kHz.
@@ -202,5 +179,4 @@ expect_fail "a \"check\" that is no recogniser" "scene.m4a: a recogniser is an a
   "$m4fw" demo --firmware fw.m4fw --spec badrec.json --out-dir out2
 [ -z "$(ls -A out2 2>/dev/null)" ] && ok "a refused check writes no file" || bad "written in out2/: $(ls out2)"
 
-echo "demo cli: $pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish "demo cli"

@@ -6,30 +6,7 @@
 # image file as the description), and the same path served by m4fwd: `m4fw infer --path full
 # --out` writes the PNG the daemon returns, byte for byte the in-process one.
 # Usage: test_draw_cli.sh M4FW_BINARY WORKDIR
-set -uo pipefail
-m4fw="$1"
-work="$2"
-root="$(cd "$(dirname "$0")/../.." && pwd)"
-rm -rf "$work" && mkdir -p "$work" && cd "$work"
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "PASS $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL $1"; }
-
-# expect_fail NAME NEEDLE... -- COMMAND...: the command must exit 1..127 and print every needle.
-expect_fail() {
-  local name="$1"; shift
-  local needles=()
-  while [ "$1" != "--" ]; do needles+=("$1"); shift; done
-  shift
-  local out rc
-  out="$("$@" 2>&1)"
-  rc=$?
-  local good=1
-  if [ "$rc" -eq 0 ] || [ "$rc" -ge 128 ]; then good=0; fi
-  for n in "${needles[@]}"; do grep -qF -- "$n" <<<"$out" || good=0; done
-  if [ "$good" -eq 1 ]; then ok "$name (exit $rc)"; else bad "$name (exit $rc): $out"; fi
-}
+source "$(dirname "$0")/harness.sh" "$@"
 
 cfg="$root/tests/oracle/oracle_config.json"   # "decoders": {"image": 16×16, patch 4} → 16 queries
 /usr/bin/python3 - "$cfg" <<'PY'
@@ -103,17 +80,7 @@ expect_fail "a description too long for the backbone" "max_seq" -- \
 test ! -e x.png && ok "nothing written on failure" || bad "x.png written by a failed run"
 
 # Served by m4fwd.
-m4fwd="$(cd "$(dirname "$m4fw")/../m4fwd" && pwd)/m4fwd"
-mkdir -p svc && chmod 700 svc && echo '{}' > svc/config.json
-"$m4fwd" --firmware draw.m4fw --socket "$work/svc/s.sock" --state-dir "$work/svc/state" --config svc/config.json \
-  > svc/daemon.log 2>&1 < /dev/null &
-dpid=$!
-trap 'kill $dpid 2>/dev/null' EXIT
-for _ in $(seq 1 100); do
-  "$m4fw" status --socket "$work/svc/s.sock" > /dev/null 2>&1 && break
-  sleep 0.1
-done
-sock=(--socket "$work/svc/s.sock")
+start_daemon --firmware draw.m4fw
 if "$m4fw" infer "${sock[@]}" --path full "$desc" --out served.png > infer.out 2>&1; then
   cmp -s alone.png served.png && grep -q "16x16 image" infer.out \
     && ok "infer --path full --out: the served PNG is the in-process one, byte for byte" \
@@ -137,8 +104,6 @@ expect_fail "infer: a description too long" "INVALID_ARGUMENT" "max_seq" -- \
 test ! -e y.png && ok "infer wrote nothing on failure" || bad "y.png written by a failed infer"
 "$m4fw" infer "${sock[@]}" --path full "$desc" --out served2.png > /dev/null 2>&1 && cmp -s alone.png served2.png \
   && ok "the daemon keeps serving after the faults" || bad "not served after the faults: $(cat svc/daemon.log)"
-kill $dpid 2>/dev/null
-wait $dpid 2>/dev/null
+stop_daemon
 
-echo "draw cli: $pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish "draw cli"

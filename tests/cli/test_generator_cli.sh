@@ -3,30 +3,7 @@
 # PNG, the adapter's output kind, `m4fw inspect` listing the path's operators, and each fault a
 # clear error (an image-output adapter on text, a firmware without the decoder, a bad --out).
 # Usage: test_generator_cli.sh M4FW_BINARY WORKDIR
-set -uo pipefail
-m4fw="$1"
-work="$2"
-root="$(cd "$(dirname "$0")/../.." && pwd)"
-rm -rf "$work" && mkdir -p "$work" && cd "$work"
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "PASS $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL $1"; }
-
-# expect_fail NAME NEEDLE... -- COMMAND...: the command must exit 1..127 and print every needle.
-expect_fail() {
-  local name="$1"; shift
-  local needles=()
-  while [ "$1" != "--" ]; do needles+=("$1"); shift; done
-  shift
-  local out rc
-  out="$("$@" 2>&1)"
-  rc=$?
-  local good=1
-  if [ "$rc" -eq 0 ] || [ "$rc" -ge 128 ]; then good=0; fi
-  for n in "${needles[@]}"; do grep -qF -- "$n" <<<"$out" || good=0; done
-  if [ "$good" -eq 1 ]; then ok "$name (exit $rc)"; else bad "$name (exit $rc): $out"; fi
-}
+source "$(dirname "$0")/harness.sh" "$@"
 
 cfg="$root/tests/oracle/oracle_config.json"   # has "decoders": {"image": 16×16, patch 4}
 /usr/bin/python3 - "$cfg" <<'PY'
@@ -99,17 +76,7 @@ test ! -e x.png && ok "nothing written on failure" || bad "x.png written by a fa
 
 # The same path served by m4fwd: `m4fw infer --out` writes the PNG the daemon returns — byte for
 # byte the file the in-process `m4fw run` writes — and the daemon's faults are coded errors.
-m4fwd="$(cd "$(dirname "$m4fw")/../m4fwd" && pwd)/m4fwd"
-mkdir -p svc && chmod 700 svc && echo '{}' > svc/config.json
-"$m4fwd" --firmware fw.m4fw --socket "$work/svc/s.sock" --state-dir "$work/svc/state" --config svc/config.json \
-  > svc/daemon.log 2>&1 < /dev/null &
-dpid=$!
-trap 'kill $dpid 2>/dev/null' EXIT
-for _ in $(seq 1 100); do
-  "$m4fw" status --socket "$work/svc/s.sock" > /dev/null 2>&1 && break
-  sleep 0.1
-done
-sock=(--socket "$work/svc/s.sock")
+start_daemon --firmware fw.m4fw
 "$m4fw" run --firmware fw.m4fw --path generator small.png --out run.png > /dev/null 2>&1 || bad "run small.png"
 if "$m4fw" infer "${sock[@]}" --path generator small.png --out served.png > infer.out 2>&1; then
   cmp -s run.png served.png && grep -q "16x16 image" infer.out \
@@ -142,8 +109,6 @@ expect_fail "infer: --out on a text reply" "--out" "no image" -- \
 test ! -e y.png && ok "infer wrote nothing on failure" || bad "y.png written by a failed infer"
 "$m4fw" infer "${sock[@]}" --path generator small.png --out served2.png > /dev/null 2>&1 && cmp -s run.png served2.png \
   && ok "the daemon keeps serving after the faults" || bad "not served after the faults: $(cat svc/daemon.log)"
-kill $dpid 2>/dev/null
-wait $dpid 2>/dev/null
+stop_daemon
 
-echo "generator cli: $pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish "generator cli"

@@ -4,30 +4,7 @@
 # operators, and each fault a clear error (an audio-output adapter on another input or path, a
 # firmware without the speech decoder, a bad --out, text too long or outside the alphabet).
 # Usage: test_speech_cli.sh M4FW_BINARY WORKDIR
-set -uo pipefail
-m4fw="$1"
-work="$2"
-root="$(cd "$(dirname "$0")/../.." && pwd)"
-rm -rf "$work" && mkdir -p "$work" && cd "$work"
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "PASS $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL $1"; }
-
-# expect_fail NAME NEEDLE... -- COMMAND...: the command must exit 1..127 and print every needle.
-expect_fail() {
-  local name="$1"; shift
-  local needles=()
-  while [ "$1" != "--" ]; do needles+=("$1"); shift; done
-  shift
-  local out rc
-  out="$("$@" 2>&1)"
-  rc=$?
-  local good=1
-  if [ "$rc" -eq 0 ] || [ "$rc" -ge 128 ]; then good=0; fi
-  for n in "${needles[@]}"; do grep -qF -- "$n" <<<"$out" || good=0; done
-  if [ "$good" -eq 1 ]; then ok "$name (exit $rc)"; else bad "$name (exit $rc): $out"; fi
-}
+source "$(dirname "$0")/harness.sh" "$@"
 
 /usr/bin/python3 - "$root/tests/oracle/oracle_config.json" <<'PY'
 import json, sys
@@ -109,17 +86,7 @@ expect_fail "audio adapter on another firmware" "tts.m4a" -- \
 
 # The same path served by m4fwd: `m4fw infer --out x.wav` writes the WAV the daemon returns — byte
 # for byte the file the in-process `m4fw run` writes — and the daemon's faults are coded errors.
-m4fwd="$(cd "$(dirname "$m4fw")/../m4fwd" && pwd)/m4fwd"
-mkdir -p svc && chmod 700 svc && echo '{}' > svc/config.json
-"$m4fwd" --firmware fw.m4fw --socket "$work/svc/s.sock" --state-dir "$work/svc/state" --config svc/config.json \
-  > svc/daemon.log 2>&1 < /dev/null &
-dpid=$!
-trap 'kill $dpid 2>/dev/null' EXIT
-for _ in $(seq 1 100); do
-  "$m4fw" status --socket "$work/svc/s.sock" > /dev/null 2>&1 && break
-  sleep 0.1
-done
-sock=(--socket "$work/svc/s.sock")
+start_daemon --firmware fw.m4fw
 if "$m4fw" infer "${sock[@]}" --path generator "Go now" --out served.wav > infer.out 2>&1; then
   cmp -s hello.wav served.wav && grep -q "of audio at 16000 Hz" infer.out \
     && ok "infer --path generator --out: the served WAV is the in-process one, byte for byte" \
@@ -141,8 +108,6 @@ expect_fail "infer: text too long" "INVALID_ARGUMENT" "exceed the speech decoder
 expect_fail "infer: --out of the wrong kind" "y.png" ".wav" -- \
   "$m4fw" infer "${sock[@]}" --path generator "go" --out y.png
 test ! -e y.wav && test ! -e y.png && ok "infer wrote nothing on failure" || bad "a failed infer wrote a file"
-kill $dpid 2>/dev/null
-wait $dpid 2>/dev/null
+stop_daemon
 
-echo "passed $pass, failed $fail"
-[ "$fail" -eq 0 ]
+finish "speech cli"
