@@ -22,7 +22,7 @@
 set -uo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 m4fw="${M4FW:-$root/build/tools/m4fw/m4fw}"
-firmware="${M4_FIRMWARE:-$root/firmware/m4-tiny.m4fw}"
+firmware="${M4_FIRMWARE:-$root/firmware/m4-small.m4fw}"
 data="$root/data" results="$root/results" adapters="$root/adapters" out="$root/docs/eaibench.md"
 figures="$root/docs/figures" models="$root/baselines" work="$root/build-baselines"
 tasks="" baseline_args="" report_only=0 train_adapters=0 measure=0 ks="1,2,4,8,16,32"

@@ -18,7 +18,7 @@
 set -uo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 m4fw="${M4FW:-$root/build/tools/m4fw/m4fw}"
-firmware="${M4_FIRMWARE:-$root/firmware/m4-tiny.m4fw}"
+firmware="${M4_FIRMWARE:-$root/firmware/m4-small.m4fw}"
 data="$root/data"
 adapters="$root/adapters"
 results="$root/results"
@@ -85,6 +85,8 @@ if [ "$report_only" -eq 0 ]; then
     limit=$(field eval_limit)
     limit_arg=()
     [ "$limit" -gt 0 ] && limit_arg=(--limit "$limit")
+    # aud.tts is scored by this firmware's own keyword / digit recognisers (trained above: aud.* sort first).
+    [ "$t" = aud.tts ] && limit_arg+=(--recognisers "$adapters/aud.kws.m4a,$adapters/aud.digits.m4a")
     echo "== $t ($(field approach))"
     if { [ "$eval_only" -eq 1 ] && [ -f "$adapters/$t.m4a" ]; } ||
       run "$t.train" /dev/null -- "$m4fw" adapter train --task "$t" --data "$data" --firmware "$firmware" \

@@ -10,7 +10,7 @@
 set -uo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 m4fw="${M4FW:-$root/build/tools/m4fw/m4fw}"
-firmware="${M4_FIRMWARE:-$root/firmware/m4-tiny.m4fw}"
+firmware="${M4_FIRMWARE:-$root/firmware/m4-small.m4fw}"
 data="$root/data"
 out="$root/results/tuning.tsv"
 sets=()

@@ -18,7 +18,7 @@ SRC = os.environ.get("M4_SOURCE_DIR", os.path.join(os.path.dirname(__file__), ".
 sys.path.insert(0, os.path.join(SRC, "python"))
 import m4  # noqa: E402
 
-FIRMWARE = os.environ.get("M4_FIRMWARE", os.path.join(SRC, "firmware", "m4-tiny.m4fw"))
+FIRMWARE = os.environ.get("M4_FIRMWARE", os.path.join(SRC, "firmware", "m4-small.m4fw"))
 LANG_ADAPTER = os.path.join(SRC, "adapters", "txt.lang_id.m4a")
 
 
@@ -161,14 +161,29 @@ class BindingTest(unittest.TestCase):
         self.assertGreater(int(u["cpuUs"]), 0)
         self.assertGreaterEqual(int(u["items"]), 1)
 
+    def test_generate_image_on_the_default_firmware(self):
+        # The default firmware carries the image decoder: path 4 answers with its 32x32 output.
+        png = os.path.join(self.daemon.dir, "small16.png")
+        write_png(png, 16, 16)
+        img = self.c.generate_image(png)
+        self.assertEqual((img.width, img.height), (32, 32))
+        self.assertEqual(img.png[:8], b"\x89PNG\r\n\x1a\n")
+
     def test_generate_image_without_a_decoder_is_a_coded_error(self):
-        png = os.path.join(self.daemon.dir, "small.png")
-        write_png(png, 6, 5)
-        with self.assertRaises(m4.Error) as e:
-            self.c.generate_image(png)
-        self.assertEqual(e.exception.name, "INCOMPATIBLE")
-        self.assertIn("needs an image decoder", e.exception.message)
-        self.assertTrue(self.c.generate(None, "hello", max_new_tokens=2).tokens)  # still served
+        # m4-tiny has no image decoder (the default firmware has one).
+        tiny = Daemon(os.path.join(SRC, "firmware", "m4-tiny.m4fw"))
+        try:
+            c = m4.Client(tiny.socket)
+            png = os.path.join(tiny.dir, "small.png")
+            write_png(png, 6, 5)
+            with self.assertRaises(m4.Error) as e:
+                c.generate_image(png)
+            self.assertEqual(e.exception.name, "INCOMPATIBLE")
+            self.assertIn("needs an image decoder", e.exception.message)
+            self.assertTrue(c.generate(None, "hello", max_new_tokens=2).tokens)  # still served
+            c.close()
+        finally:
+            tiny.stop()
 
     def test_example_runs(self):
         out = subprocess.run([sys.executable, os.path.join(SRC, "python", "examples", "quickstart.py"),

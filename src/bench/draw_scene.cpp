@@ -114,6 +114,8 @@ Result<EvalReport> evaluate_draw_scene(const model::Model & fw, const adapter::A
     }
     EvalReport rep;
     rep.task = plan.facts.name, rep.split = o.split, rep.metric = "palette_agreement", rep.adapter = ad_path;
+    if (ad)
+        rep.adapter_bytes = static_cast<int64_t>(ad->file_size()), rep.adapter_params = adapter_parameter_count(*ad);
     rep.examples = static_cast<int64_t>(n), rep.total = static_cast<int64_t>(ds.size());
     rep.score       = model_s.agreement();
     rep.chance      = blank_s.agreement();

@@ -101,6 +101,8 @@ Result<EvalReport> evaluate_tts(const model::Model & fw, const adapter::Adapter 
     if (n == 0) return invalid_argument(ds.path() + ": no examples to score");
     EvalReport rep;
     rep.task = plan.facts.name, rep.split = o.split, rep.adapter = ad_path;
+    if (ad)
+        rep.adapter_bytes = static_cast<int64_t>(ad->file_size()), rep.adapter_params = adapter_parameter_count(*ad);
     rep.examples = static_cast<int64_t>(n), rep.total = static_cast<int64_t>(ds.size());
     double l1 = 0, base_l1 = 0, guess = 0;
     int64_t known = 0, right = 0, ref_right = 0;

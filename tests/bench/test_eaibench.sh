@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# eAIBench end to end on two tasks at --scale 0.05 (scripts/eaibench.sh): m4's score with the
+# eAIBench end to end on two tasks at --scale 0.05 (scripts/eaibench.sh), on m4-tiny (fast): m4's score with the
 # committed adapters, a task-specific baseline trained here (a tiny grid, so it takes seconds),
 # the report and its figures built from what was trained; the baseline files reproduce their score
 # through `m4fw eval`; a rerun skips both tasks; bad input (another firmware, a stale data
@@ -13,7 +13,7 @@ tasks="imu.har txt.topic"
 "$m4fw" data build $tasks --dir "$work/data" --scale 0.05 -q || fail "data build"
 run() {
   M4FW="$m4fw" "$repo/scripts/eaibench.sh" --data "$work/data" --tasks "$tasks" --results "$work/results" \
-    --adapters "$repo/adapters" --out "$work/eaibench.md" --figures "$work/figures" --models "$work/models" \
+    --firmware "$repo/firmware/m4-tiny.m4fw" --adapters "$repo/adapters/m4-tiny" --out "$work/eaibench.md" --figures "$work/figures" --models "$work/models" \
     --work "$work/variants" --baseline-args "--grid s:3e-3,s:1e-2 --steps 40 --sizes s:32:1:64:1 --val-limit 60 --quiet" "$@"
 }
 run --measure --ks 1,3 > "$work/run1.log" 2>&1 || { cat "$work/run1.log"; fail "eaibench.sh (first run)"; }

@@ -1,5 +1,6 @@
 // The firmware m4fw and m4fwd use when none is named: $M4_FIRMWARE, else this build's source
-// tree's firmware/m4-tiny.m4fw, else the installed share/m4/firmware/m4-tiny.m4fw. Both tools'
+// tree's firmware/m4-small.m4fw, else the installed share/m4/firmware/m4-small.m4fw (the name is
+// M4_DEFAULT_FIRMWARE in the top CMakeLists.txt). Both tools'
 // CMakeLists define M4_SOURCE_FIRMWARE and M4_INSTALLED_FIRMWARE.
 #pragma once
 

@@ -26,8 +26,9 @@ namespace {
 
 struct EvalArgs {
     std::string firmware, adapter, task, data = "data", split = "test", prompts, parent, public_key;
-    // aud.tts: the recogniser firmware and its keyword/digit adapters (comma-separated)
-    std::string recogniser = "firmware/m4-tiny.m4fw", recognisers = "adapters/aud.kws.m4a,adapters/aud.digits.m4a";
+    // aud.tts: the recogniser firmware (empty: the firmware under evaluation, whose own keyword/digit
+    // adapters score it) and those adapters (comma-separated)
+    std::string recogniser, recognisers = "adapters/aud.kws.m4a,adapters/aud.digits.m4a";
     int64_t limit = 0, batch = 64;
     bool zero_shot = false, json = false, plan = false, validation = false;
 };
@@ -94,10 +95,15 @@ Status run_eval(const EvalArgs & a) {
         if (plan.facts.kind == "draw") {  // palette agreement
             M4_ASSIGN_OR_RETURN(r, bench::evaluate_draw_scene(*fw, ad ? &*ad : nullptr, a.adapter, plan, a.data, o));
         } else {  // intelligibility / log-mel distance (the speech decoder)
-            M4_ASSIGN_OR_RETURN(auto rec_fw, model::Model::load(a.recogniser));
+            decltype(fw) rec_owned;
+            const model::Model * rec_fw = fw.get();
+            if (!a.recogniser.empty()) {
+                M4_ASSIGN_OR_RETURN(rec_owned, model::Model::load(a.recogniser));
+                rec_fw = rec_owned.get();
+            }
             std::vector<adapter::Adapter> rec_ads;
             bench::TtsRecognisers rec;
-            rec.fw = rec_fw.get();
+            rec.fw = rec_fw;
             for (size_t at = 0; at <= a.recognisers.size();) {
                 size_t comma = a.recognisers.find(',', at);
                 if (comma == std::string::npos) comma = a.recognisers.size();
@@ -154,7 +160,7 @@ void add_eval_command(CLI::App & app, int * rc) {
     cmd->add_option("--public-key", a->public_key,
                     "require the firmware to be signed by this key (a signed quantized sibling then takes its "
                     "parent's adapters)");
-    cmd->add_option("--recogniser", a->recogniser, "aud.tts: the firmware of the recogniser adapters");
+    cmd->add_option("--recogniser", a->recogniser, "aud.tts: the firmware of the recogniser adapters (default: the firmware evaluated)");
     cmd->add_option("--recognisers", a->recognisers,
                     "aud.tts: audio classify adapters (comma-separated) that score intelligibility");
     cmd->add_flag("--plan", a->plan, "print the task's plan (approach, defaults) as JSON and exit");

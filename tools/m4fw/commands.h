@@ -44,7 +44,7 @@ void add_bench_model_command(CLI::App & bench, int * rc);
 void add_bench_contention_command(CLI::App & bench, int * rc);
 
 // The default firmware every command uses without --firmware: $M4_FIRMWARE, else the repository's
-// firmware/m4-tiny.m4fw (this build's source tree), else the installed share/m4/firmware/m4-tiny.m4fw.
+// firmware/m4-small.m4fw (this build's source tree), else the installed share/m4/firmware/m4-small.m4fw.
 std::string default_firmware();
 // Adds `--firmware` defaulting to default_firmware().
 CLI::Option * add_firmware_option(CLI::App * cmd, std::string * firmware, const std::string & what = "firmware .m4fw");

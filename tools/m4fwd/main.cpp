@@ -1,7 +1,7 @@
 // m4fwd — the m4 system service: owns the firmware, serves every app over a Unix socket.
 //   m4fwd [--firmware F] [--config /etc/m4/m4fwd.json] [--socket PATH] [--state-dir DIR]
 // Without --firmware (and none in the config) it installs the same default firmware as m4fw
-// ($M4_FIRMWARE, else m4-tiny; tools/common/default_firmware.h) when no slot holds one.
+// ($M4_FIRMWARE, else m4-small; tools/common/default_firmware.h) when no slot holds one.
 // Runs in the foreground (systemd: Type=simple); SIGTERM shuts it down gracefully.
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
