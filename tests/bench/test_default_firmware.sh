@@ -105,6 +105,13 @@ for _ in $(seq 1 300); do "$m4fw" status --socket "$work/svc/s.sock" > /dev/null
 sock=(--socket "$work/svc/s.sock")
 "$m4fw" status "${sock[@]}" 2>&1 | grep -q "m4-small" && ok "m4fwd serves m4-small by default" ||
   bad "m4fwd default firmware: $("$m4fw" status "${sock[@]}" 2>&1 | head -5)"
+# The encoder and backbone paths served too: the demo's shirt photo and German words.
+"$m4fw" adapter register "${sock[@]}" fashion "$ad/img.fashion_mnist.m4a" > /dev/null 2>&1 &&
+  "$m4fw" adapter register "${sock[@]}" lang "$ad/txt.lang_id.m4a" > /dev/null 2>&1 || bad "register fashion / lang"
+"$m4fw" infer "${sock[@]}" --adapter fashion "$repo/examples/demo/shirt.png" > shirt.infer 2>&1 &&
+  [ "$(sed -n 2p shirt.infer | awk '{print $1}')" = shirt ] && ok "served encoder path: the shirt" || bad "served shirt: $(cat shirt.infer)"
+"$m4fw" infer "${sock[@]}" --adapter lang "fairen abschneidbares auszufilterndes" > lang.infer 2>&1 &&
+  [ "$(sed -n 2p lang.infer | awk '{print $1}')" = de ] && ok "served backbone path: German" || bad "served German: $(cat lang.infer)"
 for t in img.super_resolution img.draw_scene aud.tts; do
   "$m4fw" adapter register "${sock[@]}" "$t" "$ad/$t.m4a" > /dev/null 2>&1 && ok "register $t" || bad "register $t"
 done
