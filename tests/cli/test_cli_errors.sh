@@ -117,17 +117,8 @@ expect_fail "quantize bad dtype" "--dtype" -- "$m4fw" quantize fw.m4fw x.m4fw --
 
 # m4fwd without --firmware installs the same default firmware as m4fw ($M4_FIRMWARE here); it
 # used to refuse to start.
-m4fwd="$(cd "$(dirname "$m4fw")/../m4fwd" && pwd)/m4fwd"
-mkdir -p svc && chmod 700 svc
-M4_FIRMWARE="$work/fw.m4fw" "$m4fwd" --socket "$work/svc/s.sock" --state-dir "$work/svc/state" \
-  > svc/daemon.log 2>&1 < /dev/null &
-dpid=$!
-trap 'kill $dpid 2>/dev/null' EXIT
-for _ in $(seq 1 100); do
-  "$m4fw" status --socket "$work/svc/s.sock" > svc/status.log 2>&1 && break
-  sleep 0.1
-done
-kill $dpid 2>/dev/null; wait $dpid 2>/dev/null
+M4_FIRMWARE="$work/fw.m4fw" start_daemon   # no --firmware; the last status lands in svc/status.log
+stop_daemon
 fp=$("$m4fw" inspect fw.m4fw 2>/dev/null | awk '/^fingerprint:/ {print $2}')
 if [ -n "$fp" ] && grep -q "$fp" svc/status.log; then
   pass=$((pass + 1)); echo "PASS m4fwd defaults to m4fw's firmware"
