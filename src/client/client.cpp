@@ -8,6 +8,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "base/utf8.h"
+
 namespace m4::client {
 
 std::string default_socket_path() {
@@ -55,7 +57,7 @@ Result<v1::Response> Client::call(v1::Request request, const std::vector<int> & 
 
 Result<v1::Response> Client::register_adapter(const std::string & name, const std::string & bytes, bool replace) {
     v1::Request r;
-    auto *      b = r.mutable_register_adapter();
+    auto * b = r.mutable_register_adapter();
     b->set_name(name);
     b->set_adapter(bytes);
     b->set_replace(replace);
@@ -75,6 +77,11 @@ Result<v1::Response> Client::remove_adapter(const std::string & name) {
 }
 
 Result<v1::Response> Client::infer(const v1::Infer & request, const std::vector<int> & fds) {
+    // The protocol's text is a protobuf string: refuse bad bytes here, named, not in serialisation.
+    for (int i = 0; i < request.inputs_size(); ++i)
+        if (const size_t at = utf8_invalid_at(request.inputs(i).text()); at != kUtf8Valid)
+            return invalid_argument("input " + std::to_string(i + 1) + ": the text is not valid UTF-8 (byte " +
+                                    std::to_string(at) + ")");
     v1::Request r;
     *r.mutable_infer() = request;
     return call(std::move(r), fds);

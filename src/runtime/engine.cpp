@@ -1,5 +1,6 @@
 #include "runtime/engine.h"
 
+#include "base/utf8.h"
 #include "model/preprocess.h"
 #include "runtime/images.h"
 #include "runtime/inputs.h"
@@ -76,6 +77,9 @@ uint64_t max_text_bytes(const model::Model & m) {
 }
 
 Status check_text_length(const model::Model & m, const std::string & text, const std::string & name) {
+    if (const size_t at = utf8_invalid_at(text); at != kUtf8Valid)
+        return invalid_argument(name + ": the text is not valid UTF-8 (byte " + std::to_string(at) + " of " +
+                                std::to_string(text.size()) + ")");
     if (text.size() > max_text_bytes(m))
         return invalid_argument(name + ": " + std::to_string(text.size()) + " bytes of text cannot fit in the " +
                                 std::to_string(m.config().backbone.max_seq) + "-token context (at most " +

@@ -62,7 +62,7 @@ struct InputSpec {
 };
 
 // Text longer than this many bytes cannot fit in the backbone's context whatever it tokenises to;
-// check_text_length refuses it (naming `name`) before any tokenising.
+// check_text_length refuses it (naming `name`) before any tokenising, and text that is not UTF-8.
 uint64_t max_text_bytes(const model::Model & m);
 Status   check_text_length(const model::Model & m, const std::string & text, const std::string & name);
 

@@ -77,6 +77,8 @@ expect_fail "an image file as the description" "alone.png" "text description" --
   "$m4fw" run --firmware draw.m4fw --adapter scene.m4a alone.png --out x.png
 expect_fail "a description too long for the backbone" "max_seq" -- \
   "$m4fw" run --firmware draw.m4fw --path full "$(printf 'red circle blue square %.0s' $(seq 1 60))" --out x.png
+expect_fail "a description that is not UTF-8" "not valid UTF-8" "byte 6" -- \
+  "$m4fw" run --firmware draw.m4fw --path full "$(printf 'a red \xff circle')" --out x.png
 test ! -e x.png && ok "nothing written on failure" || bad "x.png written by a failed run"
 
 # Served by m4fwd.
@@ -101,6 +103,8 @@ expect_fail "infer: --out on a text reply" "--out" "no image" -- \
   "$m4fw" infer "${sock[@]}" --max-new-tokens 2 "hello" --out y.png
 expect_fail "infer: a description too long" "INVALID_ARGUMENT" "max_seq" -- \
   "$m4fw" infer "${sock[@]}" --path full "$(printf 'red circle blue square %.0s' $(seq 1 60))" --out y.png
+expect_fail "infer: a description that is not UTF-8 (refused by the client, named)" "not valid UTF-8" "input 1" -- \
+  "$m4fw" infer "${sock[@]}" --path full "$(printf 'a red \xff circle')" --out y.png
 test ! -e y.png && ok "infer wrote nothing on failure" || bad "y.png written by a failed infer"
 "$m4fw" infer "${sock[@]}" --path full "$desc" --out served2.png > /dev/null 2>&1 && cmp -s alone.png served2.png \
   && ok "the daemon keeps serving after the faults" || bad "not served after the faults: $(cat svc/daemon.log)"

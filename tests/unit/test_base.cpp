@@ -12,6 +12,7 @@
 #include "base/cpu.h"
 #include "base/crypto.h"
 #include "base/thread_pool.h"
+#include "base/utf8.h"
 #include "tensor/tensor.h"
 
 using namespace m4;
@@ -334,4 +335,26 @@ TEST(Arena, ScopesNestAndRelease) {
         EXPECT_EQ(x[999], 1.0f);  // the outer allocation survived the inner scope
     }
     EXPECT_EQ(a.used(), before);
+}
+
+// Strict UTF-8 (base/utf8.h): the offset of the first bad byte, or kUtf8Valid.
+TEST(Utf8, ValidTextPasses) {
+    EXPECT_EQ(utf8_invalid_at(""), kUtf8Valid);
+    EXPECT_EQ(utf8_invalid_at("a large red circle"), kUtf8Valid);
+    EXPECT_EQ(utf8_invalid_at("Grüße, 東京, \xF0\x9F\x98\x80 and \xF4\x8F\xBF\xBF"), kUtf8Valid);  // up to U+10FFFF
+}
+
+TEST(Utf8, EachMalformedFormIsFoundAtItsOffset) {
+    EXPECT_EQ(utf8_invalid_at("ab\x80"), 2u);                             // a lone continuation byte
+    EXPECT_EQ(utf8_invalid_at("a\xC0\x80"), 1u);                          // overlong NUL
+    EXPECT_EQ(utf8_invalid_at("\xC1\xBF"), 0u);                           // overlong 2-byte
+    EXPECT_EQ(utf8_invalid_at("xy\xE0\x9F\xBF"), 2u);                     // overlong 3-byte
+    EXPECT_EQ(utf8_invalid_at("\xED\xA0\x80"), 0u);                       // a UTF-16 surrogate
+    EXPECT_EQ(utf8_invalid_at("ok\xF0\x8F\xBF\xBF"), 2u);                 // overlong 4-byte
+    EXPECT_EQ(utf8_invalid_at("\xF4\x90\x80\x80"), 0u);                   // above U+10FFFF
+    EXPECT_EQ(utf8_invalid_at("\xF5\x80\x80\x80"), 0u);                   // no such lead byte
+    EXPECT_EQ(utf8_invalid_at("abc\xE2\x82"), 3u);                        // truncated at the end
+    EXPECT_EQ(utf8_invalid_at("\xE2\x28\xA1"), 0u);                       // a bad continuation
+    EXPECT_EQ(utf8_invalid_at(std::string_view("a\0b", 3)), kUtf8Valid);  // NUL is a character
+    EXPECT_EQ(utf8_invalid_at("\x89PNG\r\n"), 0u);                        // a PNG's first byte
 }
