@@ -45,6 +45,18 @@ start_daemon() {
 }
 stop_daemon() { kill "$dpid" 2>/dev/null; wait "$dpid" 2>/dev/null; }
 
+# write_png FILE WIDTH HEIGHT: an 8-bit RGB PNG with a smooth pattern (an app's image input).
+write_png() {
+  /usr/bin/python3 - "$@" <<'PY'
+import struct, sys, zlib
+path, w, h = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+raw = b"".join(b"\0" + bytes((x * 23 + y * 11 + c * 80) % 256 for x in range(w) for c in range(3)) for y in range(h))
+chunk = lambda t, d: struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xffffffff)
+open(path, "wb").write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+                       + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+PY
+}
+
 # finish NAME: the tally; the test fails when anything failed.
 finish() {
   echo "$1: $pass passed, $fail failed"

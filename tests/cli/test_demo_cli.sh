@@ -11,19 +11,12 @@ source "$(dirname "$0")/harness.sh" "$@"
 # The oracle config has both decoders: image 16×16 with a projector from the backbone, speech of at
 # most 5 characters × 3 frames → (15 − 1)·160 + 400 = 2640 samples at 16 kHz.
 /usr/bin/python3 - "$root/tests/oracle/oracle_config.json" <<'PY'
-import json, struct, sys, zlib
+import json, sys
 c = json.load(open(sys.argv[1]))
 assert "from_backbone" in c["decoders"]["image"] and "speech" in c["decoders"]
 json.dump(c, open("fw.json", "w"))
 del c["decoders"]
 json.dump(c, open("nodec.json", "w"))
-def png(path, w, h):  # 8-bit RGB, a smooth pattern
-    raw = b"".join(b"\0" + bytes((x * 23 + y * 11 + c * 80) % 256 for x in range(w) for c in range(3))
-                   for y in range(h))
-    chunk = lambda t, d: struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xffffffff)
-    open(path, "wb").write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
-                           + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
-png("small.png", 8, 6)  # enlarged onto the 16×16 grid
 items = [
     {"title": "Which language?", "adapter": "lang.m4a", "kind": "text", "input": "guten tag", "truth": "de"},
     {"title": "Say go", "adapter": "tts.m4a", "kind": "text", "input": "go", "truth": "go", "check": "rec.m4a",
@@ -43,6 +36,7 @@ json.dump({"items": [items[1], dict(items[2], out="go.wav")]}, open("twice.json"
 json.dump({"items": [dict(items[1], kind="audio")]}, open("badkind.json", "w"))
 json.dump({"items": [dict(items[1], check="scene.m4a")]}, open("badrec.json", "w"))
 PY
+write_png small.png 8 6  # enlarged onto the 16×16 grid
 for n in fw nodec; do
   "$m4fw" init --config $n.json --out $n.m4fw --seed 3 >/dev/null 2>&1 && ok "init $n" || bad "init $n"
 done

@@ -15,16 +15,9 @@ json.dump(c, open("nodec.json", "w"))
 rng = np.random.default_rng(3)
 np.save("small.npy", rng.uniform(-1, 1, (8, 8, 3)).astype(np.float32))     # ×2 onto the 16×16 grid
 np.save("huge.npy", rng.uniform(-1, 1, (20, 20, 3)).astype(np.float32))    # larger than the grid
-import struct, zlib
-def png(path, w, h):  # 8-bit RGB, a smooth pattern
-    raw = b"".join(b"\0" + bytes((x * 23 + y * 11 + c * 80) % 256 for x in range(w) for c in range(3))
-                   for y in range(h))
-    chunk = lambda t, d: struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xffffffff)
-    open(path, "wb").write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
-                           + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
-png("small.png", 8, 6)   # enlarged onto the 16×16 grid
-png("huge.png", 20, 17)  # larger than the grid
 PY
+write_png small.png 8 6   # enlarged onto the 16×16 grid
+write_png huge.png 20 17  # larger than the grid
 "$m4fw" init --config "$cfg" --out fw.m4fw --seed 3 >/dev/null 2>&1 && ok "init with a decoder" || bad "init with a decoder"
 "$m4fw" init --config nodec.json --out nodec.m4fw --seed 3 >/dev/null 2>&1 && ok "init without" || bad "init without"
 
