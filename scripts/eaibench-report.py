@@ -157,6 +157,12 @@ def main():
                 r["marks"].append("baseline recorded against another firmware")
             if bl.get("metric") not in (metric, ev.get("metric") if ev else None):
                 r["marks"].append(f"baseline metric {bl.get('metric')} ≠ {metric}")
+            # The baseline's budget is twice the plan's updates: a plan whose steps moved since
+            # the baseline was trained compares against a model of another budget.
+            bsteps = bl.get("tuning", {}).get("adapter_plan_steps")
+            psteps = plan.get("train", {}).get("steps")
+            if not r["decoder"] and bsteps is not None and psteps is not None and bsteps != psteps:
+                r["marks"].append(f"stale baseline (trained for a plan of {bsteps} updates, the plan has {psteps})")
             if ev is not None and bl.get("test", {}).get("examples") != ev.get("examples"):
                 r["marks"].append(
                     f"different test subsets ({ev.get('examples')} vs {bl.get('test', {}).get('examples')})")

@@ -3,7 +3,7 @@
 # `m4fw eval`), the task-specific baseline (`m4fw baseline train`: trained from scratch on the
 # train split, tuned on its validation share, scored once on test), then the report and figures
 # from the result files alone. Resumable: a task whose result is present and current (same firmware
-# fingerprint, same data manifest) is skipped; a killed baseline run reuses its finished variants.
+# fingerprint, same data manifest, same plan budget) is skipped; a killed baseline run reuses its finished variants.
 # Decoder tasks with no model to train (plan kind reconstruct: bicubic enlargement; mel_regress: the
 # reference espeak-ng voice through the same recogniser) get their baseline from m4's eval's reference
 # numbers; img.draw_scene (kind draw) trains its from-scratch model like every other task.
@@ -177,7 +177,9 @@ if [ "$report_only" -eq 0 ]; then
       fi
       continue
     fi
-    if [ "$(json "$bl" m4_firmware fingerprint)" = "$fp" ] && [ "$(json "$bl" data manifest_sha256)" = "$(manifest_sha "$task")" ]; then
+    # current = same firmware, same data and the same budget (twice the plan's updates, baseline.cpp)
+    if [ "$(json "$bl" m4_firmware fingerprint)" = "$fp" ] && [ "$(json "$bl" data manifest_sha256)" = "$(manifest_sha "$task")" ] &&
+      [ "$(json "$bl" tuning adapter_plan_steps)" = "$(json "$plan" train steps)" ]; then
       echo "$task: baseline current ($bl), skipped"
       skipped=$((skipped + 1))
       continue

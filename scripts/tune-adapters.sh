@@ -6,7 +6,8 @@
 #
 #   scripts/tune-adapters.sh [--m4fw BIN] [--firmware F] [--data DIR] [--out results/tuning.tsv] [VARIANT-SET…]
 #
-# Variant sets: encoder, fewshot, backbone, lm, full (default: all).
+# Variant sets: encoder, fewshot, backbone, lm, full (default: these five); encoder-small, backbone-small
+# (m4-small's encoder and text-classification plans).
 set -uo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 m4fw="${M4FW:-$root/build/tools/m4fw/m4fw}"
@@ -84,6 +85,26 @@ for s in "${sets[@]}"; do
         variant full "$t"
         variant full "$t" --targets 'backbone.*.attn.*'
         variant full "$t" --batch 16 --steps 300
+      done ;;
+    encoder-small)  # m4-small: LoRA targets and updates on the encoder path (flags explicit: the plan's defaults moved)
+      for t in imu.gesture imu.har imu.airwrite imu.cadence aud.speaker_id; do
+        variant encoder-small "$t" --targets attn --steps 200
+        variant encoder-small "$t" --targets all --steps 600
+      done
+      variant encoder-small imu.gesture --targets attn --steps 600
+      variant encoder-small imu.gesture --targets all --steps 200
+      variant encoder-small imu.gesture --targets all --steps 600 --rank 16 --alpha 32
+      variant encoder-small imu.gesture --targets all --steps 600 --lr 1e-2
+      variant encoder-small imu.airwrite --targets all --steps 1200
+      variant encoder-small imu.placement --targets all --steps 600
+      variant encoder-small aud.speaker_id --targets all --steps 200
+      variant encoder-small img.stroke_digit --targets attn --steps 100
+      variant encoder-small img.stroke_digit --targets all --steps 200
+      variant encoder-small img.stroke_digit --targets all --steps 400 ;;
+    backbone-small)  # m4-small: updates for text classification
+      for t in txt.supersense txt.topic; do
+        variant backbone-small "$t" --steps 150
+        variant backbone-small "$t" --steps 450
       done ;;
     *) echo "unknown variant set $s" >&2; exit 2 ;;
   esac

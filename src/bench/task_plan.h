@@ -5,12 +5,12 @@
 //     auto plan = plan_task("data", "img.fashion_mnist", fw->config());   // reads data/<task>/manifest.json
 //     plan->spec;        // train::TaskSpec: Classify, encoder path, image, 10 classes
 //     plan->recipe;      // SampleRecipe: prompt "{input}"
-//     plan->train;       // rank 8, targets "attn", steps, batch, lr …
+//     plan->train;       // rank 8, targets ("attn", "all" on the encoder path), steps, batch, lr …
 //
 // A plan is derived from the task's manifest (kind, path_hint, metric, labels) by general rules,
 // then adjusted by one table of per-task overrides (task_plan.cpp). The rules:
-//   classify  + encoder   Classify head on the encoder's pooled embedding, LoRA on encoder attention
-//   classify  + backbone  Classify head on the backbone's pooled hidden state, LoRA on backbone attention
+//   classify  + encoder   Classify head on the encoder's pooled embedding, LoRA on every encoder linear
+//   classify  + backbone  Classify head on the backbone's pooled hidden state, LoRA on every backbone linear
 //   regress               Regress head; targets standardised by the train split's mean / deviation
 //                         (folded back into the head on export, so the adapter outputs task units)
 //   retrieve              Embed head on the encoder, trained (InfoNCE) to land on the firmware's own
