@@ -251,10 +251,11 @@ Result<TaskPlan> make_plan(const TaskFacts & facts, const model::ModelConfig & c
         p.spec.pool      = model::HeadPool::Mean;
         p.approach       = fmt::format("classification head ({} classes) on the {} path, LoRA on {} attention",
                                        facts.labels.size(), model::path_name(path), where);
-        if (path == Path::Encoder)
+        if (path == Path::Encoder) {
             p.approach = fmt::format("classification head ({} classes) on the encoder path, LoRA on every encoder linear",
                                      facts.labels.size());
-        if (path == Path::Encoder) p.zero_shot_templates = {"a photo of a {label}"};
+            p.zero_shot_templates = {"a photo of a {label}"};
+        }
         if (path == Path::Backbone) {
             // LoRA on every backbone linear (attention + SwiGLU): txt.lang_id 0.64 → 0.79, txt.topic
             // 0.36 → 0.38 on validation against attention only (results/tuning.tsv).
