@@ -81,6 +81,8 @@ const std::map<std::string, Override> & overrides() {
              p.label_text          = {{"male", "man"}, {"female", "woman"}};
              p.zero_shot_templates = expand("a {label} saying \"{w}\"", "{w}", {"yes", "hello", "water", "seven"});
          }},
+        // The audio lr (6e-3, below) lost on aud.kws's validation: 0.990 at 3e-3, 0.989 at 6e-3.
+        {"aud.kws", [](TaskPlan & p) { p.train.lr = 3e-3f; }},
         {"aud.lang_id",
          [](TaskPlan & p) {
              p.label_text          = {{"en", "English"}, {"de", "German"}, {"fr", "French"},     {"es", "Spanish"},
@@ -124,8 +126,18 @@ const std::map<std::string, Override> & overrides() {
         {"txt.topic", [](TaskPlan & p) { p.train.batch = 16; }},
         {"txt.spell",
          [](TaskPlan & p) {
-             p.train.steps               = 200;
+             p.train.steps = 200;
+             // m4-small, validation exact match at 200 updates (results/tuning.tsv, set budget-small):
+             // attention LoRA at rank 8 0.000 (lr 1e-2 too), every backbone linear at rank 8 0.040
+             // (lr 5e-3 0.040, 2e-3 0.015, 1e-3 0.000), at rank 16 0.065 (0.065 with another data
+             // seed; lr 5e-3 0.060), at rank 32 0.070 for twice the adapter.
+             p.train.targets             = "all";
+             p.train.rank                = 16;
+             p.train.alpha               = 32.0f;
              p.recipe.prompt             = "{input} is spelled";
+             p.approach =
+                 "language modelling on the backbone path (LoRA rank 16 on every backbone linear), greedy "
+                 "decoding";
              p.generation.max_new_tokens = 10;
          }},
         {"txt.reverse_dict", [](TaskPlan & p) { p.generation.max_new_tokens = 10; }},
@@ -278,8 +290,8 @@ Result<TaskPlan> make_plan(const TaskFacts & facts, const model::ModelConfig & c
         p.spec.objective = Objective::Embed;
         p.spec.out_dim   = c.embed_dim;
         p.approach =
-            "embedding head on the image encoder, trained to match the firmware's text embedding "
-            "of the caption; captions ranked by cosine";
+            "embedding head on the image encoder (LoRA on every encoder linear), trained to match the "
+            "firmware's text embedding of the caption; captions ranked by cosine";
     } else if (facts.kind == "generate") {
         p.spec.objective        = Objective::LanguageModel;
         p.recipe.objective      = Objective::LanguageModel;
@@ -330,12 +342,23 @@ Result<TaskPlan> make_plan(const TaskFacts & facts, const model::ModelConfig & c
         // The task-specific baselines train for twice the plan's updates (baseline.cpp), so the
         // budget is also theirs: IMU takes the 600; audio and image stay at 200 (one baseline
         // there costs ~4 min per 200 plan updates on this machine, results/baselines/*.json).
-        if (facts.kind == "retrieve") {
+        // Settings that leave the update count (and so the baselines' budget) alone, compared at
+        // the plan's updates (set budget-small): audio at lr 6e-3 instead of 3e-3 — aud.intent
+        // 0.538 → 0.627, aud.lang_id 0.499 → 0.557, aud.speaker_id 0.524 → 0.593 (1e-2: intent
+        // 0.561); image and IMU keep 3e-3 (IMU: 1e-3, 1.5e-3, 5e-3 all lower). mm.retrieval on
+        // every encoder linear: recall@5 0.747 → 0.772.
+        p.train.targets = "all";
+        if (facts.kind == "retrieve")
             p.train.steps = 150;
-        } else {
-            p.train.targets = "all";
-            p.train.steps   = facts.modality == data::Modality::Imu ? 600 : 200;
-        }
+        else
+            p.train.steps = facts.modality == data::Modality::Imu ? 600 : 200;
+        if (facts.modality == data::Modality::Audio) p.train.lr = 6e-3f;
+        // Image classification at rank 16 instead of 8: img.shapes 0.240 → 0.289, img.font_family
+        // 0.233 → 0.251, img.count 0.584 → 0.607, img.char_ocr 0.173 → 0.254, img.stroke_digit
+        // 0.639 → 0.691, img.fashion_mnist 0.751 → 0.771 (rank 32 on img.shapes 0.234; lr 1e-3 /
+        // 6e-3 at rank 8 within ±0.02 of 3e-3).
+        if (facts.modality == data::Modality::Image && facts.kind != "retrieve")
+            p.train.rank = 16, p.train.alpha = 32.0f;
     } else if (path == Path::Backbone) {
         // Text classification on m4-small, validation (results/tuning.tsv, set backbone-small):
         // 450 updates instead of 150: txt.supersense 0.487 → 0.582, txt.topic 0.410 → 0.486.
