@@ -108,58 +108,64 @@ for s in "${sets[@]}"; do
         variant backbone-small "$t" --steps 450
       done ;;
     budget-small)  # m4-small: lr, rank and targets at the plan's updates (the baselines' budget unchanged);
-      # in the order they were first run (results/tuning.tsv, one thread each, two at a time)
-      variant budget-small txt.spell --targets attn --rank 8 --alpha 16
-      variant budget-small imu.har --lr 1e-3
-      variant budget-small txt.spell --rank 8 --alpha 16
-      variant budget-small txt.spell --targets attn --rank 8 --alpha 16 --lr 1e-2
-      variant budget-small imu.har --lr 1.5e-3 --weight-decay 0.05
-      variant budget-small txt.spell --rank 8 --alpha 16 --lr 1e-3
-      variant budget-small imu.gesture --lr 1e-3
-      variant budget-small imu.gesture --lr 1.5e-3 --weight-decay 0.05
-      variant budget-small imu.cadence --lr 1e-3
-      variant budget-small txt.spell --rank 8 --alpha 16 --lr 5e-3
-      variant budget-small imu.cadence --lr 1.5e-3 --weight-decay 0.05
-      variant budget-small txt.spell
-      variant budget-small txt.spell --rank 8 --alpha 16 --lr 2e-3
-      variant budget-small imu.har --lr 5e-3
-      variant budget-small aud.intent --lr 3e-3
-      variant budget-small img.font_family --rank 8 --alpha 16
-      variant budget-small aud.intent
-      variant budget-small mm.retrieval
-      variant budget-small img.font_family --rank 8 --alpha 16 --lr 1e-3
-      variant budget-small txt.spell --rank 32 --alpha 64
-      variant budget-small txt.spell --lr 5e-3
-      variant budget-small txt.spell --seed 7
-      variant budget-small img.shapes --rank 8 --alpha 16
-      variant budget-small mm.retrieval --targets attn
-      variant budget-small aud.intent --lr 1e-2
-      variant budget-small img.shapes --rank 8 --alpha 16 --lr 1e-3
-      variant budget-small aud.lang_id --lr 3e-3
-      variant budget-small aud.lang_id
-      variant budget-small img.font_family --rank 8 --alpha 16 --lr 6e-3
-      variant budget-small aud.speaker_id
-      variant budget-small aud.kws
-      variant budget-small aud.kws --lr 6e-3
-      variant budget-small img.shapes --rank 8 --alpha 16 --lr 6e-3
-      variant budget-small aud.digits --lr 3e-3
-      variant budget-small aud.digits
-      variant budget-small img.count --rank 8 --alpha 16 --lr 6e-3
-      variant budget-small aud.gender
-      variant budget-small img.count --rank 8 --alpha 16
-      variant budget-small img.shapes
-      variant budget-small img.font_family
-      variant budget-small txt.supersense --lr 6e-3
-      variant budget-small txt.supersense --lr 1e-3
-      variant budget-small img.count
-      variant budget-small img.stroke_digit
-      variant budget-small img.shapes --rank 32 --alpha 64
-      variant budget-small img.char_ocr --rank 8 --alpha 16
-      variant budget-small img.fashion_mnist --rank 8 --alpha 16
-      variant budget-small img.char_ocr
-      variant budget-small imu.har --rank 16 --alpha 32
-      variant budget-small imu.cadence --rank 16 --alpha 32
-      variant budget-small img.fashion_mnist ;;
+      # one variant per line: TASK [FLAGS…] ("(plan)" rows of results/tuning.tsv have no flags)
+      while read -r task flags; do
+        # shellcheck disable=SC2086
+        variant budget-small "$task" $flags < /dev/null
+      done <<'VARIANTS'
+aud.digits --lr 3e-3
+aud.digits
+aud.gender
+aud.intent --lr 3e-3
+aud.intent
+aud.intent --lr 1e-2
+aud.kws
+aud.kws --lr 6e-3
+aud.lang_id --lr 3e-3
+aud.lang_id
+aud.speaker_id
+img.char_ocr --rank 8 --alpha 16
+img.char_ocr
+img.count --rank 8 --alpha 16 --lr 6e-3
+img.count --rank 8 --alpha 16
+img.count
+img.fashion_mnist --rank 8 --alpha 16
+img.fashion_mnist
+img.font_family --rank 8 --alpha 16
+img.font_family --rank 8 --alpha 16 --lr 1e-3
+img.font_family --rank 8 --alpha 16 --lr 6e-3
+img.font_family
+img.shapes --rank 8 --alpha 16
+img.shapes --rank 8 --alpha 16 --lr 1e-3
+img.shapes --rank 8 --alpha 16 --lr 6e-3
+img.shapes
+img.shapes --rank 32 --alpha 64
+img.stroke_digit
+imu.cadence --lr 1e-3
+imu.cadence --lr 1.5e-3 --weight-decay 0.05
+imu.cadence --rank 16 --alpha 32
+imu.gesture --lr 1e-3
+imu.gesture --lr 1.5e-3 --weight-decay 0.05
+imu.har --lr 1e-3
+imu.har --lr 1.5e-3 --weight-decay 0.05
+imu.har --lr 5e-3
+imu.har --rank 16 --alpha 32
+mm.retrieval
+mm.retrieval --targets attn
+txt.spell --targets attn --rank 8 --alpha 16
+txt.spell --rank 8 --alpha 16
+txt.spell --targets attn --rank 8 --alpha 16 --lr 1e-2
+txt.spell --rank 8 --alpha 16 --lr 1e-3
+txt.spell --rank 8 --alpha 16 --lr 5e-3
+txt.spell
+txt.spell --rank 8 --alpha 16 --lr 2e-3
+txt.spell --rank 32 --alpha 64
+txt.spell --lr 5e-3
+txt.spell --seed 7
+txt.supersense --lr 6e-3
+txt.supersense --lr 1e-3
+VARIANTS
+      ;;
     *) echo "unknown variant set $s" >&2; exit 2 ;;
   esac
 done

@@ -357,8 +357,10 @@ Result<TaskPlan> make_plan(const TaskFacts & facts, const model::ModelConfig & c
         // 0.233 → 0.251, img.count 0.584 → 0.607, img.char_ocr 0.173 → 0.254, img.stroke_digit
         // 0.639 → 0.691, img.fashion_mnist 0.751 → 0.771 (rank 32 on img.shapes 0.234; lr 1e-3 /
         // 6e-3 at rank 8 within ±0.02 of 3e-3).
-        if (facts.modality == data::Modality::Image && facts.kind != "retrieve")
-            p.train.rank = 16, p.train.alpha = 32.0f;
+        if (facts.modality == data::Modality::Image && facts.kind != "retrieve") {
+            p.train.rank  = 16;
+            p.train.alpha = 32.0f;
+        }
     } else if (path == Path::Backbone) {
         // Text classification on m4-small, validation (results/tuning.tsv, set backbone-small):
         // 450 updates instead of 150: txt.supersense 0.487 → 0.582, txt.topic 0.410 → 0.486.
