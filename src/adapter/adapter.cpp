@@ -126,6 +126,9 @@ Result<Manifest> parse_manifest(const nlohmann::json & j) {
             if (pool != "mean" && pool != "last") return bad("\"head.pool\" must be mean or last");
             m.head_pool = pool == "mean" ? HeadPool::Mean : HeadPool::Last;
             if (m.head_in <= 0 || m.head_out <= 0) return bad("head dimensions must be positive");
+            m.head_hidden = h.value("hidden_dim", int64_t{0});
+            // An MLP head of at most 4096 hidden units (a 10 MB adapter's worth at in_dim 512).
+            if (m.head_hidden < 0 || m.head_hidden > 4096) return bad("\"head.hidden_dim\" must be in [0, 4096]");
         }
         if (j.contains("labels")) m.labels = j["labels"].get<std::vector<std::string>>();
         if (m.task == Task::Classify && !m.labels.empty() && static_cast<int64_t>(m.labels.size()) != m.head_out)
@@ -170,6 +173,8 @@ nlohmann::json manifest_to_json(const Manifest & m) {
                      {"in_dim", m.head_in},
                      {"out_dim", m.head_out},
                      {"pool", model::head_pool_name(m.head_pool)}};
+    // Written for a head with a hidden layer only: linear heads' manifests stay byte-identical.
+    if (m.head_type != HeadType::None && m.head_hidden > 0) j["head"]["hidden_dim"] = m.head_hidden;
     if (!m.labels.empty()) j["labels"] = m.labels;
     j["prompt"]     = m.prompt;
     j["generation"] = {{"max_new_tokens", m.generation.max_new_tokens},
@@ -340,9 +345,16 @@ Result<Adapter> Adapter::load(const std::string & path, const model::Model & fw,
         auto & h = a.weights_.head;
         h.type   = m.head_type;
         h.pool   = m.head_pool;
-        M4_ASSIGN_OR_RETURN(h.w, tensor_f32("head.weight", Shape{m.head_out, m.head_in}));
+        const bool mlp = m.head_hidden > 0;
+        M4_ASSIGN_OR_RETURN(h.w, tensor_f32(mlp ? "head.out.weight" : "head.weight",
+                                            Shape{m.head_out, mlp ? m.head_hidden : m.head_in}));
+        if (mlp) {
+            M4_ASSIGN_OR_RETURN(h.hidden_w, tensor_f32("head.hidden.weight", Shape{m.head_hidden, m.head_in}));
+            M4_ASSIGN_OR_RETURN(Tensor hb, tensor_f32("head.hidden.bias", Shape{m.head_hidden}));
+            h.hidden_bias = hb.f32();
+        }
         if (m.head_type != HeadType::Embed) {
-            M4_ASSIGN_OR_RETURN(Tensor b, tensor_f32("head.bias", Shape{m.head_out}));
+            M4_ASSIGN_OR_RETURN(Tensor b, tensor_f32(mlp ? "head.out.bias" : "head.bias", Shape{m.head_out}));
             h.bias = b.f32();
         }
     }
@@ -350,7 +362,7 @@ Result<Adapter> Adapter::load(const std::string & path, const model::Model & fw,
 }
 
 Status write_adapter(const std::string & path, const Manifest & m, const std::map<std::string, model::LoraPair> & lora,
-                     const Tensor & head_w, const Tensor & head_b) {
+                     const HeadTensors & head) {
     format::ContainerWriter w(format::FileKind::Adapter);
     w.set_header(manifest_to_json(m));
     for (const auto & [name, p] : lora) {
@@ -358,8 +370,15 @@ Status write_adapter(const std::string & path, const Manifest & m, const std::ma
         w.add("lora." + name + ".b", p.b);
     }
     if (m.head_type != HeadType::None) {
-        w.add("head.weight", head_w);
-        if (m.head_type != HeadType::Embed) w.add("head.bias", head_b);
+        // An MLP head names its output layer head.out.*: a reader that knows linear heads only
+        // then fails on the missing head.weight instead of skipping the hidden layer.
+        const bool mlp = m.head_hidden > 0;
+        if (mlp) {
+            w.add("head.hidden.weight", head.hidden_w);
+            w.add("head.hidden.bias", head.hidden_b);
+        }
+        w.add(mlp ? "head.out.weight" : "head.weight", head.w);
+        if (m.head_type != HeadType::Embed) w.add(mlp ? "head.out.bias" : "head.bias", head.b);
     }
     return w.write(path);
 }
@@ -384,7 +403,7 @@ Status write_random_adapter(const std::string & out_path, const model::Model & f
         p.b     = rand_tensor(Shape{lin->out(), m.lora_rank}, 1.0f / std::sqrt(float(m.lora_rank)));
         lora[t] = std::move(p);
     }
-    Tensor hw, hb;
+    HeadTensors head;
     if (m.task != Task::Generate) {
         m.head_type = m.task == Task::Classify  ? HeadType::Classify
                       : m.task == Task::Regress ? HeadType::Regress
@@ -392,10 +411,15 @@ Status write_random_adapter(const std::string & out_path, const model::Model & f
         m.head_in   = m.path == Path::Encoder ? c.embed_dim : c.backbone.width;
         if (m.task == Task::Classify && !m.labels.empty()) m.head_out = static_cast<int64_t>(m.labels.size());
         if (m.head_out <= 0) return invalid_argument("the head needs --labels or --out-dim");
-        hw = rand_tensor(Shape{m.head_out, m.head_in}, 1.0f / std::sqrt(float(m.head_in)));
-        hb = rand_tensor(Shape{m.head_out}, 0.1f);
+        const int64_t last_in = m.head_hidden > 0 ? m.head_hidden : m.head_in;
+        head.w                = rand_tensor(Shape{m.head_out, last_in}, 1.0f / std::sqrt(float(last_in)));
+        head.b                = rand_tensor(Shape{m.head_out}, 0.1f);
+        if (m.head_hidden > 0) {
+            head.hidden_w = rand_tensor(Shape{m.head_hidden, m.head_in}, 1.0f / std::sqrt(float(m.head_in)));
+            head.hidden_b = rand_tensor(Shape{m.head_hidden}, 0.1f);
+        }
     }
-    return write_adapter(out_path, m, lora, hw, hb);
+    return write_adapter(out_path, m, lora, head);
 }
 
 }  // namespace m4::adapter

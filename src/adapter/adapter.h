@@ -42,6 +42,7 @@ struct Manifest {
     model::HeadType head_type = model::HeadType::None;
     model::HeadPool head_pool = model::HeadPool::Mean;
     int64_t head_in = 0, head_out = 0;
+    int64_t head_hidden = 0;  // width of the head's hidden layer (0: a linear head)
     std::vector<std::string> labels;
     std::string prompt = "{input}";
     model::GenerateOptions generation;
@@ -82,9 +83,16 @@ class Adapter {
     model::AdapterWeights weights_;
 };
 
-// Writes an adapter: the manifest plus "lora.<target>.a/.b" and "head.weight"/"head.bias".
+// The head's tensors as written: w [out, in | hidden], b [out] (not for embed heads), and with a
+// hidden layer (manifest head_hidden > 0) hidden_w [hidden, in], hidden_b [hidden].
+struct HeadTensors {
+    Tensor w, b, hidden_w, hidden_b;
+};
+
+// Writes an adapter: the manifest plus "lora.<target>.a/.b" and "head.weight"/"head.bias", or for
+// a head with a hidden layer "head.hidden.weight"/"head.hidden.bias" and "head.out.weight"/"head.out.bias".
 Status write_adapter(const std::string & path, const Manifest & m, const std::map<std::string, model::LoraPair> & lora,
-                     const Tensor & head_w, const Tensor & head_b);
+                     const HeadTensors & head);
 
 // Expands target patterns: "all", "attn" (q,k,v,o), "mlp"/"ffn", or comma-separated linear names
 // with '*' wildcards, restricted to the linears the manifest's path executes.

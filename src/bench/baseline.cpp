@@ -131,7 +131,9 @@ Status write_identity_embed_head(const model::Model & fw, const TaskPlan & plan,
     Tensor w               = Tensor::empty(DType::F32, {m.head_out, m.head_in});
     std::fill(w.f32(), w.f32() + w.numel(), 0.0f);
     for (int64_t k = 0; k < m.head_out; ++k) w.f32()[k * m.head_in + k] = 1.0f;
-    return adapter::write_adapter(path, m, {}, w, Tensor());
+    adapter::HeadTensors head;
+    head.w = std::move(w);
+    return adapter::write_adapter(path, m, {}, head);
 }
 
 // Scores a baseline model as `m4fw eval` does; img.draw_scene (its own val split) by palette agreement.

@@ -408,6 +408,7 @@ int64_t adapter_parameter_count(const adapter::Adapter & ad) {
     if (w.head.type != model::HeadType::None) {
         n += w.head.w.numel();
         if (w.head.bias) n += w.head.w.numel() > 0 ? w.head.w.shape()[0] : 0;
+        if (w.head.has_hidden()) n += w.head.hidden_w.numel() + w.head.hidden_w.dim(0);  // + its bias
     }
     return n;
 }

@@ -11,6 +11,7 @@
 #include "adapter/adapter.h"
 #include "base/mapped_file.h"
 #include "bench/evaluate.h"
+#include "train/export.h"
 
 namespace m4::bench {
 namespace {
@@ -486,7 +487,6 @@ Status export_task_adapter(const train::TrainModel & tm, const TaskPlan & plan, 
     if (tm.options().mode == train::Mode::Full && fingerprint.empty())
         return invalid_argument(path + ": a full-mode run's head needs the fingerprint of the firmware it exported");
     const train::TaskSpec & t    = tm.tasks()[0];
-    const model::ModelConfig & c = tm.base().config();
     adapter::Manifest m;
     m.name                 = name;
     m.path                 = t.path;
@@ -524,27 +524,14 @@ Status export_task_adapter(const train::TrainModel & tm, const TaskPlan & plan, 
         m.lora_alpha = tm.options().lora_alpha;
         m.targets    = tm.lora_targets();
     }
-    Tensor hw, hb;
-    if (t.has_head()) {
-        const auto & head = tm.adapter().head;
-        m.head_type       = head.type;
-        m.head_pool       = head.pool;
-        m.head_in         = t.path == Path::Encoder ? c.embed_dim : c.backbone.width;
-        m.head_out        = t.out_dim;
-        hw                = Tensor::empty(DType::F32, {t.out_dim, m.head_in});
-        std::copy(head.w.f32(), head.w.f32() + hw.numel(), hw.f32());
-        if (head.bias) {
-            hb = Tensor::empty(DType::F32, {t.out_dim});
-            std::copy(head.bias, head.bias + t.out_dim, hb.f32());
-        }
-        if (t.objective == Objective::Regress) {
-            // y = scale · (z·Wᵀ + b) + shift: the adapter answers in the task's units.
-            const float scale = plan.recipe.value_scale, shift = plan.recipe.value_shift;
-            for (int64_t k = 0; k < hw.numel(); ++k) hw.f32()[k] *= scale;
-            for (int64_t k = 0; k < hb.numel(); ++k) hb.f32()[k] = hb.f32()[k] * scale + shift;
-        }
+    adapter::HeadTensors head = train::export_head(tm, t, &m);
+    if (t.has_head() && t.objective == Objective::Regress) {
+        // y = scale · (a·Wᵀ + b) + shift: the adapter answers in the task's units.
+        const float scale = plan.recipe.value_scale, shift = plan.recipe.value_shift;
+        for (int64_t k = 0; k < head.w.numel(); ++k) head.w.f32()[k] *= scale;
+        for (int64_t k = 0; k < head.b.numel(); ++k) head.b.f32()[k] = head.b.f32()[k] * scale + shift;
     }
-    return adapter::write_adapter(path, m, lora, hw, hb);
+    return adapter::write_adapter(path, m, lora, head);
 }
 
 Status init_zero_shot_head(train::TrainModel & tm, const TaskPlan & plan, const model::Model & fw,
@@ -602,6 +589,7 @@ nlohmann::json plan_to_json(const TaskPlan & p) {
           {"alpha", p.train.alpha},
           {"targets", p.train.targets},
           {"train_projector", p.train.train_projector},
+          {"head_hidden", p.train.head_hidden},
           {"steps", p.train.steps},
           {"few_shot_steps", p.train.few_shot_steps},
           {"zero_shot_init", p.train.zero_shot_init},

@@ -37,6 +37,7 @@ struct TrainSettings {
     float alpha            = 16.0f;
     std::string targets    = "attn";  // adapter::expand_targets pattern on the task's path; "none": head only
     bool train_projector   = false;   // full path: the projector learns too
+    int64_t head_hidden    = 0;       // head tasks: width of the head's hidden GELU layer (0: linear head)
     int64_t steps          = 150;
     int64_t batch          = 32;
     float lr               = 3e-3f;

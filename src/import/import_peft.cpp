@@ -189,7 +189,7 @@ Result<AdapterReport> import_peft_adapter(const std::string & dir, const std::st
     man.targets              = rep.targets;
     man.metrics              = {{"imported_from",
                                  {{"format", "peft-lora"}, {"path", dir}, {"base_model", j.value("base_model_name_or_path", "")}}}};
-    M4_RETURN_IF_ERROR(adapter::write_adapter(out_path, man, lora, Tensor(), Tensor()));
+    M4_RETURN_IF_ERROR(adapter::write_adapter(out_path, man, lora, {}));
     M4_RETURN_IF_ERROR(adapter::Adapter::load(out_path, *fw).status());  // binds and checks every shape
     return rep;
 }

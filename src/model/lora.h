@@ -28,11 +28,18 @@ enum class HeadPool { Mean = 0, Last };
 const char * head_type_name(HeadType t);
 const char * head_pool_name(HeadPool p);
 
+// A linear head, or with a hidden layer (an MLP head of depth 2):
+//     y = w·z + bias                                   hidden_w empty
+//     y = w·gelu(hidden_w·z + hidden_bias) + bias      hidden_w [hidden, in_dim], w [out_dim, hidden]
 struct HeadWeights {
     HeadType type = HeadType::None;
     HeadPool pool = HeadPool::Mean;
-    Tensor w;                      // [out_dim, in_dim] f32
-    const float * bias = nullptr;  // [out_dim] (classify, regress)
+    Tensor w;                             // [out_dim, in_dim | hidden] f32
+    const float * bias = nullptr;         // [out_dim] (classify, regress)
+    Tensor hidden_w;                      // [hidden, in_dim] f32, or empty
+    const float * hidden_bias = nullptr;  // [hidden] (with hidden_w)
+    bool has_hidden() const { return hidden_w.data() != nullptr; }
+    int64_t in_dim() const { return has_hidden() ? hidden_w.dim(1) : w.dim(1); }
 };
 
 // What the model needs of an adapter: its LoRA pairs by linear name, and its head.

@@ -104,9 +104,9 @@ Status Model::validate(Path path, Modality modality, std::span<const Request> ba
                                 ": a text embedding takes no adapter head (use the backbone path)");
         if (r.adapter && r.adapter->head.type != HeadType::None) {
             int64_t in = path == Path::Encoder ? config_.embed_dim : config_.backbone.width;
-            if (r.adapter->head.w.dim(1) != in)
+            if (r.adapter->head.in_dim() != in)
                 return incompatible("item " + std::to_string(i) + ": adapter head expects inputs of " +
-                                    std::to_string(r.adapter->head.w.dim(1)) + ", the " + path_name(path) +
+                                    std::to_string(r.adapter->head.in_dim()) + ", the " + path_name(path) +
                                     " path gives " + std::to_string(in));
         }
     }
@@ -173,6 +173,15 @@ void Model::build_backbone_inputs(Path path, Modality modality, std::span<const 
 void Model::apply_head(const HeadWeights & head, const float * z, Output * out) const {
     const int64_t n = head.w.dim(0);
     out->head.resize(n);
+    std::vector<float> hidden;
+    if (head.has_hidden()) {  // z [in] → gelu(hidden_w·z + hidden_bias) [H]
+        const int64_t H = head.hidden_w.dim(0);
+        std::vector<float> pre(static_cast<size_t>(H));
+        hidden.resize(static_cast<size_t>(H));
+        ops::matmul(z, head.hidden_w.dim(1), head.hidden_w, head.hidden_bias, pre.data(), H, 1);
+        ops::gelu(pre.data(), hidden.data(), H);
+        z = hidden.data();
+    }
     ops::matmul(z, head.w.dim(1), head.w, head.type == HeadType::Embed ? nullptr : head.bias, out->head.data(), n, 1);
     if (head.type == HeadType::Embed) {
         double s = 0;

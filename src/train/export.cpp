@@ -10,7 +10,6 @@ namespace m4::train {
 Status export_adapter(const TrainModel & tm, const std::string & path, const AdapterExport & info) {
     if (tm.options().mode != Mode::Adapter) return invalid_argument(path + ": only an adapter run exports an adapter");
     const TaskSpec & t           = tm.tasks().at(0);
-    const model::ModelConfig & c = tm.base().config();
     adapter::Manifest m;
     m.name                 = info.name;
     m.version              = info.version;
@@ -46,17 +45,26 @@ Status export_adapter(const TrainModel & tm, const std::string & path, const Ada
         m.lora_alpha = tm.options().lora_alpha;
         m.targets    = tm.lora_targets();
     }
-    Tensor hw, hb;
+    return adapter::write_adapter(path, m, lora, export_head(tm, t, &m));
+}
+
+adapter::HeadTensors export_head(const TrainModel & tm, const TaskSpec & t, adapter::Manifest * m) {
+    adapter::HeadTensors out;
+    if (!t.has_head()) return out;
+    const auto & c    = tm.base().config();
     const auto & head = tm.adapter().head;
-    if (t.has_head()) {
-        m.head_type = head.type;
-        m.head_pool = head.pool;
-        m.head_in   = t.path == model::Path::Encoder ? c.embed_dim : c.backbone.width;
-        m.head_out  = t.out_dim;
-        hw          = head.w;
-        if (head.bias) hb = Tensor::view(DType::F32, {t.out_dim}, head.bias);
+    m->head_type      = head.type;
+    m->head_pool      = head.pool;
+    m->head_in        = t.path == model::Path::Encoder ? c.embed_dim : c.backbone.width;
+    m->head_out       = t.out_dim;
+    m->head_hidden    = head.has_hidden() ? head.hidden_w.dim(0) : 0;
+    out.w             = head.w.clone();
+    if (head.bias) out.b = Tensor::view(DType::F32, {t.out_dim}, head.bias).clone();
+    if (head.has_hidden()) {
+        out.hidden_w = head.hidden_w.clone();
+        out.hidden_b = Tensor::view(DType::F32, {m->head_hidden}, head.hidden_bias).clone();
     }
-    return adapter::write_adapter(path, m, lora, hw, hb);
+    return out;
 }
 
 Status export_firmware(const TrainModel & tm, const std::string & path, const FirmwareExport & info) {

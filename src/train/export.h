@@ -9,6 +9,7 @@
 
 #include <string>
 
+#include "adapter/adapter.h"
 #include "train/train_model.h"
 
 namespace m4::train {
@@ -22,6 +23,10 @@ struct AdapterExport {
 // The trained LoRA pairs and head of the (single) task, bound to the base firmware's fingerprint;
 // a language-modelling task becomes a `generate` adapter (no head).
 Status export_adapter(const TrainModel & tm, const std::string & path, const AdapterExport & info);
+
+// The head of the run's (single) task as an adapter writes it (owned copies), and its manifest
+// fields (type, pool, dims, hidden width). No head: empty tensors, the manifest untouched.
+adapter::HeadTensors export_head(const TrainModel & tm, const TaskSpec & t, adapter::Manifest * m);
 
 struct FirmwareExport {
     std::string name;                                      // empty: the base firmware's name

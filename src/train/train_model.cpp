@@ -130,6 +130,8 @@ Status TrainModel::init(const std::vector<TaskSpec> & tasks, const ModelOptions 
     int heads = 0;
     for (const auto & t : tasks) heads += t.has_head();
     if (heads > 1) return invalid_argument("at most one task with a head per training run");
+    if (o.head_hidden < 0 || o.head_hidden > 4096)
+        return invalid_argument("head hidden width " + std::to_string(o.head_hidden) + " is outside [0, 4096]");
     if (o.mode == Mode::Adapter) {
         if (tasks.size() != 1) return invalid_argument("adapter training takes exactly one task");
         if (tasks[0].objective == Objective::Contrastive)
@@ -193,9 +195,21 @@ Status TrainModel::init(const std::vector<TaskSpec> & tasks, const ModelOptions 
                            : t.objective == Objective::Regress ? HeadType::Regress
                                                                : HeadType::Embed;
         h.pool           = t.path == Path::Encoder ? model::HeadPool::Mean : t.pool;
-        h.w = params_.add("head.weight", normal_tensor(rng, {t.out_dim, in}, 1.0 / std::sqrt(double(in))), true).value;
+        // Parameter names are the adapter's tensor names (adapter.h): head.* for a linear head,
+        // head.hidden.* and head.out.* for one with a hidden layer.
+        const int64_t H = o.head_hidden;
+        if (H > 0) {
+            h.hidden_w = params_.add("head.hidden.weight", normal_tensor(rng, {H, in}, 1.0 / std::sqrt(double(in))), true)
+                             .value;
+            h.hidden_bias = params_.add("head.hidden.bias", Tensor::zeros(DType::F32, {H}), false).value.f32();
+        }
+        const int64_t last_in = H > 0 ? H : in;
+        const std::string out = H > 0 ? "head.out" : "head";
+        h.w = params_.add(out + ".weight", normal_tensor(rng, {t.out_dim, last_in}, 1.0 / std::sqrt(double(last_in))),
+                          true)
+                  .value;
         if (h.type != HeadType::Embed)
-            h.bias = params_.add("head.bias", Tensor::zeros(DType::F32, {t.out_dim}), false).value.f32();
+            h.bias = params_.add(out + ".bias", Tensor::zeros(DType::F32, {t.out_dim}), false).value.f32();
     }
     for (const auto & t : tasks) {
         if ((t.objective == Objective::Embed || t.objective == Objective::Contrastive) && !logit_scale_) {

@@ -81,6 +81,7 @@ struct ModelOptions {
     float lora_alpha         = 16.0f;
     std::string lora_targets = "attn";  // adapter::expand_targets pattern; "none" for a head-only adapter
     bool train_projector     = false;   // full path: the projector learns too (a LoRA pair on it)
+    int64_t head_hidden      = 0;       // the head's hidden layer (GELU) width; 0: a linear head
     uint64_t seed            = 1;       // initialisation of LoRA A, heads
 };
 

@@ -146,11 +146,20 @@ Result<StepStats> TrainModel::run(const TaskSpec & task, const Batch & batch, fl
     // ---- heads ----------------------------------------------------------------------------------
     if (task.has_head()) {
         const auto & head = adapter_.head;
-        const int64_t in = head.w.dim(1), n_out = head.w.dim(0);
+        const int64_t in = head.in_dim(), n_out = head.w.dim(0);
         if (task.path != Path::Encoder) pool_rows(head.pool, z);
+        // With a hidden layer: a = gelu(z·Whᵀ + bh) [B, H] is the output layer's input.
+        const int64_t H = head.has_hidden() ? head.hidden_w.dim(0) : 0;
+        Buf pre, act;
+        if (H > 0) {
+            pre.resize(static_cast<size_t>(B * H)), act.resize(static_cast<size_t>(B * H));
+            ops::matmul(z.data(), in, head.hidden_w, head.hidden_bias, pre.data(), H, B);
+            ops::gelu(pre.data(), act.data(), B * H);
+        }
+        const Buf & last_in = H > 0 ? act : z;
         Buf logits(static_cast<size_t>(B * n_out)), y;
         const float * bias = head.type == HeadType::Embed ? nullptr : head.bias;
-        ops::matmul(z.data(), in, head.w, bias, logits.data(), n_out, B);
+        ops::matmul(last_in.data(), H > 0 ? H : in, head.w, bias, logits.data(), n_out, B);
         if (head.type == HeadType::Embed) {
             y.resize(logits.size());
             normalize_rows(logits.data(), B, n_out, y.data());
@@ -187,7 +196,16 @@ Result<StepStats> TrainModel::run(const TaskSpec & task, const Batch & batch, fl
         const model::Linear hl{"head", head.w, bias};
         Buf dz;
         zeros(dz, B * in);
-        linear_backward(sink, hl, z.data(), dlogits.data(), B, trunk_learns ? dz.data() : nullptr);
+        if (H > 0) {
+            Buf dact, dpre;
+            zeros(dact, B * H), zeros(dpre, B * H);
+            linear_backward(sink, hl, act.data(), dlogits.data(), B, dact.data());
+            ops::gelu_backward(ops::GeluForm::Erf, dact.data(), pre.data(), dpre.data(), B * H);
+            const model::Linear hidden{"head.hidden", head.hidden_w, head.hidden_bias};
+            linear_backward(sink, hidden, z.data(), dpre.data(), B, trunk_learns ? dz.data() : nullptr);
+        } else {
+            linear_backward(sink, hl, z.data(), dlogits.data(), B, trunk_learns ? dz.data() : nullptr);
+        }
         if (!trunk_learns) return st;
         if (task.path == Path::Encoder) {
             encoder_z_backward(m, B, dz);

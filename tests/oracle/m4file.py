@@ -400,9 +400,18 @@ def check_adapter(a, fw):
                     problems.append("lora.%s%s wrong/missing (want f32 %s)" % (X, suf, shp))
     head = h.get("head")
     if head:
-        if tuple(a.tensors["head.weight"].shape) != (head["out_dim"], head["in_dim"]):
-            problems.append("head.weight shape")
-        if head["type"] in ("classify", "regress") and "head.bias" not in a.tensors:
-            problems.append("head.bias missing")
+        hidden = head.get("hidden_dim", 0)
+        out = "head.out" if hidden else "head"
+        want = (head["out_dim"], hidden or head["in_dim"])
+        if out + ".weight" not in a.tensors or tuple(a.tensors[out + ".weight"].shape) != want:
+            problems.append("%s.weight missing or not %s" % (out, want))
+        if head["type"] in ("classify", "regress") and out + ".bias" not in a.tensors:
+            problems.append("%s.bias missing" % out)
+        if hidden:
+            hw, hb = a.tensors.get("head.hidden.weight"), a.tensors.get("head.hidden.bias")
+            if hw is None or tuple(hw.shape) != (hidden, head["in_dim"]):
+                problems.append("head.hidden.weight missing or not %s" % ((hidden, head["in_dim"]),))
+            if hb is None or tuple(hb.shape) != (hidden,):
+                problems.append("head.hidden.bias missing or not (%d,)" % hidden)
     if problems:
         raise ValueError("%s: bad adapter: %s" % (a.path, "; ".join(problems)))

@@ -146,12 +146,20 @@ class Adapter:
             for X in lora["targets"]:
                 self.lora[X] = (t64(f.tensors["lora.%s.a" % X]), t64(f.tensors["lora.%s.b" % X]))
         self.head = h.get("head")
-        self.head_w = t64(f.tensors["head.weight"]) if self.head else None
-        self.head_b = t64(f.tensors["head.bias"]) if "head.bias" in f.tensors else None
+        # A head with a hidden layer (head.hidden_dim > 0): head.hidden.* then head.out.*.
+        self.hidden = self.head.get("hidden_dim", 0) if self.head else 0
+        out = "head.out" if self.hidden else "head"
+        self.head_w = t64(f.tensors[out + ".weight"]) if self.head else None
+        self.head_b = t64(f.tensors[out + ".bias"]) if out + ".bias" in f.tensors else None
+        if self.hidden:
+            self.hidden_w = t64(f.tensors["head.hidden.weight"])
+            self.hidden_b = t64(f.tensors["head.hidden.bias"])
         self.used = set()
 
     def apply_head(self, z):
         t = self.head["type"]
+        if self.hidden:
+            z = gelu(z @ self.hidden_w.to(z.dtype).T + self.hidden_b.to(z.dtype))
         y = z @ self.head_w.to(z.dtype).T
         if t in ("classify", "regress"):
             return y + self.head_b.to(z.dtype)

@@ -62,6 +62,9 @@ ADAPTERS = [
     ("gen_img", "generate", "generator", "image", []),
     ("draw_txt", "generate", "full", "text", []),
     ("gen_tts", "generate", "generator", "audio", []),
+    # heads with a hidden GELU layer (head.hidden.*, head.out.*)
+    ("imu_mlp", "classify", "encoder", "imu", ["--labels", "u,v,w", "--head-hidden", "12"]),
+    ("bb_mlp_emb", "embed", "backbone", "text", ["--out-dim", "5", "--pool", "last", "--head-hidden", "7"]),
 ]
 AD = {a[0]: i for i, a in enumerate(ADAPTERS)}
 
@@ -110,11 +113,11 @@ def make_cases(inp, V):
          "items": [it("aud_reg", "a0"), it(None, "a1"), it("aud_reg", "a1"), it(None, "a2")]},
         {"name": "enc_imu", "kind": F, "path": "encoder", "modality": "imu",
          "items": [it("imu_emb", "imu0"), it("imu_cls", "imu1"), it(None, "imu1"),
-                   it("imu_emb", "imu1")]},
+                   it("imu_emb", "imu1"), it("imu_mlp", "imu0")]},
         {"name": "bb", "kind": F, "path": "backbone", "modality": "text",
          "items": [it("bb_cls", tokens=tok(5)), it("bb_emb", tokens=tok(3)),
                    it("bb_gen", tokens=tok(7)), it(None, tokens=tok(4)),
-                   it("bb_cls", tokens=tok(2))]},
+                   it("bb_cls", tokens=tok(2)), it("bb_mlp_emb", tokens=[9, 4, 17, 30])]},
         {"name": "full_image", "kind": F, "path": "full", "modality": "image",
          "items": [it("full_img_cls", "img0", tok(4)), it(None, "img1", tok(2)),
                    it("full_img_cls", "img2", tok(1))]},

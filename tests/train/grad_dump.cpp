@@ -82,12 +82,15 @@ Status run_case(const model::Model & fw, const nlohmann::json & c, const std::st
     const uint64_t seed = c.value("seed", uint64_t{1});
     o.seed              = seed;
     o.bf16              = c.value("bf16", false);
+    o.head_hidden       = c.value("head_hidden", int64_t{0});
     M4_ASSIGN_OR_RETURN(auto tm, TrainModel::create(fw, {t}, o));
     // Random parameter values: LoRA B (zero at init) and every master in full mode moved.
     Rng rng(seed * 7919 + 1);
     for (auto & p : tm->params().params()) {
         const bool lora_b = p.name.size() > 2 && p.name.compare(p.name.size() - 2, 2, ".b") == 0;
-        const double std  = o.mode == Mode::Full ? 0.02 : lora_b ? 0.2 : 0.0;
+        const double std  = o.mode == Mode::Full                           ? 0.02
+                            : lora_b || p.name == "head.hidden.bias" ? 0.2
+                                                                     : 0.0;
         for (int64_t i = 0; i < p.numel(); ++i) p.value.f32()[i] += static_cast<float>(rng.normal() * std);
     }
     Batch batch;

@@ -13,7 +13,7 @@ definition (docs/training.md) and differentiates it with autograd.
 Bound: per parameter tensor, max|g_cpp − g_ref| / max|g_ref| ≤ 1e-4 (f32 engine vs float64
 reference); the loss itself within 1e-5 relative. Covered: all four paths (every modality), every
 objective (LM with a loss mask, classify, regress, embed, contrastive, reconstruct), LoRA on every linear of the
-path (adapter mode) and every firmware tensor (full mode).
+path (adapter mode), heads with a hidden GELU layer, and every firmware tensor (full mode).
 """
 
 import argparse
@@ -43,7 +43,7 @@ ARGS = None
 WORK = None
 RESULTS = []
 
-# name, mode, objective, path, modality, out_dim, pool
+# name, mode, objective, path, modality, out_dim, pool[, head hidden width]
 CASES = [
     ("ad_enc_image_classify", "adapter", "classify", "encoder", "image", 3, "mean"),
     ("ad_enc_audio_regress", "adapter", "regress", "encoder", "audio", 2, "mean"),
@@ -60,6 +60,8 @@ CASES = [
     ("full_contrastive_imu", "full", "contrastive", "encoder", "imu", 0, "mean"),
     ("ad_gen_reconstruct", "adapter", "reconstruct", "generator", "image", 0, "mean"),
     ("full_gen_reconstruct", "full", "reconstruct", "generator", "image", 0, "mean"),
+    ("ad_enc_audio_classify_mlp", "adapter", "classify", "encoder", "audio", 3, "mean", 6),
+    ("ad_bb_embed_mlp_last", "adapter", "embed", "backbone", "text", 4, "last", 5),
 ]
 
 
@@ -85,6 +87,7 @@ class HeadOnly(reference.Adapter):
         self.lora, self.scale, self.used = {}, 0.0, set()
         self.head = {"type": head_type, "pool": pool}
         self.head_w, self.head_b = w, b
+        self.hidden = 0
 
 
 def make_adapter_leaves(ad):
@@ -95,12 +98,17 @@ def make_adapter_leaves(ad):
         ad.lora[X] = (A, B)
         leaves["lora.%s.a" % X] = A
         leaves["lora.%s.b" % X] = B
+    out = "head.out" if ad.hidden else "head"
     if ad.head_w is not None:
         ad.head_w = ad.head_w.clone().requires_grad_(True)
-        leaves["head.weight"] = ad.head_w
+        leaves[out + ".weight"] = ad.head_w
     if ad.head_b is not None:
         ad.head_b = ad.head_b.clone().requires_grad_(True)
-        leaves["head.bias"] = ad.head_b
+        leaves[out + ".bias"] = ad.head_b
+    if ad.hidden:
+        ad.hidden_w = ad.hidden_w.clone().requires_grad_(True)
+        ad.hidden_b = ad.hidden_b.clone().requires_grad_(True)
+        leaves["head.hidden.weight"], leaves["head.hidden.bias"] = ad.hidden_w, ad.hidden_b
     return leaves
 
 
@@ -127,7 +135,7 @@ def signal(s):
 
 
 def batch_loss(m, ad, case, samples, log_scale):
-    name, mode, objective, path, mod, out_dim, pool = case
+    name, mode, objective, path, mod, out_dim, pool = case[:7]
     if objective == "contrastive":
         zm = torch.stack([reference.normalise(m.encoder_z(mod, signal(s), None)) for s in samples])
         zt = torch.stack([m.text_embedding(m.backbone_hidden(m.build_inputs(s["tokens"]), None), None)
@@ -186,10 +194,10 @@ def setUpModule():
     fw = os.path.join(WORK, "fw.m4fw")
     run([ARGS.m4fw, "init", "--config", os.path.join(ORACLE, "oracle_config.json"), "--out", fw, "--seed", "7"])
     cases = []
-    for i, (name, mode, objective, path, mod, out_dim, pool) in enumerate(CASES):
+    for i, (name, mode, objective, path, mod, out_dim, pool, *hidden) in enumerate(CASES):
         cases.append({"name": name, "mode": mode, "objective": objective, "path": path, "modality": mod,
                       "out_dim": out_dim, "pool": pool, "rank": 3, "alpha": 6.0, "targets": "all",
-                      "batch": 3, "seed": 100 + i})
+                      "batch": 3, "seed": 100 + i, "head_hidden": hidden[0] if hidden else 0})
     with open(os.path.join(WORK, "cases.json"), "w") as f:
         json.dump({"firmware": fw, "out_dir": WORK, "cases": cases}, f)
     run([ARGS.dump, os.path.join(WORK, "cases.json")])

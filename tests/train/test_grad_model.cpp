@@ -147,6 +147,36 @@ TEST_F(GradModelTest, AdapterModeLoraAndHeadEveryTask) {
     std::printf("worst relative error: %.2e (%s)\n", worst.err, worst.where.c_str());
 }
 
+// Heads with a hidden GELU layer (head.hidden.*, head.out.*): every head task, LoRA on every
+// linear so the gradient also flows back through the hidden layer into the trunk.
+TEST_F(GradModelTest, AdapterModeHiddenLayerHeadEveryHeadTask) {
+    Worst worst;
+    int tasks = 0;
+    for (const TaskSpec & t : all_tasks()) {
+        if (!t.has_head()) continue;
+        train::ModelOptions o;
+        o.lora_targets = "all";
+        o.lora_rank    = 2;
+        o.lora_alpha   = 2;
+        o.head_hidden  = 5;
+        auto tm        = train::TrainModel::create(*model_, {t}, o);
+        ASSERT_TRUE(tm.is_ok()) << tm.status().message();
+        ASSERT_NE((*tm)->params().find("head.hidden.weight"), nullptr) << t.name;
+        ASSERT_NE((*tm)->params().find("head.out.weight"), nullptr) << t.name;
+        train::Rng rng(6);
+        for (auto & p : (*tm)->params().params()) {
+            const bool lora_b = p.name.size() > 2 && p.name.compare(p.name.size() - 2, 2, ".b") == 0;
+            // Nonzero LoRA B and hidden bias, so every gradient is exercised.
+            if (lora_b || p.name == "head.hidden.bias")
+                for (int64_t i = 0; i < p.numel(); ++i) p.value.f32()[i] = static_cast<float>(rng.normal() * 0.1);
+        }
+        check_all_params(**tm, t, random_batch(model_->config(), t, 5, 3), 6e-2, &worst);
+        ++tasks;
+    }
+    EXPECT_GE(tasks, 4) << "classify, regress and embed heads on the encoder and backbone paths";
+    std::printf("worst relative error: %.2e (%s)\n", worst.err, worst.where.c_str());
+}
+
 TEST_F(GradModelTest, RecomputationGivesTheSameGradients) {
     for (const TaskSpec & t : {all_tasks()[6], all_tasks()[0]}) {
         std::vector<std::vector<float>> grads[2];

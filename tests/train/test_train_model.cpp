@@ -87,6 +87,36 @@ TEST_F(TrainModelTest, AdapterInferEqualsModelRunOnEveryPathAndBaseDtype) {
     }
 }
 
+// A head with a hidden layer: training's forward, the exported adapter (head.hidden.*, head.out.*,
+// manifest hidden_dim) and Model::run agree, on every head task.
+TEST_F(TrainModelTest, HiddenLayerHeadInferEqualsModelRunAfterExport) {
+    const model::Model & fw = *models_[0];
+    int tasks               = 0;
+    for (const TaskSpec & t : all_tasks()) {
+        if (!t.has_head()) continue;
+        train::ModelOptions o;
+        o.lora_rank    = 2;
+        o.lora_alpha   = 4;
+        o.lora_targets = "attn";
+        o.head_hidden  = 9;
+        auto tm        = train::TrainModel::create(fw, {t}, o);
+        ASSERT_TRUE(tm.is_ok()) << tm.status().message();
+        randomise_params(**tm, 31);
+        const std::string path = temp_dir() + "/" + t.name + ".mlp.m4a";
+        ASSERT_TRUE(train::export_adapter(**tm, path, {.name = t.name}).is_ok());
+        auto ad = adapter::Adapter::load(path, fw);
+        ASSERT_TRUE(ad.is_ok()) << ad.status().message();
+        EXPECT_EQ(ad->manifest().head_hidden, 9);
+        EXPECT_EQ(adapter::manifest_to_json(ad->manifest())["head"]["hidden_dim"], 9);
+        ASSERT_TRUE(ad->weights().head.has_hidden());
+        EXPECT_EQ(ad->file().find("head.weight"), nullptr) << "an MLP head names its output layer head.out.*";
+        SCOPED_TRACE(t.name);
+        expect_same_as_run(**tm, fw, &*ad, t, 1e-5);
+        ++tasks;
+    }
+    EXPECT_GE(tasks, 4);
+}
+
 TEST_F(TrainModelTest, FullInferEqualsModelRunOfTheExportedFirmware) {
     const model::Model & base   = *models_[0];
     std::vector<TaskSpec> tasks = {all_tasks()[5], all_tasks()[6], contrastive_task(Modality::Audio), all_tasks()[9],

@@ -112,8 +112,10 @@ TEST_F(ModelTest, AdapterForMissingModalityIsRefused) {
     m.head_out             = 2;
     m.firmware_fingerprint = (*fw2)->fingerprint();
     std::string p          = temp_dir() + "/audio_only.m4a";
-    ASSERT_TRUE(
-        adapter::write_adapter(p, m, {}, Tensor::zeros(DType::F32, {2, 16}), Tensor::zeros(DType::F32, {2})).is_ok());
+    adapter::HeadTensors head;
+    head.w = Tensor::zeros(DType::F32, {2, 16});
+    head.b = Tensor::zeros(DType::F32, {2});
+    ASSERT_TRUE(adapter::write_adapter(p, m, {}, head).is_ok());
     auto a = adapter::Adapter::load(p, **fw2);
     ASSERT_FALSE(a.is_ok());
     expect_status(a.status(), StatusCode::Incompatible, "audio encoder");
@@ -122,6 +124,87 @@ TEST_F(ModelTest, AdapterForMissingModalityIsRefused) {
     auto out = (*fw2)->run(model::Path::Encoder, model::Modality::Audio, {&r, 1});
     ASSERT_FALSE(out.is_ok());
     expect_status(out.status(), StatusCode::Incompatible, "no audio encoder");
+}
+
+// A head with a hidden layer computes y = W·gelu(Wh·z + bh) + b on the encoder's raw pooled
+// embedding z (read here through a head-only identity regression adapter), and its manifest and
+// tensors are checked on load.
+TEST_F(ModelTest, HiddenLayerHeadComputesTheMlpAndIsCheckedOnLoad) {
+    const int64_t E = model_->config().embed_dim, H = 3, O = 2;
+    auto manifest   = [&](int64_t out, int64_t hidden) {
+        adapter::Manifest m;
+        m.task                 = adapter::Task::Regress;
+        m.modality             = model::Modality::Image;
+        m.head_type            = model::HeadType::Regress;
+        m.head_in              = E;
+        m.head_out             = out;
+        m.head_hidden          = hidden;
+        m.firmware_fingerprint = model_->fingerprint();
+        return m;
+    };
+    adapter::HeadTensors id;
+    id.w = Tensor::zeros(DType::F32, {E, E});
+    id.b = Tensor::zeros(DType::F32, {E});
+    for (int64_t k = 0; k < E; ++k) id.w.f32()[k * E + k] = 1.0f;
+    const std::string id_path = temp_dir() + "/identity_head.m4a";
+    ASSERT_TRUE(adapter::write_adapter(id_path, manifest(E, 0), {}, id).is_ok());
+    EXPECT_FALSE(adapter::manifest_to_json(manifest(E, 0))["head"].contains("hidden_dim"))
+        << "a linear head's manifest is unchanged";
+
+    adapter::HeadTensors mlp;
+    mlp.hidden_w = Tensor::empty(DType::F32, {H, E});
+    mlp.hidden_b = Tensor::empty(DType::F32, {H});
+    mlp.w        = Tensor::empty(DType::F32, {O, H});
+    mlp.b        = Tensor::empty(DType::F32, {O});
+    for (int64_t i = 0; i < mlp.hidden_w.numel(); ++i) mlp.hidden_w.f32()[i] = std::sin(0.7f * i) * 0.5f;
+    for (int64_t i = 0; i < H; ++i) mlp.hidden_b.f32()[i] = 0.1f * (i - 1);
+    for (int64_t i = 0; i < O * H; ++i) mlp.w.f32()[i] = std::cos(0.3f * i);
+    for (int64_t i = 0; i < O; ++i) mlp.b.f32()[i] = 0.25f * i;
+    const std::string mlp_path = temp_dir() + "/mlp_head.m4a";
+    ASSERT_TRUE(adapter::write_adapter(mlp_path, manifest(O, H), {}, mlp).is_ok());
+
+    auto a_id  = adapter::Adapter::load(id_path, *model_);
+    auto a_mlp = adapter::Adapter::load(mlp_path, *model_);
+    ASSERT_TRUE(a_id.is_ok()) << a_id.status().message();
+    ASSERT_TRUE(a_mlp.is_ok()) << a_mlp.status().message();
+    model::Request r;
+    r.signal  = ramp(8 * 8 * 3, 0.8f);
+    r.adapter = &a_id->weights();
+    auto z    = model_->run(model::Path::Encoder, model::Modality::Image, {&r, 1});
+    r.adapter = &a_mlp->weights();
+    auto y    = model_->run(model::Path::Encoder, model::Modality::Image, {&r, 1});
+    ASSERT_TRUE(z.is_ok() && y.is_ok());
+    const std::vector<float> & zv = (*z)[0].head;
+    ASSERT_EQ(static_cast<int64_t>(zv.size()), E);
+    ASSERT_EQ(static_cast<int64_t>((*y)[0].head.size()), O);
+    std::vector<double> act(H);
+    for (int64_t h = 0; h < H; ++h) {
+        double pre = mlp.hidden_b.f32()[h];
+        for (int64_t k = 0; k < E; ++k) pre += double(mlp.hidden_w.f32()[h * E + k]) * zv[k];
+        act[h] = 0.5 * pre * (1.0 + std::erf(pre / std::sqrt(2.0)));
+    }
+    for (int64_t o = 0; o < O; ++o) {
+        double want = mlp.b.f32()[o];
+        for (int64_t h = 0; h < H; ++h) want += double(mlp.w.f32()[o * H + h]) * act[h];
+        EXPECT_NEAR((*y)[0].head[o], want, 1e-4 * (1 + std::fabs(want))) << "output " << o;
+    }
+
+    // Faults: a hidden width out of range, a missing hidden tensor.
+    nlohmann::json j            = adapter::manifest_to_json(manifest(O, H));
+    j["head"]["hidden_dim"]     = 5000;
+    expect_status(adapter::parse_manifest(j).status(), StatusCode::InvalidArgument, "head.hidden_dim");
+    j["head"]["hidden_dim"] = -1;
+    expect_status(adapter::parse_manifest(j).status(), StatusCode::InvalidArgument, "head.hidden_dim");
+    format::ContainerWriter w(format::FileKind::Adapter);
+    w.set_header(adapter::manifest_to_json(manifest(O, H)));
+    w.add("head.hidden.weight", mlp.hidden_w);
+    w.add("head.out.weight", mlp.w);
+    w.add("head.out.bias", mlp.b);
+    const std::string bad_path = temp_dir() + "/mlp_no_hidden_bias.m4a";
+    ASSERT_TRUE(w.write(bad_path).is_ok());
+    auto bad = adapter::Adapter::load(bad_path, *model_);
+    ASSERT_FALSE(bad.is_ok());
+    expect_status(bad.status(), StatusCode::InvalidArgument, "head.hidden.bias");
 }
 
 TEST_F(ModelTest, InputFaultsNameTheProblem) {

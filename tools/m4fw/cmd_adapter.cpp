@@ -13,7 +13,8 @@ struct AdapterInitArgs {
                                pool = "mean", name = "random";
     int64_t rank = 4, out_dim = 0;
     float alpha   = 8;
-    uint64_t seed = 1;
+    uint64_t seed       = 1;
+    int64_t head_hidden = 0;
 };
 
 Status run_adapter_init(const AdapterInitArgs & a) {
@@ -60,6 +61,10 @@ Status run_adapter_init(const AdapterInitArgs & a) {
     }
     m.head_out  = a.out_dim;
     m.head_pool = a.pool == "last" ? model::HeadPool::Last : model::HeadPool::Mean;
+    if (a.head_hidden < 0 || a.head_hidden > 4096) return invalid_argument("--head-hidden: a width in [0, 4096]");
+    if (a.head_hidden > 0 && m.task == adapter::Task::Generate)
+        return invalid_argument("--head-hidden: a generate adapter has no head");
+    m.head_hidden = a.head_hidden;
     M4_RETURN_IF_ERROR(adapter::write_random_adapter(a.out, *fw, m, a.seed));
     M4_ASSIGN_OR_RETURN(adapter::Adapter ad, adapter::Adapter::load(a.out, *fw));
     fmt::print("wrote {}: {} {} adapter, {} LoRA targets, {} bytes\n", a.out, a.path, a.task, m.targets.size(),
@@ -85,6 +90,7 @@ void add_adapter_commands(CLI::App & app, int * rc) {
     cmd->add_option("--labels", a->labels, "comma-separated class labels (classify)");
     cmd->add_option("--out-dim", a->out_dim, "head outputs (regress, embed)");
     cmd->add_option("--pool", a->pool, "mean | last (backbone and full paths)");
+    cmd->add_option("--head-hidden", a->head_hidden, "width of a hidden GELU layer in the head (0: linear head)");
     cmd->add_option("--name", a->name, "adapter name");
     cmd->add_option("--seed", a->seed, "random seed");
     cmd->callback([a, rc] { *rc = report(run_adapter_init(*a)); });

@@ -42,7 +42,7 @@ namespace {
 struct TrainArgs {
     std::string firmware, task, out, name, checkpoint, loss_log, progress = "auto", targets = "attn", out_dtype = "f32";
     int64_t steps = 200, batch = 16, accum = 1, warmup = -1, eval_every = 0, eval_size = 256, checkpoint_every = 0;
-    int64_t log_every = 10, rank = 8;
+    int64_t log_every = 10, rank = 8, head_hidden = 0;
     float lr = 3e-3f, min_lr_ratio = 0.1f, weight_decay = 0.01f, clip = 1.0f, alpha = 16.0f;
     uint64_t seed = 1, init_seed = 1;
     bool resume = false, recompute = false, bf16 = false, train_projector = false;
@@ -121,6 +121,7 @@ void apply_flags(const TrainArgs & a, bench::TaskPlan * p) {
     if (given("--alpha")) p->train.alpha = a.alpha;
     if (given("--targets")) p->train.targets = a.targets;
     if (given("--train-projector")) p->train.train_projector = a.train_projector;
+    if (given("--head-hidden")) p->train.head_hidden = a.head_hidden;
     if (given("--steps")) p->train.steps = a.steps;
     if (given("--batch")) p->train.batch = a.batch;
     if (given("--lr")) p->train.lr = a.lr;
@@ -137,6 +138,7 @@ Status run_benchmark_adapter(const TrainArgs & a) {
                                     plan.facts.kind + ")");
         plan.train.steps = plan.train.few_shot_steps;
         plan.train.batch = std::min<int64_t>(plan.train.batch, 16);
+        plan.train.head_hidden = 0;  // a few examples per class fit a linear head (and its zero-shot start)
         // Few-shot heads start at the zero-shot classifier (better on validation: results/tuning.tsv).
         plan.train.zero_shot_init = !plan.zero_shot_templates.empty() && plan.spec.path == model::Path::Encoder;
     }
@@ -160,9 +162,13 @@ Status run_benchmark_adapter(const TrainArgs & a) {
     mo.lora_alpha      = plan.train.alpha;
     mo.lora_targets    = plan.train.targets;
     mo.train_projector = plan.train.train_projector && plan.spec.path == model::Path::Full;
+    mo.head_hidden     = plan.spec.has_head() ? plan.train.head_hidden : 0;
     mo.seed            = a.init_seed;
-    M4_ASSIGN_OR_RETURN(auto tm, train::TrainModel::create(*fw, {plan.spec}, mo));
     if (a.given.count("--zero-shot-init")) plan.train.zero_shot_init = a.zero_shot_init;
+    if (plan.train.zero_shot_init && mo.head_hidden > 0)
+        return invalid_argument("--zero-shot-init starts a linear head; the plan's head has a hidden layer of " +
+                                std::to_string(mo.head_hidden) + " (pass --head-hidden 0)");
+    M4_ASSIGN_OR_RETURN(auto tm, train::TrainModel::create(*fw, {plan.spec}, mo));
     if (plan.train.zero_shot_init) {
         train::Batch probe;
         train::Rng rng(a.seed + 17);
@@ -180,9 +186,12 @@ Status run_benchmark_adapter(const TrainArgs & a) {
     const std::string out = !a.out.empty() ? a.out
                             : a.shots > 0  ? fmt::format("trained/{}.{}shot.m4a", a.task, a.shots)
                                            : "trained/" + a.task + ".m4a";
-    fmt::print(stderr, "training {} ({}): {}; rank {}, targets {}, {} steps × batch {}, lr {}; {} parameters learn\n",
+    fmt::print(stderr,
+               "training {} ({}): {}; rank {}, targets {}, head hidden {}, {} steps × batch {}, lr {}; {} parameters "
+               "learn\n",
                a.task, a.shots > 0 ? fmt::format("{}-shot", a.shots) : "train split", plan.approach, plan.train.rank,
-               plan.train.targets, plan.train.steps, plan.train.batch, plan.train.lr, tm->params().numel());
+               plan.train.targets, mo.head_hidden, plan.train.steps, plan.train.batch, plan.train.lr,
+               tm->params().numel());
     train::Trainer trainer(*tm, {src.get()}, o);
     trainer.on_eval([](int64_t step, const std::vector<train::EvalResult> & ev) {
         for (const auto & e : ev)
@@ -348,6 +357,8 @@ void add_adapter_options(CLI::App * cmd, TrainArgs * a) {
     cmd->add_option("--alpha", a->alpha, "LoRA alpha (scale = alpha / rank)");
     cmd->add_option("--targets", a->targets, "LoRA targets: all | attn | mlp | names with * | none");
     cmd->add_flag("--train-projector", a->train_projector, "full path: the projector learns too (as a LoRA pair)");
+    cmd->add_option("--head-hidden", a->head_hidden,
+                    "head tasks: width of a hidden GELU layer in the head (0: a linear head)");
     cmd->add_option("--data", a->data, "benchmark tasks: the data directory (m4fw data build)");
     cmd->add_option("--shots", a->shots, "benchmark classification: train on K examples per class (few-shot)");
     cmd->add_option("--path", a->path, "benchmark tasks: run on this path instead of the plan's");
