@@ -8,7 +8,7 @@
 #
 # Variant sets: encoder, fewshot, backbone, lm, full (default: these five); encoder-small, backbone-small
 # (m4-small's encoder and text-classification plans), budget-small (m4-small: learning rate, rank and
-# targets at the plan's updates).
+# targets at the plan's updates), head-small (m4-small: a hidden layer in the head).
 set -uo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 m4fw="${M4FW:-$root/build/tools/m4fw/m4fw}"
@@ -164,6 +164,31 @@ txt.spell --lr 5e-3
 txt.spell --seed 7
 txt.supersense --lr 6e-3
 txt.supersense --lr 1e-3
+VARIANTS
+      ;;
+    head-small)  # m4-small: head depth (a hidden GELU layer of 256 or 512) at the plan's updates; every
+      # other setting is the plan's. The budget-small rows above ran with linear heads (--head-hidden 0).
+      while read -r task flags; do
+        # shellcheck disable=SC2086
+        variant head-small "$task" $flags < /dev/null
+      done <<'VARIANTS'
+aud.digits --head-hidden 256
+aud.intent --head-hidden 256
+aud.intent --head-hidden 512
+aud.lang_id --head-hidden 256
+aud.speaker_id --head-hidden 256
+img.count --head-hidden 256
+img.count --head-hidden 512
+img.fashion_mnist --head-hidden 256
+img.font_family --head-hidden 256
+img.stroke_digit --head-hidden 256
+imu.airwrite --head-hidden 256
+imu.cadence --head-hidden 256
+imu.cadence --head-hidden 512
+imu.gesture --head-hidden 256
+imu.har --head-hidden 256
+mm.retrieval --head-hidden 256
+txt.supersense --head-hidden 256
 VARIANTS
       ;;
     *) echo "unknown variant set $s" >&2; exit 2 ;;

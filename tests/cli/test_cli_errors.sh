@@ -57,6 +57,13 @@ expect_ok "adapter" "$m4fw" adapter init --firmware fw.m4fw --out img.m4a --task
   --modality image --labels a,b,c
 expect_ok "adapter other" "$m4fw" adapter init --firmware other.m4fw --out foreign.m4a --task classify \
   --path encoder --modality image --labels a,b
+expect_ok "adapter with a hidden-layer head" "$m4fw" adapter init --firmware fw.m4fw --out mlp.m4a \
+  --task classify --path encoder --modality image --labels a,b,c --head-hidden 8
+shown=$("$m4fw" inspect mlp.m4a 2>/dev/null)
+grep -qF "head: classify" <<<"$shown" && grep -qF "→ 8 (GELU) → 3" <<<"$shown" \
+  && { pass=$((pass + 1)); echo "PASS hidden-layer head shown"; } || { fail=$((fail + 1)); echo "FAIL hidden-layer head: $shown"; }
+expect_fail "head hidden width out of range" "--head-hidden" "[0, 4096]" -- "$m4fw" adapter init --firmware fw.m4fw \
+  --out wide.m4a --task classify --path encoder --modality image --labels a,b --head-hidden 5000
 expect_fail "adapter of another firmware" "foreign.m4a" "retrain" -- "$m4fw" run --firmware fw.m4fw \
   --adapter foreign.m4a x.png
 printf 'not an image' >bad.png

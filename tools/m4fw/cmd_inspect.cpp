@@ -154,7 +154,8 @@ Status inspect_adapter(const InspectArgs & a) {
     if (m.lora_rank > 0)
         fmt::print("lora: rank {} alpha {} on {} linear layers\n", m.lora_rank, m.lora_alpha, m.targets.size());
     if (m.head_type != model::HeadType::None)
-        fmt::print("head: {} {} → {} (pool {})\n", model::head_type_name(m.head_type), m.head_in, m.head_out,
+        fmt::print("head: {} {} → {}{} (pool {})\n", model::head_type_name(m.head_type), m.head_in,
+                   m.head_hidden > 0 ? fmt::format("{} (GELU) → ", m.head_hidden) : std::string(), m.head_out,
                    model::head_pool_name(m.head_pool));
     if (!m.labels.empty()) fmt::print("labels: {}\n", fmt::join(m.labels, ", "));
     if (!m.metrics.empty()) fmt::print("metrics: {}\n", m.metrics.dump());
