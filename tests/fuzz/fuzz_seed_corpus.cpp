@@ -42,6 +42,15 @@ int main(int argc, char ** argv) {
     ad.add("head.bias", Tensor::zeros(DType::F32, {2}));
     b = ad.serialize();
     if (!write_file_atomic(dir + "/seed_adapter", b.data(), b.size()).is_ok()) return 1;
+    m.head_hidden = 3;  // a head with a hidden layer: head.hidden.*, head.out.*
+    format::ContainerWriter mlp(format::FileKind::Adapter);
+    mlp.set_header(adapter::manifest_to_json(m));
+    mlp.add("head.hidden.weight", Tensor::zeros(DType::F32, {3, 4}));
+    mlp.add("head.hidden.bias", Tensor::zeros(DType::F32, {3}));
+    mlp.add("head.out.weight", Tensor::zeros(DType::F32, {2, 3}));
+    mlp.add("head.out.bias", Tensor::zeros(DType::F32, {2}));
+    b = mlp.serialize();
+    if (!write_file_atomic(dir + "/seed_adapter_mlp_head", b.data(), b.size()).is_ok()) return 1;
     // Seeds for fuzz_import: a small safetensors file and a small GGUF file (F32 and Q8_0 tensors).
     std::string st = R"({"a":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]},)"
                      R"("b":{"dtype":"BF16","shape":[2],"data_offsets":[16,20]},"__metadata__":{"format":"pt"}})";
