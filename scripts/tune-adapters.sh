@@ -166,8 +166,8 @@ txt.supersense --lr 6e-3
 txt.supersense --lr 1e-3
 VARIANTS
       ;;
-    head-small)  # m4-small: head depth (a hidden GELU layer of 256 or 512) at the plan's updates; every
-      # other setting is the plan's. The budget-small rows above ran with linear heads (--head-hidden 0).
+    head-small)  # m4-small: head depth (a hidden GELU layer of 64-512) at the plan's updates, and rank 32
+      # on two image tasks; every other setting is the plan's. The budget-small rows above ran with linear heads (--head-hidden 0).
       while read -r task flags; do
         # shellcheck disable=SC2086
         variant head-small "$task" $flags < /dev/null
@@ -177,15 +177,20 @@ aud.intent --head-hidden 256
 aud.intent --head-hidden 512
 aud.lang_id --head-hidden 256
 aud.speaker_id --head-hidden 256
+img.count --head-hidden 128
 img.count --head-hidden 256
 img.count --head-hidden 512
+img.count --head-hidden 256 --rank 32 --alpha 64
 img.fashion_mnist --head-hidden 256
+img.font_family --head-hidden 128
 img.font_family --head-hidden 256
+img.font_family --rank 32 --alpha 64
 img.stroke_digit --head-hidden 256
 imu.airwrite --head-hidden 256
 imu.cadence --head-hidden 256
 imu.cadence --head-hidden 512
 imu.gesture --head-hidden 256
+imu.har --head-hidden 64
 imu.har --head-hidden 256
 mm.retrieval --head-hidden 256
 txt.supersense --head-hidden 256
