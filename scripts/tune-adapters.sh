@@ -52,6 +52,15 @@ variant() {
     "$(awk "BEGIN { printf \"%.1f\", $t1 - $t0 }")" | tee -a "$out"
 }
 
+# variants SET: one variant per line of stdin, "TASK [FLAGS…]" (m4fw keeps the terminal's stdin).
+variants() {
+  local task flags
+  while read -r task flags; do
+    # shellcheck disable=SC2086
+    variant "$1" "$task" $flags < /dev/null
+  done
+}
+
 for s in "${sets[@]}"; do
   case "$s" in
     encoder)  # LoRA on encoder attention vs a head only; steps; learning rate
@@ -109,10 +118,7 @@ for s in "${sets[@]}"; do
       done ;;
     budget-small)  # m4-small: lr, rank and targets at the plan's updates (the baselines' budget unchanged);
       # one variant per line: TASK [FLAGS…] ("(plan)" rows of results/tuning.tsv have no flags)
-      while read -r task flags; do
-        # shellcheck disable=SC2086
-        variant budget-small "$task" $flags < /dev/null
-      done <<'VARIANTS'
+      variants budget-small <<'VARIANTS'
 aud.digits --lr 3e-3
 aud.digits
 aud.gender
@@ -168,10 +174,7 @@ VARIANTS
       ;;
     head-small)  # m4-small: head depth (a hidden GELU layer of 64-512) at the plan's updates, and rank 32
       # on two image tasks; every other setting is the plan's. The budget-small rows above ran with linear heads (--head-hidden 0).
-      while read -r task flags; do
-        # shellcheck disable=SC2086
-        variant head-small "$task" $flags < /dev/null
-      done <<'VARIANTS'
+      variants head-small <<'VARIANTS'
 aud.digits --head-hidden 256
 aud.intent --head-hidden 256
 aud.intent --head-hidden 512
