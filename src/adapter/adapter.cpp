@@ -342,9 +342,9 @@ Result<Adapter> Adapter::load(const std::string & path, const model::Model & fw,
         if (m.head_in != in)
             return incompatible(path + ": head takes " + std::to_string(m.head_in) + " inputs, the " +
                                 model::path_name(m.path) + " path gives " + std::to_string(in));
-        auto & h = a.weights_.head;
-        h.type   = m.head_type;
-        h.pool   = m.head_pool;
+        auto & h       = a.weights_.head;
+        h.type         = m.head_type;
+        h.pool         = m.head_pool;
         const bool mlp = m.head_hidden > 0;
         M4_ASSIGN_OR_RETURN(h.w, tensor_f32(mlp ? "head.out.weight" : "head.weight",
                                             Shape{m.head_out, mlp ? m.head_hidden : m.head_in}));

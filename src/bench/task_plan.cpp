@@ -389,7 +389,8 @@ Result<TaskPlan> make_plan(const TaskFacts & facts, const model::ModelConfig & c
     p.train.few_shot_steps = 40;
     auto it                = overrides().find(name);
     if (it != overrides().end()) it->second(p);
-    if (p.train.head_hidden > 0 && p.spec.has_head()) {  // "classification head (…)" → "… head with a hidden layer of H (…)"
+    // "classification head (…)" → "classification head with a hidden layer of H (…)"
+    if (p.train.head_hidden > 0 && p.spec.has_head()) {
         const size_t at = p.approach.find(" head");
         if (at != std::string::npos)
             p.approach.insert(at + 5, fmt::format(" with a hidden layer of {}", p.train.head_hidden));
@@ -507,7 +508,7 @@ Status export_task_adapter(const train::TrainModel & tm, const TaskPlan & plan, 
     if (tm.tasks().size() != 1) return invalid_argument(path + ": only a single-task run exports an adapter");
     if (tm.options().mode == train::Mode::Full && fingerprint.empty())
         return invalid_argument(path + ": a full-mode run's head needs the fingerprint of the firmware it exported");
-    const train::TaskSpec & t    = tm.tasks()[0];
+    const train::TaskSpec & t = tm.tasks()[0];
     adapter::Manifest m;
     m.name                 = name;
     m.path                 = t.path;

@@ -9,7 +9,7 @@ namespace m4::train {
 
 Status export_adapter(const TrainModel & tm, const std::string & path, const AdapterExport & info) {
     if (tm.options().mode != Mode::Adapter) return invalid_argument(path + ": only an adapter run exports an adapter");
-    const TaskSpec & t           = tm.tasks().at(0);
+    const TaskSpec & t = tm.tasks().at(0);
     adapter::Manifest m;
     m.name                 = info.name;
     m.version              = info.version;

@@ -199,15 +199,14 @@ Status TrainModel::init(const std::vector<TaskSpec> & tasks, const ModelOptions 
         // head.hidden.* and head.out.* for one with a hidden layer.
         const int64_t H = o.head_hidden;
         if (H > 0) {
-            h.hidden_w = params_.add("head.hidden.weight", normal_tensor(rng, {H, in}, 1.0 / std::sqrt(double(in))), true)
-                             .value;
+            const double hidden_std = 1.0 / std::sqrt(double(in));
+            h.hidden_w    = params_.add("head.hidden.weight", normal_tensor(rng, {H, in}, hidden_std), true).value;
             h.hidden_bias = params_.add("head.hidden.bias", Tensor::zeros(DType::F32, {H}), false).value.f32();
         }
         const int64_t last_in = H > 0 ? H : in;
         const std::string out = H > 0 ? "head.out" : "head";
-        h.w = params_.add(out + ".weight", normal_tensor(rng, {t.out_dim, last_in}, 1.0 / std::sqrt(double(last_in))),
-                          true)
-                  .value;
+        const double w_std    = 1.0 / std::sqrt(double(last_in));
+        h.w = params_.add(out + ".weight", normal_tensor(rng, {t.out_dim, last_in}, w_std), true).value;
         if (h.type != HeadType::Embed)
             h.bias = params_.add(out + ".bias", Tensor::zeros(DType::F32, {t.out_dim}), false).value.f32();
     }

@@ -88,9 +88,7 @@ Status run_case(const model::Model & fw, const nlohmann::json & c, const std::st
     Rng rng(seed * 7919 + 1);
     for (auto & p : tm->params().params()) {
         const bool lora_b = p.name.size() > 2 && p.name.compare(p.name.size() - 2, 2, ".b") == 0;
-        const double std  = o.mode == Mode::Full                           ? 0.02
-                            : lora_b || p.name == "head.hidden.bias" ? 0.2
-                                                                     : 0.0;
+        const double std  = o.mode == Mode::Full ? 0.02 : lora_b || p.name == "head.hidden.bias" ? 0.2 : 0.0;
         for (int64_t i = 0; i < p.numel(); ++i) p.value.f32()[i] += static_cast<float>(rng.normal() * std);
     }
     Batch batch;

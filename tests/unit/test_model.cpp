@@ -131,7 +131,7 @@ TEST_F(ModelTest, AdapterForMissingModalityIsRefused) {
 // tensors are checked on load.
 TEST_F(ModelTest, HiddenLayerHeadComputesTheMlpAndIsCheckedOnLoad) {
     const int64_t E = model_->config().embed_dim, H = 3, O = 2;
-    auto manifest   = [&](int64_t out, int64_t hidden) {
+    auto manifest = [&](int64_t out, int64_t hidden) {
         adapter::Manifest m;
         m.task                 = adapter::Task::Regress;
         m.modality             = model::Modality::Image;
@@ -190,8 +190,8 @@ TEST_F(ModelTest, HiddenLayerHeadComputesTheMlpAndIsCheckedOnLoad) {
     }
 
     // Faults: a hidden width out of range, a missing hidden tensor.
-    nlohmann::json j            = adapter::manifest_to_json(manifest(O, H));
-    j["head"]["hidden_dim"]     = 5000;
+    nlohmann::json j        = adapter::manifest_to_json(manifest(O, H));
+    j["head"]["hidden_dim"] = 5000;
     expect_status(adapter::parse_manifest(j).status(), StatusCode::InvalidArgument, "head.hidden_dim");
     j["head"]["hidden_dim"] = -1;
     expect_status(adapter::parse_manifest(j).status(), StatusCode::InvalidArgument, "head.hidden_dim");

@@ -12,7 +12,7 @@ struct AdapterInitArgs {
     std::string firmware, out, task = "classify", path = "encoder", modality = "image", targets = "all", labels,
                                pool = "mean", name = "random";
     int64_t rank = 4, out_dim = 0;
-    float alpha   = 8;
+    float alpha         = 8;
     uint64_t seed       = 1;
     int64_t head_hidden = 0;
 };

@@ -136,8 +136,8 @@ Status run_benchmark_adapter(const TrainArgs & a) {
         if (plan.spec.objective != train::Objective::Classify)
             return invalid_argument("--shots: few-shot training needs a classification task ('" + a.task + "' is " +
                                     plan.facts.kind + ")");
-        plan.train.steps = plan.train.few_shot_steps;
-        plan.train.batch = std::min<int64_t>(plan.train.batch, 16);
+        plan.train.steps       = plan.train.few_shot_steps;
+        plan.train.batch       = std::min<int64_t>(plan.train.batch, 16);
         plan.train.head_hidden = 0;  // a few examples per class fit a linear head (and its zero-shot start)
         // Few-shot heads start at the zero-shot classifier (better on validation: results/tuning.tsv).
         plan.train.zero_shot_init = !plan.zero_shot_templates.empty() && plan.spec.path == model::Path::Encoder;
