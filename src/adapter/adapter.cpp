@@ -127,8 +127,8 @@ Result<Manifest> parse_manifest(const nlohmann::json & j) {
             m.head_pool = pool == "mean" ? HeadPool::Mean : HeadPool::Last;
             if (m.head_in <= 0 || m.head_out <= 0) return bad("head dimensions must be positive");
             m.head_hidden = h.value("hidden_dim", int64_t{0});
-            // An MLP head of at most 4096 hidden units (a 10 MB adapter's worth at in_dim 512).
-            if (m.head_hidden < 0 || m.head_hidden > 4096) return bad("\"head.hidden_dim\" must be in [0, 4096]");
+            if (m.head_hidden < 0 || m.head_hidden > model::kMaxHeadHidden)
+                return bad("\"head.hidden_dim\" must be in [0, " + std::to_string(model::kMaxHeadHidden) + "]");
         }
         if (j.contains("labels")) m.labels = j["labels"].get<std::vector<std::string>>();
         if (m.task == Task::Classify && !m.labels.empty() && static_cast<int64_t>(m.labels.size()) != m.head_out)

@@ -28,6 +28,10 @@ enum class HeadPool { Mean = 0, Last };
 const char * head_type_name(HeadType t);
 const char * head_pool_name(HeadPool p);
 
+// The widest hidden layer a head may have (an adapter's manifest, training, m4fw adapter init):
+// 4096 × in_dim 512 is an 8 MiB layer, within the paper's 10 MB per adapter.
+inline constexpr int64_t kMaxHeadHidden = 4096;
+
 // A linear head, or with a hidden layer (an MLP head of depth 2):
 //     y = w·z + bias                                   hidden_w empty
 //     y = w·gelu(hidden_w·z + hidden_bias) + bias      hidden_w [hidden, in_dim], w [out_dim, hidden]

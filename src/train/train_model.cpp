@@ -130,8 +130,9 @@ Status TrainModel::init(const std::vector<TaskSpec> & tasks, const ModelOptions 
     int heads = 0;
     for (const auto & t : tasks) heads += t.has_head();
     if (heads > 1) return invalid_argument("at most one task with a head per training run");
-    if (o.head_hidden < 0 || o.head_hidden > 4096)
-        return invalid_argument("head hidden width " + std::to_string(o.head_hidden) + " is outside [0, 4096]");
+    if (o.head_hidden < 0 || o.head_hidden > model::kMaxHeadHidden)
+        return invalid_argument("head hidden width " + std::to_string(o.head_hidden) + " is outside [0, " +
+                                std::to_string(model::kMaxHeadHidden) + "]");
     if (o.mode == Mode::Adapter) {
         if (tasks.size() != 1) return invalid_argument("adapter training takes exactly one task");
         if (tasks[0].objective == Objective::Contrastive)

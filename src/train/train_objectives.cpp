@@ -196,15 +196,16 @@ Result<StepStats> TrainModel::run(const TaskSpec & task, const Batch & batch, fl
         const model::Linear hl{"head", head.w, bias};
         Buf dz;
         zeros(dz, B * in);
+        Buf dact, dpre;  // with a hidden layer: the gradient at its output and at its input
+        if (H > 0) zeros(dact, B * H), zeros(dpre, B * H);
+        linear_backward(sink, hl, last_in.data(), dlogits.data(), B,
+                        H > 0          ? dact.data()
+                        : trunk_learns ? dz.data()
+                                       : nullptr);
         if (H > 0) {
-            Buf dact, dpre;
-            zeros(dact, B * H), zeros(dpre, B * H);
-            linear_backward(sink, hl, act.data(), dlogits.data(), B, dact.data());
             ops::gelu_backward(ops::GeluForm::Erf, dact.data(), pre.data(), dpre.data(), B * H);
             const model::Linear hidden{"head.hidden", head.hidden_w, head.hidden_bias};
             linear_backward(sink, hidden, z.data(), dpre.data(), B, trunk_learns ? dz.data() : nullptr);
-        } else {
-            linear_backward(sink, hl, z.data(), dlogits.data(), B, trunk_learns ? dz.data() : nullptr);
         }
         if (!trunk_learns) return st;
         if (task.path == Path::Encoder) {

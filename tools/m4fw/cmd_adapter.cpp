@@ -61,7 +61,8 @@ Status run_adapter_init(const AdapterInitArgs & a) {
     }
     m.head_out  = a.out_dim;
     m.head_pool = a.pool == "last" ? model::HeadPool::Last : model::HeadPool::Mean;
-    if (a.head_hidden < 0 || a.head_hidden > 4096) return invalid_argument("--head-hidden: a width in [0, 4096]");
+    if (a.head_hidden < 0 || a.head_hidden > model::kMaxHeadHidden)
+        return invalid_argument("--head-hidden: a width in [0, " + std::to_string(model::kMaxHeadHidden) + "]");
     if (a.head_hidden > 0 && m.task == adapter::Task::Generate)
         return invalid_argument("--head-hidden: a generate adapter has no head");
     m.head_hidden = a.head_hidden;
